@@ -1,0 +1,144 @@
+//! Shared by every kernel test: one GPU per test binary, seeded random data, the relative-error
+//! measure, finite differences and the PyTorch fixtures.
+#![allow(dead_code)] // each test binary uses its own subset of these helpers
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use sn_wgpu::{Gpu, Tensor};
+
+/// The device every test in this binary shares. GPU tests never skip: no adapter is a failure.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new() {
+        Ok(gpu) => gpu,
+        Err(e) => panic!("GPU tests need an adapter and found none: {e:#}"),
+    })
+}
+
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// `n` samples of N(0, 1) as f32.
+pub fn randn(rng: &mut StdRng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| StandardNormal.sample(rng)).collect()
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| f64::from(x)).collect()
+}
+
+pub fn upload(data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(gpu(), data, shape, "test input").expect("upload")
+}
+
+/// An output tensor filled with NaN, so any element the kernel leaves unwritten fails the test.
+pub fn poisoned(shape: &[usize]) -> Tensor {
+    let t = Tensor::zeros(gpu(), shape, "test output").expect("allocate");
+    t.poison(gpu());
+    t
+}
+
+/// Records work with `f` into one encoder and submits it.
+pub fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
+    let g = gpu();
+    let mut encoder = g.encoder("test");
+    f(&mut encoder);
+    g.submit(encoder);
+}
+
+/// ||out - ref|| / ||ref||; infinite when `out` holds a NaN or infinity. When the reference is
+/// all zeros, the absolute norm of the difference.
+pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
+    assert_eq!(out.len(), reference.len(), "output has {} values, reference {}", out.len(), reference.len());
+    if out.iter().any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
+    let diff: f64 = out.iter().zip(reference).map(|(&o, &r)| (f64::from(o) - r).powi(2)).sum::<f64>().sqrt();
+    let norm: f64 = reference.iter().map(|r| r * r).sum::<f64>().sqrt();
+    if norm == 0.0 { diff } else { diff / norm }
+}
+
+/// Fails with the case name, the error and the bound when `out` is not within `tol` of `reference`.
+#[track_caller]
+pub fn assert_close(what: &str, out: &[f32], reference: &[f64], tol: f64) {
+    let e = rel_err(out, reference);
+    assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.0e} (first values gpu {:?} vs ref {:?})",
+        &out[..out.len().min(4)], &reference[..reference.len().min(4)]);
+}
+
+/// Relative error between two f64 vectors (finite differences against an analytic gradient).
+pub fn rel_err_f64(a: &[f64], b: &[f64]) -> f64 {
+    let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
+    if norm == 0.0 { diff } else { diff / norm }
+}
+
+/// Central-difference gradient of the scalar `f` at `x`, in f64.
+pub fn numeric_grad(f: impl Fn(&[f64]) -> f64, x: &[f64], h: f64) -> Vec<f64> {
+    let mut probe = x.to_vec();
+    (0..x.len())
+        .map(|i| {
+            probe[i] = x[i] + h;
+            let up = f(&probe);
+            probe[i] = x[i] - h;
+            let down = f(&probe);
+            probe[i] = x[i];
+            (up - down) / (2.0 * h)
+        })
+        .collect()
+}
+
+/// `sum(a * b)`: turns an op's output into a scalar whose gradient with respect to the output is `b`.
+pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A PyTorch fixture from `kernels-tests/fixtures/NAME.safetensors`, written by
+/// `tools/make_fixtures.py`: named f32 tensors plus string metadata.
+pub struct Fixture {
+    pub name: String,
+    tensors: HashMap<String, (Vec<f32>, Vec<usize>)>,
+    pub metadata: HashMap<String, String>,
+}
+
+impl Fixture {
+    pub fn load(name: &str) -> Fixture {
+        let path = format!("{}/kernels-tests/fixtures/{name}.safetensors", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (regenerate with `python3 tools/make_fixtures.py`)"));
+        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
+        let metadata = meta.metadata().clone().unwrap_or_default();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let tensors = st
+            .tensors()
+            .into_iter()
+            .map(|(k, v)| {
+                assert_eq!(v.dtype(), safetensors::Dtype::F32, "{path}: tensor {k} is not f32");
+                let data: Vec<f32> = v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+                (k, (data, v.shape().to_vec()))
+            })
+            .collect();
+        Fixture { name: name.to_string(), tensors, metadata }
+    }
+
+    /// A tensor's values and shape; panics naming the fixture and tensor when it is missing.
+    pub fn tensor(&self, key: &str) -> (Vec<f32>, Vec<usize>) {
+        self.tensors.get(key).cloned().unwrap_or_else(|| panic!("fixture {}: no tensor {key}", self.name))
+    }
+
+    /// A numeric metadata value (stride, padding, ...).
+    pub fn meta<T: std::str::FromStr>(&self, key: &str) -> T {
+        let s = self.metadata.get(key).unwrap_or_else(|| panic!("fixture {}: no metadata {key}", self.name));
+        s.parse().unwrap_or_else(|_| panic!("fixture {}: metadata {key}={s} does not parse", self.name))
+    }
+
+    /// The case prefixes (`case0`, `case1`, ...) listed in the metadata key `cases`.
+    pub fn cases(&self) -> Vec<String> {
+        self.metadata.get("cases").map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default()
+    }
+}

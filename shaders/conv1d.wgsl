@@ -1,0 +1,1 @@
+// placeholder: written by the conv1d work in progress

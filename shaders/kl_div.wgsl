@@ -1,0 +1,1 @@
+// placeholder: written by the kl_div work in progress

@@ -1,0 +1,1 @@
+// placeholder: written by the maxpool1d work in progress

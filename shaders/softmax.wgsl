@@ -1,0 +1,1 @@
+// placeholder: written by the softmax work in progress

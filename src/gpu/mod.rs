@@ -1,0 +1,13 @@
+//! Everything that talks to wgpu directly: the device, shader pipelines, dispatch recording,
+//! timestamps and readback. Ops above this layer only say which kernel runs on which buffers.
+
+mod context;
+mod dispatch;
+mod pipelines;
+mod readback;
+pub mod shaders;
+mod timer;
+
+pub use context::{adapters_by_preference, choose_adapter, instance, wanted_limits, Gpu, NO_ADAPTER_HELP};
+pub use dispatch::{grid, groups_for, MAX_GROUPS_PER_DIM};
+pub use timer::KernelTime;

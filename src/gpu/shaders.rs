@@ -1,0 +1,21 @@
+//! Every WGSL file, compiled into the binary. One file per kernel family; an op's Rust file in
+//! `src/ops/` shares its name.
+
+/// (name, source) of every shader, in the order the data flows through a training step.
+pub const SHADERS: &[(&str, &str)] = &[
+    ("conv1d", include_str!("../../shaders/conv1d.wgsl")),
+    ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
+    ("relu", include_str!("../../shaders/relu.wgsl")),
+    ("maxpool1d", include_str!("../../shaders/maxpool1d.wgsl")),
+    ("softmax", include_str!("../../shaders/softmax.wgsl")),
+    ("kl_div", include_str!("../../shaders/kl_div.wgsl")),
+    ("adam", include_str!("../../shaders/adam.wgsl")),
+];
+
+pub fn source(name: &str) -> &'static str {
+    SHADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, src)| *src)
+        .unwrap_or_else(|| panic!("no shader named {name:?} in src/gpu/shaders.rs"))
+}

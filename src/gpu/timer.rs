@@ -1,0 +1,98 @@
+//! GPU timestamps around each kernel's compute pass, for benches and profiling.
+//!
+//! While a timing window is open, every `Gpu::dispatch` asks for two query slots and the pass
+//! writes its start and end time into them. Adapters without `TIMESTAMP_QUERY` give no slots; the
+//! caller then falls back to wall-clock time and must say so.
+
+use std::sync::Mutex;
+
+use anyhow::{ensure, Result};
+
+use super::Gpu;
+
+#[derive(Default)]
+pub struct KernelTimer {
+    supported: bool,
+    window: Mutex<Option<Window>>,
+}
+
+struct Window {
+    queries: wgpu::QuerySet,
+    capacity: u32,
+    labels: Vec<String>,
+}
+
+/// One timed pass: its label (`shader::entry`) and GPU time in nanoseconds.
+#[derive(Debug, Clone)]
+pub struct KernelTime {
+    pub label: String,
+    pub nanos: f64,
+}
+
+impl KernelTimer {
+    pub fn new(_device: &wgpu::Device, features: wgpu::Features) -> Self {
+        KernelTimer { supported: features.contains(wgpu::Features::TIMESTAMP_QUERY), window: Mutex::new(None) }
+    }
+
+    /// Query slots for the next pass, or `None` when no window is open or the window is full.
+    pub(crate) fn pass_writes(&self, label: &str) -> Option<(wgpu::QuerySet, u32)> {
+        let mut window = self.window.lock().unwrap();
+        let w = window.as_mut()?;
+        let index = 2 * w.labels.len() as u32;
+        if index + 2 > w.capacity {
+            return None;
+        }
+        w.labels.push(label.to_string());
+        Some((w.queries.clone(), index))
+    }
+}
+
+impl Gpu {
+    /// Opens a timing window for up to `max_passes` passes. Returns false, and times nothing,
+    /// when the adapter has no timestamp queries.
+    pub fn start_timing(&self, max_passes: u32) -> bool {
+        if !self.timer.supported {
+            return false;
+        }
+        let capacity = 2 * max_passes.max(1);
+        let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("kernel timer"),
+            ty: wgpu::QueryType::Timestamp,
+            count: capacity,
+        });
+        *self.timer.window.lock().unwrap() = Some(Window { queries, capacity, labels: Vec::new() });
+        true
+    }
+
+    /// Closes the window opened by `start_timing` and reads back each pass's GPU time. Call it
+    /// after submitting the work that was recorded while the window was open.
+    pub fn finish_timing(&self) -> Result<Vec<KernelTime>> {
+        let window = self.timer.window.lock().unwrap().take();
+        let Some(w) = window else { return Ok(Vec::new()) };
+        let count = 2 * w.labels.len() as u32;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = u64::from(count) * u64::from(wgpu::QUERY_SIZE);
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.encoder("resolve timestamps");
+        encoder.resolve_query_set(&w.queries, 0..count, &resolve, 0);
+        let ticks: Vec<u64> = bytemuck::cast_slice(&self.read_bytes(encoder, &resolve, bytes)?).to_vec();
+        let period = f64::from(self.queue.get_timestamp_period());
+        let times = w
+            .labels
+            .into_iter()
+            .zip(ticks.chunks_exact(2))
+            .map(|(label, t)| {
+                ensure!(t[1] >= t[0], "timestamp for {label} runs backwards");
+                Ok(KernelTime { label, nanos: (t[1] - t[0]) as f64 * period })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(times)
+    }
+}

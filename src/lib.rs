@@ -1,0 +1,11 @@
+//! sn-wgpu: SoundNet on any GPU through wgpu, with every kernel written by hand in WGSL.
+//!
+//! Layers, bottom to top: `gpu` (device, pipelines, dispatch) -> `tensor` (a buffer with a shape)
+//! -> `ops` (one file per op: shapes, kernel encoding, the f64 CPU reference).
+
+pub mod gpu;
+pub mod ops;
+pub mod tensor;
+
+pub use gpu::Gpu;
+pub use tensor::Tensor;

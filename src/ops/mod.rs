@@ -1,0 +1,5 @@
+//! One file per op. Each has the op's shape rules, `encode_*` functions that record its kernels
+//! into a caller's command encoder (no submission, no readback), and a `reference` module: the
+//! same math in plain f64 on the CPU, which is what the tests hold the GPU to.
+
+pub mod relu;
