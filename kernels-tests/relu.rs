@@ -43,3 +43,20 @@ fn reference_backward_matches_finite_differences() {
     let analytic = relu::reference::backward(&x, &w);
     assert!(rel_err_f64(&analytic, &numeric) < 1e-8);
 }
+
+#[test]
+fn matches_pytorch_fixture() {
+    let f = Fixture::load("relu");
+    for case in f.cases() {
+        let (x, shape) = f.tensor(&format!("{case}.x"));
+        let (dy, _) = f.tensor(&format!("{case}.dy"));
+        let (xg, dyg) = (upload(&x, &shape), upload(&dy, &shape));
+        let (y, dx) = (poisoned(&shape), poisoned(&shape));
+        run(|enc| {
+            relu::encode_forward(gpu(), enc, &xg, &y).unwrap();
+            relu::encode_backward(gpu(), enc, &xg, &dyg, &dx).unwrap();
+        });
+        assert_close(&format!("{case} y"), &y.read(gpu()).unwrap(), &to_f64(&f.tensor(&format!("{case}.y")).0), 1e-5);
+        assert_close(&format!("{case} dx"), &dx.read(gpu()).unwrap(), &to_f64(&f.tensor(&format!("{case}.dx")).0), 1e-4);
+    }
+}
