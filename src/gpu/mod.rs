@@ -3,6 +3,7 @@
 
 mod context;
 mod dispatch;
+pub mod info;
 mod pipelines;
 mod readback;
 pub mod shaders;

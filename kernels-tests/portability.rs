@@ -1,0 +1,80 @@
+//! Every shader parses, validates and translates to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and
+//! GLSL (GL) with naga, so the backends we cannot run here are still checked on every commit.
+
+use naga::back::{glsl, hlsl, msl, spv};
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+use sn_wgpu::gpu::shaders::SHADERS;
+
+fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not parse:\n{}", e.emit_to_string(source)));
+    // Default capabilities: what every WebGPU implementation must offer, nothing extra.
+    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not validate:\n{}", e.emit_to_string(source)));
+    (module, info)
+}
+
+fn compute_entry_points(module: &naga::Module) -> Vec<String> {
+    module.entry_points.iter().map(|ep| ep.name.clone()).collect()
+}
+
+#[test]
+fn every_shader_has_compute_entry_points_and_a_header() {
+    for (name, source) in SHADERS {
+        let (module, _) = parse_and_validate(name, source);
+        assert!(!module.entry_points.is_empty(), "shaders/{name}.wgsl has no entry point");
+        for ep in &module.entry_points {
+            assert_eq!(ep.stage, naga::ShaderStage::Compute, "shaders/{name}.wgsl: {} is not a compute entry point", ep.name);
+        }
+        let header_lines = source.lines().take_while(|l| l.starts_with("//")).count();
+        assert!(header_lines >= 5, "shaders/{name}.wgsl must open with a header comment explaining what it computes and its indexing");
+    }
+}
+
+#[test]
+fn translates_to_spirv() {
+    for (name, source) in SHADERS {
+        let (module, info) = parse_and_validate(name, source);
+        spv::write_vec(&module, &info, &spv::Options::default(), None)
+            .unwrap_or_else(|e| panic!("shaders/{name}.wgsl -> SPIR-V: {e}"));
+    }
+}
+
+#[test]
+fn translates_to_msl() {
+    for (name, source) in SHADERS {
+        let (module, info) = parse_and_validate(name, source);
+        msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default())
+            .unwrap_or_else(|e| panic!("shaders/{name}.wgsl -> MSL: {e}"));
+    }
+}
+
+#[test]
+fn translates_to_hlsl() {
+    for (name, source) in SHADERS {
+        let (module, info) = parse_and_validate(name, source);
+        let mut out = String::new();
+        let options = hlsl::Options::default();
+        let pipeline = hlsl::PipelineOptions::default();
+        hlsl::Writer::new(&mut out, &options, &pipeline)
+            .write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("shaders/{name}.wgsl -> HLSL: {e}"));
+    }
+}
+
+#[test]
+fn translates_to_glsl() {
+    for (name, source) in SHADERS {
+        let (module, info) = parse_and_validate(name, source);
+        // GLSL needs one translation per entry point; compute shaders need ES 3.10 or later.
+        for entry_point in compute_entry_points(&module) {
+            let options = glsl::Options { version: glsl::Version::new_gles(310), ..Default::default() };
+            let pipeline = glsl::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: entry_point.clone(), multiview: None };
+            let mut out = String::new();
+            glsl::Writer::new(&mut out, &module, &info, &options, &pipeline, naga::proc::BoundsCheckPolicies::default())
+                .and_then(|mut w| w.write())
+                .unwrap_or_else(|e| panic!("shaders/{name}.wgsl:{entry_point} -> GLSL: {e}"));
+        }
+    }
+}
