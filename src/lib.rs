@@ -1,9 +1,11 @@
 //! sn-wgpu: SoundNet on any GPU through wgpu, with every kernel written by hand in WGSL.
 //!
 //! Layers, bottom to top: `gpu` (device, pipelines, dispatch) -> `tensor` (a buffer with a shape)
-//! -> `ops` (one file per op: shapes, kernel encoding, the f64 CPU reference).
+//! -> `ops` (one file per op: shapes, kernel encoding, the f64 CPU reference) -> `model`
+//! (SoundNet's layer tables).
 
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod tensor;
 

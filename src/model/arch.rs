@@ -1,0 +1,143 @@
+//! SoundNet as data: the layer tables of the original torch7 definitions, and the lengths an input
+//! takes through them. The same table drives benches, memory estimates and (later) the model.
+
+/// One convolution of the body, followed by batchnorm and ReLU, and optionally a max-pool whose
+/// kernel equals its stride.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConvLayer {
+    pub name: &'static str,
+    pub cin: usize,
+    pub cout: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub pool: Option<usize>,
+}
+
+/// A classification head on the last body layer: a plain convolution, no batchnorm or ReLU.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Head {
+    pub name: &'static str,
+    pub classes: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Arch {
+    pub name: &'static str,
+    pub body: &'static [ConvLayer],
+    pub heads: [Head; 2],
+}
+
+const fn conv(name: &'static str, cin: usize, cout: usize, k: usize, pad: usize, pool: Option<usize>) -> ConvLayer {
+    ConvLayer { name, cin, cout, k, stride: 2, pad, pool }
+}
+
+pub const SOUNDNET8: Arch = Arch {
+    name: "soundnet8",
+    body: &[
+        conv("conv1", 1, 16, 64, 32, Some(8)),
+        conv("conv2", 16, 32, 32, 16, Some(8)),
+        conv("conv3", 32, 64, 16, 8, None),
+        conv("conv4", 64, 128, 8, 4, None),
+        conv("conv5", 128, 256, 4, 2, Some(4)),
+        conv("conv6", 256, 512, 4, 2, None),
+        conv("conv7", 512, 1024, 4, 2, None),
+    ],
+    heads: [
+        Head { name: "objects", classes: 1000, k: 8, stride: 2, pad: 0 },
+        Head { name: "scenes", classes: 401, k: 8, stride: 2, pad: 0 },
+    ],
+};
+
+pub const SOUNDNET5: Arch = Arch {
+    name: "soundnet5",
+    body: &[
+        conv("conv1", 1, 32, 64, 32, Some(8)),
+        conv("conv2", 32, 64, 32, 16, Some(8)),
+        conv("conv3", 64, 128, 16, 8, Some(8)),
+        conv("conv4", 128, 256, 8, 4, None),
+    ],
+    heads: [
+        Head { name: "objects", classes: 1000, k: 16, stride: 12, pad: 4 },
+        Head { name: "scenes", classes: 401, k: 16, stride: 12, pad: 4 },
+    ],
+};
+
+/// Output length of a convolution or pool; `None` when the input is too short for one output.
+pub fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
+    (len + 2 * pad).checked_sub(k).map(|span| span / stride + 1)
+}
+
+impl Arch {
+    /// Channels of the last body layer: the heads' input.
+    pub fn feature_channels(&self) -> usize {
+        self.body.last().expect("a body").cout
+    }
+
+    /// Length after each body layer's conv and after its pool, then the heads' output steps;
+    /// `None` when `samples` is too short to give at least one output step.
+    pub fn lengths(&self, samples: usize) -> Option<Lengths> {
+        let mut len = samples;
+        let mut body = Vec::with_capacity(self.body.len());
+        for layer in self.body {
+            let conv = out_len(len, layer.k, layer.stride, layer.pad)?;
+            len = match layer.pool {
+                Some(p) => out_len(conv, p, p, 0)?,
+                None => conv,
+            };
+            body.push((conv, len));
+        }
+        let h = &self.heads[0];
+        let steps = out_len(len, h.k, h.stride, h.pad)?;
+        Some(Lengths { body, steps })
+    }
+
+    /// The shortest input, in samples, that gives one output step.
+    pub fn min_samples(&self) -> usize {
+        // Lengths are monotone in the input length, so bisect.
+        let (mut lo, mut hi) = (1, 1 << 26);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.lengths(mid).is_some() { hi = mid } else { lo = mid + 1 }
+        }
+        lo
+    }
+}
+
+/// Per body layer, (length after the conv, length after the pool or the conv), and the number of
+/// output steps of the heads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lengths {
+    pub body: Vec<(usize, usize)>,
+    pub steps: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soundnet8_lengths_match_the_paper() {
+        // 20 s at 22,050 Hz gives 4 output steps; 209,374 samples is the shortest input giving 1.
+        assert_eq!(SOUNDNET8.lengths(441_000).unwrap().steps, 4);
+        assert_eq!(SOUNDNET8.min_samples(), 209_374);
+        assert_eq!(SOUNDNET8.lengths(209_374).unwrap().steps, 1);
+        assert!(SOUNDNET8.lengths(209_373).is_none());
+        let l = SOUNDNET8.lengths(441_000).unwrap();
+        assert_eq!(l.body[0], (220_501, 27_562));
+        assert_eq!(l.body[6], (15, 15));
+    }
+
+    #[test]
+    fn soundnet5_chains_channels() {
+        for arch in [SOUNDNET8, SOUNDNET5] {
+            for pair in arch.body.windows(2) {
+                assert_eq!(pair[0].cout, pair[1].cin, "{}: {} -> {}", arch.name, pair[0].name, pair[1].name);
+            }
+        }
+        assert!(SOUNDNET5.lengths(441_000).unwrap().steps >= 1);
+    }
+}
