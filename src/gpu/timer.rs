@@ -10,6 +10,9 @@ use anyhow::{ensure, Result};
 
 use super::Gpu;
 
+/// wgpu's limit on queries in one query set, two per timed pass.
+pub const MAX_TIMED_PASSES: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
+
 #[derive(Default)]
 pub struct KernelTimer {
     supported: bool,
@@ -20,6 +23,8 @@ struct Window {
     queries: wgpu::QuerySet,
     capacity: u32,
     labels: Vec<String>,
+    /// Passes recorded after the window filled up: their time is missing, so the result is refused.
+    untimed: usize,
 }
 
 /// One timed pass: its label (`shader::entry`) and GPU time in nanoseconds.
@@ -40,6 +45,7 @@ impl KernelTimer {
         let w = window.as_mut()?;
         let index = 2 * w.labels.len() as u32;
         if index + 2 > w.capacity {
+            w.untimed += 1;
             return None;
         }
         w.labels.push(label.to_string());
@@ -48,19 +54,19 @@ impl KernelTimer {
 }
 
 impl Gpu {
-    /// Opens a timing window for up to `max_passes` passes. Returns false, and times nothing,
-    /// when the adapter has no timestamp queries.
+    /// Opens a timing window for up to `max_passes` passes (at most `MAX_TIMED_PASSES`). Returns
+    /// false, and times nothing, when the adapter has no timestamp queries.
     pub fn start_timing(&self, max_passes: u32) -> bool {
         if !self.timer.supported {
             return false;
         }
-        let capacity = 2 * max_passes.max(1);
+        let capacity = 2 * max_passes.clamp(1, MAX_TIMED_PASSES);
         let queries = self.device.create_query_set(&wgpu::QuerySetDescriptor {
             label: Some("kernel timer"),
             ty: wgpu::QueryType::Timestamp,
             count: capacity,
         });
-        *self.timer.window.lock().unwrap() = Some(Window { queries, capacity, labels: Vec::new() });
+        *self.timer.window.lock().unwrap() = Some(Window { queries, capacity, labels: Vec::new(), untimed: 0 });
         true
     }
 
@@ -69,6 +75,7 @@ impl Gpu {
     pub fn finish_timing(&self) -> Result<Vec<KernelTime>> {
         let window = self.timer.window.lock().unwrap().take();
         let Some(w) = window else { return Ok(Vec::new()) };
+        ensure!(w.untimed == 0, "{} passes ran after the timing window of {} filled up", w.untimed, w.capacity / 2);
         let count = 2 * w.labels.len() as u32;
         if count == 0 {
             return Ok(Vec::new());
