@@ -1,10 +1,14 @@
-//! Recording one kernel launch into a command encoder the caller owns.
+//! Kernel launches: prepared once, recorded into command encoders the caller owns.
 //!
 //! Convention shared by every shader: `@binding(0)` is a uniform struct of parameters, and the
 //! storage buffers follow at the binding numbers the shader declares. Callers pass exactly the
 //! bindings the entry point uses, as `(binding, buffer)` pairs, so a reader can match each Rust
-//! call with the shader's declarations. Nothing here submits or reads back: ops are encoded, not run, so a whole training
-//! step can be one submission.
+//! call with the shader's declarations.
+//!
+//! Nothing here submits or reads back: ops are encoded, not run. An op hands its launches to a
+//! `Recorder`: a command encoder encodes them at once (tests, one-off work), a `Vec<Dispatch>`
+//! keeps them, so a training step built once can be replayed every step with no new buffers or
+//! bind groups.
 
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
@@ -32,47 +36,98 @@ pub fn grid(groups: u32) -> [u32; 3] {
     }
 }
 
+/// One kernel launch with its pipeline, buffers and parameters bound.
+pub struct Dispatch {
+    label: String,
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    params: wgpu::Buffer,
+    workgroups: [u32; 3],
+}
+
+impl Dispatch {
+    /// Records the launch in its own compute pass (so it can be timed on its own, and so wgpu
+    /// orders it after every earlier write to the same buffers).
+    pub fn encode(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) {
+        let timed = gpu.timer.pass_writes(&self.label);
+        let timestamp_writes = timed.as_ref().map(|(queries, index)| wgpu::ComputePassTimestampWrites {
+            query_set: queries,
+            beginning_of_pass_write_index: Some(*index),
+            end_of_pass_write_index: Some(index + 1),
+        });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.label), timestamp_writes });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind_group, &[]);
+        pass.dispatch_workgroups(self.workgroups[0], self.workgroups[1], self.workgroups[2]);
+    }
+
+    /// Replaces the uniform parameters (queued: takes effect for the next submission). For values
+    /// that change every step, such as Adam's bias corrections.
+    pub fn set_params<P: Pod>(&self, gpu: &Gpu, params: &P) {
+        gpu.queue.write_buffer(&self.params, 0, bytemuck::bytes_of(params));
+    }
+
+    /// `shader::entry`.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+}
+
+/// Where ops put their launches.
+pub trait Recorder {
+    fn record(&mut self, gpu: &Gpu, dispatch: Dispatch);
+}
+
+impl Recorder for wgpu::CommandEncoder {
+    fn record(&mut self, gpu: &Gpu, dispatch: Dispatch) {
+        dispatch.encode(gpu, self);
+    }
+}
+
+impl Recorder for Vec<Dispatch> {
+    fn record(&mut self, _gpu: &Gpu, dispatch: Dispatch) {
+        self.push(dispatch);
+    }
+}
+
 impl Gpu {
-    /// Records one dispatch of `shader::entry` in its own compute pass (so it can be timed on its
-    /// own, and so wgpu orders it after every earlier write to the same buffers).
+    /// Binds `shader::entry` to its parameters and buffers.
+    pub fn prepare<P: Pod>(
+        &self,
+        shader: &'static str,
+        entry: &'static str,
+        params: &P,
+        buffers: &[(u32, &wgpu::Buffer)],
+        workgroups: [u32; 3],
+    ) -> Dispatch {
+        let label = format!("{shader}::{entry}");
+        let pipeline = self.pipelines.get(&self.device, shader, entry);
+        let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(&label),
+            contents: bytemuck::bytes_of(params),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
+        entries.extend(buffers.iter().map(|(binding, b)| wgpu::BindGroupEntry { binding: *binding, resource: b.as_entire_binding() }));
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&label),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        Dispatch { label, pipeline, bind_group, params, workgroups }
+    }
+
+    /// Prepares a launch and hands it to `recorder`.
     pub fn dispatch<P: Pod>(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        recorder: &mut impl Recorder,
         shader: &'static str,
         entry: &'static str,
         params: &P,
         buffers: &[(u32, &wgpu::Buffer)],
         workgroups: [u32; 3],
     ) {
-        let pipeline = self.pipelines.get(&self.device, shader, entry);
-        let uniform = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(entry),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        entries.extend(buffers.iter().map(|(binding, b)| wgpu::BindGroupEntry {
-            binding: *binding,
-            resource: b.as_entire_binding(),
-        }));
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        let label = format!("{shader}::{entry}");
-        let timed = self.timer.pass_writes(&label);
-        let timestamp_writes = timed.as_ref().map(|(queries, index)| wgpu::ComputePassTimestampWrites {
-            query_set: queries,
-            beginning_of_pass_write_index: Some(*index),
-            end_of_pass_write_index: Some(index + 1),
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some(&label),
-            timestamp_writes,
-        });
-        pass.set_pipeline(&pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        let dispatch = self.prepare(shader, entry, params, buffers, workgroups);
+        recorder.record(self, dispatch);
     }
 }

@@ -3,7 +3,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu};
+use crate::gpu::{grid, groups_for, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
@@ -20,19 +20,19 @@ fn params(n: usize) -> Params {
 }
 
 /// Records `y = relu(x)`. `y` may not alias `x`.
-pub fn encode_forward(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, x: &Tensor, y: &Tensor) -> Result<()> {
+pub fn encode_forward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     ensure!(x.shape == y.shape, "relu: input {:?} and output {:?} differ in shape", x.shape, y.shape);
     let n = x.numel();
-    gpu.dispatch(encoder, "relu", "forward", &params(n), &[(1, &x.buffer), (2, &y.buffer)], grid(groups_for(n, WG)));
+    gpu.dispatch(rec, "relu", "forward", &params(n), &[(1, &x.buffer), (2, &y.buffer)], grid(groups_for(n, WG)));
     Ok(())
 }
 
 /// Records `dx = dy * [x > 0]`, where `x` is the forward input.
-pub fn encode_backward(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
+pub fn encode_backward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
     ensure!(x.shape == dy.shape && x.shape == dx.shape, "relu backward: shapes {:?}, {:?}, {:?} differ", x.shape, dy.shape, dx.shape);
     let n = x.numel();
     gpu.dispatch(
-        encoder,
+        rec,
         "relu",
         "backward",
         &params(n),
