@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use sn_wgpu::gpu::MAX_TIMED_PASSES;
-use sn_wgpu::model::SOUNDNET8;
+use sn_wgpu::model::soundnet8;
 use sn_wgpu::ops::relu;
 use sn_wgpu::{Gpu, Tensor};
 
@@ -82,9 +82,10 @@ fn tensor(gpu: &Gpu, shape: &[usize], label: &str) -> Tensor {
 
 /// The kernels at every SoundNet-8 layer shape.
 fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
-    let lengths = SOUNDNET8.lengths(samples).expect("input too short for SoundNet-8");
+    let arch = soundnet8();
+    let lengths = arch.lengths(samples).expect("input too short for SoundNet-8");
     let mut cases = Vec::new();
-    for (layer, &(conv_len, _)) in SOUNDNET8.body.iter().zip(&lengths.body) {
+    for (layer, &(conv_len, _)) in arch.body.iter().zip(&lengths.body) {
         let shape = [batch, layer.cout, conv_len];
         let n = (batch * layer.cout * conv_len) as f64;
         let (x, y, dy, dx) = (tensor(gpu, &shape, "x"), tensor(gpu, &shape, "y"), tensor(gpu, &shape, "dy"), tensor(gpu, &shape, "dx"));

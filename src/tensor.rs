@@ -5,6 +5,8 @@ use wgpu::util::DeviceExt;
 
 use crate::gpu::Gpu;
 
+/// Cloning shares the buffer (wgpu buffers are reference-counted): a clone is another handle, not a copy.
+#[derive(Clone)]
 pub struct Tensor {
     pub buffer: wgpu::Buffer,
     pub shape: Vec<usize>,

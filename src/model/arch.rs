@@ -24,47 +24,92 @@ pub struct Head {
     pub pad: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Arch {
-    pub name: &'static str,
-    pub body: &'static [ConvLayer],
+    pub name: String,
+    pub body: Vec<ConvLayer>,
     pub heads: [Head; 2],
 }
 
-const fn conv(name: &'static str, cin: usize, cout: usize, k: usize, pad: usize, pool: Option<usize>) -> ConvLayer {
-    ConvLayer { name, cin, cout, k, stride: 2, pad, pool }
+const fn conv(
+    name: &'static str,
+    cin: usize,
+    cout: usize,
+    k: usize,
+    pad: usize,
+    pool: Option<usize>,
+) -> ConvLayer {
+    ConvLayer {
+        name,
+        cin,
+        cout,
+        k,
+        stride: 2,
+        pad,
+        pool,
+    }
 }
 
-pub const SOUNDNET8: Arch = Arch {
-    name: "soundnet8",
-    body: &[
-        conv("conv1", 1, 16, 64, 32, Some(8)),
-        conv("conv2", 16, 32, 32, 16, Some(8)),
-        conv("conv3", 32, 64, 16, 8, None),
-        conv("conv4", 64, 128, 8, 4, None),
-        conv("conv5", 128, 256, 4, 2, Some(4)),
-        conv("conv6", 256, 512, 4, 2, None),
-        conv("conv7", 512, 1024, 4, 2, None),
-    ],
-    heads: [
-        Head { name: "objects", classes: 1000, k: 8, stride: 2, pad: 0 },
-        Head { name: "scenes", classes: 401, k: 8, stride: 2, pad: 0 },
-    ],
-};
+/// SoundNet-8, the paper's main model.
+pub fn soundnet8() -> Arch {
+    Arch {
+        name: "soundnet8".into(),
+        body: vec![
+            conv("conv1", 1, 16, 64, 32, Some(8)),
+            conv("conv2", 16, 32, 32, 16, Some(8)),
+            conv("conv3", 32, 64, 16, 8, None),
+            conv("conv4", 64, 128, 8, 4, None),
+            conv("conv5", 128, 256, 4, 2, Some(4)),
+            conv("conv6", 256, 512, 4, 2, None),
+            conv("conv7", 512, 1024, 4, 2, None),
+        ],
+        heads: [
+            Head {
+                name: "objects",
+                classes: 1000,
+                k: 8,
+                stride: 2,
+                pad: 0,
+            },
+            Head {
+                name: "scenes",
+                classes: 401,
+                k: 8,
+                stride: 2,
+                pad: 0,
+            },
+        ],
+    }
+}
 
-pub const SOUNDNET5: Arch = Arch {
-    name: "soundnet5",
-    body: &[
-        conv("conv1", 1, 32, 64, 32, Some(8)),
-        conv("conv2", 32, 64, 32, 16, Some(8)),
-        conv("conv3", 64, 128, 16, 8, Some(8)),
-        conv("conv4", 128, 256, 8, 4, None),
-    ],
-    heads: [
-        Head { name: "objects", classes: 1000, k: 16, stride: 12, pad: 4 },
-        Head { name: "scenes", classes: 401, k: 16, stride: 12, pad: 4 },
-    ],
-};
+/// SoundNet-5, the paper's smaller model.
+pub fn soundnet5() -> Arch {
+    Arch {
+        name: "soundnet5".into(),
+        body: vec![
+            conv("conv1", 1, 32, 64, 32, Some(8)),
+            conv("conv2", 32, 64, 32, 16, Some(8)),
+            conv("conv3", 64, 128, 16, 8, Some(8)),
+            conv("conv4", 128, 256, 8, 4, None),
+        ],
+        heads: [
+            Head {
+                name: "objects",
+                classes: 1000,
+                k: 16,
+                stride: 12,
+                pad: 4,
+            },
+            Head {
+                name: "scenes",
+                classes: 401,
+                k: 16,
+                stride: 12,
+                pad: 4,
+            },
+        ],
+    }
+}
 
 /// Output length of a convolution or pool; `None` when the input is too short for one output.
 pub fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
@@ -72,6 +117,42 @@ pub fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize>
 }
 
 impl Arch {
+    /// `soundnet8` or `soundnet5`.
+    pub fn by_name(name: &str) -> anyhow::Result<Arch> {
+        match name {
+            "soundnet8" => Ok(soundnet8()),
+            "soundnet5" => Ok(soundnet5()),
+            other => anyhow::bail!("unknown model {other:?}: expected soundnet8 or soundnet5"),
+        }
+    }
+
+    /// The same layer table with every body layer's output channels divided by `divisor` (at least
+    /// 1) and heads of `objects` and `scenes` classes: the narrow variants tests train quickly.
+    pub fn narrow(&self, divisor: usize, objects: usize, scenes: usize) -> Arch {
+        let mut body = self.body.clone();
+        let mut cin = 1;
+        for layer in &mut body {
+            layer.cin = cin;
+            layer.cout = (layer.cout / divisor).max(1);
+            cin = layer.cout;
+        }
+        let [o, s] = self.heads;
+        Arch {
+            name: format!("{}-narrow{divisor}", self.name),
+            body,
+            heads: [
+                Head {
+                    classes: objects,
+                    ..o
+                },
+                Head {
+                    classes: scenes,
+                    ..s
+                },
+            ],
+        }
+    }
+
     /// Channels of the last body layer: the heads' input.
     pub fn feature_channels(&self) -> usize {
         self.body.last().expect("a body").cout
@@ -82,7 +163,7 @@ impl Arch {
     pub fn lengths(&self, samples: usize) -> Option<Lengths> {
         let mut len = samples;
         let mut body = Vec::with_capacity(self.body.len());
-        for layer in self.body {
+        for layer in &self.body {
             let conv = out_len(len, layer.k, layer.stride, layer.pad)?;
             len = match layer.pool {
                 Some(p) => out_len(conv, p, p, 0)?,
@@ -101,7 +182,11 @@ impl Arch {
         let (mut lo, mut hi) = (1, 1 << 26);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if self.lengths(mid).is_some() { hi = mid } else { lo = mid + 1 }
+            if self.lengths(mid).is_some() {
+                hi = mid
+            } else {
+                lo = mid + 1
+            }
         }
         lo
     }
@@ -122,22 +207,26 @@ mod tests {
     #[test]
     fn soundnet8_lengths_match_the_paper() {
         // 20 s at 22,050 Hz gives 4 output steps; 209,374 samples is the shortest input giving 1.
-        assert_eq!(SOUNDNET8.lengths(441_000).unwrap().steps, 4);
-        assert_eq!(SOUNDNET8.min_samples(), 209_374);
-        assert_eq!(SOUNDNET8.lengths(209_374).unwrap().steps, 1);
-        assert!(SOUNDNET8.lengths(209_373).is_none());
-        let l = SOUNDNET8.lengths(441_000).unwrap();
+        assert_eq!(soundnet8().lengths(441_000).unwrap().steps, 4);
+        assert_eq!(soundnet8().min_samples(), 209_374);
+        assert_eq!(soundnet8().lengths(209_374).unwrap().steps, 1);
+        assert!(soundnet8().lengths(209_373).is_none());
+        let l = soundnet8().lengths(441_000).unwrap();
         assert_eq!(l.body[0], (220_501, 27_562));
         assert_eq!(l.body[6], (15, 15));
     }
 
     #[test]
     fn soundnet5_chains_channels() {
-        for arch in [SOUNDNET8, SOUNDNET5] {
+        for arch in [soundnet8(), soundnet5(), soundnet8().narrow(4, 10, 7)] {
             for pair in arch.body.windows(2) {
-                assert_eq!(pair[0].cout, pair[1].cin, "{}: {} -> {}", arch.name, pair[0].name, pair[1].name);
+                assert_eq!(
+                    pair[0].cout, pair[1].cin,
+                    "{}: {} -> {}",
+                    arch.name, pair[0].name, pair[1].name
+                );
             }
         }
-        assert!(SOUNDNET5.lengths(441_000).unwrap().steps >= 1);
+        assert!(soundnet5().lengths(441_000).unwrap().steps >= 1);
     }
 }
