@@ -4,11 +4,15 @@
 //! -> `ops` (one file per op: shapes, kernel encoding, the f64 CPU reference) -> `model`
 //! (SoundNet's layer tables).
 
+pub mod autograd;
 pub mod checkpoint;
 pub mod gpu;
 pub mod model;
 pub mod ops;
+pub mod optim;
+pub mod plot;
 pub mod tensor;
+pub mod train;
 
 pub use gpu::Gpu;
 pub use tensor::Tensor;

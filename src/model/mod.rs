@@ -1,6 +1,8 @@
-//! SoundNet-8 and SoundNet-5 described as data.
+//! SoundNet-8 and SoundNet-5 described as data, their parameters, and their forward pass.
 
 pub mod arch;
+pub mod network;
 pub mod params;
 
 pub use arch::{soundnet5, soundnet8, Arch, ConvLayer, Head};
+pub use network::{Model, Outputs};

@@ -1,0 +1,55 @@
+//! A whole training step against PyTorch (`tools/fixtures/train_step.py`): a narrow SoundNet-8,
+//! two Adam steps on one batch from the same initial weights. Losses within 1e-5, every gradient of
+//! step 1 within 1e-4, the weight updates after step 2 within 1e-3 (relative errors).
+
+mod common;
+use common::*;
+use sn_wgpu::checkpoint::Checkpoint;
+use sn_wgpu::model::params::{parameter_specs, running_stat_specs};
+use sn_wgpu::model::{soundnet8, Model};
+use sn_wgpu::ops::adam::AdamConfig;
+use sn_wgpu::train::{StepShape, TrainStep};
+
+#[test]
+fn two_training_steps_match_pytorch() {
+    let f = Fixture::load("train_step");
+    let arch = soundnet8().narrow(f.meta("divisor"), f.meta("objects"), f.meta("scenes"));
+    let mut init = Checkpoint::default();
+    for spec in parameter_specs(&arch).iter().chain(&running_stat_specs(&arch)) {
+        let (values, shape) = f.tensor(&format!("init.{}", spec.name));
+        assert_eq!(shape, spec.shape, "{}: fixture and layer table disagree", spec.name);
+        init.insert(&spec.name, &shape, values);
+    }
+    let g = gpu();
+    let model = Model::from_checkpoint_with_arch(g, arch, &init).unwrap();
+    let (batch, samples): (usize, usize) = (f.meta("batch"), f.meta("samples"));
+    let shape = StepShape { batch, micro_batches: 1, samples };
+    let mut step = TrainStep::new(g, &model, shape, AdamConfig { lr: f.meta("lr"), ..AdamConfig::default() }, None).unwrap();
+    assert_eq!(step.steps, f.meta::<usize>("steps"));
+    let waveform = f.tensor("waveform").0;
+    let (objects, scenes) = (f.tensor("teacher.objects").0, f.tensor("teacher.scenes").0);
+
+    step.submit(g, &waveform, &objects, &scenes).unwrap();
+    let losses1 = step.finish(g).unwrap();
+    assert_eq!(losses1.len(), 1);
+    assert_close("step 1 losses", &step.head_losses(&losses1[0]), &to_f64(&f.tensor("loss1").0), 1e-5);
+    for (spec, grad) in step.grads.specs.iter().zip(&step.grads.tensors) {
+        let expected = to_f64(&f.tensor(&format!("grad1.{}", spec.name)).0);
+        assert_close(&format!("step 1 gradient of {}", spec.name), &grad.read(g).unwrap(), &expected, 1e-4);
+    }
+
+    step.submit(g, &waveform, &objects, &scenes).unwrap();
+    let losses2 = step.finish(g).unwrap();
+    assert_close("step 2 losses", &step.head_losses(&losses2[0]), &to_f64(&f.tensor("loss2").0), 1e-5);
+    for (spec, param) in model.params.specs.iter().zip(&model.params.tensors) {
+        let before = f.tensor(&format!("init.{}", spec.name)).0;
+        let after = f.tensor(&format!("after2.{}", spec.name)).0;
+        let update_gpu: Vec<f32> = param.read(g).unwrap().iter().zip(&before).map(|(a, b)| a - b).collect();
+        let update_ref: Vec<f64> = after.iter().zip(&before).map(|(&a, &b)| f64::from(a) - f64::from(b)).collect();
+        assert_close(&format!("update of {} over two steps", spec.name), &update_gpu, &update_ref, 1e-3);
+    }
+    for (spec, stat) in model.running.specs.iter().zip(&model.running.tensors) {
+        let expected = to_f64(&f.tensor(&format!("after2.{}", spec.name)).0);
+        assert_close(&format!("{} after two steps", spec.name), &stat.read(g).unwrap(), &expected, 1e-5);
+    }
+}

@@ -1,0 +1,5 @@
+//! Reverse-mode differentiation over GPU tensors: a tape of ops, replayed backwards.
+
+pub mod tape;
+
+pub use tape::{BnMode, RunningStats, Tape, Var};

@@ -1,0 +1,251 @@
+//! The autograd tape.
+//!
+//! Building the forward pass of a model on a `Tape` allocates each op's output, records the op's
+//! forward kernels and remembers the op as a node. `backward` then walks the nodes in reverse and
+//! records each op's backward kernels, writing gradients into buffers it allocates once. Nothing
+//! runs while the tape is built: the recorded launches are a plan that a training step replays
+//! into one command encoder every step, so buffers and bind groups are created once, not per step.
+//!
+//! Gradients: the first op to send a gradient to a value overwrites that value's gradient buffer,
+//! later ones add to it (a value feeding both heads gets the sum). Parameter gradients are always
+//! added: the training step clears them once per step, which also makes micro-batch accumulation
+//! free.
+
+use anyhow::{ensure, Result};
+
+use crate::gpu::{Dispatch, Gpu};
+use crate::ops::{batchnorm, conv1d, kl_div, maxpool1d, relu};
+use crate::tensor::Tensor;
+
+/// A value on the tape: an index into its tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Var(usize);
+
+/// Batchnorm's behaviour: batch statistics (and running-stat updates) or the running statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BnMode {
+    Train,
+    Eval,
+}
+
+/// The state a batchnorm layer keeps outside the tape.
+pub struct RunningStats<'a> {
+    pub mean: &'a Tensor,
+    pub var: &'a Tensor,
+}
+
+enum Node {
+    Conv1d { shape: conv1d::Conv1dShape, x: Var, w: Var, b: Var, y: Var },
+    BatchNorm { shape: batchnorm::BatchNormShape, x: Var, gamma: Var, beta: Var, y: Var, mean: Tensor, invstd: Tensor },
+    Relu { x: Var, y: Var },
+    MaxPool { shape: maxpool1d::MaxPool1dShape, x: Var, y: Var, argmax: Tensor },
+    KlDiv { shape: kl_div::KlDivShape, teacher: Var, logits: Var },
+}
+
+pub struct Tape<'g> {
+    gpu: &'g Gpu,
+    values: Vec<Tensor>,
+    /// The gradient buffer of each value that needs one: caller-owned for parameters.
+    grads: Vec<Option<Tensor>>,
+    needs_grad: Vec<bool>,
+    is_parameter: Vec<bool>,
+    nodes: Vec<Node>,
+    /// Forward launches in order.
+    pub forward: Vec<Dispatch>,
+    /// Backward launches in order, filled by `backward`.
+    pub backward: Vec<Dispatch>,
+    /// Bytes of every tensor the tape allocated (activations, gradients, scratch).
+    pub allocated_bytes: u64,
+}
+
+impl<'g> Tape<'g> {
+    pub fn new(gpu: &'g Gpu) -> Tape<'g> {
+        Tape { gpu, values: Vec::new(), grads: Vec::new(), needs_grad: Vec::new(), is_parameter: Vec::new(), nodes: Vec::new(),
+            forward: Vec::new(), backward: Vec::new(), allocated_bytes: 0 }
+    }
+
+    fn push(&mut self, value: Tensor, needs_grad: bool, grad: Option<Tensor>) -> Var {
+        self.values.push(value);
+        self.needs_grad.push(needs_grad);
+        self.is_parameter.push(grad.is_some());
+        self.grads.push(grad);
+        Var(self.values.len() - 1)
+    }
+
+    fn alloc(&mut self, shape: &[usize], label: &str) -> Result<Tensor> {
+        let t = Tensor::zeros(self.gpu, shape, label)?;
+        self.allocated_bytes += t.bytes();
+        Ok(t)
+    }
+
+    /// A value with no gradient: the input waveform, the teacher.
+    pub fn input(&mut self, value: &Tensor) -> Var {
+        self.push(value.clone(), false, None)
+    }
+
+    /// A trainable parameter whose gradient is added into `grad`.
+    pub fn parameter(&mut self, value: &Tensor, grad: &Tensor) -> Var {
+        self.push(value.clone(), true, Some(grad.clone()))
+    }
+
+    pub fn value(&self, v: Var) -> &Tensor {
+        &self.values[v.0]
+    }
+
+    /// The gradient of `v` after `backward` (None if nothing sent it one).
+    pub fn grad(&self, v: Var) -> Option<&Tensor> {
+        self.grads[v.0].as_ref()
+    }
+
+    fn output(&mut self, shape: &[usize], label: &str, inputs: &[Var]) -> Result<Var> {
+        let t = self.alloc(shape, label)?;
+        let needs_grad = inputs.iter().any(|v| self.needs_grad[v.0]);
+        Ok(self.push(t, needs_grad, None))
+    }
+
+    pub fn conv1d(&mut self, x: Var, w: Var, b: Var, stride: usize, pad: usize, label: &str) -> Result<Var> {
+        let (xs, ws) = (&self.values[x.0].shape, &self.values[w.0].shape);
+        ensure!(xs.len() == 3 && ws.len() == 3, "{label}: conv1d needs [N, Cin, L] and [Cout, Cin, K], got {xs:?} and {ws:?}");
+        let shape = conv1d::Conv1dShape { n: xs[0], cin: xs[1], l: xs[2], cout: ws[0], k: ws[2], stride, pad };
+        let l_out = shape.l_out().map_err(|e| e.context(label.to_string()))?;
+        let y = self.output(&[shape.n, shape.cout, l_out], label, &[x, w, b])?;
+        conv1d::encode_forward(self.gpu, &mut self.forward, &shape, &self.values[x.0], &self.values[w.0], &self.values[b.0], &self.values[y.0])?;
+        self.nodes.push(Node::Conv1d { shape, x, w, b, y });
+        Ok(y)
+    }
+
+    pub fn batchnorm(&mut self, x: Var, gamma: Var, beta: Var, stats: RunningStats, mode: BnMode, label: &str) -> Result<Var> {
+        let xs = self.values[x.0].shape.clone();
+        ensure!(xs.len() == 3, "{label}: batchnorm needs [N, C, L], got {xs:?}");
+        let shape = batchnorm::BatchNormShape { n: xs[0], c: xs[1], l: xs[2] };
+        // Eval mode has no backward: its output carries no gradient.
+        let grad_inputs: &[Var] = if mode == BnMode::Train { &[x, gamma, beta] } else { &[] };
+        let y = self.output(&xs, label, grad_inputs)?;
+        let (g, t) = (self.gpu, &self.values);
+        match mode {
+            BnMode::Eval => {
+                batchnorm::encode_forward_eval(g, &mut self.forward, &shape, &t[x.0], &t[gamma.0], &t[beta.0], stats.mean, stats.var, &t[y.0])?;
+            }
+            BnMode::Train => {
+                let mean = self.alloc(&[shape.c], "bn saved mean")?;
+                let invstd = self.alloc(&[shape.c], "bn saved invstd")?;
+                let t = &self.values;
+                batchnorm::encode_forward_train(g, &mut self.forward, &shape, &t[x.0], &t[gamma.0], &t[beta.0], stats.mean, stats.var, &t[y.0], &mean, &invstd)?;
+                self.nodes.push(Node::BatchNorm { shape, x, gamma, beta, y, mean, invstd });
+            }
+        }
+        Ok(y)
+    }
+
+    pub fn relu(&mut self, x: Var, label: &str) -> Result<Var> {
+        let shape = self.values[x.0].shape.clone();
+        let y = self.output(&shape, label, &[x])?;
+        relu::encode_forward(self.gpu, &mut self.forward, &self.values[x.0], &self.values[y.0])?;
+        self.nodes.push(Node::Relu { x, y });
+        Ok(y)
+    }
+
+    /// Max-pool with kernel = stride = `k`, as SoundNet uses.
+    pub fn maxpool(&mut self, x: Var, k: usize, label: &str) -> Result<Var> {
+        let xs = self.values[x.0].shape.clone();
+        let shape = maxpool1d::MaxPool1dShape { n: xs[0], c: xs[1], l: xs[2], k, stride: k };
+        let l_out = shape.l_out().map_err(|e| e.context(label.to_string()))?;
+        let y = self.output(&[shape.n, shape.c, l_out], label, &[x])?;
+        let argmax = self.alloc(&[shape.n, shape.c, l_out], "argmax")?;
+        maxpool1d::encode_forward(self.gpu, &mut self.forward, &shape, &self.values[x.0], &self.values[y.0], &argmax)?;
+        self.nodes.push(Node::MaxPool { shape, x, y, argmax });
+        Ok(y)
+    }
+
+    /// KL(teacher || softmax(logits)) over the channel axis, averaged over batch and steps, into a
+    /// one-element tensor. A loss is a root: `backward` starts from it.
+    pub fn kl_div(&mut self, teacher: Var, logits: Var, label: &str) -> Result<Tensor> {
+        let zs = self.values[logits.0].shape.clone();
+        ensure!(self.values[teacher.0].shape == zs, "{label}: teacher {:?} and logits {zs:?} differ", self.values[teacher.0].shape);
+        let shape = kl_div::KlDivShape { n: zs[0], c: zs[1], t: zs[2] };
+        let scratch = self.alloc(&[shape.n * shape.t], "kl column losses")?;
+        let loss = self.alloc(&[1], label)?;
+        kl_div::encode_forward(self.gpu, &mut self.forward, &shape, &self.values[teacher.0], &self.values[logits.0], &scratch, &loss)?;
+        self.nodes.push(Node::KlDiv { shape, teacher, logits });
+        Ok(loss)
+    }
+
+    /// The gradient buffer `v` receives into, and whether the write must add to what is there.
+    fn grad_target(&mut self, v: Var, label: &str) -> Result<(Tensor, bool)> {
+        if self.is_parameter[v.0] {
+            return Ok((self.grads[v.0].clone().expect("parameters carry their gradient"), true));
+        }
+        let accumulate = self.grads[v.0].is_some();
+        if !accumulate {
+            let shape = self.values[v.0].shape.clone();
+            let g = self.alloc(&shape, &format!("grad {label}"))?;
+            self.grads[v.0] = Some(g);
+        }
+        Ok((self.grads[v.0].clone().expect("just allocated"), accumulate))
+    }
+
+    /// Like `grad_target` for kernels that can only overwrite: a value used twice must come from an
+    /// op whose backward can add.
+    fn fresh_grad(&mut self, v: Var, label: &str) -> Result<Tensor> {
+        let (g, accumulate) = self.grad_target(v, label)?;
+        ensure!(!accumulate, "{label}: this value is used by two ops, and its producer cannot sum their gradients");
+        Ok(g)
+    }
+
+    /// Records the backward pass from every loss on the tape, each with upstream gradient
+    /// `grad_scale` (1, or 1/n when n micro-batches are accumulated).
+    pub fn backward(&mut self, grad_scale: f32) -> Result<()> {
+        let nodes = std::mem::take(&mut self.nodes);
+        let result = nodes.iter().rev().try_for_each(|node| self.backward_node(node, grad_scale));
+        self.nodes = nodes;
+        result
+    }
+
+    fn backward_node(&mut self, node: &Node, grad_scale: f32) -> Result<()> {
+        let g = self.gpu;
+        match *node {
+            Node::KlDiv { ref shape, teacher, logits } => {
+                if self.needs_grad[logits.0] {
+                    let dz = self.fresh_grad(logits, "logits")?;
+                    let t = &self.values;
+                    kl_div::encode_backward(g, &mut self.backward, shape, &t[teacher.0], &t[logits.0], &dz, grad_scale)?;
+                }
+            }
+            Node::Conv1d { ref shape, x, w, b, y } => {
+                let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
+                if self.needs_grad[w.0] {
+                    let (dw, acc) = self.grad_target(w, "conv weight")?;
+                    conv1d::encode_backward_weight(g, &mut self.backward, shape, &self.values[x.0], &dy, &dw, acc)?;
+                }
+                if self.needs_grad[b.0] {
+                    let (db, acc) = self.grad_target(b, "conv bias")?;
+                    conv1d::encode_backward_bias(g, &mut self.backward, shape, &dy, &db, acc)?;
+                }
+                if self.needs_grad[x.0] {
+                    let (dx, acc) = self.grad_target(x, "conv input")?;
+                    conv1d::encode_backward_input(g, &mut self.backward, shape, &dy, &self.values[w.0], &dx, acc)?;
+                }
+            }
+            Node::BatchNorm { ref shape, x, gamma, beta, y, ref mean, ref invstd } => {
+                let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
+                ensure!(self.is_parameter[gamma.0] && self.is_parameter[beta.0], "batchnorm's gamma and beta must be parameters");
+                let (dgamma, _) = self.grad_target(gamma, "bn gamma")?;
+                let (dbeta, _) = self.grad_target(beta, "bn beta")?;
+                let dx = self.fresh_grad(x, "bn input")?;
+                let t = &self.values;
+                batchnorm::encode_backward(g, &mut self.backward, shape, &t[x.0], &dy, &t[gamma.0], mean, invstd, &dx, &dgamma, &dbeta, true)?;
+            }
+            Node::Relu { x, y } => {
+                let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
+                let dx = self.fresh_grad(x, "relu input")?;
+                relu::encode_backward(g, &mut self.backward, &self.values[x.0], &dy, &dx)?;
+            }
+            Node::MaxPool { ref shape, x, y, ref argmax } => {
+                let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
+                let dx = self.fresh_grad(x, "pool input")?;
+                maxpool1d::encode_backward(g, &mut self.backward, shape, argmax, &dy, &dx)?;
+            }
+        }
+        Ok(())
+    }
+}

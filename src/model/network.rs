@@ -1,0 +1,99 @@
+//! SoundNet on the tape: the layer table turned into conv -> batchnorm -> ReLU (-> max-pool)
+//! blocks and two heads, with every layer's output kept by name for feature extraction.
+
+use anyhow::{Context, Result};
+
+use super::params::{initial_values, parameter_specs, running_stat_specs, NamedTensors};
+use super::Arch;
+use crate::autograd::{BnMode, RunningStats, Tape, Var};
+use crate::checkpoint::Checkpoint;
+use crate::gpu::Gpu;
+
+/// A SoundNet on the GPU: its layer table, parameters and batchnorm running statistics.
+pub struct Model {
+    pub arch: Arch,
+    pub params: NamedTensors,
+    pub running: NamedTensors,
+}
+
+/// The values one forward pass produced: every layer by name (`conv1`..`convN` after ReLU,
+/// `pool1`.. after pooling), and the two heads' logits `[N, classes, steps]`.
+pub struct Outputs {
+    pub layers: Vec<(String, Var)>,
+    pub objects: Var,
+    pub scenes: Var,
+}
+
+impl Model {
+    /// A freshly initialised model (conv weights N(0, 0.01), biases 0, BN gamma N(1, 0.02), beta 0).
+    pub fn init(gpu: &Gpu, arch: Arch, seed: u64) -> Result<Model> {
+        let specs = parameter_specs(&arch);
+        let values = initial_values(&specs, seed);
+        let params = NamedTensors::upload(gpu, specs, &values)?;
+        let stats = running_stat_specs(&arch);
+        let stat_values = initial_values(&stats, seed);
+        let running = NamedTensors::upload(gpu, stats, &stat_values)?;
+        Ok(Model { arch, params, running })
+    }
+
+    /// The model stored in `checkpoint`, whose `model` metadata names the architecture.
+    pub fn from_checkpoint(gpu: &Gpu, checkpoint: &Checkpoint) -> Result<Model> {
+        let arch = Arch::by_name(checkpoint.meta("model")?)?;
+        Model::from_checkpoint_with_arch(gpu, arch, checkpoint)
+    }
+
+    pub fn from_checkpoint_with_arch(gpu: &Gpu, arch: Arch, checkpoint: &Checkpoint) -> Result<Model> {
+        let params = NamedTensors::from_checkpoint(gpu, parameter_specs(&arch), checkpoint, "")?;
+        let running = NamedTensors::from_checkpoint(gpu, running_stat_specs(&arch), checkpoint, "")?;
+        Ok(Model { arch, params, running })
+    }
+
+    /// Reads the weights and running statistics back into `checkpoint`, with `model` metadata.
+    pub fn write_checkpoint(&self, gpu: &Gpu, checkpoint: &mut Checkpoint) -> Result<()> {
+        self.params.write_to(gpu, checkpoint, "")?;
+        self.running.write_to(gpu, checkpoint, "")?;
+        checkpoint.metadata.insert("model".into(), self.arch.name.clone());
+        Ok(())
+    }
+
+    /// Records the forward pass on `tape`. With `grads`, parameters are trainable and their
+    /// gradients go there; without, the pass is inference only.
+    pub fn forward(&self, tape: &mut Tape, waveform: Var, mode: BnMode, grads: Option<&NamedTensors>) -> Result<Outputs> {
+        let param = |tape: &mut Tape, name: &str| {
+            let value = self.params.get(name);
+            match grads {
+                Some(g) => tape.parameter(value, g.get(name)),
+                None => tape.input(value),
+            }
+        };
+        let mut x = waveform;
+        let mut layers = Vec::new();
+        for (i, layer) in self.arch.body.iter().enumerate() {
+            let n = i + 1;
+            let (w, b) = (param(tape, &format!("conv{n}.weight")), param(tape, &format!("conv{n}.bias")));
+            let (gamma, beta) = (param(tape, &format!("bn{n}.weight")), param(tape, &format!("bn{n}.bias")));
+            let name = format!("conv{n}");
+            x = tape.conv1d(x, w, b, layer.stride, layer.pad, &name).with_context(|| format!("{name} of {}", self.arch.name))?;
+            let stats = RunningStats {
+                mean: self.running.get(&format!("bn{n}.running_mean")),
+                var: self.running.get(&format!("bn{n}.running_var")),
+            };
+            x = tape.batchnorm(x, gamma, beta, stats, mode, &format!("bn{n}"))?;
+            x = tape.relu(x, &name)?;
+            layers.push((name, x));
+            if let Some(k) = layer.pool {
+                let name = format!("pool{n}");
+                x = tape.maxpool(x, k, &name).with_context(|| format!("{name} of {}", self.arch.name))?;
+                layers.push((name, x));
+            }
+        }
+        let mut head = |h: usize| -> Result<Var> {
+            let spec = self.arch.heads[h];
+            let (w, b) = (param(tape, &format!("{}.weight", spec.name)), param(tape, &format!("{}.bias", spec.name)));
+            tape.conv1d(x, w, b, spec.stride, spec.pad, spec.name).with_context(|| format!("{} head of {}", spec.name, self.arch.name))
+        };
+        let objects = head(0)?;
+        let scenes = head(1)?;
+        Ok(Outputs { layers, objects, scenes })
+    }
+}

@@ -1,0 +1,58 @@
+//! Adam over every parameter tensor, with PyTorch's semantics (see `ops::adam`). The launches are
+//! prepared once; each step only rewrites their parameters (the step count and its bias
+//! corrections) and records them again.
+
+use anyhow::Result;
+
+use crate::checkpoint::Checkpoint;
+use crate::gpu::{Dispatch, Gpu};
+use crate::model::params::NamedTensors;
+use crate::ops::adam::{self, AdamConfig};
+
+pub struct Adam {
+    pub config: AdamConfig,
+    /// Steps taken so far; the next update is step `step + 1`.
+    pub step: u64,
+    /// First and second moments, one tensor per parameter, named like the parameters.
+    pub m: NamedTensors,
+    pub v: NamedTensors,
+    updates: Vec<Dispatch>,
+}
+
+impl Adam {
+    /// Adam with zero moments, or the moments and step count stored in `resume_from`.
+    pub fn new(gpu: &Gpu, config: AdamConfig, params: &NamedTensors, grads: &NamedTensors, resume_from: Option<&Checkpoint>) -> Result<Adam> {
+        let (m, v, step) = match resume_from {
+            Some(c) => (
+                NamedTensors::from_checkpoint(gpu, params.specs.clone(), c, "adam.m.")?,
+                NamedTensors::from_checkpoint(gpu, params.specs.clone(), c, "adam.v.")?,
+                c.meta("step")?.parse()?,
+            ),
+            None => (NamedTensors::zeros_like(gpu, &params.specs)?, NamedTensors::zeros_like(gpu, &params.specs)?, 0),
+        };
+        let mut updates = Vec::new();
+        for i in 0..params.tensors.len() {
+            adam::encode_step(gpu, &mut updates, &config, 1, &params.tensors[i], &grads.tensors[i], &m.tensors[i], &v.tensors[i])?;
+        }
+        Ok(Adam { config, step, m, v, updates })
+    }
+
+    /// Records one update of every parameter from the gradients.
+    pub fn encode_step(&mut self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) {
+        self.step += 1;
+        for (update, param) in self.updates.iter().zip(&self.m.tensors) {
+            update.set_params(gpu, &adam::step_params(&self.config, self.step, param.numel()));
+            update.encode(gpu, encoder);
+        }
+    }
+
+    /// The moments, under `adam.m.<name>` and `adam.v.<name>`.
+    pub fn write_checkpoint(&self, gpu: &Gpu, checkpoint: &mut Checkpoint) -> Result<()> {
+        self.m.write_to(gpu, checkpoint, "adam.m.")?;
+        self.v.write_to(gpu, checkpoint, "adam.v.")
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.m.bytes() + self.v.bytes()
+    }
+}

@@ -1,0 +1,5 @@
+//! Optimizers over the model's parameter tensors.
+
+pub mod adam;
+
+pub use adam::Adam;

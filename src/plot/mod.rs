@@ -1,0 +1,19 @@
+//! PNG charts: the training loss curve (and, for `probe`, a confusion matrix and a t-SNE map).
+//! Text uses DejaVu Sans compiled into the binary, so charts render the same with no system fonts.
+
+pub mod loss_curve;
+
+use std::sync::Once;
+
+use plotters::style::FontStyle;
+
+/// The font family name charts ask for.
+pub const FONT: &str = "sans-serif";
+
+pub(crate) fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .unwrap_or_else(|_| panic!("the embedded DejaVu Sans font does not parse"));
+    });
+}

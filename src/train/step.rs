@@ -1,0 +1,174 @@
+//! One training step as a plan, built once and replayed: upload the batch, then for each
+//! micro-batch copy its slice into the network's input, run forward, the two KL losses and backward
+//! (gradients add up across micro-batches), then one Adam update — all in one submission.
+
+use anyhow::{ensure, Result};
+
+use super::loss_readback::{LossReadback, StepLosses};
+use crate::autograd::{BnMode, Tape};
+use crate::checkpoint::Checkpoint;
+use crate::gpu::{Dispatch, Gpu};
+use crate::model::params::NamedTensors;
+use crate::model::Model;
+use crate::ops::adam::AdamConfig;
+use crate::optim::Adam;
+use crate::tensor::Tensor;
+
+/// The batch a step trains on: `batch` clips of `samples` samples, split into `micro_batches`
+/// equal micro-batches (batchnorm then uses micro-batch statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepShape {
+    pub batch: usize,
+    pub micro_batches: usize,
+    pub samples: usize,
+}
+
+impl StepShape {
+    pub fn micro_batch(&self) -> usize {
+        self.batch / self.micro_batches
+    }
+}
+
+/// Host-side buffers the whole batch is uploaded into, copied from per micro-batch.
+struct Staging {
+    waveform: wgpu::Buffer,
+    objects: wgpu::Buffer,
+    scenes: wgpu::Buffer,
+}
+
+pub struct TrainStep {
+    pub shape: StepShape,
+    /// Output steps of the heads for this input length.
+    pub steps: usize,
+    pub classes: [usize; 2],
+    staging: Staging,
+    input: Tensor,
+    teacher: [Tensor; 2],
+    forward: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    losses: [Tensor; 2],
+    /// Each micro-batch's two losses, side by side: `[micro_batches, 2]`.
+    loss_log: wgpu::Buffer,
+    pub grads: NamedTensors,
+    pub adam: Adam,
+    readback: LossReadback,
+    /// Bytes of activations, their gradients and scratch, as allocated by the tape.
+    pub activation_bytes: u64,
+}
+
+fn staging_buffer(gpu: &Gpu, values: usize, label: &str) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: 4 * values as u64,
+        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    })
+}
+
+impl TrainStep {
+    /// Allocates every buffer and records every launch of the step. `resume_from` restores Adam's
+    /// moments and step count.
+    pub fn new(gpu: &Gpu, model: &Model, shape: StepShape, adam: AdamConfig, resume_from: Option<&Checkpoint>) -> Result<TrainStep> {
+        ensure!(shape.micro_batches >= 1 && shape.batch % shape.micro_batches == 0,
+            "batch size {} does not split into {} equal micro-batches", shape.batch, shape.micro_batches);
+        let arch = &model.arch;
+        let lengths = arch.lengths(shape.samples).ok_or_else(|| anyhow::anyhow!(
+            "{} needs at least {} samples ({:.2} s at 22,050 Hz) for one output step; got {}",
+            arch.name, arch.min_samples(), arch.min_samples() as f64 / 22_050.0, shape.samples))?;
+        let steps = lengths.steps;
+        let micro = shape.micro_batch();
+        let classes = [arch.heads[0].classes, arch.heads[1].classes];
+        let grads = NamedTensors::zeros_like(gpu, &model.params.specs)?;
+
+        let mut tape = Tape::new(gpu);
+        let input = Tensor::zeros(gpu, &[micro, 1, shape.samples], "waveform")?;
+        let teacher = [
+            Tensor::zeros(gpu, &[micro, classes[0], steps], "teacher objects")?,
+            Tensor::zeros(gpu, &[micro, classes[1], steps], "teacher scenes")?,
+        ];
+        let x = tape.input(&input);
+        let out = model.forward(&mut tape, x, BnMode::Train, Some(&grads))?;
+        let p_objects = tape.input(&teacher[0]);
+        let p_scenes = tape.input(&teacher[1]);
+        let losses = [tape.kl_div(p_objects, out.objects, "objects loss")?, tape.kl_div(p_scenes, out.scenes, "scenes loss")?];
+        tape.backward(1.0 / shape.micro_batches as f32)?;
+
+        let staging = Staging {
+            waveform: staging_buffer(gpu, shape.batch * shape.samples, "batch waveform"),
+            objects: staging_buffer(gpu, shape.batch * classes[0] * steps, "batch objects"),
+            scenes: staging_buffer(gpu, shape.batch * classes[1] * steps, "batch scenes"),
+        };
+        let adam = Adam::new(gpu, adam, &model.params, &grads, resume_from)?;
+        let activation_bytes = tape.allocated_bytes + input.bytes() + teacher[0].bytes() + teacher[1].bytes();
+        Ok(TrainStep {
+            shape,
+            steps,
+            classes,
+            staging,
+            input,
+            teacher,
+            forward: tape.forward,
+            backward: tape.backward,
+            losses,
+            loss_log: staging_buffer(gpu, 2 * shape.micro_batches, "loss log"),
+            grads,
+            adam,
+            readback: LossReadback::new(gpu, 2 * shape.micro_batches),
+            activation_bytes,
+        })
+    }
+
+    /// Records and submits one step on `waveform` `[batch, 1, samples]` and the teachers
+    /// `[batch, classes, steps]`. Returns the losses of earlier steps that have come back.
+    pub fn submit(&mut self, gpu: &Gpu, waveform: &[f32], objects: &[f32], scenes: &[f32]) -> Result<Vec<StepLosses>> {
+        let s = self.shape;
+        ensure!(waveform.len() == s.batch * s.samples, "waveform has {} values, expected {} x {}", waveform.len(), s.batch, s.samples);
+        ensure!(objects.len() == s.batch * self.classes[0] * self.steps, "objects teacher has {} values, expected [{}, {}, {}]", objects.len(), s.batch, self.classes[0], self.steps);
+        ensure!(scenes.len() == s.batch * self.classes[1] * self.steps, "scenes teacher has {} values, expected [{}, {}, {}]", scenes.len(), s.batch, self.classes[1], self.steps);
+        gpu.queue.write_buffer(&self.staging.waveform, 0, bytemuck::cast_slice(waveform));
+        gpu.queue.write_buffer(&self.staging.objects, 0, bytemuck::cast_slice(objects));
+        gpu.queue.write_buffer(&self.staging.scenes, 0, bytemuck::cast_slice(scenes));
+
+        let mut encoder = gpu.encoder("train step");
+        for g in &self.grads.tensors {
+            encoder.clear_buffer(&g.buffer, 0, None);
+        }
+        let sources = [&self.staging.waveform, &self.staging.objects, &self.staging.scenes];
+        let targets = [&self.input, &self.teacher[0], &self.teacher[1]];
+        for i in 0..s.micro_batches {
+            for (source, target) in sources.iter().zip(targets) {
+                encoder.copy_buffer_to_buffer(source, i as u64 * target.bytes(), &target.buffer, 0, target.bytes());
+            }
+            for d in self.forward.iter().chain(&self.backward) {
+                d.encode(gpu, &mut encoder);
+            }
+            for (h, loss) in self.losses.iter().enumerate() {
+                encoder.copy_buffer_to_buffer(&loss.buffer, 0, &self.loss_log, 4 * (2 * i + h) as u64, 4);
+            }
+        }
+        self.adam.encode_step(gpu, &mut encoder);
+        let step = self.adam.step;
+        let mut done = self.readback.record_copy(gpu, &mut encoder, &self.loss_log, step)?;
+        gpu.submit(encoder);
+        self.readback.after_submit();
+        done.extend(self.readback.poll(gpu)?);
+        Ok(done)
+    }
+
+    /// Waits for the GPU and returns the losses of every step not yet returned.
+    pub fn finish(&mut self, gpu: &Gpu) -> Result<Vec<StepLosses>> {
+        self.readback.drain(gpu)
+    }
+
+    /// Mean loss of each head over the micro-batches of one step.
+    pub fn head_losses(&self, losses: &StepLosses) -> [f32; 2] {
+        let n = self.shape.micro_batches as f32;
+        let sum = |h: usize| losses.values.iter().skip(h).step_by(2).sum::<f32>() / n;
+        [sum(0), sum(1)]
+    }
+
+    /// Parameter, gradient, Adam and activation bytes this step keeps on the GPU.
+    pub fn gpu_bytes(&self, model: &Model) -> u64 {
+        model.params.bytes() + model.running.bytes() + self.grads.bytes() + self.adam.bytes() + self.activation_bytes
+    }
+}
