@@ -1,1 +1,116 @@
-//! placeholder: being written
+//! Adam optimizer step (torch.optim.Adam without weight decay or amsgrad) on flat f32 buffers:
+//! `m = b1 m + (1-b1) g`, `v = b2 v + (1-b2) g^2`,
+//! `param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`. Shader: `shaders/adam.wgsl`.
+
+use anyhow::{ensure, Result};
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{grid, groups_for, Gpu};
+use crate::tensor::Tensor;
+
+const WG: u32 = 256;
+
+/// Adam's hyperparameters; `Default` is PyTorch's. f64 like PyTorch's Python floats: in f32,
+/// 0.999 is 0.99900001, which makes `1 - beta2` 1.3e-5 off from PyTorch's; the CPU derives
+/// `1 - beta` and the bias corrections in f64 and rounds only the results to f32 for the shader.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+}
+
+impl Default for AdamConfig {
+    fn default() -> Self {
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+    }
+}
+
+/// The bias-corrected step size `lr / (1 - beta1^t)` and `sqrt(1 - beta2^t)`, in f64.
+fn bias_corrections(cfg: &AdamConfig, step: u32) -> (f64, f64) {
+    let bc1 = 1.0 - cfg.beta1.powf(f64::from(step));
+    let bc2 = 1.0 - cfg.beta2.powf(f64::from(step));
+    (cfg.lr / bc1, bc2.sqrt())
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    beta1: f32,
+    one_minus_beta1: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    eps: f32,
+    step_size: f32,
+    sqrt_bc2: f32,
+}
+
+/// Records Adam step number `step` (1 for the first) on one parameter buffer: updates `param`,
+/// and the running moments `m` (exp_avg) and `v` (exp_avg_sq) in place. `m` and `v` start as
+/// zeros and must be kept between steps, one pair per parameter buffer.
+#[allow(clippy::too_many_arguments)] // the four buffers of one update read best side by side
+pub fn encode_step(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    cfg: &AdamConfig,
+    step: u32,
+    param: &Tensor,
+    grad: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+) -> Result<()> {
+    ensure!(step >= 1, "adam: step numbers start at 1 (the bias corrections divide by 1 - beta^step), got {step}");
+    ensure!(
+        (0.0..1.0).contains(&cfg.beta1) && (0.0..1.0).contains(&cfg.beta2),
+        "adam: betas must lie in [0, 1) (1 - beta^step divides the step), got {cfg:?}"
+    );
+    let n = param.numel();
+    ensure!(
+        grad.numel() == n && m.numel() == n && v.numel() == n,
+        "adam: param {:?}, grad {:?}, exp_avg {:?} and exp_avg_sq {:?} must have the same number of elements",
+        param.shape,
+        grad.shape,
+        m.shape,
+        v.shape
+    );
+    let n_u32 = u32::try_from(n).map_err(|_| anyhow::anyhow!("adam: {n} elements exceed a u32 index"))?;
+    let (step_size, sqrt_bc2) = bias_corrections(cfg, step);
+    let params = Params {
+        n: n_u32,
+        beta1: cfg.beta1 as f32,
+        one_minus_beta1: (1.0 - cfg.beta1) as f32,
+        beta2: cfg.beta2 as f32,
+        one_minus_beta2: (1.0 - cfg.beta2) as f32,
+        eps: cfg.eps as f32,
+        step_size: step_size as f32,
+        sqrt_bc2: sqrt_bc2 as f32,
+    };
+    gpu.dispatch(
+        encoder,
+        "adam",
+        "step",
+        &params,
+        &[(1, &param.buffer), (2, &grad.buffer), (3, &m.buffer), (4, &v.buffer)],
+        grid(groups_for(n, WG)),
+    );
+    Ok(())
+}
+
+/// The f64 CPU reference: the readable specification the GPU kernel is tested against.
+pub mod reference {
+    use super::AdamConfig;
+
+    /// Adam step number `step` (1-based), updating `param`, `m` and `v` in place.
+    pub fn step(cfg: &AdamConfig, step: u32, param: &mut [f64], grad: &[f64], m: &mut [f64], v: &mut [f64]) {
+        let (b1, b2) = (cfg.beta1, cfg.beta2);
+        let bc1 = 1.0 - b1.powf(f64::from(step));
+        let bc2 = 1.0 - b2.powf(f64::from(step));
+        for i in 0..param.len() {
+            m[i] = b1 * m[i] + (1.0 - b1) * grad[i];
+            v[i] = b2 * v[i] + (1.0 - b2) * grad[i] * grad[i];
+            param[i] -= cfg.lr / bc1 * m[i] / (v[i].sqrt() / bc2.sqrt() + cfg.eps);
+        }
+    }
+}

@@ -1,1 +1,178 @@
-//! placeholder: being written
+//! Teacher-student loss: KL divergence from the teacher's probabilities `P` to the softmax over
+//! channels of the student's logits `Z`, both `[N, C, T]`, averaged over the `N * T` columns.
+//! `loss = 1/(N*T) * sum_{n,t} sum_c P (log P - log_softmax(Z))`, with `0 log 0 = 0`.
+//! Backward `dZ = grad_scale/(N*T) * (softmax(Z) * sum_c P - P)`. Shader: `shaders/kl_div.wgsl`.
+
+use anyhow::{ensure, Result};
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{grid, Gpu};
+use crate::tensor::Tensor;
+
+/// `n` clips, `c` classes (the softmax axis), `t` output steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KlDivShape {
+    pub n: usize,
+    pub c: usize,
+    pub t: usize,
+}
+
+impl KlDivShape {
+    /// The number of (n, t) columns, each one distribution over the classes.
+    pub fn columns(&self) -> usize {
+        self.n * self.t
+    }
+
+    pub fn dims(&self) -> [usize; 3] {
+        [self.n, self.c, self.t]
+    }
+
+    fn validate(&self) -> Result<()> {
+        ensure!(self.n > 0 && self.c > 0 && self.t > 0, "kl_div: shape {self:?} has an empty dimension");
+        ensure!(
+            self.n * self.c * self.t <= u32::MAX as usize,
+            "kl_div: shape {self:?} has more elements than a u32 index reaches"
+        );
+        Ok(())
+    }
+
+    fn expect_input(&self, name: &str, tensor: &Tensor) -> Result<()> {
+        ensure!(
+            tensor.shape == self.dims(),
+            "kl_div: {name} has shape {:?}, expected [N, C, T] = {:?}",
+            tensor.shape,
+            self.dims()
+        );
+        Ok(())
+    }
+}
+
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    t: u32,
+    /// What the result is multiplied by: 1/(N*T) for the loss, grad_scale/(N*T) for dZ.
+    scale: f32,
+}
+
+fn params(shape: &KlDivShape, scale: f64) -> Params {
+    Params { n: shape.n as u32, c: shape.c as u32, t: shape.t as u32, scale: scale as f32 }
+}
+
+/// Records `loss[0] = KL(P || softmax(Z))` averaged over the columns. Two kernels: one workgroup
+/// per column writes that column's loss into `column_loss` (`N * T` values, scratch the caller
+/// owns), then a single workgroup adds them up. `p` holds probabilities (any non-negative values
+/// work; zeros add nothing), `z` logits; `loss` has one element.
+pub fn encode_forward(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &KlDivShape,
+    p: &Tensor,
+    z: &Tensor,
+    column_loss: &Tensor,
+    loss: &Tensor,
+) -> Result<()> {
+    shape.validate()?;
+    shape.expect_input("teacher probabilities P", p)?;
+    shape.expect_input("student logits Z", z)?;
+    ensure!(
+        column_loss.numel() == shape.columns(),
+        "kl_div: column loss scratch has shape {:?}, expected N*T = {} elements for shape {shape:?}",
+        column_loss.shape,
+        shape.columns()
+    );
+    ensure!(loss.numel() == 1, "kl_div: loss has shape {:?}, expected one element", loss.shape);
+    let columns = shape.columns();
+    let unscaled = params(shape, 1.0);
+    gpu.dispatch(
+        encoder,
+        "kl_div",
+        "forward_columns",
+        &unscaled,
+        &[(1, &p.buffer), (2, &z.buffer), (3, &column_loss.buffer)],
+        grid(columns as u32),
+    );
+    let mean = params(shape, 1.0 / columns as f64);
+    gpu.dispatch(encoder, "kl_div", "reduce_columns", &mean, &[(3, &column_loss.buffer), (4, &loss.buffer)], [1, 1, 1]);
+    Ok(())
+}
+
+/// Records `dz = grad_scale/(N*T) * (softmax(Z) * sum_c P - P)`, the gradient of the forward loss
+/// with respect to `z`, times the upstream gradient `grad_scale` (1.0 when the loss is the output).
+/// `dz` is overwritten and may not alias `p` or `z`.
+pub fn encode_backward(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &KlDivShape,
+    p: &Tensor,
+    z: &Tensor,
+    dz: &Tensor,
+    grad_scale: f32,
+) -> Result<()> {
+    shape.validate()?;
+    shape.expect_input("teacher probabilities P", p)?;
+    shape.expect_input("student logits Z", z)?;
+    shape.expect_input("logit gradient dZ", dz)?;
+    let columns = shape.columns();
+    let scale = params(shape, f64::from(grad_scale) / columns as f64);
+    gpu.dispatch(
+        encoder,
+        "kl_div",
+        "backward",
+        &scale,
+        &[(1, &p.buffer), (2, &z.buffer), (5, &dz.buffer)],
+        grid(columns as u32),
+    );
+    Ok(())
+}
+
+/// The f64 CPU reference: the readable specification the GPU kernels are tested against.
+/// Tensors are flat `[N, C, T]` slices, element `(n, c, t)` at `(n * C + c) * T + t`.
+pub mod reference {
+    use super::KlDivShape;
+
+    /// The flat indices of column (n, t), one per class.
+    fn column(shape: &KlDivShape, n: usize, t: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..shape.c).map(move |c| (n * shape.c + c) * shape.t + t)
+    }
+
+    /// `log_softmax` over the classes of one column, shifted by the max so large logits stay finite.
+    fn log_softmax(z: &[f64], indices: &[usize]) -> Vec<f64> {
+        let max = indices.iter().map(|&i| z[i]).fold(f64::NEG_INFINITY, f64::max);
+        let log_sum_exp = indices.iter().map(|&i| (z[i] - max).exp()).sum::<f64>().ln();
+        indices.iter().map(|&i| z[i] - max - log_sum_exp).collect()
+    }
+
+    pub fn forward(shape: &KlDivShape, p: &[f64], z: &[f64]) -> f64 {
+        let mut total = 0.0;
+        for n in 0..shape.n {
+            for t in 0..shape.t {
+                let indices: Vec<usize> = column(shape, n, t).collect();
+                for (&i, log_q) in indices.iter().zip(log_softmax(z, &indices)) {
+                    if p[i] > 0.0 {
+                        total += p[i] * (p[i].ln() - log_q);
+                    }
+                }
+            }
+        }
+        total / shape.columns() as f64
+    }
+
+    pub fn backward(shape: &KlDivShape, p: &[f64], z: &[f64], grad_scale: f64) -> Vec<f64> {
+        let scale = grad_scale / shape.columns() as f64;
+        let mut dz = vec![0.0; p.len()];
+        for n in 0..shape.n {
+            for t in 0..shape.t {
+                let indices: Vec<usize> = column(shape, n, t).collect();
+                let teacher_mass: f64 = indices.iter().map(|&i| p[i]).sum();
+                for (&i, log_q) in indices.iter().zip(log_softmax(z, &indices)) {
+                    dz[i] = scale * (log_q.exp() * teacher_mass - p[i]);
+                }
+            }
+        }
+        dz
+    }
+}
