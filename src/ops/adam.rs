@@ -5,7 +5,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu};
+use crate::gpu::{grid, groups_for, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
@@ -34,9 +34,11 @@ fn bias_corrections(cfg: &AdamConfig, step: u32) -> (f64, f64) {
     (cfg.lr / bc1, bc2.sqrt())
 }
 
+/// The kernel's uniform parameters for one step: what changes from step to step is the bias
+/// correction, so a prepared launch gets new ones each step (`Dispatch::set_params`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
+pub struct StepParams {
     n: u32,
     beta1: f32,
     one_minus_beta1: f32,
@@ -47,13 +49,34 @@ struct Params {
     sqrt_bc2: f32,
 }
 
+/// The parameters of step number `step` (1 for the first) over `n` elements.
+pub fn step_params(cfg: &AdamConfig, step: u32, n: usize) -> Result<StepParams> {
+    ensure!(step >= 1, "adam: step numbers start at 1 (the bias corrections divide by 1 - beta^step), got {step}");
+    ensure!(
+        (0.0..1.0).contains(&cfg.beta1) && (0.0..1.0).contains(&cfg.beta2),
+        "adam: betas must lie in [0, 1) (1 - beta^step divides the step), got {cfg:?}"
+    );
+    let n_u32 = u32::try_from(n).map_err(|_| anyhow::anyhow!("adam: {n} elements exceed a u32 index"))?;
+    let (step_size, sqrt_bc2) = bias_corrections(cfg, step);
+    Ok(StepParams {
+        n: n_u32,
+        beta1: cfg.beta1 as f32,
+        one_minus_beta1: (1.0 - cfg.beta1) as f32,
+        beta2: cfg.beta2 as f32,
+        one_minus_beta2: (1.0 - cfg.beta2) as f32,
+        eps: cfg.eps as f32,
+        step_size: step_size as f32,
+        sqrt_bc2: sqrt_bc2 as f32,
+    })
+}
+
 /// Records Adam step number `step` (1 for the first) on one parameter buffer: updates `param`,
 /// and the running moments `m` (exp_avg) and `v` (exp_avg_sq) in place. `m` and `v` start as
 /// zeros and must be kept between steps, one pair per parameter buffer.
 #[allow(clippy::too_many_arguments)] // the four buffers of one update read best side by side
 pub fn encode_step(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     cfg: &AdamConfig,
     step: u32,
     param: &Tensor,
@@ -61,11 +84,6 @@ pub fn encode_step(
     m: &Tensor,
     v: &Tensor,
 ) -> Result<()> {
-    ensure!(step >= 1, "adam: step numbers start at 1 (the bias corrections divide by 1 - beta^step), got {step}");
-    ensure!(
-        (0.0..1.0).contains(&cfg.beta1) && (0.0..1.0).contains(&cfg.beta2),
-        "adam: betas must lie in [0, 1) (1 - beta^step divides the step), got {cfg:?}"
-    );
     let n = param.numel();
     ensure!(
         grad.numel() == n && m.numel() == n && v.numel() == n,
@@ -75,20 +93,9 @@ pub fn encode_step(
         m.shape,
         v.shape
     );
-    let n_u32 = u32::try_from(n).map_err(|_| anyhow::anyhow!("adam: {n} elements exceed a u32 index"))?;
-    let (step_size, sqrt_bc2) = bias_corrections(cfg, step);
-    let params = Params {
-        n: n_u32,
-        beta1: cfg.beta1 as f32,
-        one_minus_beta1: (1.0 - cfg.beta1) as f32,
-        beta2: cfg.beta2 as f32,
-        one_minus_beta2: (1.0 - cfg.beta2) as f32,
-        eps: cfg.eps as f32,
-        step_size: step_size as f32,
-        sqrt_bc2: sqrt_bc2 as f32,
-    };
+    let params = step_params(cfg, step, n)?;
     gpu.dispatch(
-        encoder,
+        rec,
         "adam",
         "step",
         &params,

@@ -6,7 +6,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, Gpu};
+use crate::gpu::{grid, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 /// `n` clips, `c` classes (the softmax axis), `t` output steps.
@@ -68,7 +68,7 @@ fn params(shape: &KlDivShape, scale: f64) -> Params {
 /// work; zeros add nothing), `z` logits; `loss` has one element.
 pub fn encode_forward(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &KlDivShape,
     p: &Tensor,
     z: &Tensor,
@@ -88,7 +88,7 @@ pub fn encode_forward(
     let columns = shape.columns();
     let unscaled = params(shape, 1.0);
     gpu.dispatch(
-        encoder,
+        rec,
         "kl_div",
         "forward_columns",
         &unscaled,
@@ -96,7 +96,7 @@ pub fn encode_forward(
         grid(columns as u32),
     );
     let mean = params(shape, 1.0 / columns as f64);
-    gpu.dispatch(encoder, "kl_div", "reduce_columns", &mean, &[(3, &column_loss.buffer), (4, &loss.buffer)], [1, 1, 1]);
+    gpu.dispatch(rec, "kl_div", "reduce_columns", &mean, &[(3, &column_loss.buffer), (4, &loss.buffer)], [1, 1, 1]);
     Ok(())
 }
 
@@ -105,7 +105,7 @@ pub fn encode_forward(
 /// `dz` is overwritten and may not alias `p` or `z`.
 pub fn encode_backward(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &KlDivShape,
     p: &Tensor,
     z: &Tensor,
@@ -119,7 +119,7 @@ pub fn encode_backward(
     let columns = shape.columns();
     let scale = params(shape, f64::from(grad_scale) / columns as f64);
     gpu.dispatch(
-        encoder,
+        rec,
         "kl_div",
         "backward",
         &scale,

@@ -2,7 +2,7 @@
 //! prepared once; each step only rewrites their parameters (the step count and its bias
 //! corrections) and records them again.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::checkpoint::Checkpoint;
 use crate::gpu::{Dispatch, Gpu};
@@ -38,12 +38,14 @@ impl Adam {
     }
 
     /// Records one update of every parameter from the gradients.
-    pub fn encode_step(&mut self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) {
+    pub fn encode_step(&mut self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
         self.step += 1;
-        for (update, param) in self.updates.iter().zip(&self.m.tensors) {
-            update.set_params(gpu, &adam::step_params(&self.config, self.step, param.numel()));
+        let step = u32::try_from(self.step).context("more than 2^32 Adam steps")?;
+        for (update, moment) in self.updates.iter().zip(&self.m.tensors) {
+            update.set_params(gpu, &adam::step_params(&self.config, step, moment.numel())?);
             update.encode(gpu, encoder);
         }
+        Ok(())
     }
 
     /// The moments, under `adam.m.<name>` and `adam.v.<name>`.

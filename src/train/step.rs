@@ -146,7 +146,7 @@ impl TrainStep {
                 encoder.copy_buffer_to_buffer(&loss.buffer, 0, &self.loss_log, 4 * (2 * i + h) as u64, 4);
             }
         }
-        self.adam.encode_step(gpu, &mut encoder);
+        self.adam.encode_step(gpu, &mut encoder)?;
         let step = self.adam.step;
         let mut done = self.readback.record_copy(gpu, &mut encoder, &self.loss_log, step)?;
         gpu.submit(encoder);
