@@ -1,1 +1,364 @@
-//! placeholder: being written
+//! Batch normalization over `[N, C, L]` (PyTorch `BatchNorm1d`): each channel is normalized over
+//! its `M = N * L` values, then scaled by `gamma` and shifted by `beta`. Training mode uses the
+//! batch's statistics and updates the running ones; eval mode uses the running ones.
+//! Shader: `shaders/batchnorm.wgsl`.
+
+use anyhow::{bail, ensure, Result};
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{grid, groups_for, Gpu};
+use crate::tensor::Tensor;
+
+/// PyTorch's default `eps`, added to the variance before the square root.
+pub const DEFAULT_EPS: f32 = 1e-5;
+/// PyTorch's default `momentum`: the weight of the new batch in the running statistics.
+pub const DEFAULT_MOMENTUM: f32 = 0.1;
+
+const WG: u32 = 256;
+
+/// `[N, C, L]`: batch, channels, length. Statistics are per channel over `M = N * L` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchNormShape {
+    pub n: usize,
+    pub c: usize,
+    pub l: usize,
+}
+
+impl BatchNormShape {
+    pub fn new(n: usize, c: usize, l: usize) -> Result<BatchNormShape> {
+        let shape = BatchNormShape { n, c, l };
+        shape.validate()?;
+        Ok(shape)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let BatchNormShape { n, c, l } = *self;
+        ensure!(n > 0 && c > 0 && l > 0, "batchnorm: shape [N={n}, C={c}, L={l}] has an empty dimension");
+        ensure!(
+            n.checked_mul(c).and_then(|nc| nc.checked_mul(l)).is_some_and(|e| e <= u32::MAX as usize),
+            "batchnorm: shape [N={n}, C={c}, L={l}] has more than 2^32 elements"
+        );
+        Ok(())
+    }
+
+    /// Values per channel.
+    pub fn m(&self) -> usize {
+        self.n * self.l
+    }
+
+    pub fn numel(&self) -> usize {
+        self.n * self.c * self.l
+    }
+
+    fn dims(&self) -> Vec<usize> {
+        vec![self.n, self.c, self.l]
+    }
+}
+
+fn expect_shape(op: &str, name: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
+    ensure!(t.shape == expected, "{op}: {name} has shape {:?}, expected {expected:?}", t.shape);
+    Ok(())
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    l: u32,
+    accumulate: u32,
+    eps: f32,
+    momentum: f32,
+    _pad: [u32; 2],
+}
+
+fn params(shape: &BatchNormShape, accumulate: bool, eps: f32, momentum: f32) -> Params {
+    Params {
+        n: shape.n as u32,
+        c: shape.c as u32,
+        l: shape.l as u32,
+        accumulate: u32::from(accumulate),
+        eps,
+        momentum,
+        _pad: [0; 2],
+    }
+}
+
+/// One workgroup per channel, for the reductions.
+fn per_channel(shape: &BatchNormShape) -> [u32; 3] {
+    grid(groups_for(shape.c, 1))
+}
+
+/// One invocation per element.
+fn per_element(shape: &BatchNormShape) -> [u32; 3] {
+    grid(groups_for(shape.numel(), WG))
+}
+
+/// Records training-mode batch normalization: `y = gamma * (x - mean) / sqrt(var + eps) + beta`
+/// with the batch's per-channel mean and biased variance. Writes `save_mean` and
+/// `save_invstd = 1 / sqrt(var + eps)` (`[C]`, for [`encode_backward`]) and updates
+/// `running_mean` / `running_var` in place (the variance unbiased, as PyTorch does).
+/// Refuses `M = N * L = 1`, where the unbiased variance is undefined.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_forward_train(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &BatchNormShape,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+    eps: f32,
+    momentum: f32,
+) -> Result<()> {
+    const OP: &str = "batchnorm forward (training)";
+    shape.validate()?;
+    if shape.m() == 1 {
+        bail!(
+            "{OP}: shape [N={}, C={}, L={}] gives one value per channel; training needs more than one \
+             to estimate a variance (PyTorch refuses too). Use a larger batch or eval mode",
+            shape.n,
+            shape.c,
+            shape.l
+        );
+    }
+    let (dims, channel) = (shape.dims(), [shape.c]);
+    expect_shape(OP, "x", x, &dims)?;
+    expect_shape(OP, "y", y, &dims)?;
+    for (name, t) in [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("save_mean", save_mean),
+        ("save_invstd", save_invstd),
+    ] {
+        expect_shape(OP, name, t, &channel)?;
+    }
+    let p = params(shape, false, eps, momentum);
+    gpu.dispatch(
+        encoder,
+        "batchnorm",
+        "train_stats",
+        &p,
+        &[(1, &x.buffer), (4, &running_mean.buffer), (5, &running_var.buffer), (7, &save_mean.buffer), (8, &save_invstd.buffer)],
+        per_channel(shape),
+    );
+    gpu.dispatch(
+        encoder,
+        "batchnorm",
+        "normalize_train",
+        &p,
+        &[(1, &x.buffer), (2, &gamma.buffer), (3, &beta.buffer), (6, &y.buffer), (7, &save_mean.buffer), (8, &save_invstd.buffer)],
+        per_element(shape),
+    );
+    Ok(())
+}
+
+/// Records eval-mode batch normalization with the running statistics:
+/// `y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_forward_eval(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &BatchNormShape,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+    eps: f32,
+) -> Result<()> {
+    const OP: &str = "batchnorm forward (eval)";
+    shape.validate()?;
+    let (dims, channel) = (shape.dims(), [shape.c]);
+    expect_shape(OP, "x", x, &dims)?;
+    expect_shape(OP, "y", y, &dims)?;
+    for (name, t) in [("gamma", gamma), ("beta", beta), ("running_mean", running_mean), ("running_var", running_var)] {
+        expect_shape(OP, name, t, &channel)?;
+    }
+    gpu.dispatch(
+        encoder,
+        "batchnorm",
+        "normalize_eval",
+        &params(shape, false, eps, 0.0),
+        &[
+            (1, &x.buffer),
+            (2, &gamma.buffer),
+            (3, &beta.buffer),
+            (4, &running_mean.buffer),
+            (5, &running_var.buffer),
+            (6, &y.buffer),
+        ],
+        per_element(shape),
+    );
+    Ok(())
+}
+
+/// Records the training-mode backward pass from the forward's `x`, `gamma` and saved
+/// statistics: `dx`, and `dgamma = sum dy * xhat`, `dbeta = sum dy` (overwritten, or added to
+/// when `accumulate`). `channel_sums` (`[2, C]`) is scratch: this batch's two sums, which `dx`
+/// needs even when `dgamma`/`dbeta` accumulate over micro-batches.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_backward(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &BatchNormShape,
+    x: &Tensor,
+    dy: &Tensor,
+    gamma: &Tensor,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+    dx: &Tensor,
+    dgamma: &Tensor,
+    dbeta: &Tensor,
+    channel_sums: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
+    const OP: &str = "batchnorm backward";
+    shape.validate()?;
+    let (dims, channel) = (shape.dims(), [shape.c]);
+    for (name, t) in [("x", x), ("dy", dy), ("dx", dx)] {
+        expect_shape(OP, name, t, &dims)?;
+    }
+    for (name, t) in [("gamma", gamma), ("save_mean", save_mean), ("save_invstd", save_invstd), ("dgamma", dgamma), ("dbeta", dbeta)] {
+        expect_shape(OP, name, t, &channel)?;
+    }
+    expect_shape(OP, "channel_sums", channel_sums, &[2, shape.c])?;
+    let p = params(shape, accumulate, 0.0, 0.0);
+    gpu.dispatch(
+        encoder,
+        "batchnorm",
+        "backward_sums",
+        &p,
+        &[
+            (1, &x.buffer),
+            (7, &save_mean.buffer),
+            (8, &save_invstd.buffer),
+            (9, &dy.buffer),
+            (11, &dgamma.buffer),
+            (12, &dbeta.buffer),
+            (13, &channel_sums.buffer),
+        ],
+        per_channel(shape),
+    );
+    gpu.dispatch(
+        encoder,
+        "batchnorm",
+        "backward_dx",
+        &p,
+        &[
+            (1, &x.buffer),
+            (2, &gamma.buffer),
+            (7, &save_mean.buffer),
+            (8, &save_invstd.buffer),
+            (9, &dy.buffer),
+            (10, &dx.buffer),
+            (13, &channel_sums.buffer),
+        ],
+        per_element(shape),
+    );
+    Ok(())
+}
+
+/// The f64 CPU reference: the readable specification the GPU kernels are tested against.
+/// Tensors are flat row-major `[N, C, L]` (activations) and `[C]` (per-channel values).
+pub mod reference {
+    use super::BatchNormShape;
+
+    /// Index of value `m = n * L + l` of channel `c`.
+    fn at(s: &BatchNormShape, c: usize, m: usize) -> usize {
+        (m / s.l) * s.c * s.l + c * s.l + m % s.l
+    }
+
+    pub struct TrainOutput {
+        pub y: Vec<f64>,
+        pub mean: Vec<f64>,
+        pub invstd: Vec<f64>,
+        pub running_mean: Vec<f64>,
+        pub running_var: Vec<f64>,
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train(
+        s: &BatchNormShape,
+        x: &[f64],
+        gamma: &[f64],
+        beta: &[f64],
+        running_mean: &[f64],
+        running_var: &[f64],
+        eps: f64,
+        momentum: f64,
+    ) -> TrainOutput {
+        let m = s.m() as f64;
+        let mut out = TrainOutput {
+            y: vec![0.0; s.numel()],
+            mean: vec![0.0; s.c],
+            invstd: vec![0.0; s.c],
+            running_mean: vec![0.0; s.c],
+            running_var: vec![0.0; s.c],
+        };
+        for c in 0..s.c {
+            let mean = (0..s.m()).map(|i| x[at(s, c, i)]).sum::<f64>() / m;
+            let var = (0..s.m()).map(|i| (x[at(s, c, i)] - mean).powi(2)).sum::<f64>() / m;
+            let invstd = 1.0 / (var + eps).sqrt();
+            for i in 0..s.m() {
+                let j = at(s, c, i);
+                out.y[j] = gamma[c] * (x[j] - mean) * invstd + beta[c];
+            }
+            out.mean[c] = mean;
+            out.invstd[c] = invstd;
+            out.running_mean[c] = (1.0 - momentum) * running_mean[c] + momentum * mean;
+            out.running_var[c] = (1.0 - momentum) * running_var[c] + momentum * var * m / (m - 1.0);
+        }
+        out
+    }
+
+    pub fn forward_eval(
+        s: &BatchNormShape,
+        x: &[f64],
+        gamma: &[f64],
+        beta: &[f64],
+        running_mean: &[f64],
+        running_var: &[f64],
+        eps: f64,
+    ) -> Vec<f64> {
+        let mut y = vec![0.0; s.numel()];
+        for c in 0..s.c {
+            for i in 0..s.m() {
+                let j = at(s, c, i);
+                y[j] = gamma[c] * (x[j] - running_mean[c]) / (running_var[c] + eps).sqrt() + beta[c];
+            }
+        }
+        y
+    }
+
+    pub struct Grads {
+        pub dx: Vec<f64>,
+        pub dgamma: Vec<f64>,
+        pub dbeta: Vec<f64>,
+    }
+
+    /// Gradients of training mode, from the forward's `mean` and `invstd`.
+    pub fn backward(s: &BatchNormShape, x: &[f64], dy: &[f64], gamma: &[f64], mean: &[f64], invstd: &[f64]) -> Grads {
+        let m = s.m() as f64;
+        let mut g = Grads { dx: vec![0.0; s.numel()], dgamma: vec![0.0; s.c], dbeta: vec![0.0; s.c] };
+        for c in 0..s.c {
+            let xhat = |j: usize| (x[j] - mean[c]) * invstd[c];
+            let dbeta: f64 = (0..s.m()).map(|i| dy[at(s, c, i)]).sum();
+            let dgamma: f64 = (0..s.m()).map(|i| dy[at(s, c, i)] * xhat(at(s, c, i))).sum();
+            for i in 0..s.m() {
+                let j = at(s, c, i);
+                g.dx[j] = gamma[c] * invstd[c] / m * (m * dy[j] - dbeta - xhat(j) * dgamma);
+            }
+            g.dgamma[c] = dgamma;
+            g.dbeta[c] = dbeta;
+        }
+        g
+    }
+}
