@@ -36,7 +36,7 @@ pub struct RunningStats<'a> {
 
 enum Node {
     Conv1d { shape: conv1d::Conv1dShape, x: Var, w: Var, b: Var, y: Var },
-    BatchNorm { shape: batchnorm::BatchNormShape, x: Var, gamma: Var, beta: Var, y: Var, mean: Tensor, invstd: Tensor },
+    BatchNorm { shape: batchnorm::BatchNormShape, x: Var, gamma: Var, beta: Var, y: Var, mean: Tensor, invstd: Tensor, channel_sums: Tensor },
     Relu { x: Var, y: Var },
     MaxPool { shape: maxpool1d::MaxPool1dShape, x: Var, y: Var, argmax: Tensor },
     KlDiv { shape: kl_div::KlDivShape, teacher: Var, logits: Var },
@@ -124,14 +124,15 @@ impl<'g> Tape<'g> {
         let (g, t) = (self.gpu, &self.values);
         match mode {
             BnMode::Eval => {
-                batchnorm::encode_forward_eval(g, &mut self.forward, &shape, &t[x.0], &t[gamma.0], &t[beta.0], stats.mean, stats.var, &t[y.0])?;
+                batchnorm::encode_forward_eval(g, &mut self.forward, &shape, &t[x.0], &t[gamma.0], &t[beta.0], stats.mean, stats.var, &t[y.0], batchnorm::DEFAULT_EPS)?;
             }
             BnMode::Train => {
                 let mean = self.alloc(&[shape.c], "bn saved mean")?;
                 let invstd = self.alloc(&[shape.c], "bn saved invstd")?;
                 let t = &self.values;
-                batchnorm::encode_forward_train(g, &mut self.forward, &shape, &t[x.0], &t[gamma.0], &t[beta.0], stats.mean, stats.var, &t[y.0], &mean, &invstd)?;
-                self.nodes.push(Node::BatchNorm { shape, x, gamma, beta, y, mean, invstd });
+                batchnorm::encode_forward_train(g, &mut self.forward, &shape, &t[x.0], &t[gamma.0], &t[beta.0], stats.mean, stats.var, &t[y.0], &mean, &invstd, batchnorm::DEFAULT_EPS, batchnorm::DEFAULT_MOMENTUM)?;
+                let channel_sums = self.alloc(&[2, shape.c], "bn channel sums")?;
+                self.nodes.push(Node::BatchNorm { shape, x, gamma, beta, y, mean, invstd, channel_sums });
             }
         }
         Ok(y)
@@ -226,14 +227,14 @@ impl<'g> Tape<'g> {
                     conv1d::encode_backward_input(g, &mut self.backward, shape, &dy, &self.values[w.0], &dx, acc)?;
                 }
             }
-            Node::BatchNorm { ref shape, x, gamma, beta, y, ref mean, ref invstd } => {
+            Node::BatchNorm { ref shape, x, gamma, beta, y, ref mean, ref invstd, ref channel_sums } => {
                 let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
                 ensure!(self.is_parameter[gamma.0] && self.is_parameter[beta.0], "batchnorm's gamma and beta must be parameters");
                 let (dgamma, _) = self.grad_target(gamma, "bn gamma")?;
                 let (dbeta, _) = self.grad_target(beta, "bn beta")?;
                 let dx = self.fresh_grad(x, "bn input")?;
                 let t = &self.values;
-                batchnorm::encode_backward(g, &mut self.backward, shape, &t[x.0], &dy, &t[gamma.0], mean, invstd, &dx, &dgamma, &dbeta, true)?;
+                batchnorm::encode_backward(g, &mut self.backward, shape, &t[x.0], &dy, &t[gamma.0], mean, invstd, &dx, &dgamma, &dbeta, channel_sums, true)?;
             }
             Node::Relu { x, y } => {
                 let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };

@@ -6,7 +6,7 @@
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu};
+use crate::gpu::{grid, groups_for, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 /// PyTorch's default `eps`, added to the variance before the square root.
@@ -102,7 +102,7 @@ fn per_element(shape: &BatchNormShape) -> [u32; 3] {
 #[allow(clippy::too_many_arguments)]
 pub fn encode_forward_train(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &BatchNormShape,
     x: &Tensor,
     gamma: &Tensor,
@@ -141,7 +141,7 @@ pub fn encode_forward_train(
     }
     let p = params(shape, false, eps, momentum);
     gpu.dispatch(
-        encoder,
+        rec,
         "batchnorm",
         "train_stats",
         &p,
@@ -149,7 +149,7 @@ pub fn encode_forward_train(
         per_channel(shape),
     );
     gpu.dispatch(
-        encoder,
+        rec,
         "batchnorm",
         "normalize_train",
         &p,
@@ -164,7 +164,7 @@ pub fn encode_forward_train(
 #[allow(clippy::too_many_arguments)]
 pub fn encode_forward_eval(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &BatchNormShape,
     x: &Tensor,
     gamma: &Tensor,
@@ -183,7 +183,7 @@ pub fn encode_forward_eval(
         expect_shape(OP, name, t, &channel)?;
     }
     gpu.dispatch(
-        encoder,
+        rec,
         "batchnorm",
         "normalize_eval",
         &params(shape, false, eps, 0.0),
@@ -207,7 +207,7 @@ pub fn encode_forward_eval(
 #[allow(clippy::too_many_arguments)]
 pub fn encode_backward(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &BatchNormShape,
     x: &Tensor,
     dy: &Tensor,
@@ -232,7 +232,7 @@ pub fn encode_backward(
     expect_shape(OP, "channel_sums", channel_sums, &[2, shape.c])?;
     let p = params(shape, accumulate, 0.0, 0.0);
     gpu.dispatch(
-        encoder,
+        rec,
         "batchnorm",
         "backward_sums",
         &p,
@@ -248,7 +248,7 @@ pub fn encode_backward(
         per_channel(shape),
     );
     gpu.dispatch(
-        encoder,
+        rec,
         "batchnorm",
         "backward_dx",
         &p,
