@@ -23,7 +23,7 @@ fn mib(bytes: u64) -> f64 {
 /// Refuses a tensor the adapter could not bind whole, rather than letting a kernel read garbage.
 fn check_fits(gpu: &Gpu, shape: &[usize], label: &str) -> Result<u64> {
     let bytes = 4 * shape.iter().product::<usize>() as u64;
-    let bind = u64::from(gpu.limits.max_storage_buffer_binding_size);
+    let bind = gpu.limits.max_storage_buffer_binding_size;
     let alloc = gpu.limits.max_buffer_size;
     if bytes > bind.min(alloc) {
         bail!(

@@ -37,7 +37,7 @@ pub fn report() -> Result<String> {
     writeln!(out, "\nchosen: {} ({:?}, {:?})", info.name, info.backend, info.device_type)?;
     writeln!(out, "  (override with WGPU_BACKEND=vulkan|metal|dx12|gl and SN_WGPU_ADAPTER=<part of a name>)")?;
     writeln!(out, "\nlimits requested from it:")?;
-    writeln!(out, "  max_storage_buffer_binding_size    {}", mib(u64::from(limits.max_storage_buffer_binding_size)))?;
+    writeln!(out, "  max_storage_buffer_binding_size    {}", mib(limits.max_storage_buffer_binding_size))?;
     writeln!(out, "  max_buffer_size                    {}", mib(limits.max_buffer_size))?;
     writeln!(out, "  max_compute_workgroup_storage_size {} bytes", limits.max_compute_workgroup_storage_size)?;
     writeln!(out, "  max_compute_invocations_per_group  {}", limits.max_compute_invocations_per_workgroup)?;
@@ -48,7 +48,7 @@ pub fn report() -> Result<String> {
     writeln!(out, "  per compute pass (TIMESTAMP_QUERY)       {}", yes_no(wgpu::Features::TIMESTAMP_QUERY))?;
     writeln!(out, "  inside encoders                          {}", yes_no(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS))?;
     writeln!(out, "  inside passes                            {}", yes_no(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES))?;
-    let bind = u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size);
+    let bind = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
     writeln!(
         out,
         "\nSoundNet-8 at 20 s: conv1's output is {} per clip, so at most {} clips fit one storage binding",

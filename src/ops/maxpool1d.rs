@@ -6,7 +6,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu};
+use crate::gpu::{grid, groups_for, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
@@ -82,7 +82,7 @@ fn params(shape: &MaxPool1dShape, input_shaped: &[(&str, &Tensor)], output_shape
 /// `x` is `[N, C, L]`; `y` and `argmax` are `[N, C, Lout]`.
 pub fn encode_forward(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &MaxPool1dShape,
     x: &Tensor,
     y: &Tensor,
@@ -91,7 +91,7 @@ pub fn encode_forward(
     let p = params(shape, &[("x", x)], &[("y", y), ("argmax", argmax)])?;
     let outputs = y.numel();
     gpu.dispatch(
-        encoder,
+        rec,
         "maxpool1d",
         "forward",
         &p,
@@ -105,7 +105,7 @@ pub fn encode_forward(
 /// window picked i). `argmax` is the forward pass's; `dy` is `[N, C, Lout]`, `dx` is `[N, C, L]`.
 pub fn encode_backward(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &MaxPool1dShape,
     argmax: &Tensor,
     dy: &Tensor,
@@ -114,7 +114,7 @@ pub fn encode_backward(
     let p = params(shape, &[("dx", dx)], &[("argmax", argmax), ("dy", dy)])?;
     let inputs = dx.numel();
     gpu.dispatch(
-        encoder,
+        rec,
         "maxpool1d",
         "backward",
         &p,

@@ -5,7 +5,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu};
+use crate::gpu::{grid, groups_for, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 /// Logits `[n, c, t]`, normalised over `c` separately for every `(n, t)`.
@@ -52,7 +52,7 @@ fn params(op: &str, shape: &SoftmaxShape, tensors: &[(&str, &Tensor)]) -> Result
 
 fn encode(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     entry: &'static str,
     shape: &SoftmaxShape,
     buffers: &[(u32, &str, &Tensor)],
@@ -60,42 +60,42 @@ fn encode(
     let named: Vec<(&str, &Tensor)> = buffers.iter().map(|&(_, name, t)| (name, t)).collect();
     let p = params(entry, shape, &named)?;
     let bindings: Vec<(u32, &wgpu::Buffer)> = buffers.iter().map(|&(b, _, t)| (b, &t.buffer)).collect();
-    gpu.dispatch(encoder, "softmax", entry, &p, &bindings, grid(groups_for(shape.columns(), 1)));
+    gpu.dispatch(rec, "softmax", entry, &p, &bindings, grid(groups_for(shape.columns(), 1)));
     Ok(())
 }
 
 /// Records `out = softmax(z)` over C. `out` may not alias `z`.
-pub fn encode_softmax(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, shape: &SoftmaxShape, z: &Tensor, out: &Tensor) -> Result<()> {
-    encode(gpu, encoder, "softmax", shape, &[(1, "z", z), (2, "out", out)])
+pub fn encode_softmax(gpu: &Gpu, rec: &mut impl Recorder, shape: &SoftmaxShape, z: &Tensor, out: &Tensor) -> Result<()> {
+    encode(gpu, rec, "softmax", shape, &[(1, "z", z), (2, "out", out)])
 }
 
 /// Records `out = log_softmax(z)` over C. `out` may not alias `z`.
-pub fn encode_log_softmax(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, shape: &SoftmaxShape, z: &Tensor, out: &Tensor) -> Result<()> {
-    encode(gpu, encoder, "log_softmax", shape, &[(1, "z", z), (2, "out", out)])
+pub fn encode_log_softmax(gpu: &Gpu, rec: &mut impl Recorder, shape: &SoftmaxShape, z: &Tensor, out: &Tensor) -> Result<()> {
+    encode(gpu, rec, "log_softmax", shape, &[(1, "z", z), (2, "out", out)])
 }
 
 /// Records `dz = out * (dy - sum_c dy * out)`, where `out` is the softmax forward output.
 pub fn encode_softmax_backward(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &SoftmaxShape,
     out: &Tensor,
     dy: &Tensor,
     dz: &Tensor,
 ) -> Result<()> {
-    encode(gpu, encoder, "softmax_backward", shape, &[(3, "out", out), (4, "dy", dy), (5, "dz", dz)])
+    encode(gpu, rec, "softmax_backward", shape, &[(3, "out", out), (4, "dy", dy), (5, "dz", dz)])
 }
 
 /// Records `dz = dy - exp(out) * sum_c dy`, where `out` is the log-softmax forward output.
 pub fn encode_log_softmax_backward(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &SoftmaxShape,
     out: &Tensor,
     dy: &Tensor,
     dz: &Tensor,
 ) -> Result<()> {
-    encode(gpu, encoder, "log_softmax_backward", shape, &[(3, "out", out), (4, "dy", dy), (5, "dz", dz)])
+    encode(gpu, rec, "log_softmax_backward", shape, &[(3, "out", out), (4, "dy", dy), (5, "dz", dz)])
 }
 
 /// The f64 CPU reference: the readable specification the GPU kernels are tested against.
