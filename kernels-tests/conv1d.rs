@@ -1,2 +1,232 @@
-//! placeholder: being written
+//! Conv1d: GPU against the f64 reference on every SoundNet layer and on awkward shapes,
+//! finite-difference checks of the reference backward passes, and the PyTorch fixture.
+
 mod common;
+use common::*;
+use rand::Rng;
+use sn_wgpu::ops::conv1d::{self, reference, Conv1dShape};
+
+fn shape(n: usize, cin: usize, cout: usize, l: usize, k: usize, stride: usize, pad: usize) -> Conv1dShape {
+    Conv1dShape { n, cin, cout, l, k, stride, pad }
+}
+
+/// Runs all four kernels on random data (into NaN-poisoned outputs) and compares each with the
+/// reference. `what` names the case in failure messages.
+fn check(what: &str, s: Conv1dShape, seed: u64) {
+    let mut r = rng(seed);
+    let l_out = s.l_out().unwrap();
+    let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
+    let x = randn(&mut r, s.n * s.cin * s.l);
+    let w = randn(&mut r, s.cout * s.cin * s.k);
+    let b = randn(&mut r, s.cout);
+    let dy = randn(&mut r, s.n * s.cout * l_out);
+    let (xg, wg, bg, dyg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &[s.cout]), upload(&dy, &ys));
+    let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&[s.cout]));
+    run(|enc| {
+        conv1d::encode_forward(gpu(), enc, &s, &xg, &wg, &bg, &y).unwrap();
+        conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx).unwrap();
+        conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, false).unwrap();
+        conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, false).unwrap();
+    });
+    let (x, w, b, dy) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
+    let g = gpu();
+    assert_close(&format!("{what} {s:?} y"), &y.read(g).unwrap(), &reference::forward(&s, &x, &w, &b), 1e-5);
+    assert_close(&format!("{what} {s:?} dx"), &dx.read(g).unwrap(), &reference::backward_input(&s, &dy, &w), 1e-4);
+    assert_close(&format!("{what} {s:?} dw"), &dw.read(g).unwrap(), &reference::backward_weight(&s, &x, &dy), 1e-4);
+    assert_close(&format!("{what} {s:?} db"), &db.read(g).unwrap(), &reference::backward_bias(&s, &dy), 1e-4);
+}
+
+#[test]
+fn every_soundnet_layer() {
+    // The real channel counts, kernels, strides and paddings of every layer; only N and L are
+    // small (conv7 and the heads at the shortest L that fits their kernel).
+    let layers = [
+        ("conv1", shape(2, 1, 16, 200, 64, 2, 32)),
+        ("conv2", shape(2, 16, 32, 64, 32, 2, 16)),
+        ("conv3", shape(2, 32, 64, 40, 16, 2, 8)),
+        ("conv4", shape(2, 64, 128, 20, 8, 2, 4)),
+        ("conv5", shape(2, 128, 256, 10, 4, 2, 2)),
+        ("conv6", shape(1, 256, 512, 6, 4, 2, 2)),
+        ("conv7", shape(1, 512, 1024, 4, 4, 2, 2)),
+        ("head 1024->1000", shape(1, 1024, 1000, 8, 8, 2, 0)),
+        ("head 1024->401", shape(2, 1024, 401, 11, 8, 2, 0)),
+        ("SoundNet-5 head 256->1000", shape(1, 256, 1000, 40, 16, 12, 4)),
+    ];
+    for (i, (name, s)) in layers.into_iter().enumerate() {
+        check(name, s, i as u64);
+    }
+}
+
+#[test]
+fn long_reductions_over_n_and_lout() {
+    // N * Lout from 65 to 12,000 terms per weight: every workgroup split from 2 lanes per weight
+    // to a whole workgroup of 256, with partial sums that wrap around several times.
+    check("conv1 long", shape(3, 1, 3, 8_000, 64, 2, 32), 100);
+    check("conv2 medium", shape(2, 3, 5, 1_001, 32, 2, 16), 101);
+    check("conv4 short", shape(5, 4, 3, 25, 8, 2, 4), 102);
+    check("258 terms", shape(2, 2, 3, 129, 1, 1, 0), 103);
+}
+
+#[test]
+fn awkward_shapes() {
+    let cases = [
+        ("odd L", shape(3, 3, 5, 37, 5, 2, 1)),
+        ("Lout = 1 from L = K - 2p", shape(2, 3, 4, 4, 8, 2, 2)),
+        ("Lout = 1, no padding", shape(2, 3, 4, 9, 8, 2, 0)),
+        ("channels not multiples of 256", shape(1, 257, 259, 5, 3, 1, 1)),
+        ("outputs not a multiple of 256", shape(3, 7, 11, 23, 3, 1, 1)),
+        ("padding wider than the stride", shape(2, 2, 3, 17, 7, 2, 5)),
+        ("padding wider than the kernel", shape(2, 2, 3, 6, 3, 2, 5)),
+        ("stride > K", shape(2, 3, 2, 40, 3, 7, 1)),
+        ("stride > K with padding", shape(2, 3, 2, 41, 2, 5, 3)),
+        ("K = 1", shape(2, 4, 3, 15, 1, 1, 0)),
+        ("K = 1, stride 3", shape(2, 4, 3, 16, 1, 3, 0)),
+        ("L = 1", shape(2, 3, 2, 1, 3, 1, 1)),
+        ("N = Cin = Cout = 1", shape(1, 1, 1, 10, 3, 2, 1)),
+    ];
+    for (i, (name, s)) in cases.into_iter().enumerate() {
+        check(name, s, 200 + i as u64);
+    }
+}
+
+#[test]
+fn random_shapes() {
+    let mut r = rng(7);
+    for i in 0..30 {
+        let k: usize = r.random_range(1..=12);
+        let pad = r.random_range(0..=k);
+        let min_l = k.saturating_sub(2 * pad).max(1);
+        let s = shape(
+            r.random_range(1..=3),
+            r.random_range(1..=9),
+            r.random_range(1..=9),
+            r.random_range(min_l..=min_l + 60),
+            k,
+            r.random_range(1..=6),
+            pad,
+        );
+        check(&format!("random #{i}"), s, 300 + i);
+    }
+}
+
+#[test]
+fn dispatches_beyond_65535_workgroups() {
+    // 256 * 65,535 = 16.8 M invocations is the most a 1-D grid holds: the output (forward) and
+    // the input gradient (backward_input) each go past it once, on the y axis of the grid.
+    check("16.8 M outputs", shape(1, 1, 4_100, 4_100, 1, 1, 0), 400);
+    check("16.8 M inputs", shape(1, 4_100, 1, 4_100, 1, 1, 0), 401);
+}
+
+#[test]
+fn too_short_input_is_an_error() {
+    let s = shape(1, 2, 3, 3, 8, 2, 2); // L + 2p = 7 < K = 8
+    let err = format!("{:#}", s.l_out().unwrap_err());
+    assert!(err.contains("too short") && err.contains("at least K - 2*pad = 4"), "unhelpful error: {err}");
+    assert_eq!(shape(1, 2, 3, 4, 8, 2, 2).l_out().unwrap(), 1);
+    assert!(shape(1, 2, 3, 1, 8, 2, 4).l_out().is_ok()); // K - 2p = 0, but L is at least 1
+    assert!(shape(1, 2, 3, 0, 8, 2, 4).l_out().is_err());
+    assert!(shape(1, 2, 3, 10, 3, 0, 1).l_out().is_err());
+
+    // Every encode function refuses the shape rather than dispatching.
+    let t = upload(&[0.0; 6], &[1, 2, 3]);
+    let mut enc = gpu().encoder("errors");
+    assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &t, &t, &t, &t).is_err());
+    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &t, &t, &t).is_err());
+    assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &t, &t, &t, false).is_err());
+    assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &t, &t, false).is_err());
+}
+
+#[test]
+fn wrong_tensor_shapes_are_rejected() {
+    let s = shape(2, 3, 4, 10, 3, 1, 1);
+    let x = upload(&[0.0; 60], &[2, 3, 10]);
+    let w = upload(&[0.0; 36], &[4, 3, 3]);
+    let b = upload(&[0.0; 4], &[4]);
+    let y = upload(&[0.0; 80], &[2, 4, 10]);
+    let w_transposed = upload(&[0.0; 36], &[3, 4, 3]);
+    let y_short = upload(&[0.0; 72], &[2, 4, 9]);
+    let mut enc = gpu().encoder("errors");
+    assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w, &b, &y).is_ok());
+    let err = conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w_transposed, &b, &y).unwrap_err();
+    assert!(format!("{err}").contains("weight w has shape [3, 4, 3], expected [4, 3, 3]"), "{err}");
+    assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w, &b, &y_short).is_err());
+    assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w, &x, &y).is_err());
+    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &y_short, &w, &x).is_err());
+    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &y, &w, &y).is_err());
+    assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &x, &y, &b, false).is_err());
+    assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &y, &y, &w, false).is_err());
+    assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &y, &w, false).is_err());
+    assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &x, &b, false).is_err());
+}
+
+#[test]
+fn accumulate_adds_to_existing_gradients() {
+    // One weight gradient summed by single invocations, one by whole workgroups.
+    for (i, s) in [shape(1, 5, 6, 9, 3, 2, 1), shape(3, 2, 3, 9_000, 5, 1, 2)].into_iter().enumerate() {
+        let mut r = rng(500 + i as u64);
+        let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
+        let x = randn(&mut r, xs.iter().product());
+        let dy = randn(&mut r, ys.iter().product());
+        let dw_before = randn(&mut r, ws.iter().product());
+        let db_before = randn(&mut r, s.cout);
+        let (xg, dyg) = (upload(&x, &xs), upload(&dy, &ys));
+        let (dw, db) = (upload(&dw_before, &ws), upload(&db_before, &[s.cout]));
+        run(|enc| {
+            conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, true).unwrap();
+            conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, true).unwrap();
+        });
+        let (x, dy) = (to_f64(&x), to_f64(&dy));
+        let add = |before: &[f32], grad: Vec<f64>| -> Vec<f64> { before.iter().zip(grad).map(|(&a, g)| f64::from(a) + g).collect() };
+        assert_close(&format!("{s:?} dw accumulated"), &dw.read(gpu()).unwrap(), &add(&dw_before, reference::backward_weight(&s, &x, &dy)), 1e-4);
+        assert_close(&format!("{s:?} db accumulated"), &db.read(gpu()).unwrap(), &add(&db_before, reference::backward_bias(&s, &dy)), 1e-4);
+
+        // Twice more, overwriting then accumulating: the result is twice the gradient.
+        run(|enc| {
+            conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, false).unwrap();
+            conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, true).unwrap();
+        });
+        let twice: Vec<f64> = reference::backward_weight(&s, &x, &dy).iter().map(|g| 2.0 * g).collect();
+        assert_close(&format!("{s:?} dw overwritten then accumulated"), &dw.read(gpu()).unwrap(), &twice, 1e-4);
+    }
+}
+
+#[test]
+fn reference_backward_matches_finite_differences() {
+    for (i, s) in [shape(2, 3, 2, 11, 4, 3, 2), shape(1, 2, 3, 9, 5, 2, 4), shape(2, 2, 2, 7, 1, 2, 0)].into_iter().enumerate() {
+        let mut r = rng(600 + i as u64);
+        let x = to_f64(&randn(&mut r, s.n * s.cin * s.l));
+        let w = to_f64(&randn(&mut r, s.cout * s.cin * s.k));
+        let b = to_f64(&randn(&mut r, s.cout));
+        let dy = to_f64(&randn(&mut r, s.n * s.cout * s.l_out().unwrap()));
+        let numeric_dx = numeric_grad(|x| dot(&reference::forward(&s, x, &w, &b), &dy), &x, 1e-6);
+        let numeric_dw = numeric_grad(|w| dot(&reference::forward(&s, &x, w, &b), &dy), &w, 1e-6);
+        let numeric_db = numeric_grad(|b| dot(&reference::forward(&s, &x, &w, b), &dy), &b, 1e-6);
+        assert!(rel_err_f64(&reference::backward_input(&s, &dy, &w), &numeric_dx) < 1e-8, "{s:?} dx");
+        assert!(rel_err_f64(&reference::backward_weight(&s, &x, &dy), &numeric_dw) < 1e-8, "{s:?} dw");
+        assert!(rel_err_f64(&reference::backward_bias(&s, &dy), &numeric_db) < 1e-8, "{s:?} db");
+    }
+}
+
+#[test]
+fn matches_pytorch_fixture() {
+    let f = Fixture::load("conv1d");
+    assert_eq!(f.cases().len(), 4);
+    for case in f.cases() {
+        let get = |name: &str| f.tensor(&format!("{case}.{name}"));
+        let ((x, xs), (w, ws), (b, bs), (dy, ys)) = (get("x"), get("w"), get("b"), get("dy"));
+        let s = shape(xs[0], xs[1], ws[0], xs[2], ws[2], f.meta(&format!("{case}.stride")), f.meta(&format!("{case}.pad")));
+        let (xg, wg, bg, dyg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &bs), upload(&dy, &ys));
+        let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&bs));
+        run(|enc| {
+            conv1d::encode_forward(gpu(), enc, &s, &xg, &wg, &bg, &y).unwrap();
+            conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx).unwrap();
+            conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, false).unwrap();
+            conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, false).unwrap();
+        });
+        let expect = |name: &str| to_f64(&get(name).0);
+        assert_close(&format!("{case} {s:?} y"), &y.read(gpu()).unwrap(), &expect("y"), 1e-5);
+        assert_close(&format!("{case} {s:?} dx"), &dx.read(gpu()).unwrap(), &expect("dx"), 1e-4);
+        assert_close(&format!("{case} {s:?} dw"), &dw.read(gpu()).unwrap(), &expect("dw"), 1e-4);
+        assert_close(&format!("{case} {s:?} db"), &db.read(gpu()).unwrap(), &expect("db"), 1e-4);
+    }
+}

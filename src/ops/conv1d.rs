@@ -1,1 +1,257 @@
-//! placeholder: being written
+//! 1-D convolution, PyTorch layout and semantics (`F.conv1d` with stride and symmetric zero
+//! padding): `x [N, Cin, L]`, `w [Cout, Cin, K]`, `b [Cout]` -> `y [N, Cout, Lout]`.
+//! Shader: `shaders/conv1d.wgsl`, whose header gives the indexing and every backward formula.
+
+use anyhow::{bail, ensure, Result};
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{grid, groups_for, Gpu};
+use crate::tensor::Tensor;
+
+const WG: u32 = 256;
+
+/// backward_weight gives each weight element enough invocations (`lanes`) that each of them adds
+/// up about this many of the N * Lout terms, at most a whole workgroup.
+const TERMS_PER_LANE: usize = 64;
+
+/// Invocations per weight element in backward_weight: a power of two from 1 to 256.
+fn weight_lanes(terms: usize) -> u32 {
+    terms.div_ceil(TERMS_PER_LANE).next_power_of_two().min(WG as usize) as u32
+}
+
+/// The sizes of one convolution. `l_out()` checks them and gives the output length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv1dShape {
+    pub n: usize,
+    pub cin: usize,
+    pub cout: usize,
+    pub l: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Conv1dShape {
+    /// `Lout = floor((L + 2 pad - K) / stride) + 1`, or an error when a size is zero or the input
+    /// is too short to fit one window.
+    pub fn l_out(&self) -> Result<usize> {
+        let Conv1dShape { n, cin, cout, l, k, stride, pad } = *self;
+        ensure!(
+            n > 0 && cin > 0 && cout > 0 && l > 0 && k > 0 && stride > 0,
+            "conv1d {self:?}: every size (n, cin, cout, l, k, stride) must be at least 1"
+        );
+        if l + 2 * pad < k {
+            bail!(
+                "conv1d {self:?}: input length {l} is too short for kernel {k} with padding {pad}; \
+                 it must be at least K - 2*pad = {} (and at least 1)",
+                k - 2 * pad
+            );
+        }
+        Ok((l + 2 * pad - k) / stride + 1)
+    }
+
+    pub fn input_dims(&self) -> [usize; 3] {
+        [self.n, self.cin, self.l]
+    }
+
+    pub fn weight_dims(&self) -> [usize; 3] {
+        [self.cout, self.cin, self.k]
+    }
+
+    pub fn output_dims(&self) -> Result<[usize; 3]> {
+        Ok([self.n, self.cout, self.l_out()?])
+    }
+
+    /// The uniform parameters, after checking the sizes and that every index fits in a u32.
+    fn params(&self, accumulate: bool) -> Result<Params> {
+        let l_out = self.l_out()?;
+        let largest = [self.n * self.cin * self.l, self.n * self.cout * l_out, self.cout * self.cin * self.k]
+            .into_iter()
+            .max()
+            .unwrap_or(0);
+        ensure!(
+            largest < u32::MAX as usize && self.l + self.pad + self.k < i32::MAX as usize,
+            "conv1d {self:?}: a tensor of {largest} elements is too large to index with 32 bits"
+        );
+        let u = |v: usize| v as u32;
+        Ok(Params {
+            n: u(self.n),
+            cin: u(self.cin),
+            cout: u(self.cout),
+            l: u(self.l),
+            k: u(self.k),
+            stride: u(self.stride),
+            pad: u(self.pad),
+            l_out: u(l_out),
+            accumulate: u32::from(accumulate),
+            lanes: weight_lanes(self.n * l_out),
+            _pad: [0; 3],
+        })
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    cin: u32,
+    cout: u32,
+    l: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    l_out: u32,
+    accumulate: u32,
+    lanes: u32,
+    _pad: [u32; 3],
+}
+
+fn check(what: &str, tensor: &Tensor, expected: &[usize], shape: &Conv1dShape) -> Result<()> {
+    ensure!(
+        tensor.shape == expected,
+        "conv1d: {what} has shape {:?}, expected {expected:?} for {shape:?}",
+        tensor.shape
+    );
+    Ok(())
+}
+
+/// Records `y = conv1d(x, w) + b`.
+pub fn encode_forward(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &Conv1dShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+) -> Result<()> {
+    let params = shape.params(false)?;
+    check("input x", x, &shape.input_dims(), shape)?;
+    check("weight w", w, &shape.weight_dims(), shape)?;
+    check("bias b", b, &[shape.cout], shape)?;
+    check("output y", y, &shape.output_dims()?, shape)?;
+    let buffers = [(1, &x.buffer), (2, &w.buffer), (3, &b.buffer), (4, &y.buffer)];
+    gpu.dispatch(encoder, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)));
+    Ok(())
+}
+
+/// Records `dx`, the gradient of the loss with respect to the input, from `dy` (shaped like `y`).
+pub fn encode_backward_input(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &Conv1dShape,
+    dy: &Tensor,
+    w: &Tensor,
+    dx: &Tensor,
+) -> Result<()> {
+    let params = shape.params(false)?;
+    check("output gradient dy", dy, &shape.output_dims()?, shape)?;
+    check("weight w", w, &shape.weight_dims(), shape)?;
+    check("input gradient dx", dx, &shape.input_dims(), shape)?;
+    let buffers = [(2, &w.buffer), (5, &dy.buffer), (6, &dx.buffer)];
+    gpu.dispatch(encoder, "conv1d", "backward_input", &params, &buffers, grid(groups_for(dx.numel(), WG)));
+    Ok(())
+}
+
+/// Records `dw` from the forward input `x` and `dy`; adds to `dw` when `accumulate`.
+pub fn encode_backward_weight(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &Conv1dShape,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
+    let params = shape.params(accumulate)?;
+    check("input x", x, &shape.input_dims(), shape)?;
+    check("output gradient dy", dy, &shape.output_dims()?, shape)?;
+    check("weight gradient dw", dw, &shape.weight_dims(), shape)?;
+    let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer)];
+    let weights_per_group = WG / params.lanes;
+    gpu.dispatch(encoder, "conv1d", "backward_weight", &params, &buffers, grid(groups_for(dw.numel(), weights_per_group)));
+    Ok(())
+}
+
+/// Records `db` from `dy`; adds to `db` when `accumulate`.
+pub fn encode_backward_bias(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    shape: &Conv1dShape,
+    dy: &Tensor,
+    db: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
+    let params = shape.params(accumulate)?;
+    check("output gradient dy", dy, &shape.output_dims()?, shape)?;
+    check("bias gradient db", db, &[shape.cout], shape)?;
+    // One workgroup per bias element.
+    gpu.dispatch(encoder, "conv1d", "backward_bias", &params, &[(5, &dy.buffer), (8, &db.buffer)], grid(groups_for(shape.cout, 1)));
+    Ok(())
+}
+
+/// The f64 CPU reference: the readable specification the GPU kernels are tested against.
+/// Every function loops over the same (n, co, lo, ci, k) terms of the forward sum; the backward
+/// passes send each term's gradient back to where it came from. Panics on an invalid shape.
+pub mod reference {
+    use super::Conv1dShape;
+
+    /// The input position that tap `k` of output position `lo` reads, or None in the padding.
+    fn input_position(s: &Conv1dShape, lo: usize, k: usize) -> Option<usize> {
+        (lo * s.stride + k).checked_sub(s.pad).filter(|&pos| pos < s.l)
+    }
+
+    /// Calls `term(x index, w index, y index)` for every product in the forward sum.
+    fn for_each_term(s: &Conv1dShape, mut term: impl FnMut(usize, usize, usize)) {
+        let l_out = s.l_out().expect("conv1d reference");
+        for n in 0..s.n {
+            for co in 0..s.cout {
+                for lo in 0..l_out {
+                    for ci in 0..s.cin {
+                        for k in 0..s.k {
+                            if let Some(pos) = input_position(s, lo, k) {
+                                let xi = (n * s.cin + ci) * s.l + pos;
+                                let wi = (co * s.cin + ci) * s.k + k;
+                                let yi = (n * s.cout + co) * l_out + lo;
+                                term(xi, wi, yi);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn output_len(s: &Conv1dShape) -> usize {
+        s.n * s.cout * s.l_out().expect("conv1d reference")
+    }
+
+    /// `y[n,co,lo] = b[co] + sum_{ci,k} w[co,ci,k] * x[n,ci,lo*stride+k-pad]`.
+    pub fn forward(s: &Conv1dShape, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+        let l_out = s.l_out().expect("conv1d reference");
+        let mut y: Vec<f64> = (0..output_len(s)).map(|i| b[(i / l_out) % s.cout]).collect();
+        for_each_term(s, |xi, wi, yi| y[yi] += w[wi] * x[xi]);
+        y
+    }
+
+    pub fn backward_input(s: &Conv1dShape, dy: &[f64], w: &[f64]) -> Vec<f64> {
+        let mut dx = vec![0.0; s.n * s.cin * s.l];
+        for_each_term(s, |xi, wi, yi| dx[xi] += dy[yi] * w[wi]);
+        dx
+    }
+
+    pub fn backward_weight(s: &Conv1dShape, x: &[f64], dy: &[f64]) -> Vec<f64> {
+        let mut dw = vec![0.0; s.cout * s.cin * s.k];
+        for_each_term(s, |xi, wi, yi| dw[wi] += dy[yi] * x[xi]);
+        dw
+    }
+
+    pub fn backward_bias(s: &Conv1dShape, dy: &[f64]) -> Vec<f64> {
+        let l_out = s.l_out().expect("conv1d reference");
+        let mut db = vec![0.0; s.cout];
+        for (i, g) in dy.iter().enumerate() {
+            db[(i / l_out) % s.cout] += g;
+        }
+        db
+    }
+}
