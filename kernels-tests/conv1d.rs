@@ -24,7 +24,7 @@ fn check(what: &str, s: Conv1dShape, seed: u64) {
     let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&[s.cout]));
     run(|enc| {
         conv1d::encode_forward(gpu(), enc, &s, &xg, &wg, &bg, &y).unwrap();
-        conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx).unwrap();
+        conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx, false).unwrap();
         conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, false).unwrap();
         conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, false).unwrap();
     });
@@ -131,7 +131,7 @@ fn too_short_input_is_an_error() {
     let t = upload(&[0.0; 6], &[1, 2, 3]);
     let mut enc = gpu().encoder("errors");
     assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &t, &t, &t, &t).is_err());
-    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &t, &t, &t).is_err());
+    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &t, &t, &t, false).is_err());
     assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &t, &t, &t, false).is_err());
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &t, &t, false).is_err());
 }
@@ -151,8 +151,8 @@ fn wrong_tensor_shapes_are_rejected() {
     assert!(format!("{err}").contains("weight w has shape [3, 4, 3], expected [4, 3, 3]"), "{err}");
     assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w, &b, &y_short).is_err());
     assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w, &x, &y).is_err());
-    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &y_short, &w, &x).is_err());
-    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &y, &w, &y).is_err());
+    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &y_short, &w, &x, false).is_err());
+    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &y, &w, &y, false).is_err());
     assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &x, &y, &b, false).is_err());
     assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &y, &y, &w, false).is_err());
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &y, &w, false).is_err());
@@ -167,18 +167,23 @@ fn accumulate_adds_to_existing_gradients() {
         let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
         let x = randn(&mut r, xs.iter().product());
         let dy = randn(&mut r, ys.iter().product());
+        let w = randn(&mut r, ws.iter().product());
         let dw_before = randn(&mut r, ws.iter().product());
         let db_before = randn(&mut r, s.cout);
-        let (xg, dyg) = (upload(&x, &xs), upload(&dy, &ys));
-        let (dw, db) = (upload(&dw_before, &ws), upload(&db_before, &[s.cout]));
+        let dx_before = randn(&mut r, xs.iter().product());
+        let (xg, dyg, wg) = (upload(&x, &xs), upload(&dy, &ys), upload(&w, &ws));
+        let (dw, db, dx) = (upload(&dw_before, &ws), upload(&db_before, &[s.cout]), upload(&dx_before, &xs));
         run(|enc| {
             conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, true).unwrap();
             conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, true).unwrap();
+            conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx, true).unwrap();
         });
         let (x, dy) = (to_f64(&x), to_f64(&dy));
         let add = |before: &[f32], grad: Vec<f64>| -> Vec<f64> { before.iter().zip(grad).map(|(&a, g)| f64::from(a) + g).collect() };
         assert_close(&format!("{s:?} dw accumulated"), &dw.read(gpu()).unwrap(), &add(&dw_before, reference::backward_weight(&s, &x, &dy)), 1e-4);
         assert_close(&format!("{s:?} db accumulated"), &db.read(gpu()).unwrap(), &add(&db_before, reference::backward_bias(&s, &dy)), 1e-4);
+        let dx_ref = add(&dx_before, reference::backward_input(&s, &dy, &to_f64(&w)));
+        assert_close(&format!("{s:?} dx accumulated"), &dx.read(gpu()).unwrap(), &dx_ref, 1e-4);
 
         // Twice more, overwriting then accumulating: the result is twice the gradient.
         run(|enc| {
@@ -219,7 +224,7 @@ fn matches_pytorch_fixture() {
         let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&bs));
         run(|enc| {
             conv1d::encode_forward(gpu(), enc, &s, &xg, &wg, &bg, &y).unwrap();
-            conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx).unwrap();
+            conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx, false).unwrap();
             conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, false).unwrap();
             conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, false).unwrap();
         });

@@ -35,8 +35,9 @@
 //
 // backward_bias:    db[co]      = sum_{n,lo} dy[n,co,lo]
 //
-// With accumulate = 1 the two parameter gradients are added to what dw / db hold (gradient
-// accumulation over micro-batches); with 0 they overwrite it.
+// With accumulate = 1 every gradient is added to what dx / dw / db hold (the parameter gradients
+// sum over micro-batches; dx sums the gradients of two ops that read the same input, such as the
+// two heads on conv7); with 0 they overwrite it.
 
 struct Params {
     n: u32,
@@ -136,7 +137,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             acc += dy[dy_row + lo] * w[w_row + t - lo * p.stride];
         }
     }
-    dx[i] = acc;
+    dx[i] = select(acc, dx[i] + acc, p.accumulate != 0u);
 }
 
 @compute @workgroup_size(256)

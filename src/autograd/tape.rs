@@ -56,12 +56,14 @@ pub struct Tape<'g> {
     pub backward: Vec<Dispatch>,
     /// Bytes of every tensor the tape allocated (activations, gradients, scratch).
     pub allocated_bytes: u64,
+    /// The largest single tensor the tape allocated: its bytes and label.
+    pub largest: (u64, String),
 }
 
 impl<'g> Tape<'g> {
     pub fn new(gpu: &'g Gpu) -> Tape<'g> {
         Tape { gpu, values: Vec::new(), grads: Vec::new(), needs_grad: Vec::new(), is_parameter: Vec::new(), nodes: Vec::new(),
-            forward: Vec::new(), backward: Vec::new(), allocated_bytes: 0 }
+            forward: Vec::new(), backward: Vec::new(), allocated_bytes: 0, largest: (0, String::new()) }
     }
 
     fn push(&mut self, value: Tensor, needs_grad: bool, grad: Option<Tensor>) -> Var {
@@ -75,6 +77,9 @@ impl<'g> Tape<'g> {
     fn alloc(&mut self, shape: &[usize], label: &str) -> Result<Tensor> {
         let t = Tensor::zeros(self.gpu, shape, label)?;
         self.allocated_bytes += t.bytes();
+        if t.bytes() > self.largest.0 {
+            self.largest = (t.bytes(), format!("{label} {shape:?}"));
+        }
         Ok(t)
     }
 

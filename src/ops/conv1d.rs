@@ -5,7 +5,7 @@
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu};
+use crate::gpu::{grid, groups_for, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
@@ -118,7 +118,7 @@ fn check(what: &str, tensor: &Tensor, expected: &[usize], shape: &Conv1dShape) -
 /// Records `y = conv1d(x, w) + b`.
 pub fn encode_forward(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &Conv1dShape,
     x: &Tensor,
     w: &Tensor,
@@ -131,32 +131,34 @@ pub fn encode_forward(
     check("bias b", b, &[shape.cout], shape)?;
     check("output y", y, &shape.output_dims()?, shape)?;
     let buffers = [(1, &x.buffer), (2, &w.buffer), (3, &b.buffer), (4, &y.buffer)];
-    gpu.dispatch(encoder, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)));
+    gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)));
     Ok(())
 }
 
-/// Records `dx`, the gradient of the loss with respect to the input, from `dy` (shaped like `y`).
+/// Records `dx`, the gradient of the loss with respect to the input, from `dy` (shaped like `y`);
+/// adds to `dx` when `accumulate` (an input read by two ops).
 pub fn encode_backward_input(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &Conv1dShape,
     dy: &Tensor,
     w: &Tensor,
     dx: &Tensor,
+    accumulate: bool,
 ) -> Result<()> {
-    let params = shape.params(false)?;
+    let params = shape.params(accumulate)?;
     check("output gradient dy", dy, &shape.output_dims()?, shape)?;
     check("weight w", w, &shape.weight_dims(), shape)?;
     check("input gradient dx", dx, &shape.input_dims(), shape)?;
     let buffers = [(2, &w.buffer), (5, &dy.buffer), (6, &dx.buffer)];
-    gpu.dispatch(encoder, "conv1d", "backward_input", &params, &buffers, grid(groups_for(dx.numel(), WG)));
+    gpu.dispatch(rec, "conv1d", "backward_input", &params, &buffers, grid(groups_for(dx.numel(), WG)));
     Ok(())
 }
 
 /// Records `dw` from the forward input `x` and `dy`; adds to `dw` when `accumulate`.
 pub fn encode_backward_weight(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &Conv1dShape,
     x: &Tensor,
     dy: &Tensor,
@@ -169,14 +171,14 @@ pub fn encode_backward_weight(
     check("weight gradient dw", dw, &shape.weight_dims(), shape)?;
     let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer)];
     let weights_per_group = WG / params.lanes;
-    gpu.dispatch(encoder, "conv1d", "backward_weight", &params, &buffers, grid(groups_for(dw.numel(), weights_per_group)));
+    gpu.dispatch(rec, "conv1d", "backward_weight", &params, &buffers, grid(groups_for(dw.numel(), weights_per_group)));
     Ok(())
 }
 
 /// Records `db` from `dy`; adds to `db` when `accumulate`.
 pub fn encode_backward_bias(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut impl Recorder,
     shape: &Conv1dShape,
     dy: &Tensor,
     db: &Tensor,
@@ -186,7 +188,7 @@ pub fn encode_backward_bias(
     check("output gradient dy", dy, &shape.output_dims()?, shape)?;
     check("bias gradient db", db, &[shape.cout], shape)?;
     // One workgroup per bias element.
-    gpu.dispatch(encoder, "conv1d", "backward_bias", &params, &[(5, &dy.buffer), (8, &db.buffer)], grid(groups_for(shape.cout, 1)));
+    gpu.dispatch(rec, "conv1d", "backward_bias", &params, &[(5, &dy.buffer), (8, &db.buffer)], grid(groups_for(shape.cout, 1)));
     Ok(())
 }
 

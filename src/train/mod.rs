@@ -1,7 +1,11 @@
 //! Training: the step plan, loss readback, and the loop behind `sn-wgpu train`.
 
+pub mod eval_loss;
 pub mod loss_readback;
+pub mod memory;
 pub mod metrics;
+pub mod run;
 pub mod step;
 
+pub use run::{run, TrainOptions, TrainSummary};
 pub use step::{StepShape, TrainStep};

@@ -54,6 +54,8 @@ pub struct TrainStep {
     readback: LossReadback,
     /// Bytes of activations, their gradients and scratch, as allocated by the tape.
     pub activation_bytes: u64,
+    /// The largest tensor of the step: bytes and what it is.
+    pub largest: (u64, String),
 }
 
 fn staging_buffer(gpu: &Gpu, values: usize, label: &str) -> wgpu::Buffer {
@@ -100,6 +102,7 @@ impl TrainStep {
         };
         let adam = Adam::new(gpu, adam, &model.params, &grads, resume_from)?;
         let activation_bytes = tape.allocated_bytes + input.bytes() + teacher[0].bytes() + teacher[1].bytes();
+        let largest = tape.largest.clone();
         Ok(TrainStep {
             shape,
             steps,
@@ -115,6 +118,7 @@ impl TrainStep {
             adam,
             readback: LossReadback::new(gpu, 2 * shape.micro_batches),
             activation_bytes,
+            largest,
         })
     }
 

@@ -1,0 +1,261 @@
+//! `sn-wgpu train`: data in, checkpoints, metrics and a loss curve out.
+//!
+//! The loop keeps the GPU busy: batches are decoded ahead on a thread, each step is one submission,
+//! and losses come back asynchronously a few steps behind. A checkpoint is written only after the
+//! losses of every step before it came back finite, so the last checkpoint on disk is always good.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::eval_loss::EvalLoss;
+use super::loss_readback::StepLosses;
+use super::metrics::{MetricsLog, TrainRecord, ValRecord};
+use super::step::{StepShape, TrainStep};
+use crate::checkpoint::Checkpoint;
+use crate::data::{Crop, Dataset, DemoDataset, Loader, ManifestDataset, OpenOptions, Order};
+use crate::gpu::Gpu;
+use crate::model::{Arch, Model};
+use crate::ops::adam::AdamConfig;
+use crate::plot::loss_curve::{self, Series};
+
+/// Everything `sn-wgpu train` can be told.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// Dataset folder with manifest.csv; None trains on the built-in synthetic demo.
+    pub data: Option<PathBuf>,
+    pub model: String,
+    pub batch_size: usize,
+    pub accumulate: usize,
+    pub seconds: f64,
+    pub steps: u64,
+    pub adam: AdamConfig,
+    pub seed: u64,
+    pub shuffle: bool,
+    pub out: PathBuf,
+    pub save_every: u64,
+    pub resume: Option<PathBuf>,
+    pub init: Option<PathBuf>,
+    pub val_data: Option<PathBuf>,
+    pub val_every: u64,
+    pub skip_bad: bool,
+    /// Clips per synthetic class when training on the demo.
+    pub demo_clips_per_class: usize,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    pub steps_done: u64,
+    pub first_loss: Option<f32>,
+    pub last_loss: Option<f32>,
+    pub checkpoint: PathBuf,
+    pub interrupted: bool,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn open_dataset(path: &Path, crop: Crop, skip_bad: bool, what: &str) -> Result<Arc<dyn Dataset>> {
+    let options = OpenOptions { skip_bad, ..OpenOptions::new(crop) };
+    let (dataset, skipped) = ManifestDataset::open(path, &options).with_context(|| format!("{what} {}", path.display()))?;
+    if !skipped.is_empty() {
+        eprintln!("skipped {} bad item(s) of {} (--skip-bad):", skipped.len(), path.display());
+        for s in &skipped {
+            eprintln!("  {s}");
+        }
+    }
+    ensure!(!dataset.is_empty(), "{what} {} has no usable clips", path.display());
+    Ok(Arc::new(dataset))
+}
+
+/// Where the run starts: a model, Adam's state (for --resume), the step reached.
+fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Checkpoint>, u64)> {
+    if let Some(dir) = &opts.resume {
+        let path = dir.join("last.safetensors");
+        let ckpt = Checkpoint::load(&path).with_context(|| format!("--resume {}: no checkpoint to continue from", dir.display()))?;
+        let step = ckpt.meta("step")?.parse().with_context(|| format!("{}: bad step metadata", path.display()))?;
+        let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("loading {}", path.display()))?;
+        println!("resuming {} from step {step} ({})", model.arch.name, path.display());
+        return Ok((model, Some(ckpt), step));
+    }
+    if let Some(path) = &opts.init {
+        let ckpt = Checkpoint::load(path)?;
+        let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("--init {}", path.display()))?;
+        if model.arch.name != opts.model {
+            println!("note: --init {} holds {}, which is trained instead of --model {}", path.display(), model.arch.name, opts.model);
+        }
+        println!("starting from the weights in {} (fresh optimizer)", path.display());
+        return Ok((model, None, 0));
+    }
+    Ok((Model::init(gpu, Arch::by_name(&opts.model)?, opts.seed)?, None, 0))
+}
+
+fn save(gpu: &Gpu, model: &Model, step: &TrainStep, dir: &Path, names: &[String]) -> Result<PathBuf> {
+    let mut ckpt = Checkpoint::default();
+    model.write_checkpoint(gpu, &mut ckpt)?;
+    step.adam.write_checkpoint(gpu, &mut ckpt)?;
+    ckpt.metadata.insert("step".into(), step.adam.step.to_string());
+    let mut last = dir.join("last.safetensors");
+    for name in names {
+        last = dir.join(name);
+        ckpt.save(&last)?;
+    }
+    Ok(last)
+}
+
+/// Trains as `opts` says and returns where the result is.
+pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
+    ensure!(opts.batch_size >= 1 && opts.steps >= 1, "--batch-size and --steps must be at least 1");
+    ensure!(opts.accumulate >= 1 && opts.batch_size % opts.accumulate == 0,
+        "--batch-size {} does not split into --accumulate {} equal micro-batches", opts.batch_size, opts.accumulate);
+    let gpu = Gpu::new()?;
+    println!("adapter: {}", gpu.describe());
+    let (model, resume_ckpt, start) = starting_point(&gpu, opts)?;
+    let out = opts.out.clone();
+    std::fs::create_dir_all(&out).with_context(|| format!("creating --out {}", out.display()))?;
+    let crop = Crop::for_arch(&model.arch, opts.seconds)?;
+
+    let dataset: Arc<dyn Dataset> = match &opts.data {
+        Some(path) => open_dataset(path, crop, opts.skip_bad, "--data")?,
+        None => {
+            let demo = DemoDataset::new(crop, opts.demo_clips_per_class, opts.seed);
+            println!("no --data: training on the built-in synthetic demo ({} clips of {} s):", demo.len(), opts.seconds);
+            for class in DemoDataset::classes() {
+                println!("  {:<22} taught {}", class.name, class.describe());
+            }
+            Arc::new(demo)
+        }
+    };
+    let val = match &opts.val_data {
+        Some(path) => Some(open_dataset(path, crop, opts.skip_bad, "--val-data")?),
+        None => None,
+    };
+
+    let shape = StepShape { batch: opts.batch_size, micro_batches: opts.accumulate, samples: crop.samples };
+    let memory = super::memory::plan(&gpu, &model, shape)?;
+    println!("{memory}");
+    let mut step = TrainStep::new(&gpu, &model, shape, opts.adam, resume_ckpt.as_ref())?;
+    let mut val_eval = match &val {
+        Some(_) => Some(EvalLoss::new(&gpu, &model, shape.micro_batch(), crop.samples)?),
+        None => None,
+    };
+    if opts.accumulate > 1 {
+        println!("gradient accumulation: {} micro-batches of {}; batchnorm uses micro-batch statistics", opts.accumulate, shape.micro_batch());
+    }
+
+    let order = Order::new(dataset.len(), opts.batch_size, opts.seed, opts.shuffle);
+    let mut loader = Loader::spawn(dataset.clone(), order, start as usize, 3)?;
+    let mut metrics = MetricsLog::open(&out.join("metrics.jsonl"))?;
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second handler cannot be installed in the same process (tests run several trainings).
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+
+    let total = opts.steps.saturating_sub(start);
+    let bar = progress_bar(total);
+    let mut history: Vec<(u64, [f32; 2])> = Vec::new();
+    let mut val_history: Vec<(u64, f32)> = Vec::new();
+    let mut last_good = out.join("last.safetensors");
+    let started = Instant::now();
+    let samples_per_step = opts.batch_size as f64;
+    let mut report = |done: Vec<StepLosses>, step: &TrainStep, history: &mut Vec<(u64, [f32; 2])>| -> Result<()> {
+        for losses in done {
+            let [o, s] = step.head_losses(&losses);
+            if !(o.is_finite() && s.is_finite()) {
+                bail!("the loss became non-finite at step {} (objects {o}, scenes {s}); training stopped. \
+                       The last good checkpoint is {}. Try a lower --lr.", losses.step, last_good.display());
+            }
+            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+            let steps_per_s = (losses.step - start) as f64 / elapsed;
+            metrics.write(&TrainRecord {
+                step: losses.step,
+                loss: o + s,
+                loss_objects: o,
+                loss_scenes: s,
+                steps_per_s,
+                samples_per_s: steps_per_s * samples_per_step,
+                lr: opts.adam.lr as f32,
+            })?;
+            history.push((losses.step, [o, s]));
+            bar.set_position(losses.step - start);
+            bar.set_message(format!("loss {:.4} (objects {o:.4}, scenes {s:.4}), {:.1} samples/s", o + s, steps_per_s * samples_per_step));
+            if !bar.is_visible() && (losses.step % 10 == 0 || losses.step == opts.steps) {
+                println!("step {}/{}  loss {:.4}  (objects {o:.4}, scenes {s:.4})  {:.1} samples/s",
+                    losses.step, opts.steps, o + s, steps_per_s * samples_per_step);
+            }
+        }
+        Ok(())
+    };
+
+    let mut stopped_early = false;
+    for k in start + 1..=opts.steps {
+        if interrupted.load(Ordering::SeqCst) {
+            stopped_early = true;
+            break;
+        }
+        let batch = loader.next_batch()?;
+        let done = step.submit(&gpu, &batch.waveform, &batch.objects, &batch.scenes)?;
+        report(done, &step, &mut history)?;
+        let checkpoint_now = opts.save_every > 0 && k % opts.save_every == 0;
+        let validate_now = val_eval.is_some() && opts.val_every > 0 && k % opts.val_every == 0;
+        if checkpoint_now || validate_now {
+            let done = step.finish(&gpu)?;
+            report(done, &step, &mut history)?;
+        }
+        if let (true, Some(eval), Some(val)) = (validate_now, val_eval.as_mut(), val.as_ref()) {
+            let [o, s] = eval.run(&gpu, &**val, opts.batch_size)?;
+            metrics.write(&ValRecord { step: k, val_loss: o + s, val_loss_objects: o, val_loss_scenes: s })?;
+            val_history.push((k, o + s));
+            bar.println(format!("step {k}: validation loss {:.4} (objects {o:.4}, scenes {s:.4})", o + s));
+        }
+        if checkpoint_now {
+            last_good = save(&gpu, &model, &step, &out, &[format!("step-{k:06}.safetensors"), "last.safetensors".into()])?;
+        }
+    }
+    let done = step.finish(&gpu)?;
+    report(done, &step, &mut history)?;
+    bar.finish_and_clear();
+    let checkpoint = save(&gpu, &model, &step, &out, &["last.safetensors".into()])?;
+    draw_curve(&out, &model.arch.name, &history, &val_history)?;
+    let total_loss = |h: &(u64, [f32; 2])| h.1[0] + h.1[1];
+    Ok(TrainSummary {
+        steps_done: step.adam.step,
+        first_loss: history.first().map(total_loss),
+        last_loss: history.last().map(total_loss),
+        checkpoint,
+        interrupted: stopped_early,
+    })
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} [{elapsed_precise}, {eta} left]")
+            .expect("a valid progress template"),
+    );
+    bar
+}
+
+fn draw_curve(out: &Path, model: &str, history: &[(u64, [f32; 2])], val: &[(u64, f32)]) -> Result<()> {
+    let line = |name: &str, f: &dyn Fn(&[f32; 2]) -> f32| Series {
+        name: name.into(),
+        points: history.iter().map(|(s, l)| (*s as f64, f64::from(f(l)))).collect(),
+    };
+    let mut series = vec![line("total", &|l| l[0] + l[1]), line("objects", &|l| l[0]), line("scenes", &|l| l[1])];
+    if !val.is_empty() {
+        series.push(Series { name: "validation".into(), points: val.iter().map(|&(s, l)| (s as f64, f64::from(l))).collect() });
+    }
+    loss_curve::draw(&out.join("loss.png"), &format!("{model} training loss"), &series)
+}
