@@ -4,6 +4,7 @@
 //! -> `ops` (one file per op: shapes, kernel encoding, the f64 CPU reference) -> `model`
 //! (SoundNet's layer tables).
 
+pub mod data;
 pub mod gpu;
 pub mod model;
 pub mod ops;
