@@ -6,6 +6,7 @@
 
 pub mod autograd;
 pub mod checkpoint;
+pub mod data;
 pub mod gpu;
 pub mod model;
 pub mod ops;

@@ -18,7 +18,7 @@ use super::loss_readback::StepLosses;
 use super::metrics::{MetricsLog, TrainRecord, ValRecord};
 use super::step::{StepShape, TrainStep};
 use crate::checkpoint::Checkpoint;
-use crate::data::{Crop, Dataset, DemoDataset, Loader, ManifestDataset, OpenOptions, Order};
+use crate::data::{Crop, Dataset, DemoDataset, Loader, ManifestDataset, DatasetOptions, Order};
 use crate::gpu::Gpu;
 use crate::model::{Arch, Model};
 use crate::ops::adam::AdamConfig;
@@ -58,12 +58,8 @@ pub struct TrainSummary {
     pub interrupted: bool,
 }
 
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
 fn open_dataset(path: &Path, crop: Crop, skip_bad: bool, what: &str) -> Result<Arc<dyn Dataset>> {
-    let options = OpenOptions { skip_bad, ..OpenOptions::new(crop) };
+    let options = DatasetOptions { skip_bad, ..DatasetOptions::new(crop) };
     let (dataset, skipped) = ManifestDataset::open(path, &options).with_context(|| format!("{what} {}", path.display()))?;
     if !skipped.is_empty() {
         eprintln!("skipped {} bad item(s) of {} (--skip-bad):", skipped.len(), path.display());
@@ -128,7 +124,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             let demo = DemoDataset::new(crop, opts.demo_clips_per_class, opts.seed);
             println!("no --data: training on the built-in synthetic demo ({} clips of {} s):", demo.len(), opts.seconds);
             for class in DemoDataset::classes() {
-                println!("  {:<22} taught {}", class.name, class.describe());
+                let names = |peaks: &[(&str, f32)]| peaks.iter().map(|(n, p)| format!("{n} {p:.2}")).collect::<Vec<_>>().join(", ");
+                println!("  {:<13} {:<32} objects: {}; scenes: {}", class.name, class.sound, names(class.objects), names(class.scenes));
             }
             Arc::new(demo)
         }
@@ -152,7 +149,6 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
 
     let order = Order::new(dataset.len(), opts.batch_size, opts.seed, opts.shuffle);
     let mut loader = Loader::spawn(dataset.clone(), order, start as usize, 3)?;
-    let mut metrics = MetricsLog::open(&out.join("metrics.jsonl"))?;
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let flag = interrupted.clone();
@@ -160,42 +156,18 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
 
-    let total = opts.steps.saturating_sub(start);
-    let bar = progress_bar(total);
-    let mut history: Vec<(u64, [f32; 2])> = Vec::new();
+    let mut progress = Progress {
+        bar: progress_bar(opts.steps.saturating_sub(start)),
+        metrics: MetricsLog::open(&out.join("metrics.jsonl"))?,
+        history: Vec::new(),
+        start,
+        total_steps: opts.steps,
+        started: Instant::now(),
+        batch_size: opts.batch_size,
+        lr: opts.adam.lr as f32,
+    };
     let mut val_history: Vec<(u64, f32)> = Vec::new();
     let mut last_good = out.join("last.safetensors");
-    let started = Instant::now();
-    let samples_per_step = opts.batch_size as f64;
-    let mut report = |done: Vec<StepLosses>, step: &TrainStep, history: &mut Vec<(u64, [f32; 2])>| -> Result<()> {
-        for losses in done {
-            let [o, s] = step.head_losses(&losses);
-            if !(o.is_finite() && s.is_finite()) {
-                bail!("the loss became non-finite at step {} (objects {o}, scenes {s}); training stopped. \
-                       The last good checkpoint is {}. Try a lower --lr.", losses.step, last_good.display());
-            }
-            let elapsed = started.elapsed().as_secs_f64().max(1e-9);
-            let steps_per_s = (losses.step - start) as f64 / elapsed;
-            metrics.write(&TrainRecord {
-                step: losses.step,
-                loss: o + s,
-                loss_objects: o,
-                loss_scenes: s,
-                steps_per_s,
-                samples_per_s: steps_per_s * samples_per_step,
-                lr: opts.adam.lr as f32,
-            })?;
-            history.push((losses.step, [o, s]));
-            bar.set_position(losses.step - start);
-            bar.set_message(format!("loss {:.4} (objects {o:.4}, scenes {s:.4}), {:.1} samples/s", o + s, steps_per_s * samples_per_step));
-            if !bar.is_visible() && (losses.step % 10 == 0 || losses.step == opts.steps) {
-                println!("step {}/{}  loss {:.4}  (objects {o:.4}, scenes {s:.4})  {:.1} samples/s",
-                    losses.step, opts.steps, o + s, steps_per_s * samples_per_step);
-            }
-        }
-        Ok(())
-    };
-
     let mut stopped_early = false;
     for k in start + 1..=opts.steps {
         if interrupted.load(Ordering::SeqCst) {
@@ -204,27 +176,28 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         }
         let batch = loader.next_batch()?;
         let done = step.submit(&gpu, &batch.waveform, &batch.objects, &batch.scenes)?;
-        report(done, &step, &mut history)?;
+        progress.report(done, &step, &last_good)?;
         let checkpoint_now = opts.save_every > 0 && k % opts.save_every == 0;
         let validate_now = val_eval.is_some() && opts.val_every > 0 && k % opts.val_every == 0;
         if checkpoint_now || validate_now {
             let done = step.finish(&gpu)?;
-            report(done, &step, &mut history)?;
+            progress.report(done, &step, &last_good)?;
         }
         if let (true, Some(eval), Some(val)) = (validate_now, val_eval.as_mut(), val.as_ref()) {
-            let [o, s] = eval.run(&gpu, &**val, opts.batch_size)?;
-            metrics.write(&ValRecord { step: k, val_loss: o + s, val_loss_objects: o, val_loss_scenes: s })?;
+            let [o, s] = eval.run(&gpu, &**val)?;
+            progress.metrics.write(&ValRecord { step: k, val_loss: o + s, val_loss_objects: o, val_loss_scenes: s })?;
             val_history.push((k, o + s));
-            bar.println(format!("step {k}: validation loss {:.4} (objects {o:.4}, scenes {s:.4})", o + s));
+            progress.bar.println(format!("step {k}: validation loss {:.4} (objects {o:.4}, scenes {s:.4})", o + s));
         }
         if checkpoint_now {
             last_good = save(&gpu, &model, &step, &out, &[format!("step-{k:06}.safetensors"), "last.safetensors".into()])?;
         }
     }
     let done = step.finish(&gpu)?;
-    report(done, &step, &mut history)?;
-    bar.finish_and_clear();
+    progress.report(done, &step, &last_good)?;
+    progress.bar.finish_and_clear();
     let checkpoint = save(&gpu, &model, &step, &out, &["last.safetensors".into()])?;
+    let history = progress.history;
     draw_curve(&out, &model.arch.name, &history, &val_history)?;
     let total_loss = |h: &(u64, [f32; 2])| h.1[0] + h.1[1];
     Ok(TrainSummary {
@@ -234,6 +207,56 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         checkpoint,
         interrupted: stopped_early,
     })
+}
+
+/// Turns returned losses into metrics lines, the progress bar and the loss history.
+struct Progress {
+    bar: ProgressBar,
+    metrics: MetricsLog,
+    history: Vec<(u64, [f32; 2])>,
+    start: u64,
+    total_steps: u64,
+    started: Instant,
+    batch_size: usize,
+    lr: f32,
+}
+
+impl Progress {
+    fn report(&mut self, done: Vec<StepLosses>, step: &TrainStep, last_good: &Path) -> Result<()> {
+        for losses in done {
+            let [o, s] = step.head_losses(&losses);
+            if !(o.is_finite() && s.is_finite()) {
+                bail!(
+                    "the loss became non-finite at step {} (objects {o}, scenes {s}); training stopped. \
+                     The last good checkpoint is {}. Try a lower --lr.",
+                    losses.step,
+                    last_good.display()
+                );
+            }
+            let steps_per_s = (losses.step - self.start) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            let samples_per_s = steps_per_s * self.batch_size as f64;
+            self.metrics.write(&TrainRecord {
+                step: losses.step,
+                loss: o + s,
+                loss_objects: o,
+                loss_scenes: s,
+                steps_per_s,
+                samples_per_s,
+                lr: self.lr,
+            })?;
+            self.history.push((losses.step, [o, s]));
+            self.bar.set_position(losses.step - self.start);
+            let line = format!("loss {:.4} (objects {o:.4}, scenes {s:.4}), {samples_per_s:.2} samples/s", o + s);
+            if self.bar.is_hidden() {
+                if losses.step % 10 == 0 || losses.step == self.total_steps || losses.step == self.start + 1 {
+                    println!("step {}/{}  {line}", losses.step, self.total_steps);
+                }
+            } else {
+                self.bar.set_message(line);
+            }
+        }
+        Ok(())
+    }
 }
 
 fn progress_bar(total: u64) -> ProgressBar {

@@ -1,0 +1,470 @@
+//! The data pipeline: decoding every supported format, resampling, mixing, scaling, cropping,
+//! teacher validation, batch layout and order, the background loader and the demo set.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Result;
+use sn_wgpu::data::{
+    audio, load_batch, teacher, Crop, Dataset, DatasetOptions, DemoDataset, Example, Loader, ManifestDataset, Order,
+    ValidationError, OBJECT_CLASSES, SAMPLE_RATE, SCENE_CLASSES,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/fixtures/audio").join(name)
+}
+
+/// A fresh empty folder under the system temp dir, unique to this test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sn-wgpu-data-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Sign changes in the middle 80% (clear of resampler edges), as a frequency in Hz.
+fn frequency(x: &[f32], rate: f64) -> f64 {
+    let mid = &x[x.len() / 10..x.len() * 9 / 10];
+    let crossings = mid.windows(2).filter(|w| (w[0] < 0.0) != (w[1] < 0.0)).count();
+    crossings as f64 / 2.0 / (mid.len() as f64 / rate)
+}
+
+fn peak(x: &[f32]) -> f32 {
+    x.iter().fold(0.0, |m, v| m.max(v.abs()))
+}
+
+/// A `.npy` file written by hand: version 1.0, `descr` such as `<f4`, C or Fortran order.
+fn write_npy(path: &Path, shape: &[usize], data: &[f32], fortran: bool) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let order = if fortran { "True" } else { "False" };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': {order}, 'shape': {tuple}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A 16-bit mono PCM WAV by hand.
+fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
+    let data_len = (samples.len() * 2) as u32;
+    let mut b = Vec::new();
+    b.extend(b"RIFF");
+    b.extend((36 + data_len).to_le_bytes());
+    b.extend(b"WAVEfmt ");
+    b.extend(16u32.to_le_bytes());
+    b.extend(1u16.to_le_bytes());
+    b.extend(1u16.to_le_bytes());
+    b.extend(rate.to_le_bytes());
+    b.extend((rate * 2).to_le_bytes());
+    b.extend(2u16.to_le_bytes());
+    b.extend(16u16.to_le_bytes());
+    b.extend(b"data");
+    b.extend(data_len.to_le_bytes());
+    b.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    std::fs::write(path, b).unwrap();
+}
+
+/// `rows` distinct valid distributions over `classes`: row r puts 1/2 on class (r * 7) mod C and
+/// spreads the rest as (c + 1) weights, so every (row, class) value is recognisable.
+fn distributions(rows: usize, classes: usize) -> Vec<f32> {
+    let spread: f64 = (1..=classes).map(|c| c as f64).sum();
+    let mut out = Vec::with_capacity(rows * classes);
+    for r in 0..rows {
+        out.extend((0..classes).map(|c| {
+            let peak = if c == (r * 7) % classes { 0.5 } else { 0.0 };
+            (peak + 0.5 * (c + 1) as f64 / spread) as f32
+        }));
+    }
+    out
+}
+
+/// One dataset item: a DC clip at level `level` (so batches show which item they hold), `seconds`
+/// long at 22,050 Hz, and teachers of `rows` rows.
+fn write_item(dir: &Path, name: &str, level: i16, seconds: f64, rows: usize) -> String {
+    write_wav(&dir.join(format!("{name}.wav")), SAMPLE_RATE, &vec![level; (seconds * SAMPLE_RATE as f64) as usize]);
+    write_npy(&dir.join(format!("{name}.objects.npy")), &[rows, OBJECT_CLASSES], &distributions(rows, OBJECT_CLASSES), false);
+    write_npy(&dir.join(format!("{name}.scenes.npy")), &[rows, SCENE_CLASSES], &distributions(rows, SCENE_CLASSES), false);
+    format!("{name}.wav,{name}.objects.npy,{name}.scenes.npy\n")
+}
+
+fn write_manifest(dir: &Path, lines: &[String]) {
+    std::fs::write(dir.join("manifest.csv"), format!("audio,objects,scenes\n{}", lines.concat())).unwrap();
+}
+
+/// A folder of `n` good items, item i a DC clip at level 1000 (i + 1).
+fn good_dataset(name: &str, n: usize, seconds: f64, rows: usize) -> PathBuf {
+    let dir = temp_dir(name);
+    let lines: Vec<String> = (0..n).map(|i| write_item(&dir, &format!("clip{i}"), 1000 * (i as i16 + 1), seconds, rows)).collect();
+    write_manifest(&dir, &lines);
+    dir
+}
+
+fn open(dir: &Path, crop: Crop) -> ManifestDataset {
+    ManifestDataset::open(dir, &DatasetOptions::new(crop)).unwrap().0
+}
+
+#[test]
+fn every_format_decodes_to_22050_hz_mono_at_scale() {
+    // (file, rate, channels, tone Hz, expected peak after mixing and scaling, exact length)
+    let cases = [
+        ("sine441_44k_stereo.wav", 44_100, 2, 441.0, 0.8 * 0.5 * 256.0, true),
+        ("sine500_8k_mono.wav", 8_000, 1, 500.0, 0.99 * 256.0, true),
+        ("sine1000_48k.flac", 48_000, 1, 1000.0, 0.5 * 256.0, true),
+        // The 64 kbit/s encoding itself lowers the peak: sox decodes this file to 0.479.
+        ("sine440_44k.mp3", 44_100, 1, 440.0, 0.479 * 256.0, false),
+        ("sine660_32k_stereo.ogg", 32_000, 2, 660.0, 0.5 * 256.0, false),
+    ];
+    for (name, rate, channels, tone, want_peak, exact) in cases {
+        let path = fixture(name);
+        let decoded = audio::decode(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((decoded.rate, decoded.channels), (rate, channels), "{name}");
+        let x = audio::load(&path).unwrap();
+        let want_len = (decoded.mono.len() as f64 * SAMPLE_RATE as f64 / rate as f64).round() as usize;
+        assert_eq!(x.len(), want_len, "{name}: resampled length");
+        if exact {
+            let seconds = if name.contains("stereo") { 0.25 } else { 0.5 };
+            assert_eq!(decoded.mono.len(), (seconds * rate as f64) as usize, "{name}: decoded duration");
+        }
+        let f = frequency(&x, SAMPLE_RATE as f64);
+        assert!((f - tone).abs() < 0.02 * tone, "{name}: tone at {f:.1} Hz, expected {tone}");
+        let p = peak(&x[x.len() / 10..x.len() * 9 / 10]);
+        assert!((p - want_peak).abs() < 0.04 * want_peak, "{name}: peak {p:.1}, expected {want_peak:.1}");
+    }
+}
+
+#[test]
+fn a_44k_sine_resamples_to_the_same_tone_at_22050_hz() {
+    let rate = 44_100.0;
+    let x: Vec<f32> = (0..44_100).map(|i| (std::f64::consts::TAU * 1000.0 * i as f64 / rate).sin() as f32).collect();
+    let y = audio::resample(&x, 44_100).unwrap();
+    assert_eq!(y.len(), 22_050);
+    // One DFT bin per Hz over one second: all the energy sits in bin 1000.
+    let bin = |k: f64| {
+        let (mut re, mut im) = (0.0f64, 0.0f64);
+        for (n, v) in y.iter().enumerate() {
+            let w = std::f64::consts::TAU * k * n as f64 / 22_050.0;
+            re += *v as f64 * w.cos();
+            im -= *v as f64 * w.sin();
+        }
+        (re * re + im * im).sqrt() / (22_050.0 / 2.0)
+    };
+    assert!((bin(1000.0) - 1.0).abs() < 0.01, "amplitude at 1 kHz: {}", bin(1000.0));
+    for k in [500.0, 990.0, 1010.0, 2000.0] {
+        assert!(bin(k) < 0.01, "leak at {k} Hz: {}", bin(k));
+    }
+    // Aligned with the input: the resampled sample n is the input sample 2n.
+    for n in (1000..21_000).step_by(997) {
+        assert!((y[n] - x[2 * n]).abs() < 1e-3, "sample {n}: {} vs {}", y[n], x[2 * n]);
+    }
+}
+
+#[test]
+fn short_clips_and_teacher_rows_tile() {
+    // 0.5 s clips, two teacher rows; a 1.2 s crop with 5 steps repeats both.
+    let dir = good_dataset("tile", 1, 0.5, 2);
+    let d = open(&dir, Crop::new(26_460, 5).unwrap());
+    let e = d.example(0).unwrap();
+    assert_eq!(e.waveform.len(), 26_460);
+    assert!(e.waveform.iter().all(|&v| v == 1000.0 / 128.0), "a DC clip tiles to a DC crop");
+    let rows = distributions(2, OBJECT_CLASSES);
+    for k in 0..5 {
+        let r = k % 2;
+        assert!(e.objects[k * OBJECT_CLASSES..(k + 1) * OBJECT_CLASSES] == rows[r * OBJECT_CLASSES..(r + 1) * OBJECT_CLASSES], "step {k} is not row {r}");
+    }
+    // A real tiled clip: a 0.5 s sine repeats from its start.
+    let dir = temp_dir("tile-sine");
+    let clip: Vec<i16> = (0..11_025).map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16).collect();
+    write_wav(&dir.join("a.wav"), SAMPLE_RATE, &clip);
+    write_npy(&dir.join("o.npy"), &[5, OBJECT_CLASSES], &distributions(5, OBJECT_CLASSES), false);
+    write_npy(&dir.join("s.npy"), &[5, SCENE_CLASSES], &distributions(5, SCENE_CLASSES), false);
+    std::fs::write(dir.join("manifest.csv"), "audio,objects,scenes\na.wav,o.npy,s.npy\n").unwrap();
+    let e = open(&dir, Crop::new(30_000, 3).unwrap()).example(0).unwrap();
+    for (i, v) in e.waveform.iter().enumerate() {
+        assert_eq!(*v, clip[i % clip.len()] as f32 / 128.0, "sample {i}");
+    }
+    // Extra rows beyond the steps are ignored: rows 0, 1, 2 of 5.
+    let rows = distributions(5, SCENE_CLASSES);
+    assert!(e.scenes == rows[..3 * SCENE_CLASSES], "scenes are rows 0, 1, 2 of the file");
+}
+
+#[test]
+fn fortran_order_arrays_read_as_rows() {
+    let dir = temp_dir("fortran");
+    let rows = distributions(3, SCENE_CLASSES);
+    let column_major: Vec<f32> = (0..rows.len()).map(|i| rows[(i % 3) * SCENE_CLASSES + i / 3]).collect();
+    write_npy(&dir.join("s.npy"), &[3, SCENE_CLASSES], &column_major, true);
+    assert!(teacher::read(&dir.join("s.npy"), SCENE_CLASSES).unwrap().data == rows, "Fortran order transposed to rows");
+}
+
+/// A folder where every item but the first two is broken in one way, and the reason each
+/// must be reported with.
+fn broken_dataset() -> (PathBuf, Vec<(&'static str, &'static str)>) {
+    let dir = temp_dir("broken");
+    let mut lines = vec![write_item(&dir, "good0", 100, 0.2, 1), write_item(&dir, "good1", 200, 0.2, 1)];
+    let mut bad = |name: &str, edit: &dyn Fn(&Path)| {
+        lines.push(write_item(&dir, name, 300, 0.2, 3));
+        edit(&dir);
+    };
+    bad("missing_audio", &|d| std::fs::remove_file(d.join("missing_audio.wav")).unwrap());
+    bad("empty_audio", &|d| write_wav(&d.join("empty_audio.wav"), SAMPLE_RATE, &[]));
+    bad("garbage_audio", &|d| std::fs::write(d.join("garbage_audio.wav"), b"this is not audio at all").unwrap());
+    bad("missing_npy", &|d| std::fs::remove_file(d.join("missing_npy.scenes.npy")).unwrap());
+    bad("one_d", &|d| write_npy(&d.join("one_d.objects.npy"), &[OBJECT_CLASSES], &distributions(1, OBJECT_CLASSES), false));
+    bad("wrong_classes", &|d| write_npy(&d.join("wrong_classes.objects.npy"), &[1, 999], &distributions(1, 999), false));
+    bad("zero_rows", &|d| write_npy(&d.join("zero_rows.scenes.npy"), &[0, SCENE_CLASSES], &[], false));
+    bad("nan_row", &|d| {
+        let mut rows = distributions(3, SCENE_CLASSES);
+        rows[SCENE_CLASSES + 4] = f32::NAN;
+        write_npy(&d.join("nan_row.scenes.npy"), &[3, SCENE_CLASSES], &rows, false);
+    });
+    bad("inf_row", &|d| {
+        let mut rows = distributions(3, OBJECT_CLASSES);
+        rows[2 * OBJECT_CLASSES] = f32::INFINITY;
+        write_npy(&d.join("inf_row.objects.npy"), &[3, OBJECT_CLASSES], &rows, false);
+    });
+    bad("negative_row", &|d| {
+        let mut rows = distributions(3, OBJECT_CLASSES);
+        rows[9] = -0.25;
+        rows[10] += 0.25;
+        write_npy(&d.join("negative_row.objects.npy"), &[3, OBJECT_CLASSES], &rows, false);
+    });
+    bad("bad_sum", &|d| {
+        let mut rows = distributions(3, SCENE_CLASSES);
+        rows[2 * SCENE_CLASSES + 1] += 0.01;
+        write_npy(&d.join("bad_sum.scenes.npy"), &[3, SCENE_CLASSES], &rows, false);
+    });
+    write_manifest(&dir, &lines);
+    let expected = vec![
+        ("missing_audio.wav", "cannot open audio file"),
+        ("empty_audio.wav", "no audio samples"),
+        ("garbage_audio.wav", "not a readable WAV, MP3, FLAC or Ogg Vorbis file"),
+        ("missing_npy.scenes.npy", "cannot open teacher array"),
+        ("one_d.objects.npy", "shape [1000]: expected a 2-D array [rows, 1000]"),
+        ("wrong_classes.objects.npy", "expected 1000 classes per row, found 999"),
+        ("zero_rows.scenes.npy", "expected at least one row"),
+        ("nan_row.scenes.npy: row 1: class 4 is NaN: expected finite", ""),
+        ("inf_row.objects.npy: row 2: class 0 is inf: expected finite", ""),
+        ("negative_row.objects.npy: row 0: class 9 is -0.", "expected non-negative"),
+        ("bad_sum.scenes.npy: row 2: sums to 1.01", "expected 1 within 0.001"),
+    ];
+    (dir, expected)
+}
+
+#[test]
+fn every_bad_input_is_reported_with_file_row_and_reason() {
+    let (dir, expected) = broken_dataset();
+    let err = ManifestDataset::open(&dir, &DatasetOptions::new(Crop::new(1000, 1).unwrap())).unwrap_err();
+    let validation = err.downcast_ref::<ValidationError>().expect("a ValidationError");
+    assert_eq!(validation.problems.len(), expected.len(), "{err}");
+    let message = err.to_string();
+    for (what, why) in expected {
+        let line = message.lines().find(|l| l.contains(what)).unwrap_or_else(|| panic!("no `{what}` in:\n{message}"));
+        assert!(line.contains(why), "`{line}` should say `{why}`");
+        assert!(line.contains("manifest line"), "`{line}` should name the manifest line");
+    }
+}
+
+#[test]
+fn manifest_errors_name_the_manifest() {
+    let dir = good_dataset("columns", 1, 0.1, 1);
+    std::fs::write(dir.join("manifest.csv"), "audio,objects\nclip0.wav,clip0.objects.npy\n").unwrap();
+    let crop = Crop::new(100, 1).unwrap();
+    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+    assert!(err.contains("manifest.csv: missing column `scenes`"), "{err}");
+
+    std::fs::write(dir.join("manifest.csv"), "audio,objects,scenes\nclip0.wav,,clip0.scenes.npy\n").unwrap();
+    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+    assert!(err.contains("manifest.csv: line 2: empty `objects` field"), "{err}");
+
+    std::fs::write(dir.join("manifest.csv"), "audio,objects,scenes\n").unwrap();
+    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+    assert!(err.contains("no items"), "{err}");
+
+    std::fs::remove_file(dir.join("manifest.csv")).unwrap();
+    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+    assert!(err.contains("manifest.csv: cannot read the manifest"), "{err}");
+}
+
+#[test]
+fn skip_bad_keeps_the_good_items_and_lists_the_rest() {
+    let (dir, expected) = broken_dataset();
+    let options = DatasetOptions { skip_bad: true, ..DatasetOptions::new(Crop::new(1000, 1).unwrap()) };
+    let (d, skipped) = ManifestDataset::open(&dir, &options).unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!(d.audio_path(1), dir.join("good1.wav"));
+    assert_eq!(d.example(1).unwrap().waveform[0], 200.0 / 128.0);
+    let files: Vec<String> = skipped.iter().map(|s| s.file.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    for (what, _) in expected {
+        let file = what.split(':').next().unwrap();
+        assert!(files.iter().any(|f| f == file), "{file} not in skipped {files:?}");
+    }
+}
+
+#[test]
+fn batches_hold_teachers_channel_major() {
+    let dir = good_dataset("layout", 3, 0.1, 2);
+    let d = open(&dir, Crop::new(2000, 3).unwrap());
+    let b = load_batch(&d, &[2, 0]).unwrap();
+    assert_eq!((b.n, b.samples, b.steps), (2, 2000, 3));
+    // Without the cache, clips are decoded again when served, to the same batch.
+    let uncached = DatasetOptions { cache_bytes: 0, ..DatasetOptions::new(d.crop()) };
+    let (d0, _) = ManifestDataset::open(&dir, &uncached).unwrap();
+    assert!(load_batch(&d0, &[2, 0]).unwrap() == b, "uncached batch differs");
+    assert_eq!(b.waveform.len(), 2 * 2000);
+    assert_eq!(b.objects.len(), 2 * OBJECT_CLASSES * 3);
+    assert_eq!(b.scenes.len(), 2 * SCENE_CLASSES * 3);
+    assert_eq!(b.waveform[0], 3000.0 / 128.0);
+    assert_eq!(b.waveform[2000], 1000.0 / 128.0);
+    let (obj, sce) = (distributions(2, OBJECT_CLASSES), distributions(2, SCENE_CLASSES));
+    for n in 0..2 {
+        for t in 0..3 {
+            for c in [0, 7, 14, 400] {
+                // [n, C, steps] against the file's [rows, C], rows tiled over steps.
+                assert_eq!(b.objects[(n * OBJECT_CLASSES + c) * 3 + t], obj[(t % 2) * OBJECT_CLASSES + c]);
+                assert_eq!(b.scenes[(n * SCENE_CLASSES + c) * 3 + t], sce[(t % 2) * SCENE_CLASSES + c]);
+            }
+        }
+    }
+}
+
+#[test]
+fn order_is_seeded_and_manifest_order_without_shuffle() {
+    let fixed = Order::new(10, 4, 1, false);
+    assert_eq!((0..4).map(|b| fixed.batch(b)).collect::<Vec<_>>(), vec![
+        vec![0, 1, 2, 3],
+        vec![4, 5, 6, 7],
+        vec![0, 1, 2, 3],
+        vec![4, 5, 6, 7]
+    ]);
+    let run = |seed| (0..10).map(|b| Order::new(10, 4, seed, true).batch(b)).collect::<Vec<_>>();
+    assert_eq!(run(5), run(5));
+    assert_ne!(run(5), run(6));
+    // Small datasets wrap: 3 items, batches of 4.
+    let wrap = Order::new(3, 4, 0, false);
+    assert_eq!(wrap.batch(0), vec![0, 1, 2, 0]);
+    assert_eq!(wrap.batch(1), vec![1, 2, 0, 1]);
+
+    // The waveforms follow the order: item i is a DC clip at 1000 (i + 1).
+    let dir = good_dataset("order", 4, 0.05, 1);
+    let d = open(&dir, Crop::new(500, 1).unwrap());
+    let b = load_batch(&d, &Order::new(4, 4, 0, false).batch(0)).unwrap();
+    let levels: Vec<f32> = b.waveform.chunks(500).map(|w| w[0] * 128.0).collect();
+    assert_eq!(levels, vec![1000.0, 2000.0, 3000.0, 4000.0]);
+}
+
+#[test]
+fn the_loader_delivers_what_direct_loading_gives() {
+    let dir = good_dataset("loader", 5, 0.1, 2);
+    let crop = Crop::new(3000, 2).unwrap();
+    let manifest: Arc<dyn Dataset> = Arc::new(open(&dir, crop));
+    let demo: Arc<dyn Dataset> = Arc::new(DemoDataset::new(crop, 2, 9));
+    for d in [manifest, demo] {
+        let order = Order::new(d.len(), 2, 42, true);
+        let mut loader = Loader::spawn(d.clone(), order.clone(), 3, 2).unwrap();
+        for b in 3..9 {
+            // Compared without assert_eq!, whose message would print whole batches.
+            assert!(loader.next_batch().unwrap() == load_batch(&*d, &order.batch(b)).unwrap(), "batch {b} differs");
+        }
+    }
+}
+
+/// Serves zeros, but fails (or panics) at one index.
+struct Faulty {
+    bad: usize,
+    panics: bool,
+}
+
+impl Dataset for Faulty {
+    fn len(&self) -> usize {
+        8
+    }
+    fn crop(&self) -> Crop {
+        Crop::new(10, 1).unwrap()
+    }
+    fn example(&self, i: usize) -> Result<Example> {
+        if i == self.bad {
+            if self.panics {
+                panic!("clip {i} exploded");
+            }
+            anyhow::bail!("clip {i} is unreadable");
+        }
+        Ok(Example { waveform: vec![0.0; 10], objects: vec![0.001; OBJECT_CLASSES], scenes: vec![0.0; SCENE_CLASSES] })
+    }
+}
+
+#[test]
+fn loader_errors_reach_the_consumer() {
+    for panics in [false, true] {
+        let mut loader = Loader::spawn(Arc::new(Faulty { bad: 3, panics }), Order::new(8, 2, 0, false), 0, 3).unwrap();
+        assert!(loader.next_batch().is_ok());
+        let err = format!("{:#}", loader.next_batch().unwrap_err());
+        assert!(err.contains("loading batch 1"), "{err}");
+        let why = if panics { "the loader panicked: clip 3 exploded" } else { "example 3: clip 3 is unreadable" };
+        assert!(err.contains(why), "{err}");
+        assert!(loader.next_batch().is_err(), "stays stopped");
+    }
+    // Dropping a loader whose queue is full does not hang.
+    let loader = Loader::spawn(Arc::new(Faulty { bad: 99, panics: false }), Order::new(8, 2, 0, false), 0, 1).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    drop(loader);
+}
+
+#[test]
+fn demo_rows_are_distributions_and_classes_differ() {
+    let crop = Crop::new(22_050, 3).unwrap();
+    let d = DemoDataset::new(crop, 2, 1);
+    assert_eq!(d.len(), 16);
+    assert_eq!(DemoDataset::classes().len(), 8);
+    let argmax = |row: &[f32]| row.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m }).0;
+    let mut tops = Vec::new();
+    for i in 0..d.len() {
+        let e = d.example(i).unwrap();
+        assert_eq!(e.waveform.len(), 22_050);
+        let p = peak(&e.waveform);
+        assert!((0.3 * 256.0..=256.0).contains(&p), "example {i}: peak {p}");
+        for (rows, classes) in [(&e.objects, OBJECT_CLASSES), (&e.scenes, SCENE_CLASSES)] {
+            assert_eq!(rows.len(), 3 * classes);
+            for (r, row) in rows.chunks(classes).enumerate() {
+                assert_eq!(teacher::row_problem(row), None, "example {i} row {r}");
+            }
+        }
+        tops.push((d.class_of(i), argmax(&e.objects[..OBJECT_CLASSES]), argmax(&e.scenes[..SCENE_CLASSES])));
+        assert!(d.example(i).unwrap() == e, "example {i} is not deterministic");
+    }
+    // Each kind has its own top object and scene, shared by all its clips.
+    for &(k, o, s) in &tops {
+        assert!(tops.iter().all(|&(k2, o2, s2)| (k == k2) == (o == o2) && (k == k2) == (s == s2)), "{tops:?}");
+    }
+    assert!(d.example(0).unwrap().waveform != d.example(8).unwrap().waveform, "clips vary within a kind");
+}
+
+#[test]
+fn a_real_esc10_clip_decodes() {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let audio_dir = here
+        .ancestors()
+        .map(|a| a.join("shared/data/esc10/audio"))
+        .find(|p| p.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "this test uses ../shared/data/esc10 from the sn-wgpu shared data folder \
+                 (looked for shared/data/esc10/audio beside {} and its parents)",
+                here.display()
+            )
+        });
+    let mut clips: Vec<PathBuf> = std::fs::read_dir(&audio_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    clips.sort();
+    let clip = clips.first().expect("ESC-10 audio files");
+    let decoded = audio::decode(clip).unwrap();
+    assert_eq!(decoded.rate, SAMPLE_RATE);
+    let x = audio::load(clip).unwrap();
+    assert_eq!(x.len(), 110_250, "{}: 5 s at 22,050 Hz", clip.display());
+    let p = peak(&x);
+    assert!(p > 1.0 && p <= 256.0, "{}: peak {p}", clip.display());
+}

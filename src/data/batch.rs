@@ -1,0 +1,157 @@
+//! Batches and their order: a seeded shuffle per epoch or manifest order, and the assembly of
+//! examples into the layouts the GPU reads.
+
+use anyhow::{Context, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::{Dataset, Example, OBJECT_CLASSES, SCENE_CLASSES};
+
+/// `n` examples of `samples` samples and `steps` output steps. The teachers are channel-major,
+/// `[n, classes, steps]`, because the loss on the GPU reads `[N, C, T]` like the network's output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub n: usize,
+    pub samples: usize,
+    pub steps: usize,
+    /// The dataset indices of the examples, in batch order.
+    pub indices: Vec<usize>,
+    /// `[n, 1, samples]`
+    pub waveform: Vec<f32>,
+    /// `[n, 1000, steps]`
+    pub objects: Vec<f32>,
+    /// `[n, 401, steps]`
+    pub scenes: Vec<f32>,
+}
+
+impl Batch {
+    /// Stacks examples of `steps` steps, transposing each teacher from `[steps, C]` to `[C, steps]`.
+    pub fn assemble(indices: Vec<usize>, examples: &[Example], samples: usize, steps: usize) -> Batch {
+        let n = examples.len();
+        let mut waveform = Vec::with_capacity(n * samples);
+        let mut objects = Vec::with_capacity(n * OBJECT_CLASSES * steps);
+        let mut scenes = Vec::with_capacity(n * SCENE_CLASSES * steps);
+        for e in examples {
+            assert_eq!(e.waveform.len(), samples, "example waveform length");
+            waveform.extend_from_slice(&e.waveform);
+            transpose_into(&mut objects, &e.objects, steps, OBJECT_CLASSES);
+            transpose_into(&mut scenes, &e.scenes, steps, SCENE_CLASSES);
+        }
+        Batch { n, samples, steps, indices, waveform, objects, scenes }
+    }
+}
+
+/// Appends `rows` (`[steps, classes]`) as `[classes, steps]`.
+fn transpose_into(out: &mut Vec<f32>, rows: &[f32], steps: usize, classes: usize) {
+    assert_eq!(rows.len(), steps * classes, "teacher rows [steps, classes]");
+    for c in 0..classes {
+        out.extend((0..steps).map(|t| rows[t * classes + c]));
+    }
+}
+
+/// Loads and assembles the examples `indices` of `dataset`; errors say which example failed.
+pub fn load_batch(dataset: &dyn Dataset, indices: &[usize]) -> Result<Batch> {
+    let crop = dataset.crop();
+    let examples = indices
+        .iter()
+        .map(|&i| dataset.example(i).with_context(|| format!("example {i}")))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Batch::assemble(indices.to_vec(), &examples, crop.samples, crop.steps))
+}
+
+/// Which examples make batch b, for any b: deterministic in (len, batch size, seed, shuffle), so
+/// the same seed gives the same batches and a run can resume at any batch.
+///
+/// When the dataset holds at least one batch, each epoch is a permutation (or manifest order)
+/// cut into `len / batch` batches and the partial rest is dropped. A dataset smaller than one
+/// batch is read as an endless stream of epochs, and each batch takes the next `batch` items of
+/// it, wrapping around; then an epoch is one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Order {
+    len: usize,
+    batch: usize,
+    seed: u64,
+    shuffle: bool,
+}
+
+impl Order {
+    pub fn new(len: usize, batch: usize, seed: u64, shuffle: bool) -> Order {
+        assert!(len > 0 && batch > 0, "an order needs examples ({len}) and a batch size ({batch})");
+        Order { len, batch, seed, shuffle }
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.batch
+    }
+
+    pub fn batches_per_epoch(&self) -> usize {
+        (self.len / self.batch).max(1)
+    }
+
+    /// The dataset order of `epoch`: a seeded permutation, or 0..len without shuffling.
+    pub fn epoch(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.len).collect();
+        if self.shuffle {
+            // Each epoch seeds its own generator, so any epoch can be made without the earlier ones.
+            let mixed = self.seed ^ (epoch as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            order.shuffle(&mut StdRng::seed_from_u64(mixed));
+        }
+        order
+    }
+
+    /// The dataset indices of batch `b` (counted from the start of training).
+    pub fn batch(&self, b: usize) -> Vec<usize> {
+        if self.len >= self.batch {
+            let per_epoch = self.len / self.batch;
+            let (epoch, j) = (b / per_epoch, b % per_epoch);
+            self.epoch(epoch)[j * self.batch..(j + 1) * self.batch].to_vec()
+        } else {
+            let start = b * self.batch;
+            let mut out = Vec::with_capacity(self.batch);
+            let mut current = (usize::MAX, Vec::new());
+            for p in start..start + self.batch {
+                let epoch = p / self.len;
+                if current.0 != epoch {
+                    current = (epoch, self.epoch(epoch));
+                }
+                out.push(current.1[p % self.len]);
+            }
+            out
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epochs_are_permutations_and_drop_the_rest() {
+        let order = Order::new(10, 3, 7, true);
+        assert_eq!(order.batches_per_epoch(), 3);
+        let mut seen: Vec<usize> = (0..3).flat_map(|b| order.batch(b)).collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 9, "one epoch has no repeats");
+        assert_ne!(order.epoch(0), order.epoch(1));
+    }
+
+    #[test]
+    fn small_datasets_wrap_around() {
+        let order = Order::new(3, 5, 0, false);
+        assert_eq!(order.batch(0), vec![0, 1, 2, 0, 1]);
+        assert_eq!(order.batch(1), vec![2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn teachers_are_transposed_to_channel_major() {
+        let rows = |base: f32, classes: usize| (0..2 * classes).map(|i| base + i as f32).collect::<Vec<_>>();
+        let e = Example { waveform: vec![0.0; 4], objects: rows(0.0, OBJECT_CLASSES), scenes: rows(0.5, SCENE_CLASSES) };
+        let b = Batch::assemble(vec![0, 0], &[e.clone(), e], 4, 2);
+        // objects[n, c, t] = rows[t * C + c]
+        assert_eq!(b.objects[3 * 2 + 1], (OBJECT_CLASSES + 3) as f32);
+        assert_eq!(b.objects[OBJECT_CLASSES * 2 + 5 * 2], 5.0);
+        assert_eq!(b.scenes[7 * 2 + 1], 0.5 + (SCENE_CLASSES + 7) as f32);
+    }
+}

@@ -1,0 +1,54 @@
+//! The CPU side of training: audio files and teacher rows in, batches out.
+//!
+//! `audio` decodes any file to mono 22,050 Hz samples in [-256, 256]; `crop` cuts or tiles a clip
+//! and its teacher rows to the training length; `teacher` reads and checks the `.npy` arrays;
+//! `manifest` opens a dataset folder and validates all of it up front; `demo` makes a synthetic
+//! set in memory; `batch` orders examples into batches; `loader` builds batches ahead of the
+//! consumer on a background thread. Both datasets implement [`Dataset`], so the loader serves both.
+
+pub mod audio;
+pub mod batch;
+pub mod categories;
+pub mod crop;
+pub mod demo;
+pub mod loader;
+pub mod manifest;
+pub mod problem;
+pub mod teacher;
+
+pub use batch::{load_batch, Batch, Order};
+pub use crop::Crop;
+pub use demo::{DemoClass, DemoDataset};
+pub use loader::Loader;
+pub use manifest::{DatasetOptions, ManifestDataset, Skipped};
+pub use problem::{Problem, ValidationError};
+
+/// The sample rate SoundNet was trained at.
+pub const SAMPLE_RATE: u32 = 22_050;
+/// A float sample in [-1, 1] times this is the network's input scale (16-bit PCM / 128).
+pub const SCALE: f32 = 256.0;
+/// Classes of the objects head (ImageNet).
+pub const OBJECT_CLASSES: usize = 1000;
+/// Classes of the scenes head (Places).
+pub const SCENE_CLASSES: usize = 401;
+
+/// One training example at the crop length: the waveform and the teacher rows matched to the
+/// output steps, row-major `[steps, classes]` (row k belongs to output step k).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    pub waveform: Vec<f32>,
+    pub objects: Vec<f32>,
+    pub scenes: Vec<f32>,
+}
+
+/// A source of examples that the loader can serve: the manifest dataset and the demo set.
+pub trait Dataset: Send + Sync {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The length every example is cut or tiled to.
+    fn crop(&self) -> Crop;
+    /// Example `i`, `i < len()`.
+    fn example(&self, i: usize) -> anyhow::Result<Example>;
+}
