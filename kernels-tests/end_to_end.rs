@@ -1,6 +1,6 @@
 //! A whole training step against PyTorch (`tools/fixtures/train_step.py`): a narrow SoundNet-8,
 //! two Adam steps on one batch from the same initial weights. Losses within 1e-5, every gradient of
-//! step 1 within 1e-4, the weight updates after step 2 within 1e-3 (relative errors).
+//! both steps within 1e-4, the weight updates after step 2 within 1e-3 (relative errors).
 
 mod common;
 use common::*;
@@ -35,13 +35,37 @@ fn two_training_steps_match_pytorch() {
     assert_close("step 1 losses", &step.head_losses(&losses1[0]), &to_f64(&f.tensor("loss1").0), 1e-5);
     for (spec, grad) in step.grads.specs.iter().zip(&step.grads.tensors) {
         let expected = to_f64(&f.tensor(&format!("grad1.{}", spec.name)).0);
-        assert_close(&format!("step 1 gradient of {}", spec.name), &grad.read(g).unwrap(), &expected, 1e-4);
+        let got = grad.read(g).unwrap();
+        if inert_under_batchnorm(&spec.name) {
+            // The batchnorm after the conv subtracts the batch mean, bias included, so this gradient
+            // is zero in exact arithmetic and both sides hold rounding noise: bound it by the scale
+            // of the same layer's weight gradient instead.
+            let weight = spec.name.replace(".bias", ".weight");
+            let scale = norm(&to_f64(&f.tensor(&format!("grad1.{weight}")).0));
+            let noise = norm(&to_f64(&got)).max(norm(&expected));
+            assert!(noise <= 1e-4 * scale, "{}: gradient {noise:e} should be ~0 next to the weight's {scale:e}", spec.name);
+        } else {
+            assert_close(&format!("step 1 gradient of {}", spec.name), &got, &expected, 1e-4);
+        }
     }
 
+    let biases_after1: Vec<Vec<f32>> =
+        (1..=model.arch.body.len()).map(|i| model.params.get(&format!("conv{i}.bias")).read(g).unwrap()).collect();
     step.submit(g, &waveform, &objects, &scenes).unwrap();
     let losses2 = step.finish(g).unwrap();
     assert_close("step 2 losses", &step.head_losses(&losses2[0]), &to_f64(&f.tensor("loss2").0), 1e-5);
+    for (spec, grad) in step.grads.specs.iter().zip(&step.grads.tensors) {
+        if !inert_under_batchnorm(&spec.name) {
+            let expected = to_f64(&f.tensor(&format!("grad2.{}", spec.name)).0);
+            assert_close(&format!("step 2 gradient of {}", spec.name), &grad.read(g).unwrap(), &expected, 1e-4);
+        }
+    }
     for (spec, param) in model.params.specs.iter().zip(&model.params.tensors) {
+        if inert_under_batchnorm(&spec.name) {
+            // Adam divides the rounding noise above by its own square root: the update of a
+            // parameter with no gradient is noise of size ~lr on either side, and has no effect.
+            continue;
+        }
         let before = f.tensor(&format!("init.{}", spec.name)).0;
         let after = f.tensor(&format!("after2.{}", spec.name)).0;
         let update_gpu: Vec<f32> = param.read(g).unwrap().iter().zip(&before).map(|(a, b)| a - b).collect();
@@ -49,7 +73,26 @@ fn two_training_steps_match_pytorch() {
         assert_close(&format!("update of {} over two steps", spec.name), &update_gpu, &update_ref, 1e-3);
     }
     for (spec, stat) in model.running.specs.iter().zip(&model.running.tensors) {
-        let expected = to_f64(&f.tensor(&format!("after2.{}", spec.name)).0);
+        let mut expected = to_f64(&f.tensor(&format!("after2.{}", spec.name)).0);
+        if spec.name.ends_with("running_mean") {
+            // Step 2's batch mean includes the conv bias, whose step-1 value is rounding noise
+            // amplified by Adam on both sides (see inert_under_batchnorm): shift by the difference.
+            let layer: usize = spec.name["bn".len()..spec.name.find('.').unwrap()].parse().unwrap();
+            let ours = &biases_after1[layer - 1];
+            let theirs = f.tensor(&format!("after1.conv{layer}.bias")).0;
+            for ((e, o), t) in expected.iter_mut().zip(ours).zip(&theirs) {
+                *e += 0.1 * (f64::from(*o) - f64::from(*t));
+            }
+        }
         assert_close(&format!("{} after two steps", spec.name), &stat.read(g).unwrap(), &expected, 1e-5);
     }
+}
+
+/// A conv bias followed by batchnorm: it cannot change the network's output.
+fn inert_under_batchnorm(name: &str) -> bool {
+    name.starts_with("conv") && name.ends_with(".bias")
+}
+
+fn norm(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
