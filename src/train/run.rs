@@ -282,3 +282,25 @@ fn draw_curve(out: &Path, model: &str, history: &[(u64, [f32; 2])], val: &[(u64,
     }
     loss_curve::draw(&out.join("loss.png"), &format!("{model} training loss"), &series)
 }
+
+impl TrainSummary {
+    /// The closing lines of `sn-wgpu train`: what happened and what to run next.
+    pub fn describe(&self, demo: bool) -> String {
+        let mut s = String::new();
+        if self.interrupted {
+            s.push_str(&format!("interrupted: stopped cleanly after step {}\n", self.steps_done));
+        }
+        if let (Some(first), Some(last)) = (self.first_loss, self.last_loss) {
+            s.push_str(&format!("loss {first:.4} -> {last:.4} over the run (objects + scenes KL)\n"));
+        }
+        let dir = self.checkpoint.parent().unwrap_or(std::path::Path::new("."));
+        s.push_str(&format!("checkpoint: {} (step {})\n", self.checkpoint.display(), self.steps_done));
+        s.push_str(&format!("metrics:    {}, loss curve: {}\n", dir.join("metrics.jsonl").display(), dir.join("loss.png").display()));
+        s.push_str(&format!("next: continue with `sn-wgpu train --resume {} --steps N`", dir.display()));
+        if demo {
+            s.push_str(", or train on your own data with `sn-wgpu train --data DIR` (see README: dataset format)");
+        }
+        s.push('\n');
+        s
+    }
+}
