@@ -1,8 +1,12 @@
 //! The data pipeline: decoding every supported format, resampling, mixing, scaling, cropping,
 //! teacher validation, batch layout and order, the background loader and the demo set.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use common::{temp_dir, write_npy, write_wav};
 
 use anyhow::Result;
 use sn_wgpu::data::{
@@ -14,14 +18,6 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/fixtures/audio").join(name)
 }
 
-/// A fresh empty folder under the system temp dir, unique to this test.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sn-wgpu-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// Sign changes in the middle 80% (clear of resampler edges), as a frequency in Hz.
 fn frequency(x: &[f32], rate: f64) -> f64 {
     let mid = &x[x.len() / 10..x.len() * 9 / 10];
@@ -31,43 +27,6 @@ fn frequency(x: &[f32], rate: f64) -> f64 {
 
 fn peak(x: &[f32]) -> f32 {
     x.iter().fold(0.0, |m, v| m.max(v.abs()))
-}
-
-/// A `.npy` file written by hand: version 1.0, `descr` such as `<f4`, C or Fortran order.
-fn write_npy(path: &Path, shape: &[usize], data: &[f32], fortran: bool) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let tuple = if shape.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let order = if fortran { "True" } else { "False" };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': {order}, 'shape': {tuple}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
-    std::fs::write(path, bytes).unwrap();
-}
-
-/// A 16-bit mono PCM WAV by hand.
-fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-    let data_len = (samples.len() * 2) as u32;
-    let mut b = Vec::new();
-    b.extend(b"RIFF");
-    b.extend((36 + data_len).to_le_bytes());
-    b.extend(b"WAVEfmt ");
-    b.extend(16u32.to_le_bytes());
-    b.extend(1u16.to_le_bytes());
-    b.extend(1u16.to_le_bytes());
-    b.extend(rate.to_le_bytes());
-    b.extend((rate * 2).to_le_bytes());
-    b.extend(2u16.to_le_bytes());
-    b.extend(16u16.to_le_bytes());
-    b.extend(b"data");
-    b.extend(data_len.to_le_bytes());
-    b.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-    std::fs::write(path, b).unwrap();
 }
 
 /// `rows` distinct valid distributions over `classes`: row r puts 1/2 on class (r * 7) mod C and

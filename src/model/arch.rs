@@ -117,12 +117,22 @@ pub fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize>
 }
 
 impl Arch {
-    /// `soundnet8` or `soundnet5`.
+    /// `soundnet8`, `soundnet5`, or a narrow variant with the full heads, `soundnet8-narrowN`
+    /// (every body layer's channels divided by N: what tests and quick experiments train).
     pub fn by_name(name: &str) -> anyhow::Result<Arch> {
-        match name {
-            "soundnet8" => Ok(soundnet8()),
-            "soundnet5" => Ok(soundnet5()),
-            other => anyhow::bail!("unknown model {other:?}: expected soundnet8 or soundnet5"),
+        let (base, divisor) = match name.split_once("-narrow") {
+            Some((base, n)) => (base, Some(n.parse::<usize>().ok().filter(|&n| n >= 1))),
+            None => (name, None),
+        };
+        let arch = match base {
+            "soundnet8" => soundnet8(),
+            "soundnet5" => soundnet5(),
+            _ => anyhow::bail!("unknown model {name:?}: expected soundnet8, soundnet5 or soundnet8-narrowN"),
+        };
+        match divisor {
+            None => Ok(arch),
+            Some(Some(n)) => Ok(arch.narrow(n, arch.heads[0].classes, arch.heads[1].classes)),
+            Some(None) => anyhow::bail!("model {name:?}: the narrowing after -narrow must be a whole number >= 1"),
         }
     }
 
@@ -228,5 +238,9 @@ mod tests {
             }
         }
         assert!(soundnet5().lengths(441_000).unwrap().steps >= 1);
+        let narrow = Arch::by_name("soundnet8-narrow8").unwrap();
+        assert_eq!(narrow, soundnet8().narrow(8, 1000, 401));
+        assert_eq!(Arch::by_name(&narrow.name).unwrap(), narrow);
+        assert!(Arch::by_name("soundnet8-narrow0").is_err() && Arch::by_name("vggish").is_err());
     }
 }

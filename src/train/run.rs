@@ -93,10 +93,19 @@ fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Check
     Ok((Model::init(gpu, Arch::by_name(&opts.model)?, opts.seed)?, None, 0))
 }
 
-fn save(gpu: &Gpu, model: &Model, step: &TrainStep, dir: &Path, names: &[String]) -> Result<PathBuf> {
+/// Writes the model and Adam state under each of `names` in `dir`, unless a value has become
+/// non-finite: then nothing is written and the error names the last good checkpoint.
+fn save(gpu: &Gpu, model: &Model, step: &TrainStep, dir: &Path, names: &[String], last_good: &LastGood) -> Result<PathBuf> {
     let mut ckpt = Checkpoint::default();
     model.write_checkpoint(gpu, &mut ckpt)?;
     step.adam.write_checkpoint(gpu, &mut ckpt)?;
+    if let Some((name, _)) = ckpt.tensors.iter().find(|(_, (_, v))| v.iter().any(|x| !x.is_finite())) {
+        bail!(
+            "{name} became non-finite by step {}; training stopped without saving it. \
+             {last_good}. Try a lower --lr.",
+            step.adam.step,
+        );
+    }
     ckpt.metadata.insert("step".into(), step.adam.step.to_string());
     let mut last = dir.join("last.safetensors");
     for name in names {
@@ -167,7 +176,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         lr: opts.adam.lr as f32,
     };
     let mut val_history: Vec<(u64, f32)> = Vec::new();
-    let mut last_good = out.join("last.safetensors");
+    let mut last_good = LastGood(opts.resume.as_ref().map(|dir| dir.join("last.safetensors")));
     let mut stopped_early = false;
     for k in start + 1..=opts.steps {
         if interrupted.load(Ordering::SeqCst) {
@@ -190,13 +199,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             progress.bar.println(format!("step {k}: validation loss {:.4} (objects {o:.4}, scenes {s:.4})", o + s));
         }
         if checkpoint_now {
-            last_good = save(&gpu, &model, &step, &out, &[format!("step-{k:06}.safetensors"), "last.safetensors".into()])?;
+            let saved = save(&gpu, &model, &step, &out, &[format!("step-{k:06}.safetensors"), "last.safetensors".into()], &last_good)?;
+            last_good = LastGood(Some(saved));
         }
     }
     let done = step.finish(&gpu)?;
     progress.report(done, &step, &last_good)?;
     progress.bar.finish_and_clear();
-    let checkpoint = save(&gpu, &model, &step, &out, &["last.safetensors".into()])?;
+    let checkpoint = save(&gpu, &model, &step, &out, &["last.safetensors".into()], &last_good)?;
     let history = progress.history;
     draw_curve(&out, &model.arch.name, &history, &val_history)?;
     let total_loss = |h: &(u64, [f32; 2])| h.1[0] + h.1[1];
@@ -207,6 +217,18 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         checkpoint,
         interrupted: stopped_early,
     })
+}
+
+/// The newest checkpoint known to hold finite values, for error messages.
+struct LastGood(Option<PathBuf>);
+
+impl std::fmt::Display for LastGood {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match &self.0 {
+            Some(path) => write!(f, "The last good checkpoint is {}", path.display()),
+            None => write!(f, "No checkpoint was saved before it"),
+        }
+    }
 }
 
 /// Turns returned losses into metrics lines, the progress bar and the loss history.
@@ -222,15 +244,14 @@ struct Progress {
 }
 
 impl Progress {
-    fn report(&mut self, done: Vec<StepLosses>, step: &TrainStep, last_good: &Path) -> Result<()> {
+    fn report(&mut self, done: Vec<StepLosses>, step: &TrainStep, last_good: &LastGood) -> Result<()> {
         for losses in done {
             let [o, s] = step.head_losses(&losses);
             if !(o.is_finite() && s.is_finite()) {
                 bail!(
                     "the loss became non-finite at step {} (objects {o}, scenes {s}); training stopped. \
-                     The last good checkpoint is {}. Try a lower --lr.",
+                     {last_good}. Try a lower --lr.",
                     losses.step,
-                    last_good.display()
                 );
             }
             let steps_per_s = (losses.step - self.start) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
