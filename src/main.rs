@@ -31,7 +31,7 @@ struct TrainArgs {
     /// soundnet8 or soundnet5.
     #[arg(long, default_value = "soundnet8")]
     model: String,
-    /// Clips per step [default: 8 with --data, 4 on the demo].
+    /// Clips per step [default: 8 with --data, 2 on the demo].
     #[arg(long)]
     batch_size: Option<usize>,
     /// Split each batch into N micro-batches whose gradients add up (batchnorm then uses
@@ -42,7 +42,8 @@ struct TrainArgs {
     /// --data, 10 on the demo].
     #[arg(long)]
     seconds: Option<f64>,
-    /// Steps to train to (counted from the start of the run being resumed).
+    /// Steps to train to, counted from the start of the run being resumed [default: 1000 with
+    /// --data, 20 on the demo].
     #[arg(long)]
     steps: Option<u64>,
     #[arg(long, default_value_t = 1e-3)]
@@ -61,9 +62,10 @@ struct TrainArgs {
     /// Where checkpoints, metrics.jsonl and loss.png go [default: runs/train, or the --resume folder].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Write step-NNNNNN.safetensors (and last.safetensors) every N steps; 0 = only at the end.
-    #[arg(long, default_value_t = 100)]
-    save_every: u64,
+    /// Write step-NNNNNN.safetensors (and last.safetensors) every N steps; 0 = only at the end
+    /// [default: 100 with --data, 10 on the demo].
+    #[arg(long)]
+    save_every: Option<u64>,
     /// Continue the run in DIR from DIR/last.safetensors (weights, batchnorm statistics, Adam state).
     #[arg(long)]
     resume: Option<PathBuf>,
@@ -84,9 +86,9 @@ impl TrainArgs {
     fn options(self) -> TrainOptions {
         let demo = self.data.is_none();
         TrainOptions {
-            batch_size: self.batch_size.unwrap_or(if demo { 4 } else { 8 }),
+            batch_size: self.batch_size.unwrap_or(if demo { 2 } else { 8 }),
             seconds: self.seconds.unwrap_or(if demo { 10.0 } else { 20.0 }),
-            steps: self.steps.unwrap_or(if demo { 40 } else { 1000 }),
+            steps: self.steps.unwrap_or(if demo { 20 } else { 1000 }),
             out: self.out.or_else(|| self.resume.clone()).unwrap_or_else(|| PathBuf::from("runs/train")),
             data: self.data,
             model: self.model,
@@ -94,7 +96,7 @@ impl TrainArgs {
             adam: AdamConfig { lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps },
             seed: self.seed,
             shuffle: !self.no_shuffle,
-            save_every: self.save_every,
+            save_every: self.save_every.unwrap_or(if demo { 10 } else { 100 }),
             resume: self.resume,
             init: self.init,
             val_data: self.val_data,
