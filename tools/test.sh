@@ -25,4 +25,10 @@ if ! cargo run --quiet -- info; then
   exit 1
 fi
 
+# The pretrained-model tests convert the authors' weights with tools/import_soundnet8.py (numpy).
+if ! python3 -c "import numpy" 2>/dev/null; then
+  echo "tools/test.sh: installing numpy for tools/import_soundnet8.py"
+  python3 -m pip install --quiet numpy
+fi
+
 cargo test "$@"
