@@ -209,7 +209,9 @@ fn main() {
     let batch = env_usize("SN_BENCH_BATCH", 1);
     let seconds = env_usize("SN_BENCH_SECONDS", 20);
     let samples = seconds * 22_050;
+    // No HTML plots: criterion's plotting needs system fonts, and the table below is the report.
     let mut criterion = Criterion::default()
+        .without_plots()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
