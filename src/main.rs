@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use sn_wgpu::eval::{self, ExtractOptions, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
 use sn_wgpu::ops::adam::AdamConfig;
 use sn_wgpu::train::{self, TrainOptions};
 
@@ -20,6 +21,51 @@ enum Command {
     Info,
     /// Train SoundNet as a student of a vision teacher (with no --data: on a built-in synthetic demo).
     Train(TrainArgs),
+    /// Top-k objects and scenes of each clip, per output step (about 3 s apart) and for the whole clip.
+    Predict(PredictArgs),
+    /// One layer's features of each clip as float32 .npy files [C, T] (or [C] with --pool).
+    Extract(ExtractArgs),
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Audio files (WAV, MP3, FLAC, Ogg Vorbis; any rate, mono or stereo).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// An sn-wgpu checkpoint (from `sn-wgpu train`, or tools/import_soundnet8.py for the authors'
+    /// pretrained SoundNet-8).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Samples per chunk for long recordings (GPU memory grows with it).
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SAMPLES)]
+    chunk_samples: usize,
+}
+
+#[derive(Args)]
+struct ExtractArgs {
+    /// Audio files, or folders whose audio files (wav, mp3, flac, ogg) are all taken, sorted.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// An sn-wgpu checkpoint (from `sn-wgpu train`, or tools/import_soundnet8.py).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// conv1..conv7, pool1, pool2, pool5, objects or scenes (head logits).
+    #[arg(long)]
+    layer: String,
+    /// Folder for the .npy files, one per clip, named after the clip's file stem.
+    #[arg(long)]
+    out: PathBuf,
+    /// Pool over time (mean or max): [C] instead of [C, T].
+    #[arg(long)]
+    pool: Option<Pool>,
+    /// Samples per chunk for long recordings (GPU memory grows with it).
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SAMPLES)]
+    chunk_samples: usize,
 }
 
 #[derive(Args)]
@@ -114,6 +160,15 @@ fn main() -> Result<()> {
             let demo = args.data.is_none();
             let summary = train::run(&args.options())?;
             print!("{}", summary.describe(demo));
+        }
+        Command::Predict(a) => {
+            let opts = PredictOptions { files: a.files, weights: a.weights, top_k: a.top_k, chunk_samples: a.chunk_samples };
+            let predictions = eval::predict(&sn_wgpu::Gpu::new()?, &opts)?;
+            print!("{}", if a.json { predictions.json()? } else { predictions.text() });
+        }
+        Command::Extract(a) => {
+            let opts = ExtractOptions { paths: a.paths, weights: a.weights, layer: a.layer, out: a.out, pool: a.pool, chunk_samples: a.chunk_samples };
+            print!("{}", eval::extract(&sn_wgpu::Gpu::new()?, &opts)?.describe());
         }
     }
     Ok(())

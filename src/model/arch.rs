@@ -117,23 +117,26 @@ pub fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize>
 }
 
 impl Arch {
-    /// `soundnet8`, `soundnet5`, or a narrow variant with the full heads, `soundnet8-narrowN`
-    /// (every body layer's channels divided by N: what tests and quick experiments train).
+    /// `soundnet8`, `soundnet5`, or a narrow variant such as `soundnet8-narrow8` (the name
+    /// `narrow` gives; checkpoints store it). A narrow variant keeps the 1000 object and 401 scene
+    /// classes, so its heads still match the class lists.
     pub fn by_name(name: &str) -> anyhow::Result<Arch> {
         let (base, divisor) = match name.split_once("-narrow") {
-            Some((base, n)) => (base, Some(n.parse::<usize>().ok().filter(|&n| n >= 1))),
+            Some((base, d)) => match d.parse::<usize>() {
+                Ok(d) if d >= 1 => (base, Some(d)),
+                _ => anyhow::bail!("unknown model {name:?}: the narrow divisor must be a whole number of at least 1"),
+            },
             None => (name, None),
         };
         let arch = match base {
             "soundnet8" => soundnet8(),
             "soundnet5" => soundnet5(),
-            _ => anyhow::bail!("unknown model {name:?}: expected soundnet8, soundnet5 or soundnet8-narrowN"),
+            _ => anyhow::bail!("unknown model {name:?}: expected soundnet8 or soundnet5, optionally -narrowN"),
         };
-        match divisor {
-            None => Ok(arch),
-            Some(Some(n)) => Ok(arch.narrow(n, arch.heads[0].classes, arch.heads[1].classes)),
-            Some(None) => anyhow::bail!("model {name:?}: the narrowing after -narrow must be a whole number >= 1"),
-        }
+        Ok(match divisor {
+            Some(d) => arch.narrow(d, arch.heads[0].classes, arch.heads[1].classes),
+            None => arch,
+        })
     }
 
     /// The same layer table with every body layer's output channels divided by `divisor` (at least
@@ -242,5 +245,15 @@ mod tests {
         assert_eq!(narrow, soundnet8().narrow(8, 1000, 401));
         assert_eq!(Arch::by_name(&narrow.name).unwrap(), narrow);
         assert!(Arch::by_name("soundnet8-narrow0").is_err() && Arch::by_name("vggish").is_err());
+    }
+
+    #[test]
+    fn names_round_trip_through_by_name() {
+        for arch in [soundnet8(), soundnet5(), soundnet8().narrow(8, 1000, 401), soundnet5().narrow(2, 1000, 401)] {
+            assert_eq!(Arch::by_name(&arch.name).unwrap(), arch);
+        }
+        for bad in ["soundnet9", "soundnet8-narrow0", "soundnet8-narrowx", "soundnet8-narrow"] {
+            assert!(Arch::by_name(bad).is_err(), "{bad}");
+        }
     }
 }

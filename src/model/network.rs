@@ -59,6 +59,42 @@ impl Model {
     /// Records the forward pass on `tape`. With `grads`, parameters are trainable and their
     /// gradients go there; without, the pass is inference only.
     pub fn forward(&self, tape: &mut Tape, waveform: Var, mode: BnMode, grads: Option<&NamedTensors>) -> Result<Outputs> {
+        let mut layers = self.record(tape, waveform, mode, grads, None)?;
+        let (_, scenes) = layers.pop().expect("the scenes head");
+        let (_, objects) = layers.pop().expect("the objects head");
+        Ok(Outputs { layers, objects, scenes })
+    }
+
+    /// Records an inference pass only as far as `last` (`conv3`, `pool5`, `objects`, ...), so that
+    /// extracting a shallow layer costs only the layers below it. Returns every layer recorded, by
+    /// name, in network order (`objects` and `scenes` included when reached).
+    pub fn forward_until(&self, tape: &mut Tape, waveform: Var, last: &str) -> Result<Vec<(String, Var)>> {
+        self.record(tape, waveform, BnMode::Eval, None, Some(last))
+    }
+
+    /// The names `forward_until` accepts, in network order.
+    pub fn layer_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, layer) in self.arch.body.iter().enumerate() {
+            names.push(format!("conv{}", i + 1));
+            if layer.pool.is_some() {
+                names.push(format!("pool{}", i + 1));
+            }
+        }
+        names.extend(self.arch.heads.iter().map(|h| h.name.to_string()));
+        names
+    }
+
+    fn record(&self, tape: &mut Tape, waveform: Var, mode: BnMode, grads: Option<&NamedTensors>, last: Option<&str>) -> Result<Vec<(String, Var)>> {
+        if let Some(last) = last {
+            anyhow::ensure!(
+                self.layer_names().iter().any(|n| n == last),
+                "{} has no layer {last:?}; its layers are {}",
+                self.arch.name,
+                self.layer_names().join(", ")
+            );
+        }
+        let done = |layers: &Vec<(String, Var)>| last.is_some_and(|l| layers.last().is_some_and(|(n, _)| n == l));
         let param = |tape: &mut Tape, name: &str| {
             let value = self.params.get(name);
             match grads {
@@ -81,19 +117,28 @@ impl Model {
             x = tape.batchnorm(x, gamma, beta, stats, mode, &format!("bn{n}"))?;
             x = tape.relu(x, &name)?;
             layers.push((name, x));
+            if done(&layers) {
+                return Ok(layers);
+            }
             if let Some(k) = layer.pool {
                 let name = format!("pool{n}");
                 x = tape.maxpool(x, k, &name).with_context(|| format!("{name} of {}", self.arch.name))?;
                 layers.push((name, x));
+                if done(&layers) {
+                    return Ok(layers);
+                }
             }
         }
-        let mut head = |h: usize| -> Result<Var> {
-            let spec = self.arch.heads[h];
+        for spec in &self.arch.heads {
             let (w, b) = (param(tape, &format!("{}.weight", spec.name)), param(tape, &format!("{}.bias", spec.name)));
-            tape.conv1d(x, w, b, spec.stride, spec.pad, spec.name).with_context(|| format!("{} head of {}", spec.name, self.arch.name))
-        };
-        let objects = head(0)?;
-        let scenes = head(1)?;
-        Ok(Outputs { layers, objects, scenes })
+            let logits = tape
+                .conv1d(x, w, b, spec.stride, spec.pad, spec.name)
+                .with_context(|| format!("{} head of {}", spec.name, self.arch.name))?;
+            layers.push((spec.name.to_string(), logits));
+            if done(&layers) {
+                break;
+            }
+        }
+        Ok(layers)
     }
 }

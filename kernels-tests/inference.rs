@@ -1,0 +1,254 @@
+//! Inference: tiling of short clips, chunked extraction against a single pass, `predict` and
+//! `extract` end to end on a generated WAV, and the pretrained SoundNet-8 against PyTorch
+//! (`tools/fixtures/pretrained.py`).
+
+mod common;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use sn_wgpu::checkpoint::Checkpoint;
+use sn_wgpu::data::audio;
+use sn_wgpu::eval::{self, ExtractOptions, Extractor, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
+use sn_wgpu::model::{soundnet8, Model};
+
+/// A fresh empty folder under the system temp dir, unique to this test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sn-wgpu-inference-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A 16-bit mono PCM WAV by hand.
+fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
+    let data_len = (samples.len() * 2) as u32;
+    let mut b = Vec::new();
+    b.extend(b"RIFF");
+    b.extend((36 + data_len).to_le_bytes());
+    b.extend(b"WAVEfmt ");
+    b.extend(16u32.to_le_bytes());
+    b.extend(1u16.to_le_bytes());
+    b.extend(1u16.to_le_bytes());
+    b.extend(rate.to_le_bytes());
+    b.extend((rate * 2).to_le_bytes());
+    b.extend(2u16.to_le_bytes());
+    b.extend(16u16.to_le_bytes());
+    b.extend(b"data");
+    b.extend(data_len.to_le_bytes());
+    b.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    std::fs::write(path, b).unwrap();
+}
+
+/// A narrow random SoundNet-8 (channels / 8) with small heads: cheap on a CPU adapter.
+fn narrow_model() -> Model {
+    Model::init(gpu(), soundnet8().narrow(8, 10, 7), 3).unwrap()
+}
+
+/// A waveform of `n` samples at about a tenth of full scale.
+fn waveform(n: usize, seed: u64) -> Vec<f32> {
+    randn(&mut rng(seed), n).into_iter().map(|v| v * 25.0).collect()
+}
+
+#[test]
+fn a_one_second_clip_is_tiled_with_a_note() {
+    let model = narrow_model();
+    let mut x = Extractor::new(&model, &["conv7", "objects"], DEFAULT_CHUNK_SAMPLES).unwrap();
+    assert_eq!(x.min_samples(), 209_374);
+    let clip = waveform(22_050, 1);
+    let out = x.extract(gpu(), &clip).unwrap();
+    let note = out.note.expect("a note for a tiled clip");
+    assert!(note.contains("22050 samples") && note.contains("tiled"), "{note}");
+    assert_eq!(out.samples, 209_374);
+    assert_eq!(out.features[1].steps, 1);
+    // The same as extracting the tiled waveform, which needs no note.
+    let tiled = sn_wgpu::data::crop::tile(&clip, 209_374);
+    let direct = x.extract(gpu(), &tiled).unwrap();
+    assert!(direct.note.is_none());
+    assert_eq!(direct.features, out.features);
+    // predict tiles to 10 s instead.
+    let mut p = Extractor::new(&model, &["objects"], DEFAULT_CHUNK_SAMPLES).unwrap().tile_short_clips_to(220_500);
+    assert_eq!(p.extract(gpu(), &clip).unwrap().samples, 220_500);
+    assert!(x.extract(gpu(), &[]).is_err());
+}
+
+/// Chunks of `chunk` samples against one pass over the whole clip, every layer in `layers`.
+fn assert_chunked_equals_single(layers: &[&str], samples: usize, chunk: usize, min_chunks: usize) {
+    let model = narrow_model();
+    let clip = waveform(samples, 7);
+    let mut chunked = Extractor::new(&model, layers, chunk).unwrap();
+    let mut single = Extractor::new(&model, layers, samples + chunked.geometries().iter().map(|g| g.field).max().unwrap() * 2).unwrap();
+    let geometries = chunked.geometries().to_vec();
+    let chunking = eval::Chunking::new(geometries, chunk).unwrap();
+    let chunks = chunking.chunks(samples);
+    assert!(chunks.len() >= min_chunks, "{} chunks", chunks.len());
+    assert!(chunks.last().unwrap().len < chunk, "the tail is shorter than a chunk");
+    let a = chunked.extract(gpu(), &clip).unwrap();
+    let b = single.extract(gpu(), &clip).unwrap();
+    for (fa, fb) in a.features.iter().zip(&b.features) {
+        assert_eq!((fa.channels, fa.steps), (fb.channels, fb.steps), "{}", fa.layer);
+        assert!(fb.data.iter().any(|&v| v != 0.0), "{}: all zeros", fa.layer);
+        assert_close(&format!("{} in {} chunks", fa.layer, chunks.len()), &fa.data, &to_f64(&fb.data), 1e-6);
+    }
+    // A second clip of the same length replays the recorded plans.
+    let again = chunked.extract(gpu(), &clip).unwrap();
+    assert_eq!(again.features, a.features);
+}
+
+#[test]
+fn chunked_shallow_layers_equal_a_single_pass() {
+    assert_chunked_equals_single(&["conv1", "pool1", "conv2"], 20_011, 2_000, 8);
+}
+
+#[test]
+fn chunked_deep_layers_and_heads_equal_a_single_pass() {
+    assert_chunked_equals_single(&["pool2", "pool5", "conv7", "objects", "scenes"], 1_000_003, 400_000, 5);
+}
+
+/// A narrow model whose heads keep 1000 and 401 classes, saved as a checkpoint that
+/// `Model::from_checkpoint` reads back by its name `soundnet8-narrow8`.
+fn narrow_checkpoint(dir: &Path) -> PathBuf {
+    let model = Model::init(gpu(), soundnet8().narrow(8, 1000, 401), 5).unwrap();
+    let mut c = Checkpoint::default();
+    model.write_checkpoint(gpu(), &mut c).unwrap();
+    let path = dir.join("narrow.safetensors");
+    c.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn predict_and_extract_run_on_a_generated_wav() {
+    let dir = temp_dir("cli");
+    let weights = narrow_checkpoint(&dir);
+    let clips = dir.join("clips");
+    std::fs::create_dir_all(&clips).unwrap();
+    let tone: Vec<i16> = (0..22_050).map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16).collect();
+    write_wav(&clips.join("b_tone.wav"), 22_050, &tone);
+    let long: Vec<i16> = (0..300_000).map(|i| ((i as f32 * 0.011).sin() * 12000.0) as i16).collect();
+    write_wav(&clips.join("a_long.wav"), 22_050, &long);
+    std::fs::write(clips.join("notes.txt"), "not audio").unwrap();
+
+    let opts = PredictOptions { files: vec![clips.join("b_tone.wav"), clips.join("a_long.wav")], weights: Some(weights.clone()), top_k: 3, chunk_samples: DEFAULT_CHUNK_SAMPLES };
+    let p = eval::predict(gpu(), &opts).unwrap();
+    assert_eq!(p.model, "soundnet8-narrow8");
+    let tone_p = &p.clips[0];
+    assert!(tone_p.note.as_deref().unwrap().contains("220500 samples"), "{:?}", tone_p.note);
+    assert_eq!(tone_p.steps.len(), 1);
+    assert_eq!((tone_p.steps[0].start_s, tone_p.steps[0].end_s), (0.0, 10.0));
+    let long_p = &p.clips[1];
+    assert!(long_p.note.is_none());
+    assert_eq!(long_p.steps.len(), 2);
+    assert!((long_p.steps[1].start_s - (65_536.0 - 55_584.0) / 22_050.0).abs() < 1e-9);
+    for top in [&long_p.clip, &long_p.steps[0].top, &long_p.steps[1].top] {
+        assert_eq!(top.objects.len(), 3);
+        assert!(top.objects.windows(2).all(|w| w[0].probability >= w[1].probability));
+        assert!(top.scenes.iter().all(|s| s.probability > 0.0 && s.probability <= 1.0));
+        assert_eq!(top.scenes[0].class, sn_wgpu::data::categories::scenes()[top.scenes[0].index]);
+    }
+    // The clip's probabilities are the mean of its steps'.
+    let mean_of_top = long_p.clip.objects[0].index;
+    let step_probs: Vec<f32> = long_p.steps.iter().map(|s| s.top.objects.iter().find(|c| c.index == mean_of_top).map_or(0.0, |c| c.probability)).collect();
+    assert!(step_probs.iter().any(|&v| v > 0.0));
+    let json: serde_json::Value = serde_json::from_str(&p.json().unwrap()).unwrap();
+    assert_eq!(json["clips"][1]["steps"][1]["objects"].as_array().unwrap().len(), 3);
+    assert!(p.text().contains("note: 22050 samples"));
+
+    let no_weights = PredictOptions { weights: None, ..opts };
+    let err = format!("{:#}", eval::predict(gpu(), &no_weights).unwrap_err());
+    assert!(err.contains("--weights") && err.contains("tools/import_soundnet8.py"), "{err}");
+
+    // extract: a folder in, one .npy per audio file (sorted, the text file skipped).
+    let model = Model::from_checkpoint(gpu(), &Checkpoint::load(&weights).unwrap()).unwrap();
+    let mut reference = Extractor::new(&model, &["pool5"], DEFAULT_CHUNK_SAMPLES).unwrap();
+    let expected: Vec<_> = ["a_long.wav", "b_tone.wav"]
+        .iter()
+        .map(|f| reference.extract(gpu(), &audio::load(&clips.join(f)).unwrap()).unwrap().features.remove(0))
+        .collect();
+    for pool in [None, Some(Pool::Mean), Some(Pool::Max)] {
+        let out = dir.join(format!("features-{pool:?}"));
+        let opts = ExtractOptions { paths: vec![clips.clone()], weights: Some(weights.clone()), layer: "pool5".into(), out: out.clone(), pool, chunk_samples: DEFAULT_CHUNK_SAMPLES };
+        let summary = eval::extract(gpu(), &opts).unwrap();
+        assert_eq!(summary.written.len(), 2);
+        assert!(summary.written.iter().all(|w| w.note.is_some() == (audio::load(&w.clip).unwrap().len() < reference.min_samples())));
+        for (w, f) in summary.written.iter().zip(&expected) {
+            let bytes = std::fs::read(&w.npy).unwrap();
+            let npy = npyz::NpyFile::new(bytes.as_slice()).unwrap();
+            let shape: Vec<u64> = npy.shape().to_vec();
+            let data: Vec<f32> = npy.into_vec().unwrap();
+            let want = match pool {
+                None => f.data.clone(),
+                Some(p) => p.apply(f),
+            };
+            let want_shape = if pool.is_some() { vec![f.channels as u64] } else { vec![f.channels as u64, f.steps as u64] };
+            assert_eq!(shape, want_shape, "{}", w.npy.display());
+            assert_eq!(data, want, "{}", w.npy.display());
+        }
+    }
+    // Pooling by hand on a tiny array.
+    let f = eval::Features { layer: "x".into(), channels: 2, steps: 3, data: vec![1.0, -2.0, 4.0, 0.0, 0.5, -1.0] };
+    assert_eq!(Pool::Mean.apply(&f), vec![1.0, -0.5 / 3.0]);
+    assert_eq!(Pool::Max.apply(&f), vec![4.0, 0.5]);
+    assert_eq!("max".parse::<Pool>(), Ok(Pool::Max));
+    assert!("median".parse::<Pool>().is_err());
+
+    // Two clips with one stem would overwrite each other: refused before any work, naming both.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    write_wav(&other.join("b_tone.wav"), 22_050, &tone);
+    let clash = ExtractOptions { paths: vec![clips.clone(), other.clone()], weights: Some(weights.clone()), layer: "conv1".into(), out: dir.join("clash"), pool: None, chunk_samples: DEFAULT_CHUNK_SAMPLES };
+    let err = format!("{:#}", eval::extract(gpu(), &clash).unwrap_err());
+    assert!(err.contains("b_tone.npy") && err.contains(&other.join("b_tone.wav").display().to_string()), "{err}");
+    let bad_layer = ExtractOptions { paths: vec![clips.join("b_tone.wav")], layer: "pool3".into(), ..clash };
+    let err = format!("{:#}", eval::extract(gpu(), &bad_layer).unwrap_err());
+    assert!(err.contains("pool3") && err.contains("pool5"), "{err}");
+    let missing = eval::audio_files(&[dir.join("nowhere.wav")]).unwrap_err().to_string();
+    assert!(missing.contains("nowhere.wav"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The folder `shared/data/NAME` beside the repository or one of its parents.
+fn shared(name: &str) -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().map(|a| a.join("shared/data").join(name)).find(|p| p.is_dir()).unwrap_or_else(|| {
+        panic!(
+            "this test uses ../shared/data/{name} from the sn-wgpu shared data folder \
+             (looked for shared/data/{name} beside {} and its parents)",
+            here.display()
+        )
+    })
+}
+
+#[test]
+fn pretrained_soundnet8_matches_pytorch_on_esc10() {
+    let f = Fixture::load("pretrained");
+    let (soundnet8_dir, esc10) = (shared("soundnet8"), shared("esc10"));
+    let dir = temp_dir("pretrained");
+    let weights = dir.join("soundnet8.safetensors");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/import_soundnet8.py");
+    let run = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(soundnet8_dir.join("sound8.npy"))
+        .arg(&weights)
+        .output()
+        .unwrap_or_else(|e| panic!("this test runs python3 {} (needs numpy): {e}", script.display()));
+    assert!(run.status.success(), "python3 {} failed (it needs numpy): {}", script.display(), String::from_utf8_lossy(&run.stderr));
+    let model = Model::from_checkpoint(gpu(), &Checkpoint::load(&weights).unwrap()).unwrap();
+    let samples: usize = f.meta("samples");
+    let mut x = Extractor::new(&model, &["pool5", "objects", "scenes"], DEFAULT_CHUNK_SAMPLES).unwrap().tile_short_clips_to(samples);
+    for (n, clip) in f.metadata["clips"].split(',').enumerate() {
+        let path = esc10.join("audio").join(clip);
+        let wave = audio::load(&path).unwrap_or_else(|e| panic!("this test uses ../shared/data/esc10 from the sn-wgpu shared data folder: {e}"));
+        let tiled = sn_wgpu::data::crop::tile(&wave, samples);
+        assert_eq!(&tiled[..16], &f.tensor(&format!("clip{n}.head")).0[..], "{clip}: decoded samples differ from Python's");
+        let sum: f64 = tiled.iter().map(|&v| f64::from(v)).sum();
+        let want = f64::from(f.tensor(&format!("clip{n}.sum")).0[0]);
+        assert!((sum - want).abs() <= 1e-3 * want.abs().max(1.0), "{clip}: waveform sum {sum} vs Python's {want}");
+        let out = x.extract(gpu(), &wave).unwrap();
+        assert_eq!(out.samples, samples);
+        for feat in &out.features {
+            let (values, shape) = f.tensor(&format!("clip{n}.{}", feat.layer));
+            assert_eq!(shape, vec![feat.channels, feat.steps], "{clip} {}", feat.layer);
+            assert_close(&format!("{clip} {}", feat.layer), &feat.data, &to_f64(&values), 1e-4);
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

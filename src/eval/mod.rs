@@ -1,0 +1,35 @@
+//! Inference: features of any layer for clips of any length (`extractor`, cut into chunks by
+//! `geometry`), the class predictions behind `sn-wgpu predict`, and the `.npy` features behind
+//! `sn-wgpu extract`.
+
+pub mod extract;
+pub mod extractor;
+pub mod geometry;
+pub mod predict;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+pub use extract::{audio_files, extract, ExtractOptions, ExtractSummary, Pool};
+pub use extractor::{Extraction, Extractor, Features, DEFAULT_CHUNK_SAMPLES};
+pub use geometry::{Chunk, Chunking, Geometry};
+pub use predict::{predict, PredictOptions, Predictions};
+
+use crate::checkpoint::Checkpoint;
+use crate::gpu::Gpu;
+use crate::model::Model;
+
+/// The model in the checkpoint at `weights`; `command` names the subcommand for the error
+/// given when no checkpoint was named, which says how to make one.
+pub fn load_model(gpu: &Gpu, weights: Option<&Path>, command: &str) -> Result<Model> {
+    let path = weights.with_context(|| {
+        format!(
+            "{command} needs --weights CKPT, an sn-wgpu checkpoint: one written by `sn-wgpu train`, or the \
+             authors' pretrained SoundNet-8 converted with \
+             `python3 tools/import_soundnet8.py path/to/sound8.npy soundnet8.safetensors` (needs numpy)"
+        )
+    })?;
+    let checkpoint = Checkpoint::load(path)?;
+    Model::from_checkpoint(gpu, &checkpoint).with_context(|| format!("loading the model in {}", path.display()))
+}

@@ -1,0 +1,192 @@
+//! `sn-wgpu predict`: the top objects and scenes of each clip, per output step and for the whole
+//! clip, as text or JSON.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{ensure, Context, Result};
+use serde::Serialize;
+
+use super::extractor::Extractor;
+use super::load_model;
+use crate::data::{audio, categories, SAMPLE_RATE};
+use crate::gpu::Gpu;
+
+/// The original SoundNet tiles clips shorter than the network needs to 10 s.
+const TILE_SECONDS: usize = 10;
+
+pub struct PredictOptions {
+    pub files: Vec<PathBuf>,
+    pub weights: Option<PathBuf>,
+    pub top_k: usize,
+    pub chunk_samples: usize,
+}
+
+/// One class and its softmax probability.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    pub index: usize,
+    pub class: String,
+    pub probability: f32,
+}
+
+/// The top classes of both heads over some stretch of audio.
+#[derive(Debug, Clone, Serialize)]
+pub struct Top {
+    pub objects: Vec<Scored>,
+    pub scenes: Vec<Scored>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub step: usize,
+    /// The stretch of the (possibly tiled) clip this step's receptive field covers, in seconds.
+    pub start_s: f64,
+    pub end_s: f64,
+    #[serde(flatten)]
+    pub top: Top,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClipPrediction {
+    pub file: PathBuf,
+    /// The clip's own length in seconds, before any tiling.
+    pub seconds: f64,
+    pub note: Option<String>,
+    pub steps: Vec<Step>,
+    /// From the mean over steps of each step's probabilities.
+    pub clip: Top,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Predictions {
+    pub weights: PathBuf,
+    pub model: String,
+    pub clips: Vec<ClipPrediction>,
+}
+
+/// Loads the model and predicts every file in order; the first unreadable file stops the run
+/// with its name and the reason.
+pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
+    ensure!(opts.top_k >= 1, "--top-k must be at least 1");
+    ensure!(!opts.files.is_empty(), "predict needs at least one audio file");
+    let model = load_model(gpu, opts.weights.as_deref(), "predict")?;
+    let names = [categories::objects(), categories::scenes()];
+    for (head, names) in model.arch.heads.iter().zip(names) {
+        ensure!(
+            head.classes == names.len(),
+            "{}: the {} head has {} classes, but predict names {} (the SoundNet class lists)",
+            model.arch.name,
+            head.name,
+            head.classes,
+            names.len()
+        );
+    }
+    let mut extractor = Extractor::new(&model, &["objects", "scenes"], opts.chunk_samples)?
+        .tile_short_clips_to(TILE_SECONDS * SAMPLE_RATE as usize);
+    let geometry = extractor.geometries()[0].clone();
+    let mut clips = Vec::with_capacity(opts.files.len());
+    for file in &opts.files {
+        let waveform = audio::load(file)?;
+        let out = extractor.extract(gpu, &waveform).with_context(|| format!("{}: running the model", file.display()))?;
+        let probs: Vec<Vec<Vec<f32>>> = out.features.iter().map(|f| softmax_columns(&f.data, f.channels, f.steps)).collect();
+        let steps = out.features[0].steps;
+        let mut mean: Vec<Vec<f64>> = out.features.iter().map(|f| vec![0.0; f.channels]).collect();
+        let mut per_step = Vec::with_capacity(steps);
+        for t in 0..steps {
+            for (m, p) in mean.iter_mut().zip(&probs) {
+                m.iter_mut().zip(&p[t]).for_each(|(m, &p)| *m += f64::from(p) / steps as f64);
+            }
+            // A step's receptive field is samples t*S - P ..< t*S - P + R (S the total stride, R
+            // the receptive field, P the summed left padding scaled by the stride before each
+            // layer; SoundNet-8: S = 65,536 ≈ 2.97 s, R = 320,542 ≈ 14.5 s, P = 55,584), clipped
+            // to the clip: neighbouring steps overlap, and each advances S samples.
+            let (start, end) = geometry.span(t, out.samples);
+            per_step.push(Step {
+                step: t,
+                start_s: start as f64 / SAMPLE_RATE as f64,
+                end_s: end as f64 / SAMPLE_RATE as f64,
+                top: Top { objects: top_k(&probs[0][t], names[0], opts.top_k), scenes: top_k(&probs[1][t], names[1], opts.top_k) },
+            });
+        }
+        let mean: Vec<Vec<f32>> = mean.into_iter().map(|m| m.into_iter().map(|v| v as f32).collect()).collect();
+        clips.push(ClipPrediction {
+            file: file.clone(),
+            seconds: waveform.len() as f64 / SAMPLE_RATE as f64,
+            note: out.note,
+            steps: per_step,
+            clip: Top { objects: top_k(&mean[0], names[0], opts.top_k), scenes: top_k(&mean[1], names[1], opts.top_k) },
+        });
+    }
+    let weights = opts.weights.clone().expect("load_model checked it");
+    Ok(Predictions { weights, model: model.arch.name.clone(), clips })
+}
+
+/// Softmax over channels of each column of row-major `[channels, steps]` logits: one
+/// probability vector per step. Computed in f64 after subtracting the column's maximum.
+pub fn softmax_columns(logits: &[f32], channels: usize, steps: usize) -> Vec<Vec<f32>> {
+    (0..steps)
+        .map(|t| {
+            let column: Vec<f64> = (0..channels).map(|c| f64::from(logits[c * steps + t])).collect();
+            let max = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let exp: Vec<f64> = column.iter().map(|z| (z - max).exp()).collect();
+            let sum: f64 = exp.iter().sum();
+            exp.iter().map(|e| (e / sum) as f32).collect()
+        })
+        .collect()
+}
+
+/// The `k` most probable classes, most probable first (ties by class index).
+fn top_k(probs: &[f32], names: &[&str], k: usize) -> Vec<Scored> {
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    order.truncate(k);
+    order.into_iter().map(|i| Scored { index: i, class: names[i].to_string(), probability: probs[i] }).collect()
+}
+
+impl Predictions {
+    pub fn json(&self) -> Result<String> {
+        Ok(serde_json::to_string_pretty(self)? + "\n")
+    }
+
+    /// One block per clip: any note, the whole-clip top classes, then each step's.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let list = |top: &[Scored]| top.iter().map(|c| format!("{} {:.3}", c.class, c.probability)).collect::<Vec<_>>().join(" | ");
+        for clip in &self.clips {
+            let _ = writeln!(s, "{} ({:.2} s, {} step{})", clip.file.display(), clip.seconds, clip.steps.len(), if clip.steps.len() == 1 { "" } else { "s" });
+            if let Some(note) = &clip.note {
+                let _ = writeln!(s, "  note: {note}");
+            }
+            let _ = writeln!(s, "  clip     objects: {}", list(&clip.clip.objects));
+            let _ = writeln!(s, "           scenes:  {}", list(&clip.clip.scenes));
+            for step in &clip.steps {
+                let _ = writeln!(s, "  step {:<3} {:7.2}-{:<7.2} s", step.step, step.start_s, step.end_s);
+                let _ = writeln!(s, "           objects: {}", list(&step.top.objects));
+                let _ = writeln!(s, "           scenes:  {}", list(&step.top.scenes));
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_columns_normalise_each_step() {
+        // [3 classes, 2 steps]: column 0 is (0, 0, ln 2), column 1 is huge and equal.
+        let logits = [0.0, 1000.0, 0.0, 1000.0, 2f32.ln(), 1000.0];
+        let p = softmax_columns(&logits, 3, 2);
+        assert!((p[0][2] - 0.5).abs() < 1e-6 && (p[0][0] - 0.25).abs() < 1e-6);
+        assert!(p[1].iter().all(|&v| (v - 1.0 / 3.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn top_k_is_sorted_and_named() {
+        let top = top_k(&[0.1, 0.6, 0.3], &["a", "b", "c"], 2);
+        assert_eq!(top.iter().map(|c| c.class.as_str()).collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(top[0].index, 1);
+    }
+}
