@@ -201,3 +201,23 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let step: u64 = ckpt.meta("step").unwrap().parse().unwrap();
     assert!((1..100_000).contains(&step));
 }
+
+#[test]
+fn soundnet5_trains_and_init_starts_a_fresh_optimizer_from_its_weights() {
+    let first = temp_dir("sn5");
+    let sn5 = |out: &Path, steps| TrainOptions { model: "soundnet5-narrow8".into(), seconds: 3.0, ..options(out, steps) };
+    let summary = train::run(&sn5(&first, 2)).unwrap();
+    assert!(summary.last_loss.unwrap().is_finite());
+    let trained = Checkpoint::load(&first.join("last.safetensors")).unwrap();
+    assert_eq!(trained.meta("model").unwrap(), "soundnet5-narrow8");
+
+    let second = temp_dir("sn5-init");
+    let init = TrainOptions { init: Some(first.join("last.safetensors")), ..sn5(&second, 1) };
+    train::run(&init).unwrap();
+    let continued = Checkpoint::load(&second.join("last.safetensors")).unwrap();
+    assert_eq!(continued.meta("step").unwrap(), "1", "--init restarts the step count and Adam");
+    // One fresh Adam step moves every conv weight by about lr from the initial weights.
+    let (before, after) = (trained.get("conv2.weight", &[8, 4, 32]).unwrap(), continued.get("conv2.weight", &[8, 4, 32]).unwrap());
+    let moved = before.iter().zip(after).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 0.5e-3 && moved < 1.5e-3, "first Adam step moved conv2 by at most {moved}");
+}
