@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use sn_wgpu::gpu::MAX_TIMED_PASSES;
-use sn_wgpu::model::soundnet8;
 use sn_wgpu::model::params::parameter_specs;
+use sn_wgpu::model::soundnet8;
 use sn_wgpu::ops::adam::{self, AdamConfig};
 use sn_wgpu::ops::batchnorm::{self, BatchNormShape};
 use sn_wgpu::ops::conv1d::{self, Conv1dShape};
@@ -100,20 +100,60 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
     let mut cin = 1;
     let mut convs: Vec<(String, Conv1dShape)> = Vec::new();
     for (layer, &(conv_len, pooled)) in arch.body.iter().zip(&lengths.body) {
-        let shape = Conv1dShape { n: batch, cin, cout: layer.cout, l: len, k: layer.k, stride: layer.stride, pad: layer.pad };
+        let shape =
+            Conv1dShape { n: batch, cin, cout: layer.cout, l: len, k: layer.k, stride: layer.stride, pad: layer.pad };
         convs.push((layer.name.to_string(), shape));
         let act = [batch, layer.cout, conv_len];
         let n = (batch * layer.cout * conv_len) as f64;
         let bn = BatchNormShape { n: batch, c: layer.cout, l: conv_len };
-        let (x, y, dy, dx) = (tensor(gpu, &act, "x"), tensor(gpu, &act, "y"), tensor(gpu, &act, "dy"), tensor(gpu, &act, "dx"));
+        let (x, y, dy, dx) =
+            (tensor(gpu, &act, "x"), tensor(gpu, &act, "y"), tensor(gpu, &act, "dy"), tensor(gpu, &act, "dx"));
         let per_channel = || tensor(gpu, &[layer.cout], "per channel");
-        let (gamma, beta, rm, rv, mean, invstd, dg, db) = (per_channel(), per_channel(), per_channel(), per_channel(), per_channel(), per_channel(), per_channel(), per_channel());
+        let (gamma, beta, rm, rv, mean, invstd, dg, db) = (
+            per_channel(),
+            per_channel(),
+            per_channel(),
+            per_channel(),
+            per_channel(),
+            per_channel(),
+            per_channel(),
+            per_channel(),
+        );
         let sums = tensor(gpu, &[2, layer.cout], "sums");
         {
-            let (x, y, g, b, rm, rv, mean, invstd) = (x.clone(), y.clone(), gamma.clone(), beta.clone(), rm.clone(), rv.clone(), mean.clone(), invstd.clone());
-            cases.push(case(format!("batchnorm train forward {} {act:?}", layer.name), 8.0 * n, 12.0 * n, move |g_, e| {
-                batchnorm::encode_forward_train(g_, e, &bn, &x, &g, &b, &rm, &rv, &y, &mean, &invstd, batchnorm::DEFAULT_EPS, batchnorm::DEFAULT_MOMENTUM).unwrap()
-            }));
+            let (x, y, g, b, rm, rv, mean, invstd) = (
+                x.clone(),
+                y.clone(),
+                gamma.clone(),
+                beta.clone(),
+                rm.clone(),
+                rv.clone(),
+                mean.clone(),
+                invstd.clone(),
+            );
+            cases.push(case(
+                format!("batchnorm train forward {} {act:?}", layer.name),
+                8.0 * n,
+                12.0 * n,
+                move |g_, e| {
+                    batchnorm::encode_forward_train(
+                        g_,
+                        e,
+                        &bn,
+                        &x,
+                        &g,
+                        &b,
+                        &rm,
+                        &rv,
+                        &y,
+                        &mean,
+                        &invstd,
+                        batchnorm::DEFAULT_EPS,
+                        batchnorm::DEFAULT_MOMENTUM,
+                    )
+                    .unwrap()
+                },
+            ));
         }
         {
             let (x, dy, dx, g) = (x.clone(), dy.clone(), dx.clone(), gamma.clone());
@@ -123,22 +163,30 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         }
         {
             let (x, y) = (x.clone(), y.clone());
-            cases.push(case(format!("relu forward {} {act:?}", layer.name), n, 8.0 * n, move |g_, e| relu::encode_forward(g_, e, &x, &y).unwrap()));
+            cases.push(case(format!("relu forward {} {act:?}", layer.name), n, 8.0 * n, move |g_, e| {
+                relu::encode_forward(g_, e, &x, &y).unwrap()
+            }));
         }
         {
             let (x, dy, dx) = (x.clone(), dy.clone(), dx.clone());
-            cases.push(case(format!("relu backward {} {act:?}", layer.name), n, 12.0 * n, move |g_, e| relu::encode_backward(g_, e, &x, &dy, &dx).unwrap()));
+            cases.push(case(format!("relu backward {} {act:?}", layer.name), n, 12.0 * n, move |g_, e| {
+                relu::encode_backward(g_, e, &x, &dy, &dx).unwrap()
+            }));
         }
         if let Some(k) = layer.pool {
             let shape = MaxPool1dShape { n: batch, c: layer.cout, l: conv_len, k, stride: k };
             let out = [batch, layer.cout, pooled];
             let m = (batch * layer.cout * pooled) as f64;
-            let (py, arg, pdy) = (tensor(gpu, &out, "pool y"), tensor(gpu, &out, "argmax"), tensor(gpu, &out, "pool dy"));
+            let (py, arg, pdy) =
+                (tensor(gpu, &out, "pool y"), tensor(gpu, &out, "argmax"), tensor(gpu, &out, "pool dy"));
             {
                 let (x, py, arg) = (x.clone(), py.clone(), arg.clone());
-                cases.push(case(format!("maxpool forward {} {act:?}", layer.name), n, 4.0 * n + 8.0 * m, move |g_, e| {
-                    maxpool1d::encode_forward(g_, e, &shape, &x, &py, &arg).unwrap()
-                }));
+                cases.push(case(
+                    format!("maxpool forward {} {act:?}", layer.name),
+                    n,
+                    4.0 * n + 8.0 * m,
+                    move |g_, e| maxpool1d::encode_forward(g_, e, &shape, &x, &py, &arg).unwrap(),
+                ));
             }
             cases.push(case(format!("maxpool backward {} {act:?}", layer.name), n, 4.0 * n + 8.0 * m, move |g_, e| {
                 maxpool1d::encode_backward(g_, e, &shape, &arg, &pdy, &dx).unwrap()
@@ -148,37 +196,52 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         cin = layer.cout;
     }
     for head in &arch.heads {
-        let shape = Conv1dShape { n: batch, cin, cout: head.classes, l: len, k: head.k, stride: head.stride, pad: head.pad };
+        let shape =
+            Conv1dShape { n: batch, cin, cout: head.classes, l: len, k: head.k, stride: head.stride, pad: head.pad };
         convs.push((head.name.to_string(), shape));
     }
     for (name, s) in convs {
         let l_out = s.l_out().unwrap();
         let (xs, ws, ys) = ([s.n, s.cin, s.l], [s.cout, s.cin, s.k], [s.n, s.cout, l_out]);
         let macs = (s.n * s.cout * l_out * s.cin * s.k) as f64;
-        let (x, w, b, y) = (tensor(gpu, &xs, "x"), tensor(gpu, &ws, "w"), tensor(gpu, &[s.cout], "b"), tensor(gpu, &ys, "y"));
+        let (x, w, b, y) =
+            (tensor(gpu, &xs, "x"), tensor(gpu, &ws, "w"), tensor(gpu, &[s.cout], "b"), tensor(gpu, &ys, "y"));
         let (dx, dw, db) = (tensor(gpu, &xs, "dx"), tensor(gpu, &ws, "dw"), tensor(gpu, &[s.cout], "db"));
-        let bytes = |shapes: &[&[usize]]| 4.0 * shapes.iter().map(|sh| sh.iter().product::<usize>()).sum::<usize>() as f64;
+        let bytes =
+            |shapes: &[&[usize]]| 4.0 * shapes.iter().map(|sh| sh.iter().product::<usize>()).sum::<usize>() as f64;
         {
             let (x, w, b, y) = (x.clone(), w.clone(), b.clone(), y.clone());
-            cases.push(case(format!("conv1d forward {name} {xs:?} k{} s{}", s.k, s.stride), 2.0 * macs, bytes(&[&xs, &ws, &[s.cout], &ys]), move |g_, e| {
-                conv1d::encode_forward(g_, e, &s, &x, &w, &b, &y).unwrap()
-            }));
+            cases.push(case(
+                format!("conv1d forward {name} {xs:?} k{} s{}", s.k, s.stride),
+                2.0 * macs,
+                bytes(&[&xs, &ws, &[s.cout], &ys]),
+                move |g_, e| conv1d::encode_forward(g_, e, &s, &x, &w, &b, &y).unwrap(),
+            ));
         }
         if s.cin > 1 {
             let (w, y, dx) = (w.clone(), y.clone(), dx.clone());
-            cases.push(case(format!("conv1d backward_input {name} {xs:?}"), 2.0 * macs, bytes(&[&ys, &ws, &xs]), move |g_, e| {
-                conv1d::encode_backward_input(g_, e, &s, &y, &w, &dx, false).unwrap()
-            }));
+            cases.push(case(
+                format!("conv1d backward_input {name} {xs:?}"),
+                2.0 * macs,
+                bytes(&[&ys, &ws, &xs]),
+                move |g_, e| conv1d::encode_backward_input(g_, e, &s, &y, &w, &dx, false).unwrap(),
+            ));
         }
         {
             let (x, y) = (x.clone(), y.clone());
-            cases.push(case(format!("conv1d backward_weight {name} {ws:?}"), 2.0 * macs, bytes(&[&xs, &ys, &ws]), move |g_, e| {
-                conv1d::encode_backward_weight(g_, e, &s, &x, &y, &dw, true).unwrap()
-            }));
+            cases.push(case(
+                format!("conv1d backward_weight {name} {ws:?}"),
+                2.0 * macs,
+                bytes(&[&xs, &ys, &ws]),
+                move |g_, e| conv1d::encode_backward_weight(g_, e, &s, &x, &y, &dw, true).unwrap(),
+            ));
         }
-        cases.push(case(format!("conv1d backward_bias {name} [{}]", s.cout), (s.n * s.cout * l_out) as f64, bytes(&[&ys, &[s.cout]]), move |g_, e| {
-            conv1d::encode_backward_bias(g_, e, &s, &y, &db, true).unwrap()
-        }));
+        cases.push(case(
+            format!("conv1d backward_bias {name} [{}]", s.cout),
+            (s.n * s.cout * l_out) as f64,
+            bytes(&[&ys, &[s.cout]]),
+            move |g_, e| conv1d::encode_backward_bias(g_, e, &s, &y, &db, true).unwrap(),
+        ));
     }
     for head in &arch.heads {
         let shape = KlDivShape { n: batch, c: head.classes, t: lengths.steps };
@@ -197,10 +260,18 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         }));
     }
     let params: usize = parameter_specs(&arch).iter().map(|s| s.shape.iter().product::<usize>()).sum();
-    let (p, g, m, v) = (tensor(gpu, &[params], "p"), tensor(gpu, &[params], "g"), tensor(gpu, &[params], "m"), tensor(gpu, &[params], "v"));
-    cases.push(case(format!("adam step, all {params} parameters"), 12.0 * params as f64, 28.0 * params as f64, move |g_, e| {
-        adam::encode_step(g_, e, &AdamConfig::default(), 1, &p, &g, &m, &v).unwrap()
-    }));
+    let (p, g, m, v) = (
+        tensor(gpu, &[params], "p"),
+        tensor(gpu, &[params], "g"),
+        tensor(gpu, &[params], "m"),
+        tensor(gpu, &[params], "v"),
+    );
+    cases.push(case(
+        format!("adam step, all {params} parameters"),
+        12.0 * params as f64,
+        28.0 * params as f64,
+        move |g_, e| adam::encode_step(g_, e, &AdamConfig::default(), 1, &p, &g, &m, &v).unwrap(),
+    ));
     cases
 }
 
@@ -229,11 +300,18 @@ fn main() {
             })
         });
         if count > 0 {
-            measured.borrow_mut().push(Measured { name: case.name, flops: case.flops, bytes: case.bytes, total, iters: count });
+            measured.borrow_mut().push(Measured {
+                name: case.name,
+                flops: case.flops,
+                bytes: case.bytes,
+                total,
+                iters: count,
+            });
         }
     }
     criterion.final_summary();
-    let clock = if gpu.has_timestamps() { "GPU timestamps" } else { "wall clock (no timestamp queries on this adapter)" };
+    let clock =
+        if gpu.has_timestamps() { "GPU timestamps" } else { "wall clock (no timestamp queries on this adapter)" };
     println!("\nadapter: {}\ntiming: {clock}; batch {batch}, {seconds} s of audio", gpu.describe());
     println!("{:<56} {:>12} {:>10} {:>10}", "kernel", "time/iter", "GFLOP/s", "GB/s");
     for m in measured.into_inner() {

@@ -58,11 +58,8 @@ fn check_steps(what: &str, cfg: &AdamConfig, param: &[f32], grads: &[Vec<f32>], 
         let step = s as u32 + 1;
         gpu_state.step(cfg, step, grad);
         ref_state.step(cfg, step, grad);
-        let (param, m, v) = (
-            gpu_state.param.read(gpu()).unwrap(),
-            gpu_state.m.read(gpu()).unwrap(),
-            gpu_state.v.read(gpu()).unwrap(),
-        );
+        let (param, m, v) =
+            (gpu_state.param.read(gpu()).unwrap(), gpu_state.m.read(gpu()).unwrap(), gpu_state.v.read(gpu()).unwrap());
         for (k, group) in groups.iter().enumerate() {
             let tag = format!("{what} n={} step {step} group {k}", param.len());
             assert_close(&format!("{tag} param"), &pick(&param, group), &pick(&ref_state.param, group), 1e-5);
@@ -127,7 +124,8 @@ fn reference_first_step_moves_each_parameter_by_lr_against_the_gradient_sign() {
     for cfg in [AdamConfig::default(), other_config()] {
         let mut r = rng(50);
         let n = 200;
-        let grad: Vec<f64> = to_f64(&randn(&mut r, n)).iter().enumerate().map(|(i, g)| g * 10f64.powi(i as i32 % 7 - 1)).collect();
+        let grad: Vec<f64> =
+            to_f64(&randn(&mut r, n)).iter().enumerate().map(|(i, g)| g * 10f64.powi(i as i32 % 7 - 1)).collect();
         let start = to_f64(&randn(&mut r, n));
         let (mut param, mut m, mut v) = (start.clone(), vec![0.0; n], vec![0.0; n]);
         adam::reference::step(&cfg, 1, &mut param, &grad, &mut m, &mut v);
@@ -136,7 +134,11 @@ fn reference_first_step_moves_each_parameter_by_lr_against_the_gradient_sign() {
             let moved = param[i] - start[i];
             let expected = -lr * grad[i].signum();
             let tol = lr * (cfg.eps / grad[i].abs() + 1e-9);
-            assert!((moved - expected).abs() <= tol, "{cfg:?} element {i}: g = {}, moved {moved}, expected {expected}", grad[i]);
+            assert!(
+                (moved - expected).abs() <= tol,
+                "{cfg:?} element {i}: g = {}, moved {moved}, expected {expected}",
+                grad[i]
+            );
         }
     }
 }
@@ -164,7 +166,8 @@ fn matches_pytorch_fixture() {
         };
         let tensors: usize = f.meta(&format!("{case}.tensors"));
         let steps: u32 = f.meta(&format!("{case}.steps"));
-        let states: Vec<GpuAdam> = (0..tensors).map(|k| GpuAdam::new(&f.tensor(&format!("{case}.p{k}.init")).0)).collect();
+        let states: Vec<GpuAdam> =
+            (0..tensors).map(|k| GpuAdam::new(&f.tensor(&format!("{case}.p{k}.init")).0)).collect();
         for step in 1..=steps {
             // One submission per step, holding every parameter tensor's update, as training will.
             let grads: Vec<Tensor> = (0..tensors)

@@ -64,12 +64,34 @@ fn run_train(inp: &Inputs, accumulate_onto: Option<(&[f32], &[f32])>) -> TrainOu
     run(|enc| {
         let g = gpu();
         batchnorm::encode_forward_train(
-            g, enc, &s, &x, &gamma, &beta, &running_mean, &running_var, &y, &save_mean, &save_invstd,
-            DEFAULT_EPS, DEFAULT_MOMENTUM,
+            g,
+            enc,
+            &s,
+            &x,
+            &gamma,
+            &beta,
+            &running_mean,
+            &running_var,
+            &y,
+            &save_mean,
+            &save_invstd,
+            DEFAULT_EPS,
+            DEFAULT_MOMENTUM,
         )
         .unwrap();
         batchnorm::encode_backward(
-            g, enc, &s, &x, &dy, &gamma, &save_mean, &save_invstd, &dx, &dgamma, &dbeta, &channel_sums,
+            g,
+            enc,
+            &s,
+            &x,
+            &dy,
+            &gamma,
+            &save_mean,
+            &save_invstd,
+            &dx,
+            &dgamma,
+            &dbeta,
+            &channel_sums,
             accumulate_onto.is_some(),
         )
         .unwrap();
@@ -91,7 +113,14 @@ fn reference_train(inp: &Inputs) -> (reference::TrainOutput, reference::Grads) {
     let s = &inp.shape;
     let (x, gamma) = (to_f64(&inp.x), to_f64(&inp.gamma));
     let fwd = reference::forward_train(
-        s, &x, &gamma, &to_f64(&inp.beta), &to_f64(&inp.running_mean), &to_f64(&inp.running_var), EPS, MOMENTUM,
+        s,
+        &x,
+        &gamma,
+        &to_f64(&inp.beta),
+        &to_f64(&inp.running_mean),
+        &to_f64(&inp.running_var),
+        EPS,
+        MOMENTUM,
     );
     let grads = reference::backward(s, &x, &to_f64(&inp.dy), &gamma, &fwd.mean, &fwd.invstd);
     (fwd, grads)
@@ -116,15 +145,15 @@ fn check_train(inp: &Inputs, y_tol: f64) {
 #[test]
 fn training_matches_reference_on_awkward_shapes() {
     let shapes = [
-        (2, 1, 3),   // one channel
-        (4, 3, 1),   // L = 1, statistics over the batch only
-        (3, 5, 7),   // odd everything
+        (2, 1, 3), // one channel
+        (4, 3, 1), // L = 1, statistics over the batch only
+        (3, 5, 7), // odd everything
         // M = 3. (At M = 2 every xhat is +-1 whatever x is, so dx is ~0 and only rounding is left
         // to compare.)
         (1, 2, 3),
-        (2, 300, 3), // more channels than a workgroup has invocations, not a multiple of 256
+        (2, 300, 3),  // more channels than a workgroup has invocations, not a multiple of 256
         (3, 2, 5000), // M = 15,000: each invocation sums ~59 values before the tree reduction
-        (1, 3, 257), // M one past the workgroup size
+        (1, 3, 257),  // M one past the workgroup size
     ];
     for (i, shape) in shapes.into_iter().enumerate() {
         check_train(&random_inputs(i as u64, shape, 0.0), 1e-5);
@@ -161,16 +190,28 @@ fn running_statistics_follow_consecutive_steps() {
     let (running_mean, running_var) = (upload(&first.running_mean, &c), upload(&first.running_var, &c));
     let mut r = rng(12);
     // Each step's batch has its own mean and spread, so each update moves the running stats.
-    let batches: Vec<Vec<f32>> =
-        (0..3).map(|step| randn(&mut r, s.numel()).into_iter().map(|v| 2.0 * v * (step as f32 + 1.0) + step as f32).collect()).collect();
+    let batches: Vec<Vec<f32>> = (0..3)
+        .map(|step| randn(&mut r, s.numel()).into_iter().map(|v| 2.0 * v * (step as f32 + 1.0) + step as f32).collect())
+        .collect();
     let xs: Vec<Tensor> = batches.iter().map(|b| upload(b, &dims)).collect();
     let ys: Vec<Tensor> = (0..3).map(|_| poisoned(&dims)).collect();
     let (save_mean, save_invstd) = (poisoned(&c), poisoned(&c));
     run(|enc| {
         for (x, y) in xs.iter().zip(&ys) {
             batchnorm::encode_forward_train(
-                gpu(), enc, &s, x, &gamma, &beta, &running_mean, &running_var, y, &save_mean, &save_invstd,
-                DEFAULT_EPS, DEFAULT_MOMENTUM,
+                gpu(),
+                enc,
+                &s,
+                x,
+                &gamma,
+                &beta,
+                &running_mean,
+                &running_var,
+                y,
+                &save_mean,
+                &save_invstd,
+                DEFAULT_EPS,
+                DEFAULT_MOMENTUM,
             )
             .unwrap();
         }
@@ -198,12 +239,28 @@ fn eval_matches_reference() {
         let (running_mean, running_var) = (upload(&inp.running_mean, &c), upload(&inp.running_var, &c));
         let y = poisoned(&dims);
         run(|enc| {
-            batchnorm::encode_forward_eval(gpu(), enc, &s, &x, &gamma, &beta, &running_mean, &running_var, &y, DEFAULT_EPS)
-                .unwrap();
+            batchnorm::encode_forward_eval(
+                gpu(),
+                enc,
+                &s,
+                &x,
+                &gamma,
+                &beta,
+                &running_mean,
+                &running_var,
+                &y,
+                DEFAULT_EPS,
+            )
+            .unwrap();
         });
         let expected = reference::forward_eval(
-            &s, &to_f64(&inp.x), &to_f64(&inp.gamma), &to_f64(&inp.beta), &to_f64(&inp.running_mean),
-            &to_f64(&inp.running_var), EPS,
+            &s,
+            &to_f64(&inp.x),
+            &to_f64(&inp.gamma),
+            &to_f64(&inp.beta),
+            &to_f64(&inp.running_mean),
+            &to_f64(&inp.running_var),
+            EPS,
         );
         assert_close(&format!("eval {shape:?} y"), &y.read(gpu()).unwrap(), &expected, 1e-5);
         // Eval must leave the running statistics alone.
@@ -231,8 +288,9 @@ fn refuses_one_value_per_channel_in_training_and_wrong_shapes() {
     let s = BatchNormShape::new(1, 3, 1).unwrap();
     let (x, c) = (upload(&[0.0; 3], &[1, 3, 1]), upload(&[1.0; 3], &[3]));
     let mut enc = g.encoder("errors");
-    let err = batchnorm::encode_forward_train(g, &mut enc, &s, &x, &c, &c, &c, &c, &x, &c, &c, DEFAULT_EPS, DEFAULT_MOMENTUM)
-        .unwrap_err();
+    let err =
+        batchnorm::encode_forward_train(g, &mut enc, &s, &x, &c, &c, &c, &c, &x, &c, &c, DEFAULT_EPS, DEFAULT_MOMENTUM)
+            .unwrap_err();
     assert!(format!("{err}").contains("one value per channel"), "{err}");
 
     let s = BatchNormShape::new(2, 3, 1).unwrap();
@@ -285,8 +343,19 @@ fn matches_pytorch_fixture() {
         let mode: String = f.meta(&format!("{case}.mode"));
         if mode == "eval" {
             run(|enc| {
-                batchnorm::encode_forward_eval(gpu(), enc, &s, &xg, &gamma, &beta, &running_mean, &running_var, &y, eps)
-                    .unwrap();
+                batchnorm::encode_forward_eval(
+                    gpu(),
+                    enc,
+                    &s,
+                    &xg,
+                    &gamma,
+                    &beta,
+                    &running_mean,
+                    &running_var,
+                    &y,
+                    eps,
+                )
+                .unwrap();
             });
             assert_close(&format!("{case} y"), &y.read(gpu()).unwrap(), &to_f64(&t("y")), 1e-5);
             continue;
@@ -298,11 +367,35 @@ fn matches_pytorch_fixture() {
         run(|enc| {
             let g = gpu();
             batchnorm::encode_forward_train(
-                g, enc, &s, &xg, &gamma, &beta, &running_mean, &running_var, &y, &save_mean, &save_invstd, eps, momentum,
+                g,
+                enc,
+                &s,
+                &xg,
+                &gamma,
+                &beta,
+                &running_mean,
+                &running_var,
+                &y,
+                &save_mean,
+                &save_invstd,
+                eps,
+                momentum,
             )
             .unwrap();
             batchnorm::encode_backward(
-                g, enc, &s, &xg, &dy, &gamma, &save_mean, &save_invstd, &dx, &dgamma, &dbeta, &channel_sums, false,
+                g,
+                enc,
+                &s,
+                &xg,
+                &dy,
+                &gamma,
+                &save_mean,
+                &save_invstd,
+                &dx,
+                &dgamma,
+                &dbeta,
+                &channel_sums,
+                false,
             )
             .unwrap();
         });

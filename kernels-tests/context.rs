@@ -19,9 +19,15 @@ fn a_tensor_larger_than_one_binding_is_refused_with_the_reason() {
     let g = gpu();
     let limit = g.limits.max_storage_buffer_binding_size.min(g.limits.max_buffer_size);
     let elements = (limit / 4 + 1) as usize;
-    let err = Tensor::zeros(g, &[elements], "conv1 output").err().expect("a tensor past the binding limit must be refused");
+    let err =
+        Tensor::zeros(g, &[elements], "conv1 output").err().expect("a tensor past the binding limit must be refused");
     let msg = format!("{err:#}");
-    assert!(msg.contains("conv1 output") && msg.contains("max_storage_buffer_binding_size") && msg.contains("smaller batch"), "{msg}");
+    assert!(
+        msg.contains("conv1 output")
+            && msg.contains("max_storage_buffer_binding_size")
+            && msg.contains("smaller batch"),
+        "{msg}"
+    );
     assert!(Tensor::zeros(g, &[1024], "small").is_ok());
 }
 

@@ -179,9 +179,21 @@ fn accumulate_adds_to_existing_gradients() {
             conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx, true).unwrap();
         });
         let (x, dy) = (to_f64(&x), to_f64(&dy));
-        let add = |before: &[f32], grad: Vec<f64>| -> Vec<f64> { before.iter().zip(grad).map(|(&a, g)| f64::from(a) + g).collect() };
-        assert_close(&format!("{s:?} dw accumulated"), &dw.read(gpu()).unwrap(), &add(&dw_before, reference::backward_weight(&s, &x, &dy)), 1e-4);
-        assert_close(&format!("{s:?} db accumulated"), &db.read(gpu()).unwrap(), &add(&db_before, reference::backward_bias(&s, &dy)), 1e-4);
+        let add = |before: &[f32], grad: Vec<f64>| -> Vec<f64> {
+            before.iter().zip(grad).map(|(&a, g)| f64::from(a) + g).collect()
+        };
+        assert_close(
+            &format!("{s:?} dw accumulated"),
+            &dw.read(gpu()).unwrap(),
+            &add(&dw_before, reference::backward_weight(&s, &x, &dy)),
+            1e-4,
+        );
+        assert_close(
+            &format!("{s:?} db accumulated"),
+            &db.read(gpu()).unwrap(),
+            &add(&db_before, reference::backward_bias(&s, &dy)),
+            1e-4,
+        );
         let dx_ref = add(&dx_before, reference::backward_input(&s, &dy, &to_f64(&w)));
         assert_close(&format!("{s:?} dx accumulated"), &dx.read(gpu()).unwrap(), &dx_ref, 1e-4);
 
@@ -197,7 +209,9 @@ fn accumulate_adds_to_existing_gradients() {
 
 #[test]
 fn reference_backward_matches_finite_differences() {
-    for (i, s) in [shape(2, 3, 2, 11, 4, 3, 2), shape(1, 2, 3, 9, 5, 2, 4), shape(2, 2, 2, 7, 1, 2, 0)].into_iter().enumerate() {
+    for (i, s) in
+        [shape(2, 3, 2, 11, 4, 3, 2), shape(1, 2, 3, 9, 5, 2, 4), shape(2, 2, 2, 7, 1, 2, 0)].into_iter().enumerate()
+    {
         let mut r = rng(600 + i as u64);
         let x = to_f64(&randn(&mut r, s.n * s.cin * s.l));
         let w = to_f64(&randn(&mut r, s.cout * s.cin * s.k));
@@ -219,7 +233,8 @@ fn matches_pytorch_fixture() {
     for case in f.cases() {
         let get = |name: &str| f.tensor(&format!("{case}.{name}"));
         let ((x, xs), (w, ws), (b, bs), (dy, ys)) = (get("x"), get("w"), get("b"), get("dy"));
-        let s = shape(xs[0], xs[1], ws[0], xs[2], ws[2], f.meta(&format!("{case}.stride")), f.meta(&format!("{case}.pad")));
+        let s =
+            shape(xs[0], xs[1], ws[0], xs[2], ws[2], f.meta(&format!("{case}.stride")), f.meta(&format!("{case}.pad")));
         let (xg, wg, bg, dyg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &bs), upload(&dy, &ys));
         let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&bs));
         run(|enc| {

@@ -47,8 +47,18 @@ fn distributions(rows: usize, classes: usize) -> Vec<f32> {
 /// long at 22,050 Hz, and teachers of `rows` rows.
 fn write_item(dir: &Path, name: &str, level: i16, seconds: f64, rows: usize) -> String {
     write_wav(&dir.join(format!("{name}.wav")), SAMPLE_RATE, &vec![level; (seconds * SAMPLE_RATE as f64) as usize]);
-    write_npy(&dir.join(format!("{name}.objects.npy")), &[rows, OBJECT_CLASSES], &distributions(rows, OBJECT_CLASSES), false);
-    write_npy(&dir.join(format!("{name}.scenes.npy")), &[rows, SCENE_CLASSES], &distributions(rows, SCENE_CLASSES), false);
+    write_npy(
+        &dir.join(format!("{name}.objects.npy")),
+        &[rows, OBJECT_CLASSES],
+        &distributions(rows, OBJECT_CLASSES),
+        false,
+    );
+    write_npy(
+        &dir.join(format!("{name}.scenes.npy")),
+        &[rows, SCENE_CLASSES],
+        &distributions(rows, SCENE_CLASSES),
+        false,
+    );
     format!("{name}.wav,{name}.objects.npy,{name}.scenes.npy\n")
 }
 
@@ -59,7 +69,8 @@ fn write_manifest(dir: &Path, lines: &[String]) {
 /// A folder of `n` good items, item i a DC clip at level 1000 (i + 1).
 fn good_dataset(name: &str, n: usize, seconds: f64, rows: usize) -> PathBuf {
     let dir = temp_dir(name);
-    let lines: Vec<String> = (0..n).map(|i| write_item(&dir, &format!("clip{i}"), 1000 * (i as i16 + 1), seconds, rows)).collect();
+    let lines: Vec<String> =
+        (0..n).map(|i| write_item(&dir, &format!("clip{i}"), 1000 * (i as i16 + 1), seconds, rows)).collect();
     write_manifest(&dir, &lines);
     dir
 }
@@ -134,7 +145,11 @@ fn short_clips_and_teacher_rows_tile() {
     let rows = distributions(2, OBJECT_CLASSES);
     for k in 0..5 {
         let r = k % 2;
-        assert!(e.objects[k * OBJECT_CLASSES..(k + 1) * OBJECT_CLASSES] == rows[r * OBJECT_CLASSES..(r + 1) * OBJECT_CLASSES], "step {k} is not row {r}");
+        assert!(
+            e.objects[k * OBJECT_CLASSES..(k + 1) * OBJECT_CLASSES]
+                == rows[r * OBJECT_CLASSES..(r + 1) * OBJECT_CLASSES],
+            "step {k} is not row {r}"
+        );
     }
     // A real tiled clip: a 0.5 s sine repeats from its start.
     let dir = temp_dir("tile-sine");
@@ -174,8 +189,12 @@ fn broken_dataset() -> (PathBuf, Vec<(&'static str, &'static str)>) {
     bad("empty_audio", &|d| write_wav(&d.join("empty_audio.wav"), SAMPLE_RATE, &[]));
     bad("garbage_audio", &|d| std::fs::write(d.join("garbage_audio.wav"), b"this is not audio at all").unwrap());
     bad("missing_npy", &|d| std::fs::remove_file(d.join("missing_npy.scenes.npy")).unwrap());
-    bad("one_d", &|d| write_npy(&d.join("one_d.objects.npy"), &[OBJECT_CLASSES], &distributions(1, OBJECT_CLASSES), false));
-    bad("wrong_classes", &|d| write_npy(&d.join("wrong_classes.objects.npy"), &[1, 999], &distributions(1, 999), false));
+    bad("one_d", &|d| {
+        write_npy(&d.join("one_d.objects.npy"), &[OBJECT_CLASSES], &distributions(1, OBJECT_CLASSES), false)
+    });
+    bad("wrong_classes", &|d| {
+        write_npy(&d.join("wrong_classes.objects.npy"), &[1, 999], &distributions(1, 999), false)
+    });
     bad("zero_rows", &|d| write_npy(&d.join("zero_rows.scenes.npy"), &[0, SCENE_CLASSES], &[], false));
     bad("nan_row", &|d| {
         let mut rows = distributions(3, SCENE_CLASSES);
@@ -258,7 +277,8 @@ fn skip_bad_keeps_the_good_items_and_lists_the_rest() {
     assert_eq!(d.len(), 2);
     assert_eq!(d.audio_path(1), dir.join("good1.wav"));
     assert_eq!(d.example(1).unwrap().waveform[0], 200.0 / 128.0);
-    let files: Vec<String> = skipped.iter().map(|s| s.file.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let files: Vec<String> =
+        skipped.iter().map(|s| s.file.file_name().unwrap().to_string_lossy().into_owned()).collect();
     for (what, _) in expected {
         let file = what.split(':').next().unwrap();
         assert!(files.iter().any(|f| f == file), "{file} not in skipped {files:?}");
@@ -295,12 +315,10 @@ fn batches_hold_teachers_channel_major() {
 #[test]
 fn order_is_seeded_and_manifest_order_without_shuffle() {
     let fixed = Order::new(10, 4, 1, false);
-    assert_eq!((0..4).map(|b| fixed.batch(b)).collect::<Vec<_>>(), vec![
-        vec![0, 1, 2, 3],
-        vec![4, 5, 6, 7],
-        vec![0, 1, 2, 3],
-        vec![4, 5, 6, 7]
-    ]);
+    assert_eq!(
+        (0..4).map(|b| fixed.batch(b)).collect::<Vec<_>>(),
+        vec![vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![0, 1, 2, 3], vec![4, 5, 6, 7]]
+    );
     let run = |seed| (0..10).map(|b| Order::new(10, 4, seed, true).batch(b)).collect::<Vec<_>>();
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
@@ -380,7 +398,8 @@ fn demo_rows_are_distributions_and_classes_differ() {
     let d = DemoDataset::new(crop, 2, 1);
     assert_eq!(d.len(), 16);
     assert_eq!(DemoDataset::classes().len(), 8);
-    let argmax = |row: &[f32]| row.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m }).0;
+    let argmax =
+        |row: &[f32]| row.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m }).0;
     let mut tops = Vec::new();
     for i in 0..d.len() {
         let e = d.example(i).unwrap();
@@ -406,11 +425,8 @@ fn demo_rows_are_distributions_and_classes_differ() {
 #[test]
 fn a_real_esc10_clip_decodes() {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let audio_dir = here
-        .ancestors()
-        .map(|a| a.join("shared/data/esc10/audio"))
-        .find(|p| p.is_dir())
-        .unwrap_or_else(|| {
+    let audio_dir =
+        here.ancestors().map(|a| a.join("shared/data/esc10/audio")).find(|p| p.is_dir()).unwrap_or_else(|| {
             panic!(
                 "this test uses ../shared/data/esc10 from the sn-wgpu shared data folder \
                  (looked for shared/data/esc10/audio beside {} and its parents)",

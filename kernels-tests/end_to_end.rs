@@ -24,7 +24,8 @@ fn two_training_steps_match_pytorch() {
     let model = Model::from_checkpoint_with_arch(g, arch, &init).unwrap();
     let (batch, samples): (usize, usize) = (f.meta("batch"), f.meta("samples"));
     let shape = StepShape { batch, micro_batches: 1, samples };
-    let mut step = TrainStep::new(g, &model, shape, AdamConfig { lr: f.meta("lr"), ..AdamConfig::default() }, None).unwrap();
+    let mut step =
+        TrainStep::new(g, &model, shape, AdamConfig { lr: f.meta("lr"), ..AdamConfig::default() }, None).unwrap();
     assert_eq!(step.steps, f.meta::<usize>("steps"));
     let waveform = f.tensor("waveform").0;
     let (objects, scenes) = (f.tensor("teacher.objects").0, f.tensor("teacher.scenes").0);
@@ -43,7 +44,11 @@ fn two_training_steps_match_pytorch() {
             let weight = spec.name.replace(".bias", ".weight");
             let scale = norm(&to_f64(&f.tensor(&format!("grad1.{weight}")).0));
             let noise = norm(&to_f64(&got)).max(norm(&expected));
-            assert!(noise <= 1e-4 * scale, "{}: gradient {noise:e} should be ~0 next to the weight's {scale:e}", spec.name);
+            assert!(
+                noise <= 1e-4 * scale,
+                "{}: gradient {noise:e} should be ~0 next to the weight's {scale:e}",
+                spec.name
+            );
         } else {
             assert_close(&format!("step 1 gradient of {}", spec.name), &got, &expected, 1e-4);
         }

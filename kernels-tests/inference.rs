@@ -76,7 +76,9 @@ fn assert_chunked_equals_single(layers: &[&str], samples: usize, chunk: usize, m
     let model = narrow_model();
     let clip = waveform(samples, 7);
     let mut chunked = Extractor::new(&model, layers, chunk).unwrap();
-    let mut single = Extractor::new(&model, layers, samples + chunked.geometries().iter().map(|g| g.field).max().unwrap() * 2).unwrap();
+    let mut single =
+        Extractor::new(&model, layers, samples + chunked.geometries().iter().map(|g| g.field).max().unwrap() * 2)
+            .unwrap();
     let geometries = chunked.geometries().to_vec();
     let chunking = eval::Chunking::new(geometries, chunk).unwrap();
     let chunks = chunking.chunks(samples);
@@ -127,7 +129,12 @@ fn predict_and_extract_run_on_a_generated_wav() {
     write_wav(&clips.join("a_long.wav"), 22_050, &long);
     std::fs::write(clips.join("notes.txt"), "not audio").unwrap();
 
-    let opts = PredictOptions { files: vec![clips.join("b_tone.wav"), clips.join("a_long.wav")], weights: Some(weights.clone()), top_k: 3, chunk_samples: DEFAULT_CHUNK_SAMPLES };
+    let opts = PredictOptions {
+        files: vec![clips.join("b_tone.wav"), clips.join("a_long.wav")],
+        weights: Some(weights.clone()),
+        top_k: 3,
+        chunk_samples: DEFAULT_CHUNK_SAMPLES,
+    };
     let p = eval::predict(gpu(), &opts).unwrap();
     assert_eq!(p.model, "soundnet8-narrow8");
     let tone_p = &p.clips[0];
@@ -146,7 +153,11 @@ fn predict_and_extract_run_on_a_generated_wav() {
     }
     // The clip's probabilities are the mean of its steps'.
     let mean_of_top = long_p.clip.objects[0].index;
-    let step_probs: Vec<f32> = long_p.steps.iter().map(|s| s.top.objects.iter().find(|c| c.index == mean_of_top).map_or(0.0, |c| c.probability)).collect();
+    let step_probs: Vec<f32> = long_p
+        .steps
+        .iter()
+        .map(|s| s.top.objects.iter().find(|c| c.index == mean_of_top).map_or(0.0, |c| c.probability))
+        .collect();
     assert!(step_probs.iter().any(|&v| v > 0.0));
     let json: serde_json::Value = serde_json::from_str(&p.json().unwrap()).unwrap();
     assert_eq!(json["clips"][1]["steps"][1]["objects"].as_array().unwrap().len(), 3);
@@ -165,10 +176,20 @@ fn predict_and_extract_run_on_a_generated_wav() {
         .collect();
     for pool in [None, Some(Pool::Mean), Some(Pool::Max)] {
         let out = dir.join(format!("features-{pool:?}"));
-        let opts = ExtractOptions { paths: vec![clips.clone()], weights: Some(weights.clone()), layer: "pool5".into(), out: out.clone(), pool, chunk_samples: DEFAULT_CHUNK_SAMPLES };
+        let opts = ExtractOptions {
+            paths: vec![clips.clone()],
+            weights: Some(weights.clone()),
+            layer: "pool5".into(),
+            out: out.clone(),
+            pool,
+            chunk_samples: DEFAULT_CHUNK_SAMPLES,
+        };
         let summary = eval::extract(gpu(), &opts).unwrap();
         assert_eq!(summary.written.len(), 2);
-        assert!(summary.written.iter().all(|w| w.note.is_some() == (audio::load(&w.clip).unwrap().len() < reference.min_samples())));
+        assert!(summary
+            .written
+            .iter()
+            .all(|w| w.note.is_some() == (audio::load(&w.clip).unwrap().len() < reference.min_samples())));
         for (w, f) in summary.written.iter().zip(&expected) {
             let bytes = std::fs::read(&w.npy).unwrap();
             let npy = npyz::NpyFile::new(bytes.as_slice()).unwrap();
@@ -178,7 +199,8 @@ fn predict_and_extract_run_on_a_generated_wav() {
                 None => f.data.clone(),
                 Some(p) => p.apply(f),
             };
-            let want_shape = if pool.is_some() { vec![f.channels as u64] } else { vec![f.channels as u64, f.steps as u64] };
+            let want_shape =
+                if pool.is_some() { vec![f.channels as u64] } else { vec![f.channels as u64, f.steps as u64] };
             assert_eq!(shape, want_shape, "{}", w.npy.display());
             assert_eq!(data, want, "{}", w.npy.display());
         }
@@ -194,7 +216,14 @@ fn predict_and_extract_run_on_a_generated_wav() {
     let other = dir.join("other");
     std::fs::create_dir_all(&other).unwrap();
     write_wav(&other.join("b_tone.wav"), 22_050, &tone);
-    let clash = ExtractOptions { paths: vec![clips.clone(), other.clone()], weights: Some(weights.clone()), layer: "conv1".into(), out: dir.join("clash"), pool: None, chunk_samples: DEFAULT_CHUNK_SAMPLES };
+    let clash = ExtractOptions {
+        paths: vec![clips.clone(), other.clone()],
+        weights: Some(weights.clone()),
+        layer: "conv1".into(),
+        out: dir.join("clash"),
+        pool: None,
+        chunk_samples: DEFAULT_CHUNK_SAMPLES,
+    };
     let err = format!("{:#}", eval::extract(gpu(), &clash).unwrap_err());
     assert!(err.contains("b_tone.npy") && err.contains(&other.join("b_tone.wav").display().to_string()), "{err}");
     let bad_layer = ExtractOptions { paths: vec![clips.join("b_tone.wav")], layer: "pool3".into(), ..clash };
@@ -230,15 +259,27 @@ fn pretrained_soundnet8_matches_pytorch_on_esc10() {
         .arg(&weights)
         .output()
         .unwrap_or_else(|e| panic!("this test runs python3 {} (needs numpy): {e}", script.display()));
-    assert!(run.status.success(), "python3 {} failed (it needs numpy): {}", script.display(), String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "python3 {} failed (it needs numpy): {}",
+        script.display(),
+        String::from_utf8_lossy(&run.stderr)
+    );
     let model = Model::from_checkpoint(gpu(), &Checkpoint::load(&weights).unwrap()).unwrap();
     let samples: usize = f.meta("samples");
-    let mut x = Extractor::new(&model, &["pool5", "objects", "scenes"], DEFAULT_CHUNK_SAMPLES).unwrap().tile_short_clips_to(samples);
+    let mut x = Extractor::new(&model, &["pool5", "objects", "scenes"], DEFAULT_CHUNK_SAMPLES)
+        .unwrap()
+        .tile_short_clips_to(samples);
     for (n, clip) in f.metadata["clips"].split(',').enumerate() {
         let path = esc10.join("audio").join(clip);
-        let wave = audio::load(&path).unwrap_or_else(|e| panic!("this test uses ../shared/data/esc10 from the sn-wgpu shared data folder: {e}"));
+        let wave = audio::load(&path)
+            .unwrap_or_else(|e| panic!("this test uses ../shared/data/esc10 from the sn-wgpu shared data folder: {e}"));
         let tiled = sn_wgpu::data::crop::tile(&wave, samples);
-        assert_eq!(&tiled[..16], &f.tensor(&format!("clip{n}.head")).0[..], "{clip}: decoded samples differ from Python's");
+        assert_eq!(
+            &tiled[..16],
+            &f.tensor(&format!("clip{n}.head")).0[..],
+            "{clip}: decoded samples differ from Python's"
+        );
         let sum: f64 = tiled.iter().map(|&v| f64::from(v)).sum();
         let want = f64::from(f.tensor(&format!("clip{n}.sum")).0[0]);
         assert!((sum - want).abs() <= 1e-3 * want.abs().max(1.0), "{clip}: waveform sum {sum} vs Python's {want}");

@@ -166,7 +166,17 @@ fn matches_pytorch_fixture() {
             kl_div::encode_forward(gpu(), enc, &shape, &pg, &zg, &column_loss, &loss).unwrap();
             kl_div::encode_backward(gpu(), enc, &shape, &pg, &zg, &dz, grad_scale).unwrap();
         });
-        assert_close(&format!("{case} loss"), &loss.read(gpu()).unwrap(), &to_f64(&f.tensor(&format!("{case}.loss")).0), 1e-5);
-        assert_close(&format!("{case} dz"), &dz.read(gpu()).unwrap(), &to_f64(&f.tensor(&format!("{case}.dz")).0), 1e-4);
+        assert_close(
+            &format!("{case} loss"),
+            &loss.read(gpu()).unwrap(),
+            &to_f64(&f.tensor(&format!("{case}.loss")).0),
+            1e-5,
+        );
+        assert_close(
+            &format!("{case} dz"),
+            &dz.read(gpu()).unwrap(),
+            &to_f64(&f.tensor(&format!("{case}.dz")).0),
+            1e-4,
+        );
     }
 }

@@ -81,7 +81,9 @@ fn random_shapes() {
 
 #[test]
 fn ties_pick_the_first_maximum() {
-    for (i, s) in [shape(2, 3, 64, 8, 8), shape(2, 3, 40, 4, 3), shape(1, 4, 33, 5, 1), shape(2, 2, 30, 2, 4)].iter().enumerate() {
+    for (i, s) in
+        [shape(2, 3, 64, 8, 8), shape(2, 3, 40, 4, 3), shape(1, 4, 33, 5, 1), shape(2, 2, 30, 2, 4)].iter().enumerate()
+    {
         let x = tied_values(s.input_shape().iter().product(), 20 + i as u64);
         check_on(s, &x, 30 + i as u64);
     }

@@ -25,10 +25,18 @@ fn every_shader_has_compute_entry_points_and_a_header() {
         let (module, _) = parse_and_validate(name, source);
         assert!(!module.entry_points.is_empty(), "shaders/{name}.wgsl has no entry point");
         for ep in &module.entry_points {
-            assert_eq!(ep.stage, naga::ShaderStage::Compute, "shaders/{name}.wgsl: {} is not a compute entry point", ep.name);
+            assert_eq!(
+                ep.stage,
+                naga::ShaderStage::Compute,
+                "shaders/{name}.wgsl: {} is not a compute entry point",
+                ep.name
+            );
         }
         let header_lines = source.lines().take_while(|l| l.starts_with("//")).count();
-        assert!(header_lines >= 5, "shaders/{name}.wgsl must open with a header comment explaining what it computes and its indexing");
+        assert!(
+            header_lines >= 5,
+            "shaders/{name}.wgsl must open with a header comment explaining what it computes and its indexing"
+        );
     }
 }
 
@@ -70,11 +78,22 @@ fn translates_to_glsl() {
         // GLSL needs one translation per entry point; compute shaders need ES 3.10 or later.
         for entry_point in compute_entry_points(&module) {
             let options = glsl::Options { version: glsl::Version::new_gles(310), ..Default::default() };
-            let pipeline = glsl::PipelineOptions { shader_stage: naga::ShaderStage::Compute, entry_point: entry_point.clone(), multiview: None };
+            let pipeline = glsl::PipelineOptions {
+                shader_stage: naga::ShaderStage::Compute,
+                entry_point: entry_point.clone(),
+                multiview: None,
+            };
             let mut out = String::new();
-            glsl::Writer::new(&mut out, &module, &info, &options, &pipeline, naga::proc::BoundsCheckPolicies::default())
-                .and_then(|mut w| w.write())
-                .unwrap_or_else(|e| panic!("shaders/{name}.wgsl:{entry_point} -> GLSL: {e}"));
+            glsl::Writer::new(
+                &mut out,
+                &module,
+                &info,
+                &options,
+                &pipeline,
+                naga::proc::BoundsCheckPolicies::default(),
+            )
+            .and_then(|mut w| w.write())
+            .unwrap_or_else(|e| panic!("shaders/{name}.wgsl:{entry_point} -> GLSL: {e}"));
         }
     }
 }

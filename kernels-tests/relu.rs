@@ -17,7 +17,12 @@ fn check(n: usize, seed: u64) {
     });
     let (x64, dy64) = (to_f64(&x), to_f64(&dy));
     assert_close(&format!("relu forward n={n}"), &y.read(gpu()).unwrap(), &relu::reference::forward(&x64), 1e-5);
-    assert_close(&format!("relu backward n={n}"), &dx.read(gpu()).unwrap(), &relu::reference::backward(&x64, &dy64), 1e-4);
+    assert_close(
+        &format!("relu backward n={n}"),
+        &dx.read(gpu()).unwrap(),
+        &relu::reference::backward(&x64, &dy64),
+        1e-4,
+    );
 }
 
 #[test]
@@ -37,7 +42,8 @@ fn dispatch_beyond_65535_workgroups() {
 fn reference_backward_matches_finite_differences() {
     let mut r = rng(5);
     // Keep values away from the kink at 0, where the derivative is undefined.
-    let x: Vec<f64> = to_f64(&randn(&mut r, 50)).into_iter().map(|v| if v.abs() < 0.05 { v + 0.1 } else { v }).collect();
+    let x: Vec<f64> =
+        to_f64(&randn(&mut r, 50)).into_iter().map(|v| if v.abs() < 0.05 { v + 0.1 } else { v }).collect();
     let w = to_f64(&randn(&mut r, 50));
     let numeric = numeric_grad(|x| dot(&relu::reference::forward(x), &w), &x, 1e-6);
     let analytic = relu::reference::backward(&x, &w);
@@ -57,6 +63,11 @@ fn matches_pytorch_fixture() {
             relu::encode_backward(gpu(), enc, &xg, &dyg, &dx).unwrap();
         });
         assert_close(&format!("{case} y"), &y.read(gpu()).unwrap(), &to_f64(&f.tensor(&format!("{case}.y")).0), 1e-5);
-        assert_close(&format!("{case} dx"), &dx.read(gpu()).unwrap(), &to_f64(&f.tensor(&format!("{case}.dx")).0), 1e-4);
+        assert_close(
+            &format!("{case} dx"),
+            &dx.read(gpu()).unwrap(),
+            &to_f64(&f.tensor(&format!("{case}.dx")).0),
+            1e-4,
+        );
     }
 }

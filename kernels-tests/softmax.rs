@@ -38,7 +38,12 @@ fn check_on(s: &SoftmaxShape, z: &[f32], seed: u64) {
     assert_close(&format!("{what} softmax"), &sm, &sm_ref, 1e-5);
     assert_close(&format!("{what} log_softmax"), &lsm, &lsm_ref, 1e-5);
     assert_close(&format!("{what} softmax backward"), &sm_dz, &reference::softmax_backward(s, &sm_ref, &dy64), 1e-4);
-    assert_close(&format!("{what} log_softmax backward"), &lsm_dz, &reference::log_softmax_backward(s, &lsm_ref, &dy64), 1e-4);
+    assert_close(
+        &format!("{what} log_softmax backward"),
+        &lsm_dz,
+        &reference::log_softmax_backward(s, &lsm_ref, &dy64),
+        1e-4,
+    );
 }
 
 /// Random logits with standard deviation `scale`.
@@ -57,7 +62,8 @@ fn soundnet_heads() {
 fn awkward_sizes() {
     // C = 1 (softmax is 1, log-softmax 0, both gradients 0), C below, at and around the workgroup
     // size of 256 and its multiples, T = 1 and T > 1.
-    let shapes = [(1, 1, 1), (2, 1, 7), (1, 2, 1), (3, 7, 5), (1, 255, 3), (2, 256, 1), (1, 257, 4), (2, 513, 3), (1, 300, 1)];
+    let shapes =
+        [(1, 1, 1), (2, 1, 7), (1, 2, 1), (3, 7, 5), (1, 255, 3), (2, 256, 1), (1, 257, 4), (2, 513, 3), (1, 300, 1)];
     for (i, &(n, c, t)) in shapes.iter().enumerate() {
         let s = shape(n, c, t);
         check_on(&s, &logits(&s, 2.0, 10 + i as u64), 30 + i as u64);

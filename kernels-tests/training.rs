@@ -67,7 +67,10 @@ fn same_seed_gives_the_same_losses_and_resume_continues_exactly() {
     assert_eq!(a.len(), 6);
     assert_eq!(a, b, "3 steps + resume + 3 steps must log what 6 straight steps log");
     // And the same weights, batchnorm statistics and Adam state.
-    let (x, y) = (Checkpoint::load(&straight.join("last.safetensors")).unwrap(), Checkpoint::load(&split.join("last.safetensors")).unwrap());
+    let (x, y) = (
+        Checkpoint::load(&straight.join("last.safetensors")).unwrap(),
+        Checkpoint::load(&split.join("last.safetensors")).unwrap(),
+    );
     assert_eq!(x.meta("step").unwrap(), "6");
     assert_eq!(x.tensors, y.tensors);
     assert!(x.tensors.contains_key("adam.m.conv1.weight") && x.tensors.contains_key("bn7.running_var"));
@@ -119,10 +122,22 @@ fn tone_dataset(name: &str, clips: usize, rows: usize) -> PathBuf {
     let mut manifest = String::from("audio,objects,scenes\n");
     for i in 0..clips {
         let freq = 200.0 * (i + 1) as f64;
-        let samples: Vec<i16> = (0..22_050 * 6).map(|n| (8000.0 * (std::f64::consts::TAU * freq * n as f64 / 22_050.0).sin()) as i16).collect();
+        let samples: Vec<i16> = (0..22_050 * 6)
+            .map(|n| (8000.0 * (std::f64::consts::TAU * freq * n as f64 / 22_050.0).sin()) as i16)
+            .collect();
         write_wav(&dir.join(format!("tone{i}.wav")), 22_050, &samples);
-        write_npy(&dir.join(format!("tone{i}.objects.npy")), &[rows, OBJECT_CLASSES], &vec![1.0 / OBJECT_CLASSES as f32; rows * OBJECT_CLASSES], false);
-        write_npy(&dir.join(format!("tone{i}.scenes.npy")), &[rows, SCENE_CLASSES], &vec![1.0 / SCENE_CLASSES as f32; rows * SCENE_CLASSES], false);
+        write_npy(
+            &dir.join(format!("tone{i}.objects.npy")),
+            &[rows, OBJECT_CLASSES],
+            &vec![1.0 / OBJECT_CLASSES as f32; rows * OBJECT_CLASSES],
+            false,
+        );
+        write_npy(
+            &dir.join(format!("tone{i}.scenes.npy")),
+            &[rows, SCENE_CLASSES],
+            &vec![1.0 / SCENE_CLASSES as f32; rows * SCENE_CLASSES],
+            false,
+        );
         manifest += &format!("tone{i}.wav,tone{i}.objects.npy,tone{i}.scenes.npy\n");
     }
     std::fs::write(dir.join("manifest.csv"), manifest).unwrap();
@@ -133,7 +148,14 @@ fn tone_dataset(name: &str, clips: usize, rows: usize) -> PathBuf {
 fn trains_on_a_dataset_folder_with_validation_and_accumulation() {
     let data = tone_dataset("tones", 3, 2);
     let out = temp_dir("tones-run");
-    let opts = TrainOptions { data: Some(data.clone()), val_data: Some(data), val_every: 2, accumulate: 2, save_every: 2, ..options(&out, 4) };
+    let opts = TrainOptions {
+        data: Some(data.clone()),
+        val_data: Some(data),
+        val_every: 2,
+        accumulate: 2,
+        save_every: 2,
+        ..options(&out, 4)
+    };
     train::run(&opts).unwrap();
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().filter(|l| l.contains("val_loss")).count(), 2, "{metrics}");
@@ -161,7 +183,10 @@ fn non_finite_weights_are_never_saved() {
     let mut ckpt = Checkpoint::load(&path).unwrap();
     ckpt.tensors.get_mut("adam.v.conv1.weight").unwrap().1[0] = f32::NAN;
     ckpt.save(&path).unwrap();
-    let err = format!("{:#}", train::run(&TrainOptions { resume: Some(out.clone()), save_every: 1, ..options(&out, 4) }).unwrap_err());
+    let err = format!(
+        "{:#}",
+        train::run(&TrainOptions { resume: Some(out.clone()), save_every: 1, ..options(&out, 4) }).unwrap_err()
+    );
     assert!(err.contains("non-finite") && err.contains(&path.display().to_string()), "{err}");
     let kept = Checkpoint::load(&path).unwrap();
     assert_eq!(kept.meta("step").unwrap(), "2", "the last good checkpoint must be left as it was");
@@ -205,7 +230,8 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
 #[test]
 fn soundnet5_trains_and_init_starts_a_fresh_optimizer_from_its_weights() {
     let first = temp_dir("sn5");
-    let sn5 = |out: &Path, steps| TrainOptions { model: "soundnet5-narrow8".into(), seconds: 3.0, ..options(out, steps) };
+    let sn5 =
+        |out: &Path, steps| TrainOptions { model: "soundnet5-narrow8".into(), seconds: 3.0, ..options(out, steps) };
     let summary = train::run(&sn5(&first, 2)).unwrap();
     assert!(summary.last_loss.unwrap().is_finite());
     let trained = Checkpoint::load(&first.join("last.safetensors")).unwrap();
@@ -217,7 +243,8 @@ fn soundnet5_trains_and_init_starts_a_fresh_optimizer_from_its_weights() {
     let continued = Checkpoint::load(&second.join("last.safetensors")).unwrap();
     assert_eq!(continued.meta("step").unwrap(), "1", "--init restarts the step count and Adam");
     // One fresh Adam step moves every conv weight by about lr from the initial weights.
-    let (before, after) = (trained.get("conv2.weight", &[8, 4, 32]).unwrap(), continued.get("conv2.weight", &[8, 4, 32]).unwrap());
+    let (before, after) =
+        (trained.get("conv2.weight", &[8, 4, 32]).unwrap(), continued.get("conv2.weight", &[8, 4, 32]).unwrap());
     let moved = before.iter().zip(after).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(moved > 0.5e-3 && moved < 1.5e-3, "first Adam step moved conv2 by at most {moved}");
 }

@@ -63,7 +63,8 @@ impl Checkpoint {
 
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
-        Checkpoint::from_bytes(&bytes).with_context(|| format!("{} is not a valid safetensors checkpoint", path.display()))
+        Checkpoint::from_bytes(&bytes)
+            .with_context(|| format!("{} is not a valid safetensors checkpoint", path.display()))
     }
 
     /// Writes to a temporary file beside `path`, syncs it, then renames it over `path`.

@@ -162,12 +162,20 @@ fn main() -> Result<()> {
             print!("{}", summary.describe(demo));
         }
         Command::Predict(a) => {
-            let opts = PredictOptions { files: a.files, weights: a.weights, top_k: a.top_k, chunk_samples: a.chunk_samples };
+            let opts =
+                PredictOptions { files: a.files, weights: a.weights, top_k: a.top_k, chunk_samples: a.chunk_samples };
             let predictions = eval::predict(&sn_wgpu::Gpu::new()?, &opts)?;
             print!("{}", if a.json { predictions.json()? } else { predictions.text() });
         }
         Command::Extract(a) => {
-            let opts = ExtractOptions { paths: a.paths, weights: a.weights, layer: a.layer, out: a.out, pool: a.pool, chunk_samples: a.chunk_samples };
+            let opts = ExtractOptions {
+                paths: a.paths,
+                weights: a.weights,
+                layer: a.layer,
+                out: a.out,
+                pool: a.pool,
+                chunk_samples: a.chunk_samples,
+            };
             print!("{}", eval::extract(&sn_wgpu::Gpu::new()?, &opts)?.describe());
         }
     }

@@ -61,22 +61,34 @@ pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
     }
     let diff: f64 = out.iter().zip(reference).map(|(&o, &r)| (f64::from(o) - r).powi(2)).sum::<f64>().sqrt();
     let norm: f64 = reference.iter().map(|r| r * r).sum::<f64>().sqrt();
-    if norm == 0.0 { diff } else { diff / norm }
+    if norm == 0.0 {
+        diff
+    } else {
+        diff / norm
+    }
 }
 
 /// Fails with the case name, the error and the bound when `out` is not within `tol` of `reference`.
 #[track_caller]
 pub fn assert_close(what: &str, out: &[f32], reference: &[f64], tol: f64) {
     let e = rel_err(out, reference);
-    assert!(e <= tol, "{what}: relative error {e:.3e} > {tol:.0e} (first values gpu {:?} vs ref {:?})",
-        &out[..out.len().min(4)], &reference[..reference.len().min(4)]);
+    assert!(
+        e <= tol,
+        "{what}: relative error {e:.3e} > {tol:.0e} (first values gpu {:?} vs ref {:?})",
+        &out[..out.len().min(4)],
+        &reference[..reference.len().min(4)]
+    );
 }
 
 /// Relative error between two f64 vectors (finite differences against an analytic gradient).
 pub fn rel_err_f64(a: &[f64], b: &[f64]) -> f64 {
     let diff: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
     let norm: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    if norm == 0.0 { diff } else { diff / norm }
+    if norm == 0.0 {
+        diff
+    } else {
+        diff / norm
+    }
 }
 
 /// Central-difference gradient of the scalar `f` at `x`, in f64.
@@ -120,7 +132,8 @@ impl Fixture {
             .into_iter()
             .map(|(k, v)| {
                 assert_eq!(v.dtype(), safetensors::Dtype::F32, "{path}: tensor {k} is not f32");
-                let data: Vec<f32> = v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+                let data: Vec<f32> =
+                    v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
                 (k, (data, v.shape().to_vec()))
             })
             .collect();
@@ -163,14 +176,14 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32], fortran: bool) {
 
 /// A 16-bit mono PCM WAV.
 pub fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut w = hound::WavWriter::create(path, spec).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     for &s in samples {
         w.write_sample(s).unwrap();
     }
     w.finalize().unwrap();
 }
-
 
 /// A fresh empty folder under the system temp dir, unique to this test.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -179,4 +192,3 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
-

@@ -35,11 +35,38 @@ pub struct RunningStats<'a> {
 }
 
 enum Node {
-    Conv1d { shape: conv1d::Conv1dShape, x: Var, w: Var, b: Var, y: Var },
-    BatchNorm { shape: batchnorm::BatchNormShape, x: Var, gamma: Var, beta: Var, y: Var, mean: Tensor, invstd: Tensor, channel_sums: Tensor },
-    Relu { x: Var, y: Var },
-    MaxPool { shape: maxpool1d::MaxPool1dShape, x: Var, y: Var, argmax: Tensor },
-    KlDiv { shape: kl_div::KlDivShape, teacher: Var, logits: Var },
+    Conv1d {
+        shape: conv1d::Conv1dShape,
+        x: Var,
+        w: Var,
+        b: Var,
+        y: Var,
+    },
+    BatchNorm {
+        shape: batchnorm::BatchNormShape,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        y: Var,
+        mean: Tensor,
+        invstd: Tensor,
+        channel_sums: Tensor,
+    },
+    Relu {
+        x: Var,
+        y: Var,
+    },
+    MaxPool {
+        shape: maxpool1d::MaxPool1dShape,
+        x: Var,
+        y: Var,
+        argmax: Tensor,
+    },
+    KlDiv {
+        shape: kl_div::KlDivShape,
+        teacher: Var,
+        logits: Var,
+    },
 }
 
 pub struct Tape<'g> {
@@ -62,8 +89,18 @@ pub struct Tape<'g> {
 
 impl<'g> Tape<'g> {
     pub fn new(gpu: &'g Gpu) -> Tape<'g> {
-        Tape { gpu, values: Vec::new(), grads: Vec::new(), needs_grad: Vec::new(), is_parameter: Vec::new(), nodes: Vec::new(),
-            forward: Vec::new(), backward: Vec::new(), allocated_bytes: 0, largest: (0, String::new()) }
+        Tape {
+            gpu,
+            values: Vec::new(),
+            grads: Vec::new(),
+            needs_grad: Vec::new(),
+            is_parameter: Vec::new(),
+            nodes: Vec::new(),
+            forward: Vec::new(),
+            backward: Vec::new(),
+            allocated_bytes: 0,
+            largest: (0, String::new()),
+        }
     }
 
     fn push(&mut self, value: Tensor, needs_grad: bool, grad: Option<Tensor>) -> Var {
@@ -110,16 +147,35 @@ impl<'g> Tape<'g> {
 
     pub fn conv1d(&mut self, x: Var, w: Var, b: Var, stride: usize, pad: usize, label: &str) -> Result<Var> {
         let (xs, ws) = (&self.values[x.0].shape, &self.values[w.0].shape);
-        ensure!(xs.len() == 3 && ws.len() == 3, "{label}: conv1d needs [N, Cin, L] and [Cout, Cin, K], got {xs:?} and {ws:?}");
+        ensure!(
+            xs.len() == 3 && ws.len() == 3,
+            "{label}: conv1d needs [N, Cin, L] and [Cout, Cin, K], got {xs:?} and {ws:?}"
+        );
         let shape = conv1d::Conv1dShape { n: xs[0], cin: xs[1], l: xs[2], cout: ws[0], k: ws[2], stride, pad };
         let l_out = shape.l_out().map_err(|e| e.context(label.to_string()))?;
         let y = self.output(&[shape.n, shape.cout, l_out], label, &[x, w, b])?;
-        conv1d::encode_forward(self.gpu, &mut self.forward, &shape, &self.values[x.0], &self.values[w.0], &self.values[b.0], &self.values[y.0])?;
+        conv1d::encode_forward(
+            self.gpu,
+            &mut self.forward,
+            &shape,
+            &self.values[x.0],
+            &self.values[w.0],
+            &self.values[b.0],
+            &self.values[y.0],
+        )?;
         self.nodes.push(Node::Conv1d { shape, x, w, b, y });
         Ok(y)
     }
 
-    pub fn batchnorm(&mut self, x: Var, gamma: Var, beta: Var, stats: RunningStats, mode: BnMode, label: &str) -> Result<Var> {
+    pub fn batchnorm(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        stats: RunningStats,
+        mode: BnMode,
+        label: &str,
+    ) -> Result<Var> {
         let xs = self.values[x.0].shape.clone();
         ensure!(xs.len() == 3, "{label}: batchnorm needs [N, C, L], got {xs:?}");
         let shape = batchnorm::BatchNormShape { n: xs[0], c: xs[1], l: xs[2] };
@@ -129,13 +185,38 @@ impl<'g> Tape<'g> {
         let (g, t) = (self.gpu, &self.values);
         match mode {
             BnMode::Eval => {
-                batchnorm::encode_forward_eval(g, &mut self.forward, &shape, &t[x.0], &t[gamma.0], &t[beta.0], stats.mean, stats.var, &t[y.0], batchnorm::DEFAULT_EPS)?;
+                batchnorm::encode_forward_eval(
+                    g,
+                    &mut self.forward,
+                    &shape,
+                    &t[x.0],
+                    &t[gamma.0],
+                    &t[beta.0],
+                    stats.mean,
+                    stats.var,
+                    &t[y.0],
+                    batchnorm::DEFAULT_EPS,
+                )?;
             }
             BnMode::Train => {
                 let mean = self.alloc(&[shape.c], "bn saved mean")?;
                 let invstd = self.alloc(&[shape.c], "bn saved invstd")?;
                 let t = &self.values;
-                batchnorm::encode_forward_train(g, &mut self.forward, &shape, &t[x.0], &t[gamma.0], &t[beta.0], stats.mean, stats.var, &t[y.0], &mean, &invstd, batchnorm::DEFAULT_EPS, batchnorm::DEFAULT_MOMENTUM)?;
+                batchnorm::encode_forward_train(
+                    g,
+                    &mut self.forward,
+                    &shape,
+                    &t[x.0],
+                    &t[gamma.0],
+                    &t[beta.0],
+                    stats.mean,
+                    stats.var,
+                    &t[y.0],
+                    &mean,
+                    &invstd,
+                    batchnorm::DEFAULT_EPS,
+                    batchnorm::DEFAULT_MOMENTUM,
+                )?;
                 let channel_sums = self.alloc(&[2, shape.c], "bn channel sums")?;
                 self.nodes.push(Node::BatchNorm { shape, x, gamma, beta, y, mean, invstd, channel_sums });
             }
@@ -167,11 +248,23 @@ impl<'g> Tape<'g> {
     /// one-element tensor. A loss is a root: `backward` starts from it.
     pub fn kl_div(&mut self, teacher: Var, logits: Var, label: &str) -> Result<Tensor> {
         let zs = self.values[logits.0].shape.clone();
-        ensure!(self.values[teacher.0].shape == zs, "{label}: teacher {:?} and logits {zs:?} differ", self.values[teacher.0].shape);
+        ensure!(
+            self.values[teacher.0].shape == zs,
+            "{label}: teacher {:?} and logits {zs:?} differ",
+            self.values[teacher.0].shape
+        );
         let shape = kl_div::KlDivShape { n: zs[0], c: zs[1], t: zs[2] };
         let scratch = self.alloc(&[shape.n * shape.t], "kl column losses")?;
         let loss = self.alloc(&[1], label)?;
-        kl_div::encode_forward(self.gpu, &mut self.forward, &shape, &self.values[teacher.0], &self.values[logits.0], &scratch, &loss)?;
+        kl_div::encode_forward(
+            self.gpu,
+            &mut self.forward,
+            &shape,
+            &self.values[teacher.0],
+            &self.values[logits.0],
+            &scratch,
+            &loss,
+        )?;
         self.nodes.push(Node::KlDiv { shape, teacher, logits });
         Ok(loss)
     }
@@ -214,7 +307,15 @@ impl<'g> Tape<'g> {
                 if self.needs_grad[logits.0] {
                     let dz = self.fresh_grad(logits, "logits")?;
                     let t = &self.values;
-                    kl_div::encode_backward(g, &mut self.backward, shape, &t[teacher.0], &t[logits.0], &dz, grad_scale)?;
+                    kl_div::encode_backward(
+                        g,
+                        &mut self.backward,
+                        shape,
+                        &t[teacher.0],
+                        &t[logits.0],
+                        &dz,
+                        grad_scale,
+                    )?;
                 }
             }
             Node::Conv1d { ref shape, x, w, b, y } => {
@@ -234,12 +335,29 @@ impl<'g> Tape<'g> {
             }
             Node::BatchNorm { ref shape, x, gamma, beta, y, ref mean, ref invstd, ref channel_sums } => {
                 let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
-                ensure!(self.is_parameter[gamma.0] && self.is_parameter[beta.0], "batchnorm's gamma and beta must be parameters");
+                ensure!(
+                    self.is_parameter[gamma.0] && self.is_parameter[beta.0],
+                    "batchnorm's gamma and beta must be parameters"
+                );
                 let (dgamma, _) = self.grad_target(gamma, "bn gamma")?;
                 let (dbeta, _) = self.grad_target(beta, "bn beta")?;
                 let dx = self.fresh_grad(x, "bn input")?;
                 let t = &self.values;
-                batchnorm::encode_backward(g, &mut self.backward, shape, &t[x.0], &dy, &t[gamma.0], mean, invstd, &dx, &dgamma, &dbeta, channel_sums, true)?;
+                batchnorm::encode_backward(
+                    g,
+                    &mut self.backward,
+                    shape,
+                    &t[x.0],
+                    &dy,
+                    &t[gamma.0],
+                    mean,
+                    invstd,
+                    &dx,
+                    &dgamma,
+                    &dbeta,
+                    channel_sums,
+                    true,
+                )?;
             }
             Node::Relu { x, y } => {
                 let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };

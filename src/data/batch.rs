@@ -2,9 +2,9 @@
 //! examples into the layouts the GPU reads.
 
 use anyhow::{Context, Result};
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::{Dataset, Example, OBJECT_CLASSES, SCENE_CLASSES};
 
@@ -147,7 +147,8 @@ mod tests {
     #[test]
     fn teachers_are_transposed_to_channel_major() {
         let rows = |base: f32, classes: usize| (0..2 * classes).map(|i| base + i as f32).collect::<Vec<_>>();
-        let e = Example { waveform: vec![0.0; 4], objects: rows(0.0, OBJECT_CLASSES), scenes: rows(0.5, SCENE_CLASSES) };
+        let e =
+            Example { waveform: vec![0.0; 4], objects: rows(0.0, OBJECT_CLASSES), scenes: rows(0.5, SCENE_CLASSES) };
         let b = Batch::assemble(vec![0, 0], &[e.clone(), e], 4, 2);
         // objects[n, c, t] = rows[t * C + c]
         assert_eq!(b.objects[3 * 2 + 1], (OBJECT_CLASSES + 3) as f32);

@@ -45,7 +45,10 @@ pub const DEMO_CLASSES: [DemoClass; 8] = [
     DemoClass {
         name: "surf",
         sound: "low-passed noise swelling every 4-10 s",
-        objects: &[("seashore, coast, seacoast, sea-coast", 0.6), ("breakwater, groin, groyne, mole, bulwark, seawall, jetty", 0.25)],
+        objects: &[
+            ("seashore, coast, seacoast, sea-coast", 0.6),
+            ("breakwater, groin, groyne, mole, bulwark, seawall, jetty", 0.25),
+        ],
         scenes: &[("beach", 0.5), ("ocean", 0.35)],
     },
     DemoClass {
@@ -57,7 +60,10 @@ pub const DEMO_CLASSES: [DemoClass; 8] = [
     DemoClass {
         name: "siren",
         sound: "a tone swept between about 500 and 1200 Hz every 2-3 s",
-        objects: &[("ambulance", 0.5), ("police van, police wagon, paddy wagon, patrol wagon, wagon, black Maria", 0.3)],
+        objects: &[
+            ("ambulance", 0.5),
+            ("police van, police wagon, paddy wagon, patrol wagon, wagon, black Maria", 0.3),
+        ],
         scenes: &[("street", 0.55), ("highway", 0.3)],
     },
     DemoClass {
@@ -93,7 +99,9 @@ impl DemoDataset {
         let resolve = |names: &[&str], wanted: &[(&str, f32)]| -> Peaks {
             wanted
                 .iter()
-                .map(|&(name, p)| (categories::index(names, name).unwrap_or_else(|| panic!("no class named {name:?}")), p))
+                .map(|&(name, p)| {
+                    (categories::index(names, name).unwrap_or_else(|| panic!("no class named {name:?}")), p)
+                })
                 .collect()
         };
         let peaks = DEMO_CLASSES
@@ -162,7 +170,8 @@ fn synthesize(kind: usize, len: usize, rng: &mut StdRng) -> Vec<f32> {
             (0..len).map(|i| (TAU * f * t(i) + phase).sin()).collect()
         }
         2 => {
-            let (f0, period, dur) = (rng.random_range(2000.0..3000.0), rng.random_range(0.25..0.33), rng.random_range(0.08..0.15));
+            let (f0, period, dur) =
+                (rng.random_range(2000.0..3000.0), rng.random_range(0.25..0.33), rng.random_range(0.08..0.15));
             (0..len)
                 .map(|i| {
                     let local = (t(i) + phase / TAU * period) % period;
@@ -195,7 +204,8 @@ fn synthesize(kind: usize, len: usize, rng: &mut StdRng) -> Vec<f32> {
                 .collect()
         }
         5 => {
-            let (fc, dev, fm) = (rng.random_range(750.0..900.0), rng.random_range(200.0..300.0), rng.random_range(0.3..0.6));
+            let (fc, dev, fm) =
+                (rng.random_range(750.0..900.0), rng.random_range(200.0..300.0), rng.random_range(0.3..0.6));
             let mut acc = phase;
             (0..len)
                 .map(|i| {

@@ -128,23 +128,24 @@ fn read_manifest(dir: &Path) -> Result<Vec<Row>, Problem> {
     let mut columns = [0; 3];
     for (slot, name) in columns.iter_mut().zip(COLUMNS) {
         *slot = found.iter().position(|h| *h == name).ok_or_else(|| {
-            Problem::new(&path, format!("missing column `{name}`: expected columns audio,objects,scenes, found {}", found.join(",")))
+            Problem::new(
+                &path,
+                format!("missing column `{name}`: expected columns audio,objects,scenes, found {}", found.join(",")),
+            )
         })?;
     }
     let mut rows = Vec::new();
     for (k, record) in reader.records().enumerate() {
         let line = k + 2;
-        let paths = record
-            .map_err(|e| Problem::new(&path, format!("line {line}: {e}")))
-            .and_then(|r| {
-                let field = |c: usize| -> Result<PathBuf, Problem> {
-                    match r.get(columns[c]) {
-                        Some(v) if !v.is_empty() => Ok(dir.join(v)),
-                        _ => Err(Problem::new(&path, format!("line {line}: empty `{}` field", COLUMNS[c]))),
-                    }
-                };
-                Ok([field(0)?, field(1)?, field(2)?])
-            });
+        let paths = record.map_err(|e| Problem::new(&path, format!("line {line}: {e}"))).and_then(|r| {
+            let field = |c: usize| -> Result<PathBuf, Problem> {
+                match r.get(columns[c]) {
+                    Some(v) if !v.is_empty() => Ok(dir.join(v)),
+                    _ => Err(Problem::new(&path, format!("line {line}: empty `{}` field", COLUMNS[c]))),
+                }
+            };
+            Ok([field(0)?, field(1)?, field(2)?])
+        });
         rows.push(Row { line, paths });
     }
     Ok(rows)
@@ -207,7 +208,8 @@ fn validate(row: &Row, crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec
             let clip = clip.and_then(|mut c| {
                 c.shrink_to_fit();
                 let bytes = c.len() * std::mem::size_of::<f32>();
-                let room = cache_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes));
+                let room =
+                    cache_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes));
                 room.is_ok().then_some(c)
             });
             Ok(Item { audio: audio_path, objects, scenes, clip })

@@ -83,7 +83,13 @@ impl ExtractSummary {
                 let _ = writeln!(s, "  note: {note}");
             }
         }
-        let _ = writeln!(s, "wrote {} {} feature file{}", self.written.len(), self.layer, if self.written.len() == 1 { "" } else { "s" });
+        let _ = writeln!(
+            s,
+            "wrote {} {} feature file{}",
+            self.written.len(),
+            self.layer,
+            if self.written.len() == 1 { "" } else { "s" }
+        );
         s
     }
 }
@@ -100,9 +106,16 @@ pub fn audio_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
                 .with_context(|| format!("{}: cannot list the folder", path.display()))?;
             found.retain(|p| {
                 p.is_file()
-                    && p.extension().and_then(|e| e.to_str()).is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+                    && p.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
             });
-            ensure!(!found.is_empty(), "{}: no audio files ({}) in the folder", path.display(), AUDIO_EXTENSIONS.join(", "));
+            ensure!(
+                !found.is_empty(),
+                "{}: no audio files ({}) in the folder",
+                path.display(),
+                AUDIO_EXTENSIONS.join(", ")
+            );
             found.sort();
             files.extend(found);
         } else if path.is_file() {
@@ -122,7 +135,11 @@ pub fn extract(gpu: &Gpu, opts: &ExtractOptions) -> Result<ExtractSummary> {
     let mut stems: HashMap<String, &Path> = HashMap::new();
     let mut outputs = Vec::with_capacity(files.len());
     for file in &files {
-        let stem = file.file_stem().with_context(|| format!("{}: no file name", file.display()))?.to_string_lossy().into_owned();
+        let stem = file
+            .file_stem()
+            .with_context(|| format!("{}: no file name", file.display()))?
+            .to_string_lossy()
+            .into_owned();
         if let Some(other) = stems.insert(stem.clone(), file) {
             bail!("{} and {} would both write {stem}.npy in {}", other.display(), file.display(), opts.out.display());
         }
@@ -130,17 +147,20 @@ pub fn extract(gpu: &Gpu, opts: &ExtractOptions) -> Result<ExtractSummary> {
     }
     let model = load_model(gpu, opts.weights.as_deref(), "extract")?;
     let mut extractor = Extractor::new(&model, &[opts.layer.as_str()], opts.chunk_samples)?;
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("{}: cannot create the output folder", opts.out.display()))?;
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("{}: cannot create the output folder", opts.out.display()))?;
     let mut written = Vec::with_capacity(files.len());
     for (file, npy) in files.iter().zip(outputs) {
         let waveform = audio::load(file)?;
-        let mut out = extractor.extract(gpu, &waveform).with_context(|| format!("{}: running the model", file.display()))?;
+        let mut out =
+            extractor.extract(gpu, &waveform).with_context(|| format!("{}: running the model", file.display()))?;
         let f = out.features.pop().expect("one layer");
         let (shape, data) = match opts.pool {
             Some(pool) => (vec![f.channels], pool.apply(&f)),
             None => (vec![f.channels, f.steps], f.data),
         };
-        write_npy(&npy, &shape, &data).with_context(|| format!("{}: writing features of {}", npy.display(), file.display()))?;
+        write_npy(&npy, &shape, &data)
+            .with_context(|| format!("{}: writing features of {}", npy.display(), file.display()))?;
         written.push(Written { clip: file.clone(), npy, shape, note: out.note });
     }
     Ok(ExtractSummary { layer: opts.layer.clone(), written })
@@ -150,7 +170,8 @@ pub fn extract(gpu: &Gpu, opts: &ExtractOptions) -> Result<ExtractSummary> {
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let file = std::fs::File::create(path)?;
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut writer = npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(BufWriter::new(file)).begin_nd()?;
+    let mut writer =
+        npyz::WriteOptions::<f32>::new().default_dtype().shape(&shape).writer(BufWriter::new(file)).begin_nd()?;
     writer.extend(data.iter().copied())?;
     writer.finish()?;
     Ok(())

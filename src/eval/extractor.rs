@@ -55,7 +55,8 @@ impl Plan {
         let outputs: Vec<Tensor> = layers
             .iter()
             .map(|l| {
-                let (_, var) = recorded.iter().find(|(n, _)| n == l).expect("forward_until records every layer up to the last");
+                let (_, var) =
+                    recorded.iter().find(|(n, _)| n == l).expect("forward_until records every layer up to the last");
                 tape.value(*var).clone()
             })
             .collect();
@@ -129,13 +130,26 @@ impl<'m> Extractor<'m> {
         let names = model.layer_names();
         let mut geometries = Vec::with_capacity(layers.len());
         for l in layers {
-            ensure!(names.iter().any(|n| n == l), "{} has no layer {l:?}; its layers are {}", model.arch.name, names.join(", "));
+            ensure!(
+                names.iter().any(|n| n == l),
+                "{} has no layer {l:?}; its layers are {}",
+                model.arch.name,
+                names.join(", ")
+            );
             geometries.push(Geometry::of(&model.arch, l)?);
         }
         let last = names.iter().rev().find(|n| layers.contains(&n.as_str())).context("no layers to extract")?.clone();
         let chunking = Chunking::new(geometries, chunk_samples)?;
         let tile_to = chunking.min_samples;
-        Ok(Extractor { model, layers: layers.iter().map(|l| l.to_string()).collect(), last, chunking, tile_to, full: None, other: None })
+        Ok(Extractor {
+            model,
+            layers: layers.iter().map(|l| l.to_string()).collect(),
+            last,
+            chunking,
+            tile_to,
+            full: None,
+            other: None,
+        })
     }
 
     /// Clips shorter than the layers need are tiled to `samples` instead of to that minimum
@@ -185,17 +199,29 @@ impl<'m> Extractor<'m> {
             for (i, (channels, local_steps, local)) in values.into_iter().enumerate() {
                 if features.len() <= i {
                     let steps = self.chunking.layers[i].out_len(samples).expect("at least min_samples");
-                    features.push(Features { layer: self.layers[i].clone(), channels, steps, data: vec![0.0; channels * steps] });
+                    features.push(Features {
+                        layer: self.layers[i].clone(),
+                        channels,
+                        steps,
+                        data: vec![0.0; channels * steps],
+                    });
                 }
                 let f = &mut features[i];
                 let keep = &chunk.keep[i];
                 // The chunk starts at a multiple of every layer's stride, so its local positions
                 // are the global ones shifted by start / stride.
                 let shift = chunk.start / self.chunking.layers[i].stride;
-                ensure!(keep.end - shift <= local_steps, "{}: chunk at {} has {local_steps} steps, needs {}", f.layer, chunk.start, keep.end - shift);
+                ensure!(
+                    keep.end - shift <= local_steps,
+                    "{}: chunk at {} has {local_steps} steps, needs {}",
+                    f.layer,
+                    chunk.start,
+                    keep.end - shift
+                );
                 for c in 0..channels {
                     let row = &local[c * local_steps..(c + 1) * local_steps];
-                    f.data[c * f.steps + keep.start..c * f.steps + keep.end].copy_from_slice(&row[keep.start - shift..keep.end - shift]);
+                    f.data[c * f.steps + keep.start..c * f.steps + keep.end]
+                        .copy_from_slice(&row[keep.start - shift..keep.end - shift]);
                 }
             }
         }

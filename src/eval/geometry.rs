@@ -167,7 +167,11 @@ impl Chunking {
 
     /// The chunks of a recording of `samples` (at least `min_samples`): one when it fits.
     pub fn chunks(&self, samples: usize) -> Vec<Chunk> {
-        assert!(samples >= self.min_samples, "{samples} samples is shorter than the {} every layer needs", self.min_samples);
+        assert!(
+            samples >= self.min_samples,
+            "{samples} samples is shorter than the {} every layer needs",
+            self.min_samples
+        );
         let totals: Vec<usize> = self.layers.iter().map(|g| g.out_len(samples).expect("long enough")).collect();
         let mut chunks = Vec::new();
         let mut next = vec![0; self.layers.len()];
@@ -225,7 +229,10 @@ mod tests {
             for (n, layer) in arch.body.iter().enumerate() {
                 assert_eq!(Geometry::of(&arch, &format!("conv{}", n + 1)).unwrap().out_len(500_000), Some(l.body[n].0));
                 if layer.pool.is_some() {
-                    assert_eq!(Geometry::of(&arch, &format!("pool{}", n + 1)).unwrap().out_len(500_000), Some(l.body[n].1));
+                    assert_eq!(
+                        Geometry::of(&arch, &format!("pool{}", n + 1)).unwrap().out_len(500_000),
+                        Some(l.body[n].1)
+                    );
                 }
             }
             assert_eq!(Geometry::of(&arch, "scenes").unwrap().out_len(500_000), Some(l.steps));
@@ -237,7 +244,8 @@ mod tests {
     #[test]
     fn chunks_keep_every_output_once_from_whole_fields() {
         let arch = soundnet8();
-        let layers: Vec<Geometry> = ["conv1", "pool2", "conv5", "pool5", "objects"].iter().map(|l| Geometry::of(&arch, l).unwrap()).collect();
+        let layers: Vec<Geometry> =
+            ["conv1", "pool2", "conv5", "pool5", "objects"].iter().map(|l| Geometry::of(&arch, l).unwrap()).collect();
         let chunking = Chunking::new(layers.clone(), 400_000).unwrap();
         for samples in [chunking.min_samples, 399_999, 400_000, 400_001, 1_000_000, 3_333_333] {
             let chunks = chunking.chunks(samples);
@@ -251,11 +259,23 @@ mod tests {
                     next = range.end;
                     let local = g.out_len(c.len).unwrap_or(0);
                     for j in range {
-                        assert!(j >= c.start / g.stride && j - c.start / g.stride < local, "{} output {j} not in chunk {c:?}", g.layer);
+                        assert!(
+                            j >= c.start / g.stride && j - c.start / g.stride < local,
+                            "{} output {j} not in chunk {c:?}",
+                            g.layer
+                        );
                         let first = (j * g.stride) as i64 - g.offset as i64;
                         let last = first + g.field as i64 - 1;
-                        assert!(first >= c.start as i64 || c.start == 0, "{} output {j}: field starts before {c:?}", g.layer);
-                        assert!(last < (c.start + c.len) as i64 || c.start + c.len == samples, "{} output {j}: field ends after {c:?}", g.layer);
+                        assert!(
+                            first >= c.start as i64 || c.start == 0,
+                            "{} output {j}: field starts before {c:?}",
+                            g.layer
+                        );
+                        assert!(
+                            last < (c.start + c.len) as i64 || c.start + c.len == samples,
+                            "{} output {j}: field ends after {c:?}",
+                            g.layer
+                        );
                     }
                 }
                 assert_eq!(next, g.out_len(samples).unwrap(), "{} at {samples}", g.layer);

@@ -88,8 +88,10 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
     let mut clips = Vec::with_capacity(opts.files.len());
     for file in &opts.files {
         let waveform = audio::load(file)?;
-        let out = extractor.extract(gpu, &waveform).with_context(|| format!("{}: running the model", file.display()))?;
-        let probs: Vec<Vec<Vec<f32>>> = out.features.iter().map(|f| softmax_columns(&f.data, f.channels, f.steps)).collect();
+        let out =
+            extractor.extract(gpu, &waveform).with_context(|| format!("{}: running the model", file.display()))?;
+        let probs: Vec<Vec<Vec<f32>>> =
+            out.features.iter().map(|f| softmax_columns(&f.data, f.channels, f.steps)).collect();
         let steps = out.features[0].steps;
         let mut mean: Vec<Vec<f64>> = out.features.iter().map(|f| vec![0.0; f.channels]).collect();
         let mut per_step = Vec::with_capacity(steps);
@@ -106,7 +108,10 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
                 step: t,
                 start_s: start as f64 / SAMPLE_RATE as f64,
                 end_s: end as f64 / SAMPLE_RATE as f64,
-                top: Top { objects: top_k(&probs[0][t], names[0], opts.top_k), scenes: top_k(&probs[1][t], names[1], opts.top_k) },
+                top: Top {
+                    objects: top_k(&probs[0][t], names[0], opts.top_k),
+                    scenes: top_k(&probs[1][t], names[1], opts.top_k),
+                },
             });
         }
         let mean: Vec<Vec<f32>> = mean.into_iter().map(|m| m.into_iter().map(|v| v as f32).collect()).collect();
@@ -152,9 +157,18 @@ impl Predictions {
     /// One block per clip: any note, the whole-clip top classes, then each step's.
     pub fn text(&self) -> String {
         let mut s = String::new();
-        let list = |top: &[Scored]| top.iter().map(|c| format!("{} {:.3}", c.class, c.probability)).collect::<Vec<_>>().join(" | ");
+        let list = |top: &[Scored]| {
+            top.iter().map(|c| format!("{} {:.3}", c.class, c.probability)).collect::<Vec<_>>().join(" | ")
+        };
         for clip in &self.clips {
-            let _ = writeln!(s, "{} ({:.2} s, {} step{})", clip.file.display(), clip.seconds, clip.steps.len(), if clip.steps.len() == 1 { "" } else { "s" });
+            let _ = writeln!(
+                s,
+                "{} ({:.2} s, {} step{})",
+                clip.file.display(),
+                clip.seconds,
+                clip.steps.len(),
+                if clip.steps.len() == 1 { "" } else { "s" }
+            );
             if let Some(note) = &clip.note {
                 let _ = writeln!(s, "  note: {note}");
             }

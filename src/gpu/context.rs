@@ -31,10 +31,7 @@ pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. On a machine without a 
 
 pub fn instance() -> wgpu::Instance {
     let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::PRIMARY);
-    wgpu::Instance::new(wgpu::InstanceDescriptor {
-        backends,
-        ..wgpu::InstanceDescriptor::new_without_display_handle()
-    })
+    wgpu::Instance::new(wgpu::InstanceDescriptor { backends, ..wgpu::InstanceDescriptor::new_without_display_handle() })
 }
 
 /// Every adapter the instance sees, in the order we prefer them.
@@ -103,8 +100,7 @@ impl Gpu {
         let adapter = choose_adapter(&instance)?;
         let info = adapter.get_info();
         let offered = adapter.features();
-        let features = offered
-            & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+        let features = offered & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
         let limits = wanted_limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("sn-wgpu"),
@@ -137,7 +133,9 @@ impl Gpu {
 
     /// A one-line description of the adapter, for logs and benchmark output.
     pub fn describe(&self) -> String {
-        format!("{} ({:?}, {:?}, driver {} {})", self.info.name, self.info.backend,
-            self.info.device_type, self.info.driver, self.info.driver_info)
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            self.info.name, self.info.backend, self.info.device_type, self.info.driver, self.info.driver_info
+        )
     }
 }

@@ -25,7 +25,11 @@ pub fn report() -> Result<String> {
     }
     for a in &all {
         let i = a.get_info();
-        writeln!(out, "  - {} | backend {:?} | {:?} | driver {} {}", i.name, i.backend, i.device_type, i.driver, i.driver_info)?;
+        writeln!(
+            out,
+            "  - {} | backend {:?} | {:?} | driver {} {}",
+            i.name, i.backend, i.device_type, i.driver, i.driver_info
+        )?;
     }
     if all.is_empty() {
         anyhow::bail!("{out}\n{NO_ADAPTER_HELP}");
@@ -46,8 +50,16 @@ pub fn report() -> Result<String> {
     let yes_no = |f: wgpu::Features| if features.contains(f) { "yes" } else { "no" };
     writeln!(out, "\ntimestamp queries:")?;
     writeln!(out, "  per compute pass (TIMESTAMP_QUERY)       {}", yes_no(wgpu::Features::TIMESTAMP_QUERY))?;
-    writeln!(out, "  inside encoders                          {}", yes_no(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS))?;
-    writeln!(out, "  inside passes                            {}", yes_no(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES))?;
+    writeln!(
+        out,
+        "  inside encoders                          {}",
+        yes_no(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    )?;
+    writeln!(
+        out,
+        "  inside passes                            {}",
+        yes_no(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+    )?;
     let bind = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
     writeln!(
         out,

@@ -31,23 +31,8 @@ pub struct Arch {
     pub heads: [Head; 2],
 }
 
-const fn conv(
-    name: &'static str,
-    cin: usize,
-    cout: usize,
-    k: usize,
-    pad: usize,
-    pool: Option<usize>,
-) -> ConvLayer {
-    ConvLayer {
-        name,
-        cin,
-        cout,
-        k,
-        stride: 2,
-        pad,
-        pool,
-    }
+const fn conv(name: &'static str, cin: usize, cout: usize, k: usize, pad: usize, pool: Option<usize>) -> ConvLayer {
+    ConvLayer { name, cin, cout, k, stride: 2, pad, pool }
 }
 
 /// SoundNet-8, the paper's main model.
@@ -64,20 +49,8 @@ pub fn soundnet8() -> Arch {
             conv("conv7", 512, 1024, 4, 2, None),
         ],
         heads: [
-            Head {
-                name: "objects",
-                classes: 1000,
-                k: 8,
-                stride: 2,
-                pad: 0,
-            },
-            Head {
-                name: "scenes",
-                classes: 401,
-                k: 8,
-                stride: 2,
-                pad: 0,
-            },
+            Head { name: "objects", classes: 1000, k: 8, stride: 2, pad: 0 },
+            Head { name: "scenes", classes: 401, k: 8, stride: 2, pad: 0 },
         ],
     }
 }
@@ -93,20 +66,8 @@ pub fn soundnet5() -> Arch {
             conv("conv4", 128, 256, 8, 4, None),
         ],
         heads: [
-            Head {
-                name: "objects",
-                classes: 1000,
-                k: 16,
-                stride: 12,
-                pad: 4,
-            },
-            Head {
-                name: "scenes",
-                classes: 401,
-                k: 16,
-                stride: 12,
-                pad: 4,
-            },
+            Head { name: "objects", classes: 1000, k: 16, stride: 12, pad: 4 },
+            Head { name: "scenes", classes: 401, k: 16, stride: 12, pad: 4 },
         ],
     }
 }
@@ -153,16 +114,7 @@ impl Arch {
         Arch {
             name: format!("{}-narrow{divisor}", self.name),
             body,
-            heads: [
-                Head {
-                    classes: objects,
-                    ..o
-                },
-                Head {
-                    classes: scenes,
-                    ..s
-                },
-            ],
+            heads: [Head { classes: objects, ..o }, Head { classes: scenes, ..s }],
         }
     }
 
@@ -233,11 +185,7 @@ mod tests {
     fn soundnet5_chains_channels() {
         for arch in [soundnet8(), soundnet5(), soundnet8().narrow(4, 10, 7)] {
             for pair in arch.body.windows(2) {
-                assert_eq!(
-                    pair[0].cout, pair[1].cin,
-                    "{}: {} -> {}",
-                    arch.name, pair[0].name, pair[1].name
-                );
+                assert_eq!(pair[0].cout, pair[1].cin, "{}: {} -> {}", arch.name, pair[0].name, pair[1].name);
             }
         }
         assert!(soundnet5().lengths(441_000).unwrap().steps >= 1);

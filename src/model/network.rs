@@ -58,7 +58,13 @@ impl Model {
 
     /// Records the forward pass on `tape`. With `grads`, parameters are trainable and their
     /// gradients go there; without, the pass is inference only.
-    pub fn forward(&self, tape: &mut Tape, waveform: Var, mode: BnMode, grads: Option<&NamedTensors>) -> Result<Outputs> {
+    pub fn forward(
+        &self,
+        tape: &mut Tape,
+        waveform: Var,
+        mode: BnMode,
+        grads: Option<&NamedTensors>,
+    ) -> Result<Outputs> {
         let mut layers = self.record(tape, waveform, mode, grads, None)?;
         let (_, scenes) = layers.pop().expect("the scenes head");
         let (_, objects) = layers.pop().expect("the objects head");
@@ -85,7 +91,14 @@ impl Model {
         names
     }
 
-    fn record(&self, tape: &mut Tape, waveform: Var, mode: BnMode, grads: Option<&NamedTensors>, last: Option<&str>) -> Result<Vec<(String, Var)>> {
+    fn record(
+        &self,
+        tape: &mut Tape,
+        waveform: Var,
+        mode: BnMode,
+        grads: Option<&NamedTensors>,
+        last: Option<&str>,
+    ) -> Result<Vec<(String, Var)>> {
         if let Some(last) = last {
             anyhow::ensure!(
                 self.layer_names().iter().any(|n| n == last),
@@ -109,7 +122,9 @@ impl Model {
             let (w, b) = (param(tape, &format!("conv{n}.weight")), param(tape, &format!("conv{n}.bias")));
             let (gamma, beta) = (param(tape, &format!("bn{n}.weight")), param(tape, &format!("bn{n}.bias")));
             let name = format!("conv{n}");
-            x = tape.conv1d(x, w, b, layer.stride, layer.pad, &name).with_context(|| format!("{name} of {}", self.arch.name))?;
+            x = tape
+                .conv1d(x, w, b, layer.stride, layer.pad, &name)
+                .with_context(|| format!("{name} of {}", self.arch.name))?;
             let stats = RunningStats {
                 mean: self.running.get(&format!("bn{n}.running_mean")),
                 var: self.running.get(&format!("bn{n}.running_var")),

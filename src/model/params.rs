@@ -101,7 +101,12 @@ impl NamedTensors {
     }
 
     /// Values read from `checkpoint` under `prefix` + each name, shapes checked.
-    pub fn from_checkpoint(gpu: &Gpu, specs: Vec<TensorSpec>, checkpoint: &Checkpoint, prefix: &str) -> Result<NamedTensors> {
+    pub fn from_checkpoint(
+        gpu: &Gpu,
+        specs: Vec<TensorSpec>,
+        checkpoint: &Checkpoint,
+        prefix: &str,
+    ) -> Result<NamedTensors> {
         let values = specs
             .iter()
             .map(|s| checkpoint.get(&format!("{prefix}{}", s.name), &s.shape).map(<[f32]>::to_vec))
@@ -143,8 +148,19 @@ mod tests {
         assert_eq!(objects.shape, vec![1000, 1024, 8]);
         let total: usize = specs.iter().map(|s| s.shape.iter().product::<usize>()).sum();
         // Conv weights and biases, batchnorm affine parameters and the two heads.
-        assert_eq!(total, 16 * 64 + 32 * 16 * 32 + 64 * 32 * 16 + 128 * 64 * 8 + 256 * 128 * 4 + 512 * 256 * 4
-            + 1024 * 512 * 4 + 3 * (16 + 32 + 64 + 128 + 256 + 512 + 1024) + 1401 * 1024 * 8 + 1401);
+        assert_eq!(
+            total,
+            16 * 64
+                + 32 * 16 * 32
+                + 64 * 32 * 16
+                + 128 * 64 * 8
+                + 256 * 128 * 4
+                + 512 * 256 * 4
+                + 1024 * 512 * 4
+                + 3 * (16 + 32 + 64 + 128 + 256 + 512 + 1024)
+                + 1401 * 1024 * 8
+                + 1401
+        );
     }
 
     #[test]

@@ -145,7 +145,13 @@ pub fn encode_forward_train(
         "batchnorm",
         "train_stats",
         &p,
-        &[(1, &x.buffer), (4, &running_mean.buffer), (5, &running_var.buffer), (7, &save_mean.buffer), (8, &save_invstd.buffer)],
+        &[
+            (1, &x.buffer),
+            (4, &running_mean.buffer),
+            (5, &running_var.buffer),
+            (7, &save_mean.buffer),
+            (8, &save_invstd.buffer),
+        ],
         per_channel(shape),
     );
     gpu.dispatch(
@@ -153,7 +159,14 @@ pub fn encode_forward_train(
         "batchnorm",
         "normalize_train",
         &p,
-        &[(1, &x.buffer), (2, &gamma.buffer), (3, &beta.buffer), (6, &y.buffer), (7, &save_mean.buffer), (8, &save_invstd.buffer)],
+        &[
+            (1, &x.buffer),
+            (2, &gamma.buffer),
+            (3, &beta.buffer),
+            (6, &y.buffer),
+            (7, &save_mean.buffer),
+            (8, &save_invstd.buffer),
+        ],
         per_element(shape),
     );
     Ok(())
@@ -226,7 +239,9 @@ pub fn encode_backward(
     for (name, t) in [("x", x), ("dy", dy), ("dx", dx)] {
         expect_shape(OP, name, t, &dims)?;
     }
-    for (name, t) in [("gamma", gamma), ("save_mean", save_mean), ("save_invstd", save_invstd), ("dgamma", dgamma), ("dbeta", dbeta)] {
+    for (name, t) in
+        [("gamma", gamma), ("save_mean", save_mean), ("save_invstd", save_invstd), ("dgamma", dgamma), ("dbeta", dbeta)]
+    {
         expect_shape(OP, name, t, &channel)?;
     }
     expect_shape(OP, "channel_sums", channel_sums, &[2, shape.c])?;

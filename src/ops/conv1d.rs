@@ -188,7 +188,14 @@ pub fn encode_backward_bias(
     check("output gradient dy", dy, &shape.output_dims()?, shape)?;
     check("bias gradient db", db, &[shape.cout], shape)?;
     // One workgroup per bias element.
-    gpu.dispatch(rec, "conv1d", "backward_bias", &params, &[(5, &dy.buffer), (8, &db.buffer)], grid(groups_for(shape.cout, 1)));
+    gpu.dispatch(
+        rec,
+        "conv1d",
+        "backward_bias",
+        &params,
+        &[(5, &dy.buffer), (8, &db.buffer)],
+        grid(groups_for(shape.cout, 1)),
+    );
     Ok(())
 }
 

@@ -47,7 +47,6 @@ impl KlDivShape {
     }
 }
 
-
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {

@@ -24,11 +24,20 @@ pub struct MaxPool1dShape {
 impl MaxPool1dShape {
     /// Output length `floor((l - k) / stride) + 1`; an error when the shape cannot be pooled.
     pub fn l_out(&self) -> Result<usize> {
-        ensure!(self.k >= 1 && self.stride >= 1, "maxpool1d: kernel k={} and stride={} must both be at least 1", self.k, self.stride);
+        ensure!(
+            self.k >= 1 && self.stride >= 1,
+            "maxpool1d: kernel k={} and stride={} must both be at least 1",
+            self.k,
+            self.stride
+        );
         ensure!(
             self.l >= self.k,
             "maxpool1d: input [{}, {}, {}] is too short for kernel k={}: the length must be at least {}",
-            self.n, self.c, self.l, self.k, self.k
+            self.n,
+            self.c,
+            self.l,
+            self.k,
+            self.k
         );
         Ok((self.l - self.k) / self.stride + 1)
     }
@@ -55,17 +64,30 @@ struct Params {
 
 /// Validates the shape and the tensors shaped like the input or like the output; returns the
 /// kernel parameters.
-fn params(shape: &MaxPool1dShape, input_shaped: &[(&str, &Tensor)], output_shaped: &[(&str, &Tensor)]) -> Result<Params> {
+fn params(
+    shape: &MaxPool1dShape,
+    input_shaped: &[(&str, &Tensor)],
+    output_shaped: &[(&str, &Tensor)],
+) -> Result<Params> {
     let out_shape = shape.output_shape()?;
     let to_u32 = |v: usize, what: &str| {
         u32::try_from(v).map_err(|_| anyhow::anyhow!("maxpool1d: {what} = {v} does not fit the kernels' u32 indices"))
     };
     to_u32(shape.n * shape.c * shape.l, "N * C * L")?;
     for (name, t) in input_shaped {
-        ensure!(t.shape == shape.input_shape(), "maxpool1d: {name} has shape {:?}, expected the input shape {:?}", t.shape, shape.input_shape());
+        ensure!(
+            t.shape == shape.input_shape(),
+            "maxpool1d: {name} has shape {:?}, expected the input shape {:?}",
+            t.shape,
+            shape.input_shape()
+        );
     }
     for (name, t) in output_shaped {
-        ensure!(t.shape == out_shape, "maxpool1d: {name} has shape {:?}, expected the output shape {out_shape:?}", t.shape);
+        ensure!(
+            t.shape == out_shape,
+            "maxpool1d: {name} has shape {:?}, expected the output shape {out_shape:?}",
+            t.shape
+        );
     }
     Ok(Params {
         rows: to_u32(shape.n * shape.c, "N * C")?,

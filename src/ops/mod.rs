@@ -2,10 +2,10 @@
 //! into a caller's command encoder (no submission, no readback), and a `reference` module: the
 //! same math in plain f64 on the CPU, which is what the tests hold the GPU to.
 
-pub mod conv1d;
-pub mod batchnorm;
-pub mod relu;
-pub mod maxpool1d;
-pub mod softmax;
-pub mod kl_div;
 pub mod adam;
+pub mod batchnorm;
+pub mod conv1d;
+pub mod kl_div;
+pub mod maxpool1d;
+pub mod relu;
+pub mod softmax;

@@ -29,7 +29,13 @@ pub fn encode_forward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, y: &Tensor
 
 /// Records `dx = dy * [x > 0]`, where `x` is the forward input.
 pub fn encode_backward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
-    ensure!(x.shape == dy.shape && x.shape == dx.shape, "relu backward: shapes {:?}, {:?}, {:?} differ", x.shape, dy.shape, dx.shape);
+    ensure!(
+        x.shape == dy.shape && x.shape == dx.shape,
+        "relu backward: shapes {:?}, {:?}, {:?} differ",
+        x.shape,
+        dy.shape,
+        dx.shape
+    );
     let n = x.numel();
     gpu.dispatch(
         rec,

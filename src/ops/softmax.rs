@@ -65,12 +65,24 @@ fn encode(
 }
 
 /// Records `out = softmax(z)` over C. `out` may not alias `z`.
-pub fn encode_softmax(gpu: &Gpu, rec: &mut impl Recorder, shape: &SoftmaxShape, z: &Tensor, out: &Tensor) -> Result<()> {
+pub fn encode_softmax(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &SoftmaxShape,
+    z: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
     encode(gpu, rec, "softmax", shape, &[(1, "z", z), (2, "out", out)])
 }
 
 /// Records `out = log_softmax(z)` over C. `out` may not alias `z`.
-pub fn encode_log_softmax(gpu: &Gpu, rec: &mut impl Recorder, shape: &SoftmaxShape, z: &Tensor, out: &Tensor) -> Result<()> {
+pub fn encode_log_softmax(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &SoftmaxShape,
+    z: &Tensor,
+    out: &Tensor,
+) -> Result<()> {
     encode(gpu, rec, "log_softmax", shape, &[(1, "z", z), (2, "out", out)])
 }
 

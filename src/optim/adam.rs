@@ -21,7 +21,13 @@ pub struct Adam {
 
 impl Adam {
     /// Adam with zero moments, or the moments and step count stored in `resume_from`.
-    pub fn new(gpu: &Gpu, config: AdamConfig, params: &NamedTensors, grads: &NamedTensors, resume_from: Option<&Checkpoint>) -> Result<Adam> {
+    pub fn new(
+        gpu: &Gpu,
+        config: AdamConfig,
+        params: &NamedTensors,
+        grads: &NamedTensors,
+        resume_from: Option<&Checkpoint>,
+    ) -> Result<Adam> {
         let (m, v, step) = match resume_from {
             Some(c) => (
                 NamedTensors::from_checkpoint(gpu, params.specs.clone(), c, "adam.m.")?,
@@ -32,7 +38,16 @@ impl Adam {
         };
         let mut updates = Vec::new();
         for i in 0..params.tensors.len() {
-            adam::encode_step(gpu, &mut updates, &config, 1, &params.tensors[i], &grads.tensors[i], &m.tensors[i], &v.tensors[i])?;
+            adam::encode_step(
+                gpu,
+                &mut updates,
+                &config,
+                1,
+                &params.tensors[i],
+                &grads.tensors[i],
+                &m.tensors[i],
+                &v.tensors[i],
+            )?;
         }
         Ok(Adam { config, step, m, v, updates })
     }

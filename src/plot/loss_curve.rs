@@ -14,7 +14,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+const COLORS: [RGBColor; 4] =
+    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
 
 /// Draws `series` into a 900 x 500 PNG at `path`, with a log-scale loss axis.
 pub fn draw(path: &Path, title: &str, series: &[Series]) -> Result<()> {
@@ -69,7 +70,10 @@ mod tests {
     fn writes_a_png() {
         let path = std::env::temp_dir().join(format!("sn-wgpu-loss-{}.png", std::process::id()));
         let curve = |scale: f64| (0..50).map(|s| (s as f64, scale * (-(s as f64) / 20.0).exp() + 0.1)).collect();
-        let series = [Series { name: "objects".into(), points: curve(5.0) }, Series { name: "scenes".into(), points: curve(3.0) }];
+        let series = [
+            Series { name: "objects".into(), points: curve(5.0) },
+            Series { name: "scenes".into(), points: curve(3.0) },
+        ];
         draw(&path, "test", &series).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[1..4], b"PNG");

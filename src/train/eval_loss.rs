@@ -29,7 +29,8 @@ impl EvalLoss {
         let x = tape.input(&input);
         let out = model.forward(&mut tape, x, BnMode::Eval, None)?;
         let (po, ps) = (tape.input(&teacher[0]), tape.input(&teacher[1]));
-        let losses = [tape.kl_div(po, out.objects, "val objects loss")?, tape.kl_div(ps, out.scenes, "val scenes loss")?];
+        let losses =
+            [tape.kl_div(po, out.objects, "val objects loss")?, tape.kl_div(ps, out.scenes, "val scenes loss")?];
         Ok(EvalLoss { batch, input, teacher, forward: tape.forward, losses })
     }
 

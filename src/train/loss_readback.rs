@@ -52,7 +52,13 @@ impl LossReadback {
 
     /// Records the copy of `losses` for `step` into the next free slot. Returns the losses of
     /// steps it had to wait for because the ring was full.
-    pub fn record_copy(&mut self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, losses: &wgpu::Buffer, step: u64) -> Result<Vec<StepLosses>> {
+    pub fn record_copy(
+        &mut self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        losses: &wgpu::Buffer,
+        step: u64,
+    ) -> Result<Vec<StepLosses>> {
         let mut done = Vec::new();
         if self.slots[self.next].step.is_some() {
             gpu.wait()?;

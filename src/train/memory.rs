@@ -38,21 +38,40 @@ fn mib(bytes: u64) -> String {
 
 impl fmt::Display for MemoryPlan {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        writeln!(f, "GPU memory for batch {} of {} samples ({} micro-batch(es) of {}):", self.shape.batch, self.shape.samples, self.shape.micro_batches, self.shape.micro_batch())?;
+        writeln!(
+            f,
+            "GPU memory for batch {} of {} samples ({} micro-batch(es) of {}):",
+            self.shape.batch,
+            self.shape.samples,
+            self.shape.micro_batches,
+            self.shape.micro_batch()
+        )?;
         writeln!(f, "  parameters and batchnorm statistics {:>12}", mib(self.params))?;
         writeln!(f, "  gradients                          {:>12}", mib(self.grads))?;
         writeln!(f, "  Adam moments                       {:>12}", mib(self.adam))?;
         writeln!(f, "  activations, their gradients       {:>12}", mib(self.activations))?;
         writeln!(f, "  batch upload buffers               {:>12}", mib(self.batch_staging))?;
         writeln!(f, "  total                              {:>12}", mib(self.total()))?;
-        write!(f, "  largest tensor: {} = {} (the adapter binds at most {} per buffer)", self.largest.1, mib(self.largest.0), mib(self.binding_limit))
+        write!(
+            f,
+            "  largest tensor: {} = {} (the adapter binds at most {} per buffer)",
+            self.largest.1,
+            mib(self.largest.0),
+            mib(self.binding_limit)
+        )
     }
 }
 
 /// Measures the memory of `shape` on `model`, and refuses, with a batch size that fits, a run
 /// whose largest tensor exceeds what the adapter can bind.
 pub fn plan(gpu: &Gpu, model: &Model, shape: StepShape) -> Result<MemoryPlan> {
-    let one = TrainStep::new(gpu, model, StepShape { batch: 1, micro_batches: 1, samples: shape.samples }, AdamConfig::default(), None)?;
+    let one = TrainStep::new(
+        gpu,
+        model,
+        StepShape { batch: 1, micro_batches: 1, samples: shape.samples },
+        AdamConfig::default(),
+        None,
+    )?;
     let micro = shape.micro_batch() as u64;
     let per_clip_largest = one.largest.0;
     let binding_limit = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
@@ -64,10 +83,18 @@ pub fn plan(gpu: &Gpu, model: &Model, shape: StepShape) -> Result<MemoryPlan> {
         bail!(
             "batch {} of {} samples does not fit this adapter: {} would need {}, but {} binds at most {} per buffer.\n\
              Use --batch-size {fits} or fewer, or keep the batch and add --accumulate {even} (micro-batches of {}).",
-            shape.batch, shape.samples, largest.1, mib(largest.0), gpu.info.name, mib(binding_limit), shape.batch / even
+            shape.batch,
+            shape.samples,
+            largest.1,
+            mib(largest.0),
+            gpu.info.name,
+            mib(binding_limit),
+            shape.batch / even
         );
     }
-    let staging = 4 * (shape.batch * shape.samples + shape.batch * (model.arch.heads[0].classes + model.arch.heads[1].classes) * one.steps) as u64;
+    let staging = 4
+        * (shape.batch * shape.samples
+            + shape.batch * (model.arch.heads[0].classes + model.arch.heads[1].classes) * one.steps) as u64;
     Ok(MemoryPlan {
         shape,
         params: model.params.bytes() + model.running.bytes(),

@@ -34,7 +34,11 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Opens `path` for appending (a resumed run continues the same file).
     pub fn open(path: &Path) -> Result<MetricsLog> {
-        let file = OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         Ok(MetricsLog { out: BufWriter::new(file) })
     }
 

@@ -18,7 +18,7 @@ use super::loss_readback::StepLosses;
 use super::metrics::{MetricsLog, TrainRecord, ValRecord};
 use super::step::{StepShape, TrainStep};
 use crate::checkpoint::Checkpoint;
-use crate::data::{Crop, Dataset, DemoDataset, Loader, ManifestDataset, DatasetOptions, Order};
+use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDataset, Order};
 use crate::gpu::Gpu;
 use crate::model::{Arch, Model};
 use crate::ops::adam::AdamConfig;
@@ -60,7 +60,8 @@ pub struct TrainSummary {
 
 fn open_dataset(path: &Path, crop: Crop, skip_bad: bool, what: &str) -> Result<Arc<dyn Dataset>> {
     let options = DatasetOptions { skip_bad, ..DatasetOptions::new(crop) };
-    let (dataset, skipped) = ManifestDataset::open(path, &options).with_context(|| format!("{what} {}", path.display()))?;
+    let (dataset, skipped) =
+        ManifestDataset::open(path, &options).with_context(|| format!("{what} {}", path.display()))?;
     if !skipped.is_empty() {
         eprintln!("skipped {} bad item(s) of {} (--skip-bad):", skipped.len(), path.display());
         for s in &skipped {
@@ -75,7 +76,8 @@ fn open_dataset(path: &Path, crop: Crop, skip_bad: bool, what: &str) -> Result<A
 fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Checkpoint>, u64)> {
     if let Some(dir) = &opts.resume {
         let path = dir.join("last.safetensors");
-        let ckpt = Checkpoint::load(&path).with_context(|| format!("--resume {}: no checkpoint to continue from", dir.display()))?;
+        let ckpt = Checkpoint::load(&path)
+            .with_context(|| format!("--resume {}: no checkpoint to continue from", dir.display()))?;
         let step = ckpt.meta("step")?.parse().with_context(|| format!("{}: bad step metadata", path.display()))?;
         let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("loading {}", path.display()))?;
         println!("resuming {} from step {step} ({})", model.arch.name, path.display());
@@ -85,7 +87,12 @@ fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Check
         let ckpt = Checkpoint::load(path)?;
         let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("--init {}", path.display()))?;
         if model.arch.name != opts.model {
-            println!("note: --init {} holds {}, which is trained instead of --model {}", path.display(), model.arch.name, opts.model);
+            println!(
+                "note: --init {} holds {}, which is trained instead of --model {}",
+                path.display(),
+                model.arch.name,
+                opts.model
+            );
         }
         println!("starting from the weights in {} (fresh optimizer)", path.display());
         return Ok((model, None, 0));
@@ -95,7 +102,14 @@ fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Check
 
 /// Writes the model and Adam state under each of `names` in `dir`, unless a value has become
 /// non-finite: then nothing is written and the error names the last good checkpoint.
-fn save(gpu: &Gpu, model: &Model, step: &TrainStep, dir: &Path, names: &[String], last_good: &LastGood) -> Result<PathBuf> {
+fn save(
+    gpu: &Gpu,
+    model: &Model,
+    step: &TrainStep,
+    dir: &Path,
+    names: &[String],
+    last_good: &LastGood,
+) -> Result<PathBuf> {
     let mut ckpt = Checkpoint::default();
     model.write_checkpoint(gpu, &mut ckpt)?;
     step.adam.write_checkpoint(gpu, &mut ckpt)?;
@@ -118,8 +132,12 @@ fn save(gpu: &Gpu, model: &Model, step: &TrainStep, dir: &Path, names: &[String]
 /// Trains as `opts` says and returns where the result is.
 pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     ensure!(opts.batch_size >= 1 && opts.steps >= 1, "--batch-size and --steps must be at least 1");
-    ensure!(opts.accumulate >= 1 && opts.batch_size % opts.accumulate == 0,
-        "--batch-size {} does not split into --accumulate {} equal micro-batches", opts.batch_size, opts.accumulate);
+    ensure!(
+        opts.accumulate >= 1 && opts.batch_size % opts.accumulate == 0,
+        "--batch-size {} does not split into --accumulate {} equal micro-batches",
+        opts.batch_size,
+        opts.accumulate
+    );
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.describe());
     let (model, resume_ckpt, start) = starting_point(&gpu, opts)?;
@@ -131,10 +149,22 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         Some(path) => open_dataset(path, crop, opts.skip_bad, "--data")?,
         None => {
             let demo = DemoDataset::new(crop, opts.demo_clips_per_class, opts.seed);
-            println!("no --data: training on the built-in synthetic demo ({} clips of {} s):", demo.len(), opts.seconds);
+            println!(
+                "no --data: training on the built-in synthetic demo ({} clips of {} s):",
+                demo.len(),
+                opts.seconds
+            );
             for class in DemoDataset::classes() {
-                let names = |peaks: &[(&str, f32)]| peaks.iter().map(|(n, p)| format!("{n} {p:.2}")).collect::<Vec<_>>().join(", ");
-                println!("  {:<13} {:<32} objects: {}; scenes: {}", class.name, class.sound, names(class.objects), names(class.scenes));
+                let names = |peaks: &[(&str, f32)]| {
+                    peaks.iter().map(|(n, p)| format!("{n} {p:.2}")).collect::<Vec<_>>().join(", ")
+                };
+                println!(
+                    "  {:<13} {:<32} objects: {}; scenes: {}",
+                    class.name,
+                    class.sound,
+                    names(class.objects),
+                    names(class.scenes)
+                );
             }
             Arc::new(demo)
         }
@@ -153,7 +183,11 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         None => None,
     };
     if opts.accumulate > 1 {
-        println!("gradient accumulation: {} micro-batches of {}; batchnorm uses micro-batch statistics", opts.accumulate, shape.micro_batch());
+        println!(
+            "gradient accumulation: {} micro-batches of {}; batchnorm uses micro-batch statistics",
+            opts.accumulate,
+            shape.micro_batch()
+        );
     }
 
     let order = Order::new(dataset.len(), opts.batch_size, opts.seed, opts.shuffle);
@@ -199,7 +233,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             progress.bar.println(format!("step {k}: validation loss {:.4} (objects {o:.4}, scenes {s:.4})", o + s));
         }
         if checkpoint_now {
-            let saved = save(&gpu, &model, &step, &out, &[format!("step-{k:06}.safetensors"), "last.safetensors".into()], &last_good)?;
+            let saved = save(
+                &gpu,
+                &model,
+                &step,
+                &out,
+                &[format!("step-{k:06}.safetensors"), "last.safetensors".into()],
+                &last_good,
+            )?;
             last_good = LastGood(Some(saved));
         }
     }
@@ -299,7 +340,10 @@ fn draw_curve(out: &Path, model: &str, history: &[(u64, [f32; 2])], val: &[(u64,
     };
     let mut series = vec![line("total", &|l| l[0] + l[1]), line("objects", &|l| l[0]), line("scenes", &|l| l[1])];
     if !val.is_empty() {
-        series.push(Series { name: "validation".into(), points: val.iter().map(|&(s, l)| (s as f64, f64::from(l))).collect() });
+        series.push(Series {
+            name: "validation".into(),
+            points: val.iter().map(|&(s, l)| (s as f64, f64::from(l))).collect(),
+        });
     }
     loss_curve::draw(&out.join("loss.png"), &format!("{model} training loss"), &series)
 }
@@ -316,7 +360,11 @@ impl TrainSummary {
         }
         let dir = self.checkpoint.parent().unwrap_or(std::path::Path::new("."));
         s.push_str(&format!("checkpoint: {} (step {})\n", self.checkpoint.display(), self.steps_done));
-        s.push_str(&format!("metrics:    {}, loss curve: {}\n", dir.join("metrics.jsonl").display(), dir.join("loss.png").display()));
+        s.push_str(&format!(
+            "metrics:    {}, loss curve: {}\n",
+            dir.join("metrics.jsonl").display(),
+            dir.join("loss.png").display()
+        ));
         s.push_str(&format!("next: continue with `sn-wgpu train --resume {} --steps N`", dir.display()));
         if demo {
             s.push_str(", or train on your own data with `sn-wgpu train --data DIR` (see README: dataset format)");

@@ -70,13 +70,29 @@ fn staging_buffer(gpu: &Gpu, values: usize, label: &str) -> wgpu::Buffer {
 impl TrainStep {
     /// Allocates every buffer and records every launch of the step. `resume_from` restores Adam's
     /// moments and step count.
-    pub fn new(gpu: &Gpu, model: &Model, shape: StepShape, adam: AdamConfig, resume_from: Option<&Checkpoint>) -> Result<TrainStep> {
-        ensure!(shape.micro_batches >= 1 && shape.batch % shape.micro_batches == 0,
-            "batch size {} does not split into {} equal micro-batches", shape.batch, shape.micro_batches);
+    pub fn new(
+        gpu: &Gpu,
+        model: &Model,
+        shape: StepShape,
+        adam: AdamConfig,
+        resume_from: Option<&Checkpoint>,
+    ) -> Result<TrainStep> {
+        ensure!(
+            shape.micro_batches >= 1 && shape.batch % shape.micro_batches == 0,
+            "batch size {} does not split into {} equal micro-batches",
+            shape.batch,
+            shape.micro_batches
+        );
         let arch = &model.arch;
-        let lengths = arch.lengths(shape.samples).ok_or_else(|| anyhow::anyhow!(
-            "{} needs at least {} samples ({:.2} s at 22,050 Hz) for one output step; got {}",
-            arch.name, arch.min_samples(), arch.min_samples() as f64 / 22_050.0, shape.samples))?;
+        let lengths = arch.lengths(shape.samples).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} needs at least {} samples ({:.2} s at 22,050 Hz) for one output step; got {}",
+                arch.name,
+                arch.min_samples(),
+                arch.min_samples() as f64 / 22_050.0,
+                shape.samples
+            )
+        })?;
         let steps = lengths.steps;
         let micro = shape.micro_batch();
         let classes = [arch.heads[0].classes, arch.heads[1].classes];
@@ -92,7 +108,8 @@ impl TrainStep {
         let out = model.forward(&mut tape, x, BnMode::Train, Some(&grads))?;
         let p_objects = tape.input(&teacher[0]);
         let p_scenes = tape.input(&teacher[1]);
-        let losses = [tape.kl_div(p_objects, out.objects, "objects loss")?, tape.kl_div(p_scenes, out.scenes, "scenes loss")?];
+        let losses =
+            [tape.kl_div(p_objects, out.objects, "objects loss")?, tape.kl_div(p_scenes, out.scenes, "scenes loss")?];
         tape.backward(1.0 / shape.micro_batches as f32)?;
 
         let staging = Staging {
@@ -126,9 +143,29 @@ impl TrainStep {
     /// `[batch, classes, steps]`. Returns the losses of earlier steps that have come back.
     pub fn submit(&mut self, gpu: &Gpu, waveform: &[f32], objects: &[f32], scenes: &[f32]) -> Result<Vec<StepLosses>> {
         let s = self.shape;
-        ensure!(waveform.len() == s.batch * s.samples, "waveform has {} values, expected {} x {}", waveform.len(), s.batch, s.samples);
-        ensure!(objects.len() == s.batch * self.classes[0] * self.steps, "objects teacher has {} values, expected [{}, {}, {}]", objects.len(), s.batch, self.classes[0], self.steps);
-        ensure!(scenes.len() == s.batch * self.classes[1] * self.steps, "scenes teacher has {} values, expected [{}, {}, {}]", scenes.len(), s.batch, self.classes[1], self.steps);
+        ensure!(
+            waveform.len() == s.batch * s.samples,
+            "waveform has {} values, expected {} x {}",
+            waveform.len(),
+            s.batch,
+            s.samples
+        );
+        ensure!(
+            objects.len() == s.batch * self.classes[0] * self.steps,
+            "objects teacher has {} values, expected [{}, {}, {}]",
+            objects.len(),
+            s.batch,
+            self.classes[0],
+            self.steps
+        );
+        ensure!(
+            scenes.len() == s.batch * self.classes[1] * self.steps,
+            "scenes teacher has {} values, expected [{}, {}, {}]",
+            scenes.len(),
+            s.batch,
+            self.classes[1],
+            self.steps
+        );
         gpu.queue.write_buffer(&self.staging.waveform, 0, bytemuck::cast_slice(waveform));
         gpu.queue.write_buffer(&self.staging.objects, 0, bytemuck::cast_slice(objects));
         gpu.queue.write_buffer(&self.staging.scenes, 0, bytemuck::cast_slice(scenes));
