@@ -25,12 +25,15 @@ use sn_wgpu::ops::maxpool1d::{self, MaxPool1dShape};
 use sn_wgpu::ops::relu;
 use sn_wgpu::{Gpu, Tensor};
 
+/// Records one repetition of a benchmarked kernel into an encoder.
+type Encode = Box<dyn Fn(&Gpu, &mut wgpu::CommandEncoder)>;
+
 /// One benchmarked kernel (or an op's group of passes) with its work and traffic.
 struct Case {
     name: String,
     flops: f64,
     bytes: f64,
-    encode: Box<dyn Fn(&Gpu, &mut wgpu::CommandEncoder)>,
+    encode: Encode,
 }
 
 /// What was measured for one case, accumulated over criterion's samples.

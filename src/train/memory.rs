@@ -79,7 +79,7 @@ pub fn plan(gpu: &Gpu, model: &Model, shape: StepShape) -> Result<MemoryPlan> {
     if largest.0 > binding_limit {
         let fits = (binding_limit / per_clip_largest).max(1) as usize;
         let accumulate = shape.batch.div_ceil(fits);
-        let even = (accumulate..=shape.batch).find(|a| shape.batch % a == 0).unwrap_or(shape.batch);
+        let even = (accumulate..=shape.batch).find(|a| shape.batch.is_multiple_of(*a)).unwrap_or(shape.batch);
         bail!(
             "batch {} of {} samples does not fit this adapter: {} would need {}, but {} binds at most {} per buffer.\n\
              Use --batch-size {fits} or fewer, or keep the batch and add --accumulate {even} (micro-batches of {}).",

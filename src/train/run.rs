@@ -133,7 +133,7 @@ fn save(
 pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     ensure!(opts.batch_size >= 1 && opts.steps >= 1, "--batch-size and --steps must be at least 1");
     ensure!(
-        opts.accumulate >= 1 && opts.batch_size % opts.accumulate == 0,
+        opts.accumulate >= 1 && opts.batch_size.is_multiple_of(opts.accumulate),
         "--batch-size {} does not split into --accumulate {} equal micro-batches",
         opts.batch_size,
         opts.accumulate

@@ -78,7 +78,7 @@ impl TrainStep {
         resume_from: Option<&Checkpoint>,
     ) -> Result<TrainStep> {
         ensure!(
-            shape.micro_batches >= 1 && shape.batch % shape.micro_batches == 0,
+            shape.micro_batches >= 1 && shape.batch.is_multiple_of(shape.micro_batches),
             "batch size {} does not split into {} equal micro-batches",
             shape.batch,
             shape.micro_batches
