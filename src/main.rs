@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use sn_wgpu::eval::{self, ExtractOptions, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
 use sn_wgpu::ops::adam::AdamConfig;
+use sn_wgpu::profile::{self, ProfileOptions, SortBy};
 use sn_wgpu::train::{self, TrainOptions};
 
 #[derive(Parser)]
@@ -25,6 +26,46 @@ enum Command {
     Predict(PredictArgs),
     /// One layer's features of each clip as float32 .npy files [C, T] (or [C] with --pool).
     Extract(ExtractArgs),
+    /// Per-kernel GPU time of a training step (or --inference pass) against the device's limits.
+    Profile(ProfileArgs),
+}
+
+#[derive(Args)]
+struct ProfileArgs {
+    /// soundnet8, soundnet5 or soundnet8-narrowN.
+    #[arg(long, default_value = "soundnet8")]
+    model: String,
+    /// Start from a checkpoint's weights (and its model) instead of a fresh initialisation.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    batch_size: usize,
+    /// Seconds of audio per clip.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Steps timed (the table shows their mean).
+    #[arg(long, default_value_t = 3)]
+    steps: usize,
+    /// Untimed steps first, so pipelines are compiled and memory is touched.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Time eval-mode forward passes instead of training steps.
+    #[arg(long)]
+    inference: bool,
+    /// Write the first timed step as a Chrome trace (open it in https://ui.perfetto.dev).
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Time each kernel on the CPU (own submission, waited for) even when GPU timestamps exist.
+    #[arg(long)]
+    cpu_timing: bool,
+    /// The device's peak FP32 rate in GFLOP/s (datasheet) instead of measuring it.
+    #[arg(long)]
+    peak_gflops: Option<f64>,
+    /// The device's peak memory bandwidth in GB/s (datasheet) instead of measuring it.
+    #[arg(long)]
+    peak_gbs: Option<f64>,
+    #[arg(long, value_enum, default_value = "order")]
+    sort: SortBy,
 }
 
 #[derive(Args)]
@@ -178,6 +219,26 @@ fn main() -> Result<()> {
                 chunk_samples: a.chunk_samples,
             };
             print!("{}", eval::extract(&sn_wgpu::Gpu::new()?, &opts)?.describe());
+        }
+        Command::Profile(a) => {
+            let opts = ProfileOptions {
+                model: a.model,
+                weights: a.weights,
+                batch: a.batch_size,
+                seconds: a.seconds,
+                steps: a.steps,
+                warmup: a.warmup,
+                inference: a.inference,
+                cpu_timing: a.cpu_timing,
+                peak_gflops: a.peak_gflops,
+                peak_gbs: a.peak_gbs,
+            };
+            let report = profile::run(&sn_wgpu::Gpu::new()?, &opts)?;
+            print!("{}", report.table(a.sort));
+            if let Some(path) = &a.trace {
+                report.write_trace(path)?;
+                println!("trace:    {} (open in https://ui.perfetto.dev or chrome://tracing)", path.display());
+            }
         }
     }
     Ok(())

@@ -76,7 +76,8 @@ pub struct Tape<'g> {
     grads: Vec<Option<Tensor>>,
     needs_grad: Vec<bool>,
     is_parameter: Vec<bool>,
-    nodes: Vec<Node>,
+    /// Each op with the layer label it was recorded under.
+    nodes: Vec<(String, Node)>,
     /// Forward launches in order.
     pub forward: Vec<Dispatch>,
     /// Backward launches in order, filled by `backward`.
@@ -146,6 +147,7 @@ impl<'g> Tape<'g> {
     }
 
     pub fn conv1d(&mut self, x: Var, w: Var, b: Var, stride: usize, pad: usize, label: &str) -> Result<Var> {
+        let start = self.forward.len();
         let (xs, ws) = (&self.values[x.0].shape, &self.values[w.0].shape);
         ensure!(
             xs.len() == 3 && ws.len() == 3,
@@ -163,7 +165,7 @@ impl<'g> Tape<'g> {
             &self.values[b.0],
             &self.values[y.0],
         )?;
-        self.nodes.push(Node::Conv1d { shape, x, w, b, y });
+        self.record_node(label, start, Node::Conv1d { shape, x, w, b, y });
         Ok(y)
     }
 
@@ -176,6 +178,7 @@ impl<'g> Tape<'g> {
         mode: BnMode,
         label: &str,
     ) -> Result<Var> {
+        let start = self.forward.len();
         let xs = self.values[x.0].shape.clone();
         ensure!(xs.len() == 3, "{label}: batchnorm needs [N, C, L], got {xs:?}");
         let shape = batchnorm::BatchNormShape { n: xs[0], c: xs[1], l: xs[2] };
@@ -197,6 +200,7 @@ impl<'g> Tape<'g> {
                     &t[y.0],
                     batchnorm::DEFAULT_EPS,
                 )?;
+                scope(&mut self.forward[start..], label);
             }
             BnMode::Train => {
                 let mean = self.alloc(&[shape.c], "bn saved mean")?;
@@ -218,35 +222,42 @@ impl<'g> Tape<'g> {
                     batchnorm::DEFAULT_MOMENTUM,
                 )?;
                 let channel_sums = self.alloc(&[2, shape.c], "bn channel sums")?;
-                self.nodes.push(Node::BatchNorm { shape, x, gamma, beta, y, mean, invstd, channel_sums });
+                self.record_node(
+                    label,
+                    start,
+                    Node::BatchNorm { shape, x, gamma, beta, y, mean, invstd, channel_sums },
+                );
             }
         }
         Ok(y)
     }
 
     pub fn relu(&mut self, x: Var, label: &str) -> Result<Var> {
+        let start = self.forward.len();
         let shape = self.values[x.0].shape.clone();
         let y = self.output(&shape, label, &[x])?;
         relu::encode_forward(self.gpu, &mut self.forward, &self.values[x.0], &self.values[y.0])?;
-        self.nodes.push(Node::Relu { x, y });
+        self.record_node(label, start, Node::Relu { x, y });
         Ok(y)
     }
 
     /// Max-pool with kernel = stride = `k`, as SoundNet uses.
     pub fn maxpool(&mut self, x: Var, k: usize, label: &str) -> Result<Var> {
+        let start = self.forward.len();
         let xs = self.values[x.0].shape.clone();
         let shape = maxpool1d::MaxPool1dShape { n: xs[0], c: xs[1], l: xs[2], k, stride: k };
         let l_out = shape.l_out().map_err(|e| e.context(label.to_string()))?;
         let y = self.output(&[shape.n, shape.c, l_out], label, &[x])?;
         let argmax = self.alloc(&[shape.n, shape.c, l_out], "argmax")?;
         maxpool1d::encode_forward(self.gpu, &mut self.forward, &shape, &self.values[x.0], &self.values[y.0], &argmax)?;
-        self.nodes.push(Node::MaxPool { shape, x, y, argmax });
+        self.record_node(label, start, Node::MaxPool { shape, x, y, argmax });
         Ok(y)
     }
 
     /// KL(teacher || softmax(logits)) over the channel axis, averaged over batch and steps, into a
     /// one-element tensor. A loss is a root: `backward` starts from it.
     pub fn kl_div(&mut self, teacher: Var, logits: Var, label: &str) -> Result<Tensor> {
+        let start = self.forward.len();
         let zs = self.values[logits.0].shape.clone();
         ensure!(
             self.values[teacher.0].shape == zs,
@@ -265,8 +276,14 @@ impl<'g> Tape<'g> {
             &scratch,
             &loss,
         )?;
-        self.nodes.push(Node::KlDiv { shape, teacher, logits });
+        self.record_node(label, start, Node::KlDiv { shape, teacher, logits });
         Ok(loss)
+    }
+
+    /// Remembers an op for `backward` and names the launches it recorded from `start` after its layer.
+    fn record_node(&mut self, label: &str, start: usize, node: Node) {
+        scope(&mut self.forward[start..], label);
+        self.nodes.push((label.to_string(), node));
     }
 
     /// The gradient buffer `v` receives into, and whether the write must add to what is there.
@@ -295,7 +312,12 @@ impl<'g> Tape<'g> {
     /// `grad_scale` (1, or 1/n when n micro-batches are accumulated).
     pub fn backward(&mut self, grad_scale: f32) -> Result<()> {
         let nodes = std::mem::take(&mut self.nodes);
-        let result = nodes.iter().rev().try_for_each(|node| self.backward_node(node, grad_scale));
+        let result = nodes.iter().rev().try_for_each(|(label, node)| {
+            let start = self.backward.len();
+            self.backward_node(node, grad_scale)?;
+            scope(&mut self.backward[start..], label);
+            Ok(())
+        });
         self.nodes = nodes;
         result
     }
@@ -371,5 +393,12 @@ impl<'g> Tape<'g> {
             }
         }
         Ok(())
+    }
+}
+
+/// Tags launches with the layer they belong to, for profiles and traces.
+fn scope(dispatches: &mut [Dispatch], label: &str) {
+    for d in dispatches {
+        d.set_scope(label);
     }
 }

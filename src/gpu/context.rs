@@ -109,7 +109,7 @@ impl Gpu {
             ..Default::default()
         }))
         .with_context(|| format!("could not open a device on adapter {} ({:?})", info.name, info.backend))?;
-        let timer = KernelTimer::new(&device, features);
+        let timer = KernelTimer::default();
         Ok(Gpu { adapter, device, queue, info, limits, features, pipelines: PipelineCache::default(), timer })
     }
 

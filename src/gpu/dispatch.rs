@@ -36,9 +36,42 @@ pub fn grid(groups: u32) -> [u32; 3] {
     }
 }
 
+/// The least work a launch must do, counted from its shapes: floating-point operations (a
+/// multiply-add is 2) and bytes of global memory, each input read once and each output written
+/// once. No kernel can beat `max(flops / peak FLOP/s, bytes / peak bandwidth)`; the profiler
+/// compares measured times with that floor.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Cost {
+    pub flops: f64,
+    pub bytes: f64,
+}
+
+impl Cost {
+    /// `flops` operations on `floats` f32 values read or written.
+    pub fn new(flops: usize, floats: usize) -> Cost {
+        Cost { flops: flops as f64, bytes: 4.0 * floats as f64 }
+    }
+}
+
+impl std::ops::Add for Cost {
+    type Output = Cost;
+    fn add(self, other: Cost) -> Cost {
+        Cost { flops: self.flops + other.flops, bytes: self.bytes + other.bytes }
+    }
+}
+
+/// What a launch is, for timing and profiles: the layer it belongs to (set by the tape, empty for
+/// launches outside a model), its `shader::entry` and its [`Cost`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KernelInfo {
+    pub scope: String,
+    pub kernel: String,
+    pub cost: Cost,
+}
+
 /// One kernel launch with its pipeline, buffers and parameters bound.
 pub struct Dispatch {
-    label: String,
+    info: KernelInfo,
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     params: wgpu::Buffer,
@@ -49,14 +82,14 @@ impl Dispatch {
     /// Records the launch in its own compute pass (so it can be timed on its own, and so wgpu
     /// orders it after every earlier write to the same buffers).
     pub fn encode(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) {
-        let timed = gpu.timer.pass_writes(&self.label);
+        let timed = gpu.timer.pass_writes(&self.info);
         let timestamp_writes = timed.as_ref().map(|(queries, index)| wgpu::ComputePassTimestampWrites {
             query_set: queries,
             beginning_of_pass_write_index: Some(*index),
             end_of_pass_write_index: Some(index + 1),
         });
-        let mut pass =
-            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.label), timestamp_writes });
+        let mut pass = encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(&self.info.kernel), timestamp_writes });
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind_group, &[]);
         pass.dispatch_workgroups(self.workgroups[0], self.workgroups[1], self.workgroups[2]);
@@ -70,7 +103,16 @@ impl Dispatch {
 
     /// `shader::entry`.
     pub fn label(&self) -> &str {
-        &self.label
+        &self.info.kernel
+    }
+
+    pub fn info(&self) -> &KernelInfo {
+        &self.info
+    }
+
+    /// Names the layer this launch belongs to (`conv3`, `bn3`, ...).
+    pub fn set_scope(&mut self, scope: &str) {
+        self.info.scope = scope.to_string();
     }
 }
 
@@ -93,6 +135,7 @@ impl Recorder for Vec<Dispatch> {
 
 impl Gpu {
     /// Binds `shader::entry` to its parameters and buffers.
+    #[allow(clippy::too_many_arguments)]
     pub fn prepare<P: Pod>(
         &self,
         shader: &'static str,
@@ -100,6 +143,7 @@ impl Gpu {
         params: &P,
         buffers: &[(u32, &wgpu::Buffer)],
         workgroups: [u32; 3],
+        cost: Cost,
     ) -> Dispatch {
         let label = format!("{shader}::{entry}");
         let pipeline = self.pipelines.get(&self.device, shader, entry);
@@ -119,10 +163,17 @@ impl Gpu {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        Dispatch { label, pipeline, bind_group, params, workgroups }
+        Dispatch {
+            info: KernelInfo { scope: String::new(), kernel: label, cost },
+            pipeline,
+            bind_group,
+            params,
+            workgroups,
+        }
     }
 
     /// Prepares a launch and hands it to `recorder`.
+    #[allow(clippy::too_many_arguments)]
     pub fn dispatch<P: Pod>(
         &self,
         recorder: &mut impl Recorder,
@@ -131,8 +182,9 @@ impl Gpu {
         params: &P,
         buffers: &[(u32, &wgpu::Buffer)],
         workgroups: [u32; 3],
+        cost: Cost,
     ) {
-        let dispatch = self.prepare(shader, entry, params, buffers, workgroups);
+        let dispatch = self.prepare(shader, entry, params, buffers, workgroups, cost);
         recorder.record(self, dispatch);
     }
 }

@@ -10,5 +10,5 @@ pub mod shaders;
 mod timer;
 
 pub use context::{adapters_by_preference, choose_adapter, instance, wanted_limits, Gpu, NO_ADAPTER_HELP};
-pub use dispatch::{grid, groups_for, Dispatch, Recorder, MAX_GROUPS_PER_DIM};
+pub use dispatch::{grid, groups_for, Cost, Dispatch, KernelInfo, Recorder, MAX_GROUPS_PER_DIM};
 pub use timer::{KernelTime, MAX_TIMED_PASSES};

@@ -10,6 +10,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
     ("kl_div", include_str!("../../shaders/kl_div.wgsl")),
     ("adam", include_str!("../../shaders/adam.wgsl")),
+    ("ceiling", include_str!("../../shaders/ceiling.wgsl")),
 ];
 
 pub fn source(name: &str) -> &'static str {

@@ -8,47 +8,44 @@ use std::sync::Mutex;
 
 use anyhow::{ensure, Result};
 
-use super::Gpu;
+use super::{Gpu, KernelInfo};
 
 /// wgpu's limit on queries in one query set, two per timed pass.
 pub const MAX_TIMED_PASSES: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
 
 #[derive(Default)]
 pub struct KernelTimer {
-    supported: bool,
     window: Mutex<Option<Window>>,
 }
 
 struct Window {
     queries: wgpu::QuerySet,
     capacity: u32,
-    labels: Vec<String>,
+    passes: Vec<KernelInfo>,
     /// Passes recorded after the window filled up: their time is missing, so the result is refused.
     untimed: usize,
 }
 
-/// One timed pass: its label (`shader::entry`) and GPU time in nanoseconds.
+/// One timed pass: what ran, when it started (nanoseconds after the first timed pass began) and
+/// how long it took on the GPU.
 #[derive(Debug, Clone)]
 pub struct KernelTime {
-    pub label: String,
+    pub info: KernelInfo,
+    pub start_nanos: f64,
     pub nanos: f64,
 }
 
 impl KernelTimer {
-    pub fn new(_device: &wgpu::Device, features: wgpu::Features) -> Self {
-        KernelTimer { supported: features.contains(wgpu::Features::TIMESTAMP_QUERY), window: Mutex::new(None) }
-    }
-
     /// Query slots for the next pass, or `None` when no window is open or the window is full.
-    pub(crate) fn pass_writes(&self, label: &str) -> Option<(wgpu::QuerySet, u32)> {
+    pub(crate) fn pass_writes(&self, info: &KernelInfo) -> Option<(wgpu::QuerySet, u32)> {
         let mut window = self.window.lock().unwrap();
         let w = window.as_mut()?;
-        let index = 2 * w.labels.len() as u32;
+        let index = 2 * w.passes.len() as u32;
         if index + 2 > w.capacity {
             w.untimed += 1;
             return None;
         }
-        w.labels.push(label.to_string());
+        w.passes.push(info.clone());
         Some((w.queries.clone(), index))
     }
 }
@@ -57,7 +54,7 @@ impl Gpu {
     /// Opens a timing window for up to `max_passes` passes (at most `MAX_TIMED_PASSES`). Returns
     /// false, and times nothing, when the adapter has no timestamp queries.
     pub fn start_timing(&self, max_passes: u32) -> bool {
-        if !self.timer.supported {
+        if !self.has_timestamps() {
             return false;
         }
         let capacity = 2 * max_passes.clamp(1, MAX_TIMED_PASSES);
@@ -66,7 +63,7 @@ impl Gpu {
             ty: wgpu::QueryType::Timestamp,
             count: capacity,
         });
-        *self.timer.window.lock().unwrap() = Some(Window { queries, capacity, labels: Vec::new(), untimed: 0 });
+        *self.timer.window.lock().unwrap() = Some(Window { queries, capacity, passes: Vec::new(), untimed: 0 });
         true
     }
 
@@ -76,7 +73,7 @@ impl Gpu {
         let window = self.timer.window.lock().unwrap().take();
         let Some(w) = window else { return Ok(Vec::new()) };
         ensure!(w.untimed == 0, "{} passes ran after the timing window of {} filled up", w.untimed, w.capacity / 2);
-        let count = 2 * w.labels.len() as u32;
+        let count = 2 * w.passes.len() as u32;
         if count == 0 {
             return Ok(Vec::new());
         }
@@ -91,13 +88,18 @@ impl Gpu {
         encoder.resolve_query_set(&w.queries, 0..count, &resolve, 0);
         let ticks: Vec<u64> = bytemuck::cast_slice(&self.read_bytes(encoder, &resolve, bytes)?).to_vec();
         let period = f64::from(self.queue.get_timestamp_period());
+        let origin = ticks.iter().step_by(2).min().copied().unwrap_or(0);
         let times = w
-            .labels
+            .passes
             .into_iter()
             .zip(ticks.chunks_exact(2))
-            .map(|(label, t)| {
-                ensure!(t[1] >= t[0], "timestamp for {label} runs backwards");
-                Ok(KernelTime { label, nanos: (t[1] - t[0]) as f64 * period })
+            .map(|(info, t)| {
+                ensure!(t[1] >= t[0], "timestamp for {} runs backwards", info.kernel);
+                Ok(KernelTime {
+                    info,
+                    start_nanos: (t[0] - origin) as f64 * period,
+                    nanos: (t[1] - t[0]) as f64 * period,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(times)

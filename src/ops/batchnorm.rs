@@ -6,7 +6,7 @@
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu, Recorder};
+use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 /// PyTorch's default `eps`, added to the variance before the square root.
@@ -153,6 +153,8 @@ pub fn encode_forward_train(
             (8, &save_invstd.buffer),
         ],
         per_channel(shape),
+        // Sum, then squared deviations: x needs reading once at least.
+        Cost::new(4 * shape.numel(), shape.numel() + 6 * shape.c),
     );
     gpu.dispatch(
         rec,
@@ -168,6 +170,7 @@ pub fn encode_forward_train(
             (8, &save_invstd.buffer),
         ],
         per_element(shape),
+        Cost::new(3 * shape.numel(), 2 * shape.numel() + 4 * shape.c),
     );
     Ok(())
 }
@@ -209,6 +212,7 @@ pub fn encode_forward_eval(
             (6, &y.buffer),
         ],
         per_element(shape),
+        Cost::new(3 * shape.numel(), 2 * shape.numel() + 4 * shape.c),
     );
     Ok(())
 }
@@ -261,6 +265,7 @@ pub fn encode_backward(
             (13, &channel_sums.buffer),
         ],
         per_channel(shape),
+        Cost::new(5 * shape.numel(), 2 * shape.numel() + 8 * shape.c),
     );
     gpu.dispatch(
         rec,
@@ -277,6 +282,7 @@ pub fn encode_backward(
             (13, &channel_sums.buffer),
         ],
         per_element(shape),
+        Cost::new(7 * shape.numel(), 3 * shape.numel() + 5 * shape.c),
     );
     Ok(())
 }

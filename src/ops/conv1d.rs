@@ -5,7 +5,7 @@
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu, Recorder};
+use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
@@ -60,6 +60,11 @@ impl Conv1dShape {
 
     pub fn output_dims(&self) -> Result<[usize; 3]> {
         Ok([self.n, self.cout, self.l_out()?])
+    }
+
+    /// Multiply-adds in the forward pass; dX and dW take as many.
+    fn macs(&self, l_out: usize) -> usize {
+        self.n * self.cout * l_out * self.cin * self.k
     }
 
     /// The uniform parameters, after checking the sizes and that every index fits in a u32.
@@ -131,7 +136,8 @@ pub fn encode_forward(
     check("bias b", b, &[shape.cout], shape)?;
     check("output y", y, &shape.output_dims()?, shape)?;
     let buffers = [(1, &x.buffer), (2, &w.buffer), (3, &b.buffer), (4, &y.buffer)];
-    gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)));
+    let cost = Cost::new(2 * shape.macs(y.shape[2]), x.numel() + w.numel() + b.numel() + y.numel());
+    gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost);
     Ok(())
 }
 
@@ -151,7 +157,9 @@ pub fn encode_backward_input(
     check("weight w", w, &shape.weight_dims(), shape)?;
     check("input gradient dx", dx, &shape.input_dims(), shape)?;
     let buffers = [(2, &w.buffer), (5, &dy.buffer), (6, &dx.buffer)];
-    gpu.dispatch(rec, "conv1d", "backward_input", &params, &buffers, grid(groups_for(dx.numel(), WG)));
+    let dx_moves = if accumulate { 2 } else { 1 } * dx.numel();
+    let cost = Cost::new(2 * shape.macs(dy.shape[2]), dy.numel() + w.numel() + dx_moves);
+    gpu.dispatch(rec, "conv1d", "backward_input", &params, &buffers, grid(groups_for(dx.numel(), WG)), cost);
     Ok(())
 }
 
@@ -171,7 +179,10 @@ pub fn encode_backward_weight(
     check("weight gradient dw", dw, &shape.weight_dims(), shape)?;
     let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer)];
     let weights_per_group = WG / params.lanes;
-    gpu.dispatch(rec, "conv1d", "backward_weight", &params, &buffers, grid(groups_for(dw.numel(), weights_per_group)));
+    let dw_moves = if accumulate { 2 } else { 1 } * dw.numel();
+    let cost = Cost::new(2 * shape.macs(dy.shape[2]), x.numel() + dy.numel() + dw_moves);
+    let groups = grid(groups_for(dw.numel(), weights_per_group));
+    gpu.dispatch(rec, "conv1d", "backward_weight", &params, &buffers, groups, cost);
     Ok(())
 }
 
@@ -195,6 +206,7 @@ pub fn encode_backward_bias(
         &params,
         &[(5, &dy.buffer), (8, &db.buffer)],
         grid(groups_for(shape.cout, 1)),
+        Cost::new(dy.numel(), dy.numel() + if accumulate { 2 } else { 1 } * db.numel()),
     );
     Ok(())
 }

@@ -6,7 +6,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, Gpu, Recorder};
+use crate::gpu::{grid, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 /// `n` clips, `c` classes (the softmax axis), `t` output steps.
@@ -93,9 +93,12 @@ pub fn encode_forward(
         &unscaled,
         &[(1, &p.buffer), (2, &z.buffer), (3, &column_loss.buffer)],
         grid(columns as u32),
+        // Per value: max, exp and sum for the log-sum-exp, then p * (log p - log q).
+        Cost::new(8 * z.numel(), p.numel() + z.numel() + columns),
     );
     let mean = params(shape, 1.0 / columns as f64);
-    gpu.dispatch(rec, "kl_div", "reduce_columns", &mean, &[(3, &column_loss.buffer), (4, &loss.buffer)], [1, 1, 1]);
+    let buffers = [(3, &column_loss.buffer), (4, &loss.buffer)];
+    gpu.dispatch(rec, "kl_div", "reduce_columns", &mean, &buffers, [1, 1, 1], Cost::new(columns, columns + 1));
     Ok(())
 }
 
@@ -124,6 +127,7 @@ pub fn encode_backward(
         &scale,
         &[(1, &p.buffer), (2, &z.buffer), (5, &dz.buffer)],
         grid(columns as u32),
+        Cost::new(6 * z.numel(), p.numel() + z.numel() + dz.numel()),
     );
     Ok(())
 }

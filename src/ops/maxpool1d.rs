@@ -6,7 +6,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu, Recorder};
+use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
@@ -119,6 +119,8 @@ pub fn encode_forward(
         &p,
         &[(1, &x.buffer), (2, &y.buffer), (3, &argmax.buffer)],
         grid(groups_for(outputs, WG)),
+        // One comparison per window element read; the input is read once, y and argmax written.
+        Cost::new(outputs * shape.k, x.numel() + 2 * outputs),
     );
     Ok(())
 }
@@ -142,6 +144,7 @@ pub fn encode_backward(
         &p,
         &[(4, &argmax.buffer), (5, &dy.buffer), (6, &dx.buffer)],
         grid(groups_for(inputs, WG)),
+        Cost::new(0, argmax.numel() + dy.numel() + inputs),
     );
     Ok(())
 }

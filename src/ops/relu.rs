@@ -3,7 +3,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu, Recorder};
+use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
@@ -23,7 +23,8 @@ fn params(n: usize) -> Params {
 pub fn encode_forward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     ensure!(x.shape == y.shape, "relu: input {:?} and output {:?} differ in shape", x.shape, y.shape);
     let n = x.numel();
-    gpu.dispatch(rec, "relu", "forward", &params(n), &[(1, &x.buffer), (2, &y.buffer)], grid(groups_for(n, WG)));
+    let buffers = [(1, &x.buffer), (2, &y.buffer)];
+    gpu.dispatch(rec, "relu", "forward", &params(n), &buffers, grid(groups_for(n, WG)), Cost::new(n, 2 * n));
     Ok(())
 }
 
@@ -44,6 +45,7 @@ pub fn encode_backward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, dy: &Tens
         &params(n),
         &[(1, &x.buffer), (3, &dy.buffer), (4, &dx.buffer)],
         grid(groups_for(n, WG)),
+        Cost::new(n, 3 * n),
     );
     Ok(())
 }

@@ -5,7 +5,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Gpu, Recorder};
+use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 /// Logits `[n, c, t]`, normalised over `c` separately for every `(n, t)`.
@@ -60,7 +60,10 @@ fn encode(
     let named: Vec<(&str, &Tensor)> = buffers.iter().map(|&(_, name, t)| (name, t)).collect();
     let p = params(entry, shape, &named)?;
     let bindings: Vec<(u32, &wgpu::Buffer)> = buffers.iter().map(|&(b, _, t)| (b, &t.buffer)).collect();
-    gpu.dispatch(rec, "softmax", entry, &p, &bindings, grid(groups_for(shape.columns(), 1)));
+    let values = shape.n * shape.c * shape.t;
+    // Max, exp and sum for the normaliser, then one more pass to write.
+    let cost = Cost::new(5 * values, buffers.len() * values);
+    gpu.dispatch(rec, "softmax", entry, &p, &bindings, grid(groups_for(shape.columns(), 1)), cost);
     Ok(())
 }
 

@@ -48,6 +48,9 @@ impl Adam {
                 &m.tensors[i],
                 &v.tensors[i],
             )?;
+            if let Some(update) = updates.last_mut() {
+                update.set_scope(&format!("adam {}", params.specs[i].name));
+            }
         }
         Ok(Adam { config, step, m, v, updates })
     }
@@ -61,6 +64,11 @@ impl Adam {
             update.encode(gpu, encoder);
         }
         Ok(())
+    }
+
+    /// The update launches, one per parameter tensor.
+    pub fn launches(&self) -> &[Dispatch] {
+        &self.updates
     }
 
     /// The moments, under `adam.m.<name>` and `adam.v.<name>`.

@@ -196,6 +196,13 @@ impl TrainStep {
         Ok(done)
     }
 
+    /// Every kernel launch of one step in the order `submit` records them (without the copies).
+    pub fn launches(&self) -> Vec<&Dispatch> {
+        let pass = self.forward.iter().chain(&self.backward);
+        let passes = std::iter::repeat_n(pass, self.shape.micro_batches).flatten();
+        passes.chain(self.adam.launches()).collect()
+    }
+
     /// Waits for the GPU and returns the losses of every step not yet returned.
     pub fn finish(&mut self, gpu: &Gpu) -> Result<Vec<StepLosses>> {
         self.readback.drain(gpu)

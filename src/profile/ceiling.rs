@@ -1,0 +1,89 @@
+//! The device's arithmetic and bandwidth ceilings, measured with `shaders/ceiling.wgsl`, unless
+//! the user gives datasheet numbers. They turn each kernel's minimum FLOPs and bytes into the
+//! least time it could take.
+
+use anyhow::Result;
+use bytemuck::{Pod, Zeroable};
+
+use super::clock::{time_launches, Clock};
+use crate::gpu::{grid, groups_for, Cost, Gpu};
+use crate::tensor::Tensor;
+
+const WG: u32 = 256;
+/// Invocations of the FMA kernel: enough to fill the largest GPUs (about 270,000 resident threads).
+const FMA_INVOCATIONS: usize = 1 << 19;
+/// A measurement shorter than this is repeated with more work, so timer resolution does not matter.
+const MIN_NANOS: f64 = 5e6;
+const COPY_BYTES: u64 = 64 << 20;
+const REPEATS: usize = 3;
+
+/// Peak arithmetic and memory rates, and where they came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Ceilings {
+    pub gflops: f64,
+    pub gbs: f64,
+    pub measured: bool,
+}
+
+impl Ceilings {
+    /// The least time, in nanoseconds, that `cost` can take at these rates.
+    pub fn floor_nanos(&self, cost: &Cost) -> f64 {
+        (cost.flops / self.gflops).max(cost.bytes / self.gbs)
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    iterations: u32,
+    _pad: [u32; 2],
+}
+
+/// Measures both ceilings on `gpu`; the best of a few runs each.
+pub fn measure(gpu: &Gpu, clock: Clock) -> Result<Ceilings> {
+    Ok(Ceilings { gflops: fma_gflops(gpu, clock)?, gbs: copy_gbs(gpu, clock)?, measured: true })
+}
+
+fn best_nanos(gpu: &Gpu, clock: Clock, d: &crate::gpu::Dispatch) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..REPEATS {
+        best = best.min(time_launches(gpu, &[d], clock)?[0].nanos);
+    }
+    Ok(best)
+}
+
+fn fma_gflops(gpu: &Gpu, clock: Clock) -> Result<f64> {
+    let sink = Tensor::zeros(gpu, &[FMA_INVOCATIONS], "ceiling sink")?;
+    let mut iterations = 16u32;
+    loop {
+        let params = Params { n: FMA_INVOCATIONS as u32, iterations, _pad: [0; 2] };
+        let flops = 16 * FMA_INVOCATIONS * iterations as usize;
+        let groups = grid(groups_for(FMA_INVOCATIONS, WG));
+        let d = gpu.prepare(
+            "ceiling",
+            "fma_rate",
+            &params,
+            &[(3, &sink.buffer)],
+            groups,
+            Cost::new(flops, FMA_INVOCATIONS),
+        );
+        let nanos = best_nanos(gpu, clock, &d)?;
+        if nanos >= MIN_NANOS || iterations >= 1 << 16 {
+            return Ok(flops as f64 / nanos);
+        }
+        iterations *= 4;
+    }
+}
+
+fn copy_gbs(gpu: &Gpu, clock: Clock) -> Result<f64> {
+    let bytes = COPY_BYTES.min(gpu.limits.max_storage_buffer_binding_size);
+    let floats = (bytes / 16 * 4) as usize;
+    let (src, dst) = (Tensor::zeros(gpu, &[floats], "ceiling src")?, Tensor::zeros(gpu, &[floats], "ceiling dst")?);
+    let vec4s = floats / 4;
+    let params = Params { n: vec4s as u32, iterations: 0, _pad: [0; 2] };
+    let groups = grid(groups_for(vec4s, WG));
+    let buffers = [(1, &src.buffer), (2, &dst.buffer)];
+    let d = gpu.prepare("ceiling", "copy_rate", &params, &buffers, groups, Cost::new(0, 2 * floats));
+    Ok(2.0 * 4.0 * floats as f64 / best_nanos(gpu, clock, &d)?)
+}

@@ -1,0 +1,160 @@
+//! `sn-wgpu profile`: where the time of a training step (or an inference pass) goes, kernel by
+//! kernel, next to the least time each kernel's work allows on this device.
+//!
+//! A few steps run on synthetic data (timing does not depend on the values) with every launch in
+//! its own timed pass; `table` aggregates them per layer and kernel, `trace` writes one step as a
+//! Chrome trace.
+
+mod ceiling;
+mod clock;
+mod table;
+mod trace;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{ensure, Context, Result};
+use rand::{Rng, SeedableRng};
+
+pub use ceiling::Ceilings;
+pub use clock::{time_launches, Clock};
+pub use table::{Row, SortBy};
+
+use crate::autograd::{BnMode, Tape};
+use crate::checkpoint::Checkpoint;
+use crate::data::SAMPLE_RATE;
+use crate::gpu::{Gpu, KernelTime};
+use crate::model::{Arch, Model};
+use crate::ops::adam::AdamConfig;
+use crate::tensor::Tensor;
+use crate::train::{StepShape, TrainStep};
+
+/// Everything `sn-wgpu profile` can be told.
+#[derive(Debug, Clone)]
+pub struct ProfileOptions {
+    pub model: String,
+    /// Start from these weights instead of a fresh initialisation (times do not depend on it).
+    pub weights: Option<PathBuf>,
+    pub batch: usize,
+    pub seconds: f64,
+    /// Steps timed, after `warmup` untimed ones.
+    pub steps: usize,
+    pub warmup: usize,
+    /// Time eval-mode forward passes instead of training steps.
+    pub inference: bool,
+    /// Time on the CPU even when the adapter has GPU timestamps.
+    pub cpu_timing: bool,
+    /// Datasheet ceilings to use instead of measuring them.
+    pub peak_gflops: Option<f64>,
+    pub peak_gbs: Option<f64>,
+}
+
+/// The timings of a profile run and what they were taken on.
+pub struct Profile {
+    pub adapter: String,
+    pub workload: String,
+    pub clock: Clock,
+    pub ceilings: Ceilings,
+    /// Clips per step, to turn step time into throughput.
+    pub clips: usize,
+    /// Every launch of every timed step.
+    pub steps: Vec<Vec<KernelTime>>,
+    /// Wall time of each timed step on the CPU, submission to completion.
+    pub wall_nanos: Vec<f64>,
+}
+
+pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
+    ensure!(opts.batch >= 1, "--batch must be at least 1");
+    ensure!(opts.steps >= 1, "--steps must be at least 1");
+    let model = match &opts.weights {
+        Some(path) => {
+            let checkpoint = Checkpoint::load(path)?;
+            Model::from_checkpoint(gpu, &checkpoint).with_context(|| format!("loading {}", path.display()))?
+        }
+        None => Model::init(gpu, Arch::by_name(&opts.model)?, 0)?,
+    };
+    let samples = (opts.seconds * SAMPLE_RATE as f64).round() as usize;
+    let clock = Clock::choose(gpu, opts.cpu_timing);
+    let ceilings = match (opts.peak_gflops, opts.peak_gbs) {
+        (Some(gflops), Some(gbs)) => Ceilings { gflops, gbs, measured: false },
+        (flops, bytes) => {
+            let measured = ceiling::measure(gpu, clock)?;
+            Ceilings {
+                gflops: flops.unwrap_or(measured.gflops),
+                gbs: bytes.unwrap_or(measured.gbs),
+                measured: flops.is_none() || bytes.is_none(),
+            }
+        }
+    };
+    let what = if opts.inference { "inference pass (batchnorm in eval mode)" } else { "training step" };
+    let workload =
+        format!("{} {what}, batch {} x {:.1} s ({samples} samples)", model.arch.name, opts.batch, opts.seconds);
+    let (steps, wall_nanos) = if opts.inference {
+        time_inference(gpu, &model, opts, samples, clock)?
+    } else {
+        time_training(gpu, &model, opts, samples, clock)?
+    };
+    Ok(Profile { adapter: gpu.describe(), workload, clock, ceilings, clips: opts.batch, steps, wall_nanos })
+}
+
+/// Times whole training steps as `train` runs them (one submission each) on random audio and
+/// uniform teachers.
+fn time_training(
+    gpu: &Gpu,
+    model: &Model,
+    opts: &ProfileOptions,
+    samples: usize,
+    clock: Clock,
+) -> Result<(Vec<Vec<KernelTime>>, Vec<f64>)> {
+    let shape = StepShape { batch: opts.batch, micro_batches: 1, samples };
+    let mut step = TrainStep::new(gpu, model, shape, AdamConfig::default(), None)?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let waveform: Vec<f32> = (0..opts.batch * samples).map(|_| rng.random_range(-256.0..256.0)).collect();
+    let teacher = |classes: usize| vec![1.0 / classes as f32; opts.batch * classes * step.steps];
+    let (objects, scenes) = (teacher(step.classes[0]), teacher(step.classes[1]));
+    for _ in 0..opts.warmup {
+        step.submit(gpu, &waveform, &objects, &scenes)?;
+        step.finish(gpu)?;
+    }
+    let (mut steps, mut walls) = (Vec::new(), Vec::new());
+    for _ in 0..opts.steps {
+        let start = Instant::now();
+        let times = match clock {
+            Clock::GpuTimestamps => {
+                gpu.start_timing(step.launches().len() as u32);
+                step.submit(gpu, &waveform, &objects, &scenes)?;
+                step.finish(gpu)?;
+                gpu.finish_timing()?
+            }
+            Clock::CpuWall => time_launches(gpu, &step.launches(), clock)?,
+        };
+        walls.push(start.elapsed().as_nanos() as f64);
+        steps.push(times);
+    }
+    Ok((steps, walls))
+}
+
+/// Times eval-mode forward passes through both heads.
+fn time_inference(
+    gpu: &Gpu,
+    model: &Model,
+    opts: &ProfileOptions,
+    samples: usize,
+    clock: Clock,
+) -> Result<(Vec<Vec<KernelTime>>, Vec<f64>)> {
+    let input = Tensor::zeros(gpu, &[opts.batch, 1, samples], "waveform")?;
+    let mut tape = Tape::new(gpu);
+    let x = tape.input(&input);
+    model.forward(&mut tape, x, BnMode::Eval, None)?;
+    let launches: Vec<_> = tape.forward.iter().collect();
+    for _ in 0..opts.warmup {
+        time_launches(gpu, &launches, clock)?;
+    }
+    let (mut steps, mut walls) = (Vec::new(), Vec::new());
+    for _ in 0..opts.steps {
+        let start = Instant::now();
+        steps.push(time_launches(gpu, &launches, clock)?);
+        walls.push(start.elapsed().as_nanos() as f64);
+    }
+    Ok((steps, walls))
+}
