@@ -52,7 +52,8 @@ impl KernelTimer {
 
 impl Gpu {
     /// Opens a timing window for up to `max_passes` passes (at most `MAX_TIMED_PASSES`). Returns
-    /// false, and times nothing, when the adapter has no timestamp queries.
+    /// false, and times nothing, when the adapter has no timestamp queries. A device has one
+    /// window: opening another discards the first, so threads sharing a `Gpu` must take turns.
     pub fn start_timing(&self, max_passes: u32) -> bool {
         if !self.has_timestamps() {
             return false;
