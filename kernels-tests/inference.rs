@@ -125,7 +125,7 @@ fn predict_and_extract_run_on_a_generated_wav() {
     std::fs::create_dir_all(&clips).unwrap();
     let tone: Vec<i16> = (0..22_050).map(|i| ((i as f32 * 0.07).sin() * 8000.0) as i16).collect();
     write_wav(&clips.join("b_tone.wav"), 22_050, &tone);
-    let long: Vec<i16> = (0..300_000).map(|i| ((i as f32 * 0.011).sin() * 12000.0) as i16).collect();
+    let long: Vec<i16> = (0..500_000).map(|i| ((i as f32 * 0.011).sin() * 12000.0) as i16).collect();
     write_wav(&clips.join("a_long.wav"), 22_050, &long);
     std::fs::write(clips.join("notes.txt"), "not audio").unwrap();
 
@@ -138,12 +138,16 @@ fn predict_and_extract_run_on_a_generated_wav() {
     let p = eval::predict(gpu(), &opts).unwrap();
     assert_eq!(p.model, "soundnet8-narrow8");
     let tone_p = &p.clips[0];
-    assert!(tone_p.note.as_deref().unwrap().contains("220500 samples"), "{:?}", tone_p.note);
-    assert_eq!(tone_p.steps.len(), 1);
-    assert_eq!((tone_p.steps[0].start_s, tone_p.steps[0].end_s), (0.0, 10.0));
+    // Tiled to 20 s: four steps, none reaching conv7's edge column. Step 0's receptive field ends
+    // at R - P = 320,542 - 55,584 samples.
+    assert!(tone_p.note.as_deref().unwrap().contains("441000 samples"), "{:?}", tone_p.note);
+    assert_eq!(tone_p.steps.len(), 4);
+    assert_eq!((tone_p.steps[0].start_s, tone_p.steps[0].end_s), (0.0, 264_958.0 / 22_050.0));
+    // 500,000 samples: conv7 has 16 columns and the heads 5 steps, the last of which covers
+    // column 15, computed from the padding past the end: it is left out.
     let long_p = &p.clips[1];
-    assert!(long_p.note.is_none());
-    assert_eq!(long_p.steps.len(), 2);
+    assert!(long_p.note.as_deref().unwrap().contains("left out"), "{:?}", long_p.note);
+    assert_eq!(long_p.steps.len(), 4);
     assert!((long_p.steps[1].start_s - (65_536.0 - 55_584.0) / 22_050.0).abs() < 1e-9);
     for top in [&long_p.clip, &long_p.steps[0].top, &long_p.steps[1].top] {
         assert_eq!(top.objects.len(), 3);
@@ -291,5 +295,37 @@ fn pretrained_soundnet8_matches_pytorch_on_esc10() {
             assert_close(&format!("{clip} {}", feat.layer), &feat.data, &to_f64(&values), 1e-4);
         }
     }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The heads of the authors' model, through `predict` (tiled to 20 s, edge steps left out), name
+/// what is in real clips: the sea and a helicopter get different, fitting scenes. At 10 s the
+/// single step saw conv7's padding column and every clip got "parking_garage/outdoor".
+#[test]
+fn pretrained_predict_tells_the_sea_from_a_helicopter() {
+    let (soundnet8_dir, esc10) = (shared("soundnet8"), shared("esc10"));
+    let dir = temp_dir("pretrained-predict");
+    let weights = dir.join("soundnet8.safetensors");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/import_soundnet8.py");
+    let run = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(soundnet8_dir.join("sound8.npy"))
+        .arg(&weights)
+        .output()
+        .unwrap_or_else(|e| panic!("this test runs python3 {} (needs numpy): {e}", script.display()));
+    assert!(run.status.success(), "python3 {} failed: {}", script.display(), String::from_utf8_lossy(&run.stderr));
+    let clips = ["1-28135-A-11.wav", "1-172649-A-40.wav"]; // sea_waves, helicopter
+    let opts = PredictOptions {
+        files: clips.iter().map(|c| esc10.join("audio").join(c)).collect(),
+        weights: Some(weights),
+        top_k: 3,
+        chunk_samples: DEFAULT_CHUNK_SAMPLES,
+    };
+    let p = eval::predict(gpu(), &opts)
+        .unwrap_or_else(|e| panic!("this test uses ../shared/data/esc10 from the sn-wgpu shared data folder: {e:#}"));
+    let scenes = |i: usize| p.clips[i].clip.scenes.iter().map(|s| s.class.clone()).collect::<Vec<_>>();
+    assert!(scenes(0).iter().any(|s| s == "ocean" || s == "wave" || s == "beach"), "sea waves: {:?}", scenes(0));
+    assert!(scenes(1).iter().any(|s| s == "runway" || s == "airfield"), "helicopter: {:?}", scenes(1));
+    assert_ne!(p.clips[0].clip.objects[0].index, p.clips[1].clip.objects[0].index);
     std::fs::remove_dir_all(&dir).unwrap();
 }

