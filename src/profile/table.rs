@@ -102,7 +102,7 @@ impl Profile {
             "runs",
             "ms/step",
             "share",
-            "GFLOP",
+            "MFLOP",
             "MB",
             "GFLOP/s",
             "GB/s",

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Times the training step `sn-wgpu profile` times, in PyTorch, for the sn-wgpu / PyTorch ratio.
+
+    python3 tools/time_pytorch.py --model soundnet8 --batch 1 --seconds 20 [--device cuda]
+
+Same step: SoundNet-8 (or soundnet8-narrowN: body channels / N, full heads; the layer table of
+src/model/arch.rs), batchnorm in training mode, KL(teacher || softmax(logits)) per head averaged
+over batch and output steps, the two heads summed, torch.optim.Adam (lr 1e-3, PyTorch defaults),
+float32, input uniform in [-256, 256] and uniform teachers as the profiler uses. On CUDA, TF32 is
+off so both sides do full float32 arithmetic, and each step ends with a synchronize. Prints the
+mean time per step over --steps steps after --warmup untimed ones, and clips per second.
+"""
+import argparse
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# name, cin, cout, k, stride, pad, pool  (SoundNet-8; src/model/arch.rs)
+SOUNDNET8 = [
+    (1, 16, 64, 2, 32, 8),
+    (16, 32, 32, 2, 16, 8),
+    (32, 64, 16, 2, 8, None),
+    (64, 128, 8, 2, 4, None),
+    (128, 256, 4, 2, 2, 4),
+    (256, 512, 4, 2, 2, None),
+    (512, 1024, 4, 2, 2, None),
+]
+CLASSES = (1000, 401)
+
+
+class SoundNet(nn.Module):
+    def __init__(self, divisor):
+        super().__init__()
+        body, cin = [], 1
+        for _, cout, k, s, p, pool in SOUNDNET8:
+            cout = max(cout // divisor, 1)
+            body += [nn.Conv1d(cin, cout, k, s, p), nn.BatchNorm1d(cout), nn.ReLU()]
+            if pool:
+                body.append(nn.MaxPool1d(pool, pool))
+            cin = cout
+        self.body = nn.Sequential(*body)
+        self.heads = nn.ModuleList(nn.Conv1d(cin, c, 8, 2) for c in CLASSES)
+
+    def forward(self, x):
+        h = self.body(x)
+        return [head(h) for head in self.heads]
+
+
+def kl(teacher, logits):
+    n, _, t = logits.shape
+    return F.kl_div(F.log_softmax(logits, dim=1), teacher, reduction="sum") / (n * t)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="soundnet8")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = ap.parse_args()
+    if a.model == "soundnet8":
+        divisor = 1
+    elif a.model.startswith("soundnet8-narrow"):
+        divisor = int(a.model[len("soundnet8-narrow"):])
+    else:
+        raise SystemExit(f"--model {a.model}: expected soundnet8 or soundnet8-narrowN")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    dev = torch.device(a.device)
+    model = SoundNet(divisor).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    samples = round(a.seconds * 22_050)
+    x = (torch.rand(a.batch, 1, samples, device=dev) * 2 - 1) * 256
+    with torch.no_grad():
+        steps = model(x)[0].shape[2]
+    teachers = [torch.full((a.batch, c, steps), 1.0 / c, device=dev) for c in CLASSES]
+
+    def step():
+        opt.zero_grad(set_to_none=False)
+        objects, scenes = model(x)
+        loss = kl(teachers[0], objects) + kl(teachers[1], scenes)
+        loss.backward()
+        opt.step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(a.warmup):
+        step()
+    times = []
+    for _ in range(a.steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    mean = sum(times) / len(times)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"pytorch {torch.__version__} on {name}: {a.model} training step, batch {a.batch} x {a.seconds} s")
+    print(f"{mean * 1e3:.1f} ms per step (mean of {a.steps}), {a.batch / mean:.2f} clips/s")
+
+
+if __name__ == "__main__":
+    main()
