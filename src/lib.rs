@@ -13,6 +13,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod plot;
+pub mod probe;
 pub mod profile;
 pub mod tensor;
 pub mod train;

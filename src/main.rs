@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use sn_wgpu::eval::{self, ExtractOptions, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
 use sn_wgpu::ops::adam::AdamConfig;
+use sn_wgpu::probe::{self, ClassifierKind, ProbeOptions};
 use sn_wgpu::profile::{self, ProfileOptions, SortBy};
 use sn_wgpu::train::{self, TrainOptions};
 
@@ -28,6 +29,9 @@ enum Command {
     Extract(ExtractArgs),
     /// Per-kernel GPU time of a training step (or --inference pass) against the device's limits.
     Profile(ProfileArgs),
+    /// The paper's transfer experiment: a linear classifier on one layer's features of an ESC-style
+    /// dataset (meta.csv + audio/), leave-one-fold-out; accuracy, confusion matrix, t-SNE map.
+    Probe(ProbeArgs),
 }
 
 #[derive(Args)]
@@ -66,6 +70,42 @@ struct ProfileArgs {
     peak_gbs: Option<f64>,
     #[arg(long, value_enum, default_value = "order")]
     sort: SortBy,
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// Dataset folder with meta.csv (columns filename,fold,target, optionally category) and the
+    /// clips under audio/, as ESC-50 and ESC-10 ship.
+    dir: PathBuf,
+    /// An sn-wgpu checkpoint to extract features with (from `sn-wgpu train`, or
+    /// tools/import_soundnet8.py for the authors' pretrained SoundNet-8).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Use the features `sn-wgpu extract --layer L --out DIR` wrote (one <file stem>.npy [C, T] per
+    /// clip, from clips tiled to 10 s) instead of running the network.
+    #[arg(long, conflicts_with = "weights")]
+    features: Option<PathBuf>,
+    /// The layer the classifier reads (with --features: a label for what the files hold).
+    #[arg(long, default_value = "pool5")]
+    layer: String,
+    /// svm (one-vs-rest linear SVM, squared hinge, the paper's) or softmax (logistic regression).
+    #[arg(long, default_value = "svm")]
+    classifier: ClassifierKind,
+    /// Inverse regularisation strength, as scikit-learn's C.
+    #[arg(long, default_value_t = 0.01)]
+    c: f64,
+    /// Where the confusion matrix PNG goes.
+    #[arg(long, default_value = "confusion.png")]
+    confusion: PathBuf,
+    /// Also draw a 2-D t-SNE map of the clips (each clip's features averaged over time) here.
+    #[arg(long)]
+    tsne: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Samples per chunk for long recordings (GPU memory grows with it).
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SAMPLES)]
+    chunk_samples: usize,
 }
 
 #[derive(Args)]
@@ -239,6 +279,21 @@ fn main() -> Result<()> {
                 report.write_trace(path)?;
                 println!("trace:    {} (open in https://ui.perfetto.dev or chrome://tracing)", path.display());
             }
+        }
+        Command::Probe(a) => {
+            let opts = ProbeOptions {
+                dir: a.dir,
+                weights: a.weights,
+                features: a.features,
+                layer: a.layer,
+                classifier: a.classifier,
+                c: a.c,
+                confusion_png: a.confusion,
+                tsne_png: a.tsne,
+                chunk_samples: a.chunk_samples,
+            };
+            let report = probe::run(&opts)?;
+            print!("{}", if a.json { report.json()? } else { report.text() });
         }
     }
     Ok(())

@@ -1,7 +1,9 @@
 //! PNG charts: the training loss curve (and, for `probe`, a confusion matrix and a t-SNE map).
 //! Text uses DejaVu Sans compiled into the binary, so charts render the same with no system fonts.
 
+pub mod confusion;
 pub mod loss_curve;
+pub mod scatter;
 
 use std::sync::Once;
 
