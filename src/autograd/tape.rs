@@ -14,7 +14,7 @@
 use anyhow::{ensure, Result};
 
 use crate::gpu::{Dispatch, Gpu};
-use crate::ops::{batchnorm, conv1d, kl_div, maxpool1d, relu};
+use crate::ops::{batchnorm, bn_relu_pool, conv1d, kl_div, maxpool1d, relu};
 use crate::tensor::Tensor;
 
 /// A value on the tape: an index into its tensors.
@@ -48,6 +48,19 @@ enum Node {
         gamma: Var,
         beta: Var,
         y: Var,
+        mean: Tensor,
+        invstd: Tensor,
+        channel_sums: Tensor,
+    },
+    /// Batchnorm (training) -> ReLU (-> max-pool) fused: its intermediate values are not on the tape.
+    BnReluPool {
+        shape: bn_relu_pool::BnReluPoolShape,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        y: Var,
+        /// None when the layer does not pool.
+        argmax: Option<Tensor>,
         mean: Tensor,
         invstd: Tensor,
         channel_sums: Tensor,
@@ -232,6 +245,54 @@ impl<'g> Tape<'g> {
         Ok(y)
     }
 
+    /// Training-mode batchnorm, ReLU and, when `k > 1`, max-pool with kernel = stride = `k`, as one
+    /// op: the same value as `batchnorm` -> `relu` -> `maxpool` in 2 launches instead of 3-4 each
+    /// way, and without the full-length batchnorm and ReLU outputs or their gradients.
+    pub fn bn_relu_pool(
+        &mut self,
+        x: Var,
+        gamma: Var,
+        beta: Var,
+        stats: RunningStats,
+        k: usize,
+        label: &str,
+    ) -> Result<Var> {
+        let start = self.forward.len();
+        let xs = self.values[x.0].shape.clone();
+        ensure!(xs.len() == 3, "{label}: bn_relu_pool needs [N, C, L], got {xs:?}");
+        let shape =
+            bn_relu_pool::BnReluPoolShape::new(xs[0], xs[1], xs[2], k).map_err(|e| e.context(label.to_string()))?;
+        let y = self.output(&shape.output_shape(), label, &[x, gamma, beta])?;
+        let argmax = if shape.pooled() { Some(self.alloc(&shape.output_shape(), "argmax")?) } else { None };
+        let mean = self.alloc(&[shape.c], "bn saved mean")?;
+        let invstd = self.alloc(&[shape.c], "bn saved invstd")?;
+        let t = &self.values;
+        bn_relu_pool::encode_forward_train(
+            self.gpu,
+            &mut self.forward,
+            &shape,
+            &t[x.0],
+            &t[gamma.0],
+            &t[beta.0],
+            stats.mean,
+            stats.var,
+            &t[y.0],
+            argmax.as_ref(),
+            &mean,
+            &invstd,
+            batchnorm::DEFAULT_EPS,
+            batchnorm::DEFAULT_MOMENTUM,
+        )
+        .map_err(|e| e.context(label.to_string()))?;
+        let channel_sums = self.alloc(&[2, shape.c], "bn channel sums")?;
+        self.record_node(
+            label,
+            start,
+            Node::BnReluPool { shape, x, gamma, beta, y, argmax, mean, invstd, channel_sums },
+        );
+        Ok(y)
+    }
+
     pub fn relu(&mut self, x: Var, label: &str) -> Result<Var> {
         let start = self.forward.len();
         let shape = self.values[x.0].shape.clone();
@@ -372,6 +433,34 @@ impl<'g> Tape<'g> {
                     &t[x.0],
                     &dy,
                     &t[gamma.0],
+                    mean,
+                    invstd,
+                    &dx,
+                    &dgamma,
+                    &dbeta,
+                    channel_sums,
+                    true,
+                )?;
+            }
+            Node::BnReluPool { ref shape, x, gamma, beta, y, ref argmax, ref mean, ref invstd, ref channel_sums } => {
+                let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
+                ensure!(
+                    self.is_parameter[gamma.0] && self.is_parameter[beta.0],
+                    "bn_relu_pool's gamma and beta must be parameters"
+                );
+                let (dgamma, _) = self.grad_target(gamma, "bn gamma")?;
+                let (dbeta, _) = self.grad_target(beta, "bn beta")?;
+                let dx = self.fresh_grad(x, "bn input")?;
+                let t = &self.values;
+                bn_relu_pool::encode_backward(
+                    g,
+                    &mut self.backward,
+                    shape,
+                    &t[x.0],
+                    &dy,
+                    argmax.as_ref(),
+                    &t[gamma.0],
+                    &t[beta.0],
                     mean,
                     invstd,
                     &dx,

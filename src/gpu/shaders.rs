@@ -7,6 +7,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("relu", include_str!("../../shaders/relu.wgsl")),
     ("maxpool1d", include_str!("../../shaders/maxpool1d.wgsl")),
+    ("bn_relu_pool", include_str!("../../shaders/bn_relu_pool.wgsl")),
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
     ("kl_div", include_str!("../../shaders/kl_div.wgsl")),
     ("adam", include_str!("../../shaders/adam.wgsl")),

@@ -5,4 +5,4 @@ pub mod network;
 pub mod params;
 
 pub use arch::{soundnet5, soundnet8, Arch, ConvLayer, Head};
-pub use network::{Model, Outputs};
+pub use network::{Fusion, Model, Outputs};

@@ -14,10 +14,24 @@ pub struct Model {
     pub arch: Arch,
     pub params: NamedTensors,
     pub running: NamedTensors,
+    /// How training-mode body layers are recorded (eval mode always uses the plain ops).
+    pub fusion: Fusion,
+}
+
+/// How a training-mode body layer records batchnorm -> ReLU (-> max-pool) after its conv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fusion {
+    /// One `bn_relu_pool` op: fewer launches and bytes; a pooling layer then exposes only its
+    /// `pool{n}` output, not the unpooled `conv{n}`.
+    #[default]
+    Fused,
+    /// Separate batchnorm, ReLU and max-pool ops, every intermediate kept (for comparisons).
+    Plain,
 }
 
 /// The values one forward pass produced: every layer by name (`conv1`..`convN` after ReLU,
-/// `pool1`.. after pooling), and the two heads' logits `[N, classes, steps]`.
+/// `pool1`.. after pooling; a fused training pass has no `conv{n}` for pooling layers), and the two
+/// heads' logits `[N, classes, steps]`.
 pub struct Outputs {
     pub layers: Vec<(String, Var)>,
     pub objects: Var,
@@ -33,7 +47,7 @@ impl Model {
         let stats = running_stat_specs(&arch);
         let stat_values = initial_values(&stats, seed);
         let running = NamedTensors::upload(gpu, stats, &stat_values)?;
-        Ok(Model { arch, params, running })
+        Ok(Model { arch, params, running, fusion: Fusion::default() })
     }
 
     /// The model stored in `checkpoint`, whose `model` metadata names the architecture.
@@ -45,7 +59,7 @@ impl Model {
     pub fn from_checkpoint_with_arch(gpu: &Gpu, arch: Arch, checkpoint: &Checkpoint) -> Result<Model> {
         let params = NamedTensors::from_checkpoint(gpu, parameter_specs(&arch), checkpoint, "")?;
         let running = NamedTensors::from_checkpoint(gpu, running_stat_specs(&arch), checkpoint, "")?;
-        Ok(Model { arch, params, running })
+        Ok(Model { arch, params, running, fusion: Fusion::default() })
     }
 
     /// Reads the weights and running statistics back into `checkpoint`, with `model` metadata.
@@ -129,6 +143,20 @@ impl Model {
                 mean: self.running.get(&format!("bn{n}.running_mean")),
                 var: self.running.get(&format!("bn{n}.running_var")),
             };
+            if mode == BnMode::Train && self.fusion == Fusion::Fused {
+                let (label, output) = match layer.pool {
+                    Some(_) => (format!("bn{n}+relu+pool{n}"), format!("pool{n}")),
+                    None => (format!("bn{n}+relu"), name),
+                };
+                x = tape
+                    .bn_relu_pool(x, gamma, beta, stats, layer.pool.unwrap_or(1), &label)
+                    .with_context(|| format!("{label} of {}", self.arch.name))?;
+                layers.push((output, x));
+                if done(&layers) {
+                    return Ok(layers);
+                }
+                continue;
+            }
             x = tape.batchnorm(x, gamma, beta, stats, mode, &format!("bn{n}"))?;
             x = tape.relu(x, &name)?;
             layers.push((name, x));

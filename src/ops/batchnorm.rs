@@ -94,11 +94,65 @@ fn per_element(shape: &BatchNormShape) -> [u32; 3] {
     grid(groups_for(shape.numel(), WG))
 }
 
-/// Records training-mode batch normalization: `y = gamma * (x - mean) / sqrt(var + eps) + beta`
-/// with the batch's per-channel mean and biased variance. Writes `save_mean` and
-/// `save_invstd = 1 / sqrt(var + eps)` (`[C]`, for [`encode_backward`]) and updates
-/// `running_mean` / `running_var` in place (the variance unbiased, as PyTorch does).
+/// Records the batch statistics of training mode: the per-channel mean and biased variance of
+/// `x`, written as `save_mean` and `save_invstd = 1 / sqrt(var + eps)` (`[C]`), and the update of
+/// `running_mean` / `running_var` in place (the variance unbiased, as PyTorch does). One launch;
+/// [`encode_forward_train`] and the fused `bn_relu_pool` forward both start with it.
 /// Refuses `M = N * L = 1`, where the unbiased variance is undefined.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_train_stats(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &BatchNormShape,
+    x: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+    eps: f32,
+    momentum: f32,
+) -> Result<()> {
+    const OP: &str = "batchnorm statistics (training)";
+    shape.validate()?;
+    if shape.m() == 1 {
+        bail!(
+            "{OP}: shape [N={}, C={}, L={}] gives one value per channel; training needs more than one \
+             to estimate a variance (PyTorch refuses too). Use a larger batch or eval mode",
+            shape.n,
+            shape.c,
+            shape.l
+        );
+    }
+    expect_shape(OP, "x", x, &shape.dims())?;
+    for (name, t) in [
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("save_mean", save_mean),
+        ("save_invstd", save_invstd),
+    ] {
+        expect_shape(OP, name, t, &[shape.c])?;
+    }
+    gpu.dispatch(
+        rec,
+        "batchnorm",
+        "train_stats",
+        &params(shape, false, eps, momentum),
+        &[
+            (1, &x.buffer),
+            (4, &running_mean.buffer),
+            (5, &running_var.buffer),
+            (7, &save_mean.buffer),
+            (8, &save_invstd.buffer),
+        ],
+        per_channel(shape),
+        // Sum, then squared deviations: x needs reading once at least.
+        Cost::new(4 * shape.numel(), shape.numel() + 6 * shape.c),
+    );
+    Ok(())
+}
+
+/// Records training-mode batch normalization: the batch statistics ([`encode_train_stats`]), then
+/// `y = gamma * (x - mean) / sqrt(var + eps) + beta` with them.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_forward_train(
     gpu: &Gpu,
@@ -117,50 +171,16 @@ pub fn encode_forward_train(
 ) -> Result<()> {
     const OP: &str = "batchnorm forward (training)";
     shape.validate()?;
-    if shape.m() == 1 {
-        bail!(
-            "{OP}: shape [N={}, C={}, L={}] gives one value per channel; training needs more than one \
-             to estimate a variance (PyTorch refuses too). Use a larger batch or eval mode",
-            shape.n,
-            shape.c,
-            shape.l
-        );
+    expect_shape(OP, "y", y, &shape.dims())?;
+    for (name, t) in [("gamma", gamma), ("beta", beta)] {
+        expect_shape(OP, name, t, &[shape.c])?;
     }
-    let (dims, channel) = (shape.dims(), [shape.c]);
-    expect_shape(OP, "x", x, &dims)?;
-    expect_shape(OP, "y", y, &dims)?;
-    for (name, t) in [
-        ("gamma", gamma),
-        ("beta", beta),
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-        ("save_mean", save_mean),
-        ("save_invstd", save_invstd),
-    ] {
-        expect_shape(OP, name, t, &channel)?;
-    }
-    let p = params(shape, false, eps, momentum);
-    gpu.dispatch(
-        rec,
-        "batchnorm",
-        "train_stats",
-        &p,
-        &[
-            (1, &x.buffer),
-            (4, &running_mean.buffer),
-            (5, &running_var.buffer),
-            (7, &save_mean.buffer),
-            (8, &save_invstd.buffer),
-        ],
-        per_channel(shape),
-        // Sum, then squared deviations: x needs reading once at least.
-        Cost::new(4 * shape.numel(), shape.numel() + 6 * shape.c),
-    );
+    encode_train_stats(gpu, rec, shape, x, running_mean, running_var, save_mean, save_invstd, eps, momentum)?;
     gpu.dispatch(
         rec,
         "batchnorm",
         "normalize_train",
-        &p,
+        &params(shape, false, eps, momentum),
         &[
             (1, &x.buffer),
             (2, &gamma.buffer),

@@ -4,6 +4,7 @@
 
 pub mod adam;
 pub mod batchnorm;
+pub mod bn_relu_pool;
 pub mod conv1d;
 pub mod kl_div;
 pub mod maxpool1d;

@@ -203,6 +203,11 @@ impl TrainStep {
         passes.chain(self.adam.launches()).collect()
     }
 
+    /// The launches of one micro-batch: its forward pass (losses included) and its backward pass.
+    pub fn pass_launches(&self) -> (&[Dispatch], &[Dispatch]) {
+        (&self.forward, &self.backward)
+    }
+
     /// Waits for the GPU and returns the losses of every step not yet returned.
     pub fn finish(&mut self, gpu: &Gpu) -> Result<Vec<StepLosses>> {
         self.readback.drain(gpu)

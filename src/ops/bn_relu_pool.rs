@@ -1,0 +1,337 @@
+//! Training-mode batchnorm -> ReLU (-> max-pool with kernel = stride = `k`) as one op, over
+//! `[N, C, L]`: `y = maxpool_k(relu(batchnorm(x)))`, or `relu(batchnorm(x))` when `k = 1`.
+//! The batchnorm and ReLU outputs are recomputed where needed instead of stored, so a layer moves
+//! fewer bytes and records 2 launches forward (batch statistics, fused output) and 2 backward
+//! (channel sums, dx) where the plain ops take 3-4 each way. Shader: `shaders/bn_relu_pool.wgsl`;
+//! the statistics come from `shaders/batchnorm.wgsl` through [`batchnorm::encode_train_stats`].
+
+use anyhow::{ensure, Result};
+use bytemuck::{Pod, Zeroable};
+
+use super::batchnorm::{self, BatchNormShape};
+use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
+use crate::tensor::Tensor;
+
+const WG: u32 = 256;
+
+/// Input `[n, c, l]`; pool window and stride `k` (1 = no pool).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BnReluPoolShape {
+    pub n: usize,
+    pub c: usize,
+    pub l: usize,
+    pub k: usize,
+}
+
+impl BnReluPoolShape {
+    pub fn new(n: usize, c: usize, l: usize, k: usize) -> Result<BnReluPoolShape> {
+        let shape = BnReluPoolShape { n, c, l, k };
+        shape.validate()?;
+        Ok(shape)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let BnReluPoolShape { n, c, l, k } = *self;
+        self.batchnorm().validate()?;
+        ensure!(k >= 1, "bn_relu_pool: pool window k={k} must be at least 1 (1 = no pool)");
+        ensure!(
+            l >= k,
+            "bn_relu_pool: input [N={n}, C={c}, L={l}] is too short for pool window k={k}: L must be at least {k}"
+        );
+        Ok(())
+    }
+
+    pub fn pooled(&self) -> bool {
+        self.k > 1
+    }
+
+    /// Output length: `floor(L / k)` (`L` when `k = 1`).
+    pub fn l_out(&self) -> usize {
+        self.l / self.k
+    }
+
+    pub fn input_shape(&self) -> [usize; 3] {
+        [self.n, self.c, self.l]
+    }
+
+    pub fn output_shape(&self) -> [usize; 3] {
+        [self.n, self.c, self.l_out()]
+    }
+
+    pub fn batchnorm(&self) -> BatchNormShape {
+        BatchNormShape { n: self.n, c: self.c, l: self.l }
+    }
+
+    fn numel(&self) -> usize {
+        self.n * self.c * self.l
+    }
+
+    fn outputs(&self) -> usize {
+        self.n * self.c * self.l_out()
+    }
+
+    /// Inputs that some window covers (all of them when `k = 1`).
+    fn covered(&self) -> usize {
+        self.outputs() * self.k
+    }
+}
+
+fn expect_shape(op: &str, name: &str, t: &Tensor, expected: &[usize]) -> Result<()> {
+    ensure!(t.shape == expected, "{op}: {name} has shape {:?}, expected {expected:?}", t.shape);
+    Ok(())
+}
+
+/// `argmax` must be there exactly when the layer pools: a `k = 1` layer has none.
+fn expect_argmax<'a>(op: &str, shape: &BnReluPoolShape, argmax: Option<&'a Tensor>) -> Result<Option<&'a Tensor>> {
+    match argmax {
+        Some(a) => {
+            ensure!(shape.pooled(), "{op}: k=1 (no pool) takes no argmax tensor");
+            expect_shape(op, "argmax", a, &shape.output_shape())?;
+        }
+        None => ensure!(!shape.pooled(), "{op}: pool window k={} needs an argmax tensor", shape.k),
+    }
+    Ok(argmax)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    c: u32,
+    l: u32,
+    k: u32,
+    l_out: u32,
+    accumulate: u32,
+    _pad: [u32; 2],
+}
+
+fn params(shape: &BnReluPoolShape, accumulate: bool) -> Params {
+    // validate() bounds N * C * L by 2^32, so every count fits.
+    Params {
+        n: shape.n as u32,
+        c: shape.c as u32,
+        l: shape.l as u32,
+        k: shape.k as u32,
+        l_out: shape.l_out() as u32,
+        accumulate: u32::from(accumulate),
+        _pad: [0; 2],
+    }
+}
+
+/// Records the training forward: the batch statistics (`save_mean`, `save_invstd`, running
+/// statistics updated in place, as [`batchnorm::encode_forward_train`] does), then
+/// `y = maxpool_k(relu(batchnorm(x)))` in one launch. `y` is `[N, C, floor(L / k)]`; for `k > 1`,
+/// `argmax` (same shape, u32 values in an f32-sized buffer) gets the index into L of each window's
+/// first maximum. For `k = 1`, `argmax` is `None` and `y` is `relu(batchnorm(x))`, `[N, C, L]`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_forward_train(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &BnReluPoolShape,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    y: &Tensor,
+    argmax: Option<&Tensor>,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+    eps: f32,
+    momentum: f32,
+) -> Result<()> {
+    const OP: &str = "bn_relu_pool forward (training)";
+    shape.validate()?;
+    expect_shape(OP, "x", x, &shape.input_shape())?;
+    expect_shape(OP, "y", y, &shape.output_shape())?;
+    for (name, t) in [("gamma", gamma), ("beta", beta)] {
+        expect_shape(OP, name, t, &[shape.c])?;
+    }
+    let argmax = expect_argmax(OP, shape, argmax)?;
+    let bn = shape.batchnorm();
+    batchnorm::encode_train_stats(gpu, rec, &bn, x, running_mean, running_var, save_mean, save_invstd, eps, momentum)?;
+    let mut buffers = vec![
+        (1, &x.buffer),
+        (2, &gamma.buffer),
+        (3, &beta.buffer),
+        (4, &save_mean.buffer),
+        (5, &save_invstd.buffer),
+        (6, &y.buffer),
+    ];
+    let (p, outputs, covered) = (params(shape, false), shape.outputs(), shape.covered());
+    match argmax {
+        // Per covered input: normalise (3), ReLU (1), compare (1); the covered inputs read once,
+        // y and argmax written, four per-channel values read.
+        Some(argmax) => {
+            buffers.push((7, &argmax.buffer));
+            let cost = Cost::new(5 * covered, covered + 2 * outputs + 4 * shape.c);
+            let groups = grid(groups_for(outputs, WG));
+            gpu.dispatch(rec, "bn_relu_pool", "forward_relu_pool", &p, &buffers, groups, cost);
+        }
+        None => {
+            let cost = Cost::new(4 * outputs, 2 * outputs + 4 * shape.c);
+            let groups = grid(groups_for(outputs, WG));
+            gpu.dispatch(rec, "bn_relu_pool", "forward_relu", &p, &buffers, groups, cost);
+        }
+    }
+    Ok(())
+}
+
+/// Records the backward pass from `dy` (the gradient of `y`), the forward's `x`, `argmax` (`None`
+/// when `k = 1`) and saved statistics: `dx`, and `dgamma`, `dbeta` (overwritten, or added to when
+/// `accumulate`). The gradient at the batchnorm output is rebuilt from `x` in both launches, never
+/// stored. `channel_sums` (`[2, C]`) is scratch, as in [`batchnorm::encode_backward`].
+#[allow(clippy::too_many_arguments)]
+pub fn encode_backward(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &BnReluPoolShape,
+    x: &Tensor,
+    dy: &Tensor,
+    argmax: Option<&Tensor>,
+    gamma: &Tensor,
+    beta: &Tensor,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+    dx: &Tensor,
+    dgamma: &Tensor,
+    dbeta: &Tensor,
+    channel_sums: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
+    const OP: &str = "bn_relu_pool backward";
+    shape.validate()?;
+    for (name, t) in [("x", x), ("dx", dx)] {
+        expect_shape(OP, name, t, &shape.input_shape())?;
+    }
+    expect_shape(OP, "dy", dy, &shape.output_shape())?;
+    for (name, t) in [
+        ("gamma", gamma),
+        ("beta", beta),
+        ("save_mean", save_mean),
+        ("save_invstd", save_invstd),
+        ("dgamma", dgamma),
+        ("dbeta", dbeta),
+    ] {
+        expect_shape(OP, name, t, &[shape.c])?;
+    }
+    expect_shape(OP, "channel_sums", channel_sums, &[2, shape.c])?;
+    let argmax = expect_argmax(OP, shape, argmax)?;
+    let (entry_sums, entry_dx) =
+        if shape.pooled() { ("sums_relu_pool", "dx_relu_pool") } else { ("sums_relu", "dx_relu") };
+    let mut inputs = vec![
+        (1, &x.buffer),
+        (2, &gamma.buffer),
+        (3, &beta.buffer),
+        (4, &save_mean.buffer),
+        (5, &save_invstd.buffer),
+        (9, &dy.buffer),
+        (13, &channel_sums.buffer),
+    ];
+    if let Some(a) = argmax {
+        inputs.push((8, &a.buffer));
+    }
+    let sums_buffers = [inputs.as_slice(), &[(11, &dgamma.buffer), (12, &dbeta.buffer)]].concat();
+    let dx_buffers = [inputs.as_slice(), &[(10, &dx.buffer)]].concat();
+    let p = params(shape, accumulate);
+    let (numel, outputs, covered, c) = (shape.numel(), shape.outputs(), shape.covered(), shape.c);
+    // What the gradient at the batchnorm output costs to rebuild: dy and argmax once each, the
+    // covered x (the tail has no gradient), 4 FLOPs per covered input to normalise and test it.
+    let upstream_reads = outputs * if shape.pooled() { 2 } else { 1 };
+    gpu.dispatch(
+        rec,
+        "bn_relu_pool",
+        entry_sums,
+        &p,
+        &sums_buffers,
+        grid(groups_for(c, 1)),
+        // Plus xhat (2) and two sums (3) per covered input; 4 per-channel reads, 4 writes.
+        Cost::new(9 * covered, covered + upstream_reads + 8 * c),
+    );
+    gpu.dispatch(
+        rec,
+        "bn_relu_pool",
+        entry_dx,
+        &p,
+        &dx_buffers,
+        grid(groups_for(numel, WG)),
+        // Every x read (dx of the tail is not zero: it still moves with the mean and variance)
+        // and dx written; xhat (2) and the dx formula (5) per input on top of the rebuild.
+        Cost::new(4 * covered + 7 * numel, 2 * numel + upstream_reads + 6 * c),
+    );
+    Ok(())
+}
+
+/// The f64 CPU reference: the composition of the plain ops' references, written out.
+/// Tensors are flat row-major `[N, C, L]` (input), `[N, C, Lout]` (output), `[C]` (per channel).
+pub mod reference {
+    use super::BnReluPoolShape;
+    use crate::ops::batchnorm::reference as bn;
+    use crate::ops::maxpool1d::{reference as maxpool, MaxPool1dShape};
+    use crate::ops::relu::reference as relu;
+
+    fn pool_shape(s: &BnReluPoolShape) -> MaxPool1dShape {
+        MaxPool1dShape { n: s.n, c: s.c, l: s.l, k: s.k, stride: s.k }
+    }
+
+    pub struct TrainOutput {
+        pub y: Vec<f64>,
+        /// Empty when `k = 1`.
+        pub argmax: Vec<u32>,
+        pub mean: Vec<f64>,
+        pub invstd: Vec<f64>,
+        pub running_mean: Vec<f64>,
+        pub running_var: Vec<f64>,
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train(
+        s: &BnReluPoolShape,
+        x: &[f64],
+        gamma: &[f64],
+        beta: &[f64],
+        running_mean: &[f64],
+        running_var: &[f64],
+        eps: f64,
+        momentum: f64,
+    ) -> TrainOutput {
+        let norm = bn::forward_train(&s.batchnorm(), x, gamma, beta, running_mean, running_var, eps, momentum);
+        let r = relu::forward(&norm.y);
+        let (y, argmax) = if s.pooled() { maxpool::forward(&pool_shape(s), &r) } else { (r, Vec::new()) };
+        TrainOutput {
+            y,
+            argmax,
+            mean: norm.mean,
+            invstd: norm.invstd,
+            running_mean: norm.running_mean,
+            running_var: norm.running_var,
+        }
+    }
+
+    /// Gradients from `dy` (`[N, C, Lout]`), the forward's `argmax` (empty when `k = 1`) and its
+    /// statistics: back through the pool, the ReLU (at the recomputed batchnorm output) and the
+    /// batchnorm.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward(
+        s: &BnReluPoolShape,
+        x: &[f64],
+        dy: &[f64],
+        argmax: &[u32],
+        gamma: &[f64],
+        beta: &[f64],
+        mean: &[f64],
+        invstd: &[f64],
+    ) -> bn::Grads {
+        let z: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                let c = (i / s.l) % s.c;
+                gamma[c] * (v - mean[c]) * invstd[c] + beta[c]
+            })
+            .collect();
+        let dr = if s.pooled() { maxpool::backward(&pool_shape(s), argmax, dy) } else { dy.to_vec() };
+        let dz = relu::backward(&z, &dr);
+        bn::backward(&s.batchnorm(), x, &dz, gamma, mean, invstd)
+    }
+}
