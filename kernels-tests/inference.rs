@@ -250,16 +250,13 @@ fn shared(name: &str) -> PathBuf {
     })
 }
 
-#[test]
-fn pretrained_soundnet8_matches_pytorch_on_esc10() {
-    let f = Fixture::load("pretrained");
-    let (soundnet8_dir, esc10) = (shared("soundnet8"), shared("esc10"));
-    let dir = temp_dir("pretrained");
+/// The authors' weights converted by `tools/import_soundnet8.py` into `dir`.
+fn import_soundnet8(dir: &Path) -> PathBuf {
     let weights = dir.join("soundnet8.safetensors");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/import_soundnet8.py");
     let run = std::process::Command::new("python3")
         .arg(&script)
-        .arg(soundnet8_dir.join("sound8.npy"))
+        .arg(shared("soundnet8").join("sound8.npy"))
         .arg(&weights)
         .output()
         .unwrap_or_else(|e| panic!("this test runs python3 {} (needs numpy): {e}", script.display()));
@@ -269,6 +266,15 @@ fn pretrained_soundnet8_matches_pytorch_on_esc10() {
         script.display(),
         String::from_utf8_lossy(&run.stderr)
     );
+    weights
+}
+
+#[test]
+fn pretrained_soundnet8_matches_pytorch_on_esc10() {
+    let f = Fixture::load("pretrained");
+    let esc10 = shared("esc10");
+    let dir = temp_dir("pretrained");
+    let weights = import_soundnet8(&dir);
     let model = Model::from_checkpoint(gpu(), &Checkpoint::load(&weights).unwrap()).unwrap();
     let samples: usize = f.meta("samples");
     let mut x = Extractor::new(&model, &["pool5", "objects", "scenes"], DEFAULT_CHUNK_SAMPLES)
@@ -303,17 +309,9 @@ fn pretrained_soundnet8_matches_pytorch_on_esc10() {
 /// single step saw conv7's padding column and every clip got "parking_garage/outdoor".
 #[test]
 fn pretrained_predict_tells_the_sea_from_a_helicopter() {
-    let (soundnet8_dir, esc10) = (shared("soundnet8"), shared("esc10"));
+    let esc10 = shared("esc10");
     let dir = temp_dir("pretrained-predict");
-    let weights = dir.join("soundnet8.safetensors");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/import_soundnet8.py");
-    let run = std::process::Command::new("python3")
-        .arg(&script)
-        .arg(soundnet8_dir.join("sound8.npy"))
-        .arg(&weights)
-        .output()
-        .unwrap_or_else(|e| panic!("this test runs python3 {} (needs numpy): {e}", script.display()));
-    assert!(run.status.success(), "python3 {} failed: {}", script.display(), String::from_utf8_lossy(&run.stderr));
+    let weights = import_soundnet8(&dir);
     let clips = ["1-28135-A-11.wav", "1-172649-A-40.wav"]; // sea_waves, helicopter
     let opts = PredictOptions {
         files: clips.iter().map(|c| esc10.join("audio").join(c)).collect(),

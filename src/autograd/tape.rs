@@ -369,6 +369,18 @@ impl<'g> Tape<'g> {
         Ok(g)
     }
 
+    /// Where a batchnorm's backward writes: gamma and beta's gradients (parameters, so added to)
+    /// and a fresh gradient for its input.
+    fn batchnorm_grads(&mut self, x: Var, gamma: Var, beta: Var) -> Result<(Tensor, Tensor, Tensor)> {
+        ensure!(
+            self.is_parameter[gamma.0] && self.is_parameter[beta.0],
+            "batchnorm's gamma and beta must be parameters"
+        );
+        let (dgamma, _) = self.grad_target(gamma, "bn gamma")?;
+        let (dbeta, _) = self.grad_target(beta, "bn beta")?;
+        Ok((dgamma, dbeta, self.fresh_grad(x, "bn input")?))
+    }
+
     /// Records the backward pass from every loss on the tape, each with upstream gradient
     /// `grad_scale` (1, or 1/n when n micro-batches are accumulated).
     pub fn backward(&mut self, grad_scale: f32) -> Result<()> {
@@ -418,13 +430,7 @@ impl<'g> Tape<'g> {
             }
             Node::BatchNorm { ref shape, x, gamma, beta, y, ref mean, ref invstd, ref channel_sums } => {
                 let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
-                ensure!(
-                    self.is_parameter[gamma.0] && self.is_parameter[beta.0],
-                    "batchnorm's gamma and beta must be parameters"
-                );
-                let (dgamma, _) = self.grad_target(gamma, "bn gamma")?;
-                let (dbeta, _) = self.grad_target(beta, "bn beta")?;
-                let dx = self.fresh_grad(x, "bn input")?;
+                let (dgamma, dbeta, dx) = self.batchnorm_grads(x, gamma, beta)?;
                 let t = &self.values;
                 batchnorm::encode_backward(
                     g,
@@ -444,13 +450,7 @@ impl<'g> Tape<'g> {
             }
             Node::BnReluPool { ref shape, x, gamma, beta, y, ref argmax, ref mean, ref invstd, ref channel_sums } => {
                 let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
-                ensure!(
-                    self.is_parameter[gamma.0] && self.is_parameter[beta.0],
-                    "bn_relu_pool's gamma and beta must be parameters"
-                );
-                let (dgamma, _) = self.grad_target(gamma, "bn gamma")?;
-                let (dbeta, _) = self.grad_target(beta, "bn beta")?;
-                let dx = self.fresh_grad(x, "bn input")?;
+                let (dgamma, dbeta, dx) = self.batchnorm_grads(x, gamma, beta)?;
                 let t = &self.values;
                 bn_relu_pool::encode_backward(
                     g,
