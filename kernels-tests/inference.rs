@@ -106,17 +106,6 @@ fn chunked_deep_layers_and_heads_equal_a_single_pass() {
     assert_chunked_equals_single(&["pool2", "pool5", "conv7", "objects", "scenes"], 1_000_003, 400_000, 5);
 }
 
-/// A narrow model whose heads keep 1000 and 401 classes, saved as a checkpoint that
-/// `Model::from_checkpoint` reads back by its name `soundnet8-narrow8`.
-fn narrow_checkpoint(dir: &Path) -> PathBuf {
-    let model = Model::init(gpu(), soundnet8().narrow(8, 1000, 401), 5).unwrap();
-    let mut c = Checkpoint::default();
-    model.write_checkpoint(gpu(), &mut c).unwrap();
-    let path = dir.join("narrow.safetensors");
-    c.save(&path).unwrap();
-    path
-}
-
 #[test]
 fn predict_and_extract_run_on_a_generated_wav() {
     let dir = temp_dir("cli");

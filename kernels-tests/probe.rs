@@ -12,7 +12,7 @@ use rand_distr::{Distribution, StandardNormal};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::audio;
 use sn_wgpu::eval::{Extractor, DEFAULT_CHUNK_SAMPLES};
-use sn_wgpu::model::{soundnet8, Model};
+use sn_wgpu::model::Model;
 use sn_wgpu::probe::linear::{Examples, LinearModel};
 use sn_wgpu::probe::softmax::{self, SoftmaxOptions};
 use sn_wgpu::probe::svm::{self, Design, SvmOptions};
@@ -311,16 +311,6 @@ fn probe_on_separable_features_scores_every_clip() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("meta.csv") && err.contains("no such file"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A narrow random SoundNet-8 checkpoint (heads of 1000 and 401 classes, so it loads by name).
-fn narrow_checkpoint(dir: &Path) -> PathBuf {
-    let model = Model::init(gpu(), soundnet8().narrow(8, 1000, 401), 5).unwrap();
-    let mut c = Checkpoint::default();
-    model.write_checkpoint(gpu(), &mut c).unwrap();
-    let path = dir.join("narrow.safetensors");
-    c.save(&path).unwrap();
-    path
 }
 
 #[test]

@@ -192,3 +192,14 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A narrow random SoundNet-8 whose heads keep 1000 and 401 classes, saved as a checkpoint that
+/// `Model::from_checkpoint` reads back by its name `soundnet8-narrow8` (predict names the classes).
+pub fn narrow_checkpoint(dir: &Path) -> PathBuf {
+    let model = sn_wgpu::model::Model::init(gpu(), sn_wgpu::model::soundnet8().narrow(8, 1000, 401), 5).unwrap();
+    let mut c = sn_wgpu::checkpoint::Checkpoint::default();
+    model.write_checkpoint(gpu(), &mut c).unwrap();
+    let path = dir.join("narrow.safetensors");
+    c.save(&path).unwrap();
+    path
+}
