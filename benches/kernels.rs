@@ -19,7 +19,8 @@ use sn_wgpu::model::params::parameter_specs;
 use sn_wgpu::model::soundnet8;
 use sn_wgpu::ops::adam::{self, AdamConfig};
 use sn_wgpu::ops::batchnorm::{self, BatchNormShape};
-use sn_wgpu::ops::conv1d::{self, Conv1dShape};
+use sn_wgpu::ops::conv1d::{self, Conv1dShape, ConvKernel};
+use sn_wgpu::ops::conv1d_tiled;
 use sn_wgpu::ops::kl_div::{self, KlDivShape};
 use sn_wgpu::ops::maxpool1d::{self, MaxPool1dShape};
 use sn_wgpu::ops::relu;
@@ -212,31 +213,37 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         let (dx, dw, db) = (tensor(gpu, &xs, "dx"), tensor(gpu, &ws, "dw"), tensor(gpu, &[s.cout], "db"));
         let bytes =
             |shapes: &[&[usize]]| 4.0 * shapes.iter().map(|sh| sh.iter().product::<usize>()).sum::<usize>() as f64;
-        {
-            let (x, w, b, y) = (x.clone(), w.clone(), b.clone(), y.clone());
+        for kernel in [ConvKernel::Plain, ConvKernel::Tiled] {
+            {
+                let (x, w, b, y) = (x.clone(), w.clone(), b.clone(), y.clone());
+                cases.push(case(
+                    format!("conv1d {kernel:?} forward {name} {xs:?} k{} s{}", s.k, s.stride),
+                    2.0 * macs,
+                    bytes(&[&xs, &ws, &[s.cout], &ys]),
+                    move |g_, e| conv1d::encode_forward(g_, e, kernel, &s, &x, &w, &b, &y).unwrap(),
+                ));
+            }
+            if s.cin > 1 {
+                let (w, y, dx) = (w.clone(), y.clone(), dx.clone());
+                cases.push(case(
+                    format!("conv1d {kernel:?} backward_input {name} {xs:?}"),
+                    2.0 * macs,
+                    bytes(&[&ys, &ws, &xs]),
+                    move |g_, e| conv1d::encode_backward_input(g_, e, kernel, &s, &y, &w, &dx, false).unwrap(),
+                ));
+            }
+            let (x, y, dw) = (x.clone(), y.clone(), dw.clone());
+            let partials = match (kernel, conv1d_tiled::weight_grad_partials(&s).unwrap()) {
+                (ConvKernel::Tiled, len) if len > 0 => Some(tensor(gpu, &[len], "dw partial sums")),
+                _ => None,
+            };
             cases.push(case(
-                format!("conv1d forward {name} {xs:?} k{} s{}", s.k, s.stride),
-                2.0 * macs,
-                bytes(&[&xs, &ws, &[s.cout], &ys]),
-                move |g_, e| conv1d::encode_forward(g_, e, &s, &x, &w, &b, &y).unwrap(),
-            ));
-        }
-        if s.cin > 1 {
-            let (w, y, dx) = (w.clone(), y.clone(), dx.clone());
-            cases.push(case(
-                format!("conv1d backward_input {name} {xs:?}"),
-                2.0 * macs,
-                bytes(&[&ys, &ws, &xs]),
-                move |g_, e| conv1d::encode_backward_input(g_, e, &s, &y, &w, &dx, false).unwrap(),
-            ));
-        }
-        {
-            let (x, y) = (x.clone(), y.clone());
-            cases.push(case(
-                format!("conv1d backward_weight {name} {ws:?}"),
+                format!("conv1d {kernel:?} backward_weight {name} {ws:?}"),
                 2.0 * macs,
                 bytes(&[&xs, &ys, &ws]),
-                move |g_, e| conv1d::encode_backward_weight(g_, e, &s, &x, &y, &dw, true).unwrap(),
+                move |g_, e| {
+                    conv1d::encode_backward_weight(g_, e, kernel, &s, &x, &y, &dw, true, partials.as_ref()).unwrap()
+                },
             ));
         }
         cases.push(case(

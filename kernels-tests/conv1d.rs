@@ -1,18 +1,55 @@
-//! Conv1d: GPU against the f64 reference on every SoundNet layer and on awkward shapes,
-//! finite-difference checks of the reference backward passes, and the PyTorch fixture.
+//! Conv1d: both kernels (plain and tiled) against the f64 reference on every SoundNet layer and
+//! on awkward shapes, finite-difference checks of the reference backward passes, and the PyTorch
+//! fixture.
 
 mod common;
 use common::*;
 use rand::Rng;
-use sn_wgpu::ops::conv1d::{self, reference, Conv1dShape};
+use sn_wgpu::ops::conv1d::{self, reference, Conv1dShape, ConvKernel, Pass};
+use sn_wgpu::ops::conv1d_tiled::{self, TilePlan, WeightSplit};
+use sn_wgpu::tensor::Tensor;
+
+const KERNELS: [ConvKernel; 2] = [ConvKernel::Plain, ConvKernel::Tiled];
 
 fn shape(n: usize, cin: usize, cout: usize, l: usize, k: usize, stride: usize, pad: usize) -> Conv1dShape {
     Conv1dShape { n, cin, cout, l, k, stride, pad }
 }
 
-/// Runs all four kernels on random data (into NaN-poisoned outputs) and compares each with the
-/// reference. `what` names the case in failure messages.
+/// The scratch the tiled weight gradient needs for `s`, if any.
+fn partials(kernel: ConvKernel, s: &Conv1dShape) -> Option<Tensor> {
+    let len = conv1d_tiled::weight_grad_partials(s).unwrap();
+    (kernel == ConvKernel::Tiled && len > 0).then(|| poisoned(&[len]))
+}
+
+/// Records the forward pass `(b, y)` if given, then dX, dW and db with `kernel`; the gradients
+/// overwrite, or add when `accumulate`.
+fn encode_all(
+    enc: &mut wgpu::CommandEncoder,
+    kernel: ConvKernel,
+    s: &Conv1dShape,
+    (x, w, dy): (&Tensor, &Tensor, &Tensor),
+    forward: Option<(&Tensor, &Tensor)>,
+    (dx, dw, db): (&Tensor, &Tensor, &Tensor),
+    accumulate: bool,
+) {
+    let scratch = partials(kernel, s);
+    if let Some((b, y)) = forward {
+        conv1d::encode_forward(gpu(), enc, kernel, s, x, w, b, y).unwrap();
+    }
+    conv1d::encode_backward_input(gpu(), enc, kernel, s, dy, w, dx, accumulate).unwrap();
+    conv1d::encode_backward_weight(gpu(), enc, kernel, s, x, dy, dw, accumulate, scratch.as_ref()).unwrap();
+    conv1d::encode_backward_bias(gpu(), enc, s, dy, db, accumulate).unwrap();
+}
+
+/// Runs all four passes of both kernels on random data (into NaN-poisoned outputs) and compares
+/// each with the reference. `what` names the case in failure messages.
 fn check(what: &str, s: Conv1dShape, seed: u64) {
+    for kernel in KERNELS {
+        check_kernel(&format!("{what} ({kernel:?})"), kernel, s, seed);
+    }
+}
+
+fn check_kernel(what: &str, kernel: ConvKernel, s: Conv1dShape, seed: u64) {
     let mut r = rng(seed);
     let l_out = s.l_out().unwrap();
     let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
@@ -22,12 +59,7 @@ fn check(what: &str, s: Conv1dShape, seed: u64) {
     let dy = randn(&mut r, s.n * s.cout * l_out);
     let (xg, wg, bg, dyg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &[s.cout]), upload(&dy, &ys));
     let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&[s.cout]));
-    run(|enc| {
-        conv1d::encode_forward(gpu(), enc, &s, &xg, &wg, &bg, &y).unwrap();
-        conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx, false).unwrap();
-        conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, false).unwrap();
-        conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, false).unwrap();
-    });
+    run(|enc| encode_all(enc, kernel, &s, (&xg, &wg, &dyg), Some((&bg, &y)), (&dx, &dw, &db), false));
     let (x, w, b, dy) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
     let g = gpu();
     assert_close(&format!("{what} {s:?} y"), &y.read(g).unwrap(), &reference::forward(&s, &x, &w, &b), 1e-5);
@@ -127,12 +159,14 @@ fn too_short_input_is_an_error() {
     assert!(shape(1, 2, 3, 0, 8, 2, 4).l_out().is_err());
     assert!(shape(1, 2, 3, 10, 3, 0, 1).l_out().is_err());
 
-    // Every encode function refuses the shape rather than dispatching.
+    // Every encode function of both kernels refuses the shape rather than dispatching.
     let t = upload(&[0.0; 6], &[1, 2, 3]);
     let mut enc = gpu().encoder("errors");
-    assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &t, &t, &t, &t).is_err());
-    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &t, &t, &t, false).is_err());
-    assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &t, &t, &t, false).is_err());
+    for kr in KERNELS {
+        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &t, &t, &t, &t).is_err());
+        assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &t, &t, &t, false).is_err());
+        assert!(conv1d::encode_backward_weight(gpu(), &mut enc, kr, &s, &t, &t, &t, false, Some(&t)).is_err());
+    }
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &t, &t, false).is_err());
 }
 
@@ -146,23 +180,27 @@ fn wrong_tensor_shapes_are_rejected() {
     let w_transposed = upload(&[0.0; 36], &[3, 4, 3]);
     let y_short = upload(&[0.0; 72], &[2, 4, 9]);
     let mut enc = gpu().encoder("errors");
-    assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w, &b, &y).is_ok());
-    let err = conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w_transposed, &b, &y).unwrap_err();
-    assert!(format!("{err}").contains("weight w has shape [3, 4, 3], expected [4, 3, 3]"), "{err}");
-    assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w, &b, &y_short).is_err());
-    assert!(conv1d::encode_forward(gpu(), &mut enc, &s, &x, &w, &x, &y).is_err());
-    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &y_short, &w, &x, false).is_err());
-    assert!(conv1d::encode_backward_input(gpu(), &mut enc, &s, &y, &w, &y, false).is_err());
-    assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &x, &y, &b, false).is_err());
-    assert!(conv1d::encode_backward_weight(gpu(), &mut enc, &s, &y, &y, &w, false).is_err());
+    for kr in KERNELS {
+        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w, &b, &y).is_ok());
+        let err = conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w_transposed, &b, &y).unwrap_err();
+        assert!(format!("{err}").contains("weight w has shape [3, 4, 3], expected [4, 3, 3]"), "{err}");
+        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w, &b, &y_short).is_err());
+        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w, &x, &y).is_err());
+        assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &y_short, &w, &x, false).is_err());
+        assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &y, &w, &y, false).is_err());
+        assert!(conv1d::encode_backward_weight(gpu(), &mut enc, kr, &s, &x, &y, &b, false, None).is_err());
+        assert!(conv1d::encode_backward_weight(gpu(), &mut enc, kr, &s, &y, &y, &w, false, None).is_err());
+    }
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &y, &w, false).is_err());
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &x, &b, false).is_err());
 }
 
 #[test]
 fn accumulate_adds_to_existing_gradients() {
-    // One weight gradient summed by single invocations, one by whole workgroups.
-    for (i, s) in [shape(1, 5, 6, 9, 3, 2, 1), shape(3, 2, 3, 9_000, 5, 1, 2)].into_iter().enumerate() {
+    // One weight gradient summed by single invocations (plain) or one split (tiled), one by whole
+    // workgroups (plain) or split across workgroups (tiled).
+    let shapes = [shape(1, 5, 6, 9, 3, 2, 1), shape(3, 2, 3, 9_000, 5, 1, 2)];
+    for (i, (s, kernel)) in shapes.into_iter().flat_map(|s| KERNELS.map(|k| (s, k))).enumerate() {
         let mut r = rng(500 + i as u64);
         let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
         let x = randn(&mut r, xs.iter().product());
@@ -173,37 +211,35 @@ fn accumulate_adds_to_existing_gradients() {
         let dx_before = randn(&mut r, xs.iter().product());
         let (xg, dyg, wg) = (upload(&x, &xs), upload(&dy, &ys), upload(&w, &ws));
         let (dw, db, dx) = (upload(&dw_before, &ws), upload(&db_before, &[s.cout]), upload(&dx_before, &xs));
-        run(|enc| {
-            conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, true).unwrap();
-            conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, true).unwrap();
-            conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx, true).unwrap();
-        });
+        run(|enc| encode_all(enc, kernel, &s, (&xg, &wg, &dyg), None, (&dx, &dw, &db), true));
         let (x, dy) = (to_f64(&x), to_f64(&dy));
         let add = |before: &[f32], grad: Vec<f64>| -> Vec<f64> {
             before.iter().zip(grad).map(|(&a, g)| f64::from(a) + g).collect()
         };
+        let s_name = format!("{s:?} {kernel:?}");
         assert_close(
-            &format!("{s:?} dw accumulated"),
+            &format!("{s_name} dw accumulated"),
             &dw.read(gpu()).unwrap(),
             &add(&dw_before, reference::backward_weight(&s, &x, &dy)),
             1e-4,
         );
         assert_close(
-            &format!("{s:?} db accumulated"),
+            &format!("{s_name} db accumulated"),
             &db.read(gpu()).unwrap(),
             &add(&db_before, reference::backward_bias(&s, &dy)),
             1e-4,
         );
         let dx_ref = add(&dx_before, reference::backward_input(&s, &dy, &to_f64(&w)));
-        assert_close(&format!("{s:?} dx accumulated"), &dx.read(gpu()).unwrap(), &dx_ref, 1e-4);
+        assert_close(&format!("{s_name} dx accumulated"), &dx.read(gpu()).unwrap(), &dx_ref, 1e-4);
 
         // Twice more, overwriting then accumulating: the result is twice the gradient.
+        let scratch = partials(kernel, &s);
         run(|enc| {
-            conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, false).unwrap();
-            conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, true).unwrap();
+            conv1d::encode_backward_weight(gpu(), enc, kernel, &s, &xg, &dyg, &dw, false, scratch.as_ref()).unwrap();
+            conv1d::encode_backward_weight(gpu(), enc, kernel, &s, &xg, &dyg, &dw, true, scratch.as_ref()).unwrap();
         });
         let twice: Vec<f64> = reference::backward_weight(&s, &x, &dy).iter().map(|g| 2.0 * g).collect();
-        assert_close(&format!("{s:?} dw overwritten then accumulated"), &dw.read(gpu()).unwrap(), &twice, 1e-4);
+        assert_close(&format!("{s_name} dw overwritten then accumulated"), &dw.read(gpu()).unwrap(), &twice, 1e-4);
     }
 }
 
@@ -236,17 +272,69 @@ fn matches_pytorch_fixture() {
         let s =
             shape(xs[0], xs[1], ws[0], xs[2], ws[2], f.meta(&format!("{case}.stride")), f.meta(&format!("{case}.pad")));
         let (xg, wg, bg, dyg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &bs), upload(&dy, &ys));
-        let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&bs));
-        run(|enc| {
-            conv1d::encode_forward(gpu(), enc, &s, &xg, &wg, &bg, &y).unwrap();
-            conv1d::encode_backward_input(gpu(), enc, &s, &dyg, &wg, &dx, false).unwrap();
-            conv1d::encode_backward_weight(gpu(), enc, &s, &xg, &dyg, &dw, false).unwrap();
-            conv1d::encode_backward_bias(gpu(), enc, &s, &dyg, &db, false).unwrap();
-        });
-        let expect = |name: &str| to_f64(&get(name).0);
-        assert_close(&format!("{case} {s:?} y"), &y.read(gpu()).unwrap(), &expect("y"), 1e-5);
-        assert_close(&format!("{case} {s:?} dx"), &dx.read(gpu()).unwrap(), &expect("dx"), 1e-4);
-        assert_close(&format!("{case} {s:?} dw"), &dw.read(gpu()).unwrap(), &expect("dw"), 1e-4);
-        assert_close(&format!("{case} {s:?} db"), &db.read(gpu()).unwrap(), &expect("db"), 1e-4);
+        for kernel in KERNELS {
+            let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&bs));
+            run(|enc| encode_all(enc, kernel, &s, (&xg, &wg, &dyg), Some((&bg, &y)), (&dx, &dw, &db), false));
+            let expect = |name: &str| to_f64(&get(name).0);
+            let what = format!("{case} {kernel:?} {s:?}");
+            assert_close(&format!("{what} y"), &y.read(gpu()).unwrap(), &expect("y"), 1e-5);
+            assert_close(&format!("{what} dx"), &dx.read(gpu()).unwrap(), &expect("dx"), 1e-4);
+            assert_close(&format!("{what} dw"), &dw.read(gpu()).unwrap(), &expect("dw"), 1e-4);
+            assert_close(&format!("{what} db"), &db.read(gpu()).unwrap(), &expect("db"), 1e-4);
+        }
+    }
+}
+
+#[test]
+fn weight_splits_cover_every_position_once() {
+    // From one position to conv1 at 20 s and a batch of 8, and weights too many for many splits.
+    let shapes = [
+        shape(1, 1, 1, 1, 1, 1, 0),
+        shape(3, 2, 3, 9_000, 5, 1, 2),
+        shape(8, 1, 16, 441_000, 64, 2, 32),
+        shape(4, 1024, 1000, 2_000, 8, 2, 0),
+    ];
+    for s in shapes {
+        let rows = s.n * s.l_out().unwrap();
+        let split = WeightSplit::for_shape(&s).unwrap();
+        assert_eq!(split.rows_per_split % 8, 0, "{s:?} {split:?}: splits must hold whole chunks");
+        assert!(split.splits * split.rows_per_split >= rows, "{s:?} {split:?} misses positions");
+        assert!((split.splits - 1) * split.rows_per_split < rows, "{s:?} {split:?} has an empty split");
+        assert!(split.partials_len(&s) <= 1 << 22, "{s:?} {split:?} keeps too many partial sums");
+    }
+    assert!(WeightSplit::for_shape(&shapes[2]).unwrap().splits > 100, "conv1's dW must spread over workgroups");
+}
+
+#[test]
+fn tile_plans_fit_the_layer_and_reuse_each_read() {
+    // (rows, columns, expected tile height): the height follows the smaller side; a single entry
+    // wastes the same in every tile, so the squarest wins.
+    for (rows, cols, tile_m) in [(16, 441_000, 16), (1024, 15, 256), (32, 27_562, 32), (1, 1, 64)] {
+        let plan = TilePlan::for_output(rows, cols);
+        assert_eq!(plan.tile_m, tile_m, "{rows} x {cols}: {plan:?}");
+        assert!(plan.tiles_m * plan.tile_m >= rows && plan.tiles_n * plan.tile_n() >= cols, "{plan:?}");
+        // Every staged value feeds at least 15 multiply-adds (4096 * 8 of them per chunk).
+        assert!(4096 * 8 / plan.reads_per_chunk() >= 15, "{plan:?}");
+    }
+}
+
+#[test]
+fn auto_tiles_only_passes_that_fill_their_tiles() {
+    // SoundNet-8 at 20 s, batch 1: (layer, shape, tiled forward, dX, dW).
+    let cases = [
+        ("conv1", shape(1, 1, 16, 441_000, 64, 2, 32), true, false, false),
+        ("conv2", shape(1, 16, 32, 27_562, 32, 2, 16), true, true, true),
+        ("conv7", shape(1, 512, 1024, 27, 4, 2, 2), true, true, true),
+        ("objects head", shape(1, 1024, 1000, 15, 8, 2, 0), false, false, true),
+    ];
+    for (name, s, forward, input, weight) in cases {
+        for (pass, tiled) in [(Pass::Forward, forward), (Pass::InputGrad, input), (Pass::WeightGrad, weight)] {
+            let fill = conv1d_tiled::tile_fill(&s, pass).unwrap();
+            assert!(fill > 0.0 && fill <= 1.0, "{name} {pass:?}: fill {fill}");
+            assert_eq!(ConvKernel::Auto.runs_tiled(&s, pass).unwrap(), tiled, "{name} {pass:?}: fill {fill}");
+            assert!(
+                ConvKernel::Tiled.runs_tiled(&s, pass).unwrap() && !ConvKernel::Plain.runs_tiled(&s, pass).unwrap()
+            );
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! A whole training step against PyTorch (`tools/fixtures/train_step.py`): a narrow SoundNet-8,
 //! two Adam steps on one batch from the same initial weights. Losses within 1e-5, every gradient of
-//! both steps within 1e-4, the weight updates after step 2 within 1e-3 (relative errors).
+//! both steps within 1e-4, the weight updates after step 2 within 1e-3 (relative errors). Once with
+//! each choice of convolution kernels.
 
 mod common;
 use common::*;
@@ -8,10 +9,25 @@ use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::model::params::{parameter_specs, running_stat_specs};
 use sn_wgpu::model::{soundnet8, Model};
 use sn_wgpu::ops::adam::AdamConfig;
+use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::train::{StepShape, TrainStep};
 
 #[test]
-fn two_training_steps_match_pytorch() {
+fn two_training_steps_match_pytorch_with_the_default_kernels() {
+    two_training_steps_match_pytorch(ConvKernel::Auto);
+}
+
+#[test]
+fn two_training_steps_match_pytorch_with_every_conv_tiled() {
+    two_training_steps_match_pytorch(ConvKernel::Tiled);
+}
+
+#[test]
+fn two_training_steps_match_pytorch_with_the_plain_convs() {
+    two_training_steps_match_pytorch(ConvKernel::Plain);
+}
+
+fn two_training_steps_match_pytorch(conv_kernel: ConvKernel) {
     let f = Fixture::load("train_step");
     let arch = soundnet8().narrow(f.meta("divisor"), f.meta("objects"), f.meta("scenes"));
     let mut init = Checkpoint::default();
@@ -21,7 +37,8 @@ fn two_training_steps_match_pytorch() {
         init.insert(&spec.name, &shape, values);
     }
     let g = gpu();
-    let model = Model::from_checkpoint_with_arch(g, arch, &init).unwrap();
+    let mut model = Model::from_checkpoint_with_arch(g, arch, &init).unwrap();
+    model.conv_kernel = conv_kernel;
     let (batch, samples): (usize, usize) = (f.meta("batch"), f.meta("samples"));
     let shape = StepShape { batch, micro_batches: 1, samples };
     let mut step =

@@ -30,6 +30,7 @@ fn options(inference: bool, cpu_timing: bool) -> ProfileOptions {
         warmup: 0,
         inference,
         cpu_timing,
+        plain: false,
         // Given ceilings keep these tests short; `measured_ceilings_are_positive` measures them.
         peak_gflops: Some(100.0),
         peak_gbs: Some(10.0),
@@ -73,17 +74,23 @@ fn training_profile_times_and_costs_every_launch() {
     let arch = Arch::by_name(MODEL).unwrap();
     let samples = (SECONDS * 22_050.0) as usize;
     for (layer, flops) in conv_forward_flops(&arch, opts.batch, samples) {
-        let row = |kernel: &str| rows.iter().find(|r| r.layer == layer && r.kernel == kernel);
-        let forward = row("conv1d::forward").unwrap_or_else(|| panic!("no conv1d::forward for {layer}"));
+        // Each pass runs the tiled kernel (conv1d_tiled) or the plain one (conv1d); a tiled dW may
+        // be split in two launches.
+        let row = |entry: &str| {
+            rows.iter().find(|r| r.layer == layer && r.kernel.starts_with("conv1d") && r.kernel.ends_with(entry))
+        };
+        let forward = row("::forward").unwrap_or_else(|| panic!("no conv1d forward for {layer}"));
         assert_eq!(forward.cost.flops, flops, "{layer} forward FLOPs");
-        assert_eq!(row("conv1d::backward_weight").expect("dW").cost.flops, flops, "{layer} dW FLOPs");
-        assert!(row("conv1d::backward_bias").is_some(), "{layer} has no db");
-        assert_eq!(row("conv1d::backward_input").is_some(), layer != "conv1", "{layer} dX");
+        let dw = row("::backward_weight").or_else(|| row("::backward_weight_split")).expect("dW");
+        assert_eq!(dw.cost.flops, flops, "{layer} dW FLOPs");
+        assert!(row("::backward_bias").is_some(), "{layer} has no db");
+        assert_eq!(row("::backward_input").is_some(), layer != "conv1", "{layer} dX");
     }
+    assert!(rows.iter().any(|r| r.kernel == "conv1d_tiled::forward"), "no layer ran the tiled forward");
     assert!(rows.iter().any(|r| r.kernel == "adam::step" && r.layer == "adam conv1.weight"));
 
     let table = p.table(SortBy::Time);
-    for needle in ["adapter:", "GPU timestamps", "conv1d::backward_weight", "total:", "x floor", "clips/s"] {
+    for needle in ["adapter:", "GPU timestamps", "backward_weight", "total:", "x floor", "clips/s"] {
         assert!(table.contains(needle), "the table lacks {needle:?}:\n{table}");
     }
     let times: Vec<f64> = table
@@ -146,7 +153,21 @@ fn cli_prints_the_table_and_writes_the_trace() {
         .expect("running sn-wgpu");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "sn-wgpu profile failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("conv1d::forward") && stdout.contains("total:"), "{stdout}");
+    assert!(stdout.contains("conv1d") && stdout.contains("::forward") && stdout.contains("total:"), "{stdout}");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).expect("trace written")).unwrap();
     assert!(json["traceEvents"].as_array().unwrap().len() > 10);
+}
+
+#[test]
+fn plain_runs_the_plain_kernels() {
+    let _turn = timing_lock();
+    let mut opts = options(false, false);
+    (opts.plain, opts.steps) = (true, 1);
+    let p = profile::run(gpu(), &opts).expect("profile --plain");
+    let kernels: Vec<String> = p.rows().into_iter().map(|r| r.kernel).collect();
+    for kernel in ["conv1d::forward", "conv1d::backward_input", "conv1d::backward_weight", "relu::forward"] {
+        assert!(kernels.iter().any(|k| k == kernel), "--plain runs no {kernel}: {kernels:?}");
+    }
+    assert!(!kernels.iter().any(|k| k.starts_with("conv1d_tiled") || k.starts_with("bn_relu_pool")), "{kernels:?}");
+    assert!(p.workload.contains("plain kernels"), "{}", p.workload);
 }

@@ -62,6 +62,10 @@ struct ProfileArgs {
     /// Time each kernel on the CPU (own submission, waited for) even when GPU timestamps exist.
     #[arg(long)]
     cpu_timing: bool,
+    /// Run the plain kernels (conv1d.wgsl, separate batchnorm, ReLU and max-pool) instead of the
+    /// tiled convolutions and fused batchnorm, to compare the two.
+    #[arg(long)]
+    plain: bool,
     /// The device's peak FP32 rate in GFLOP/s (datasheet) instead of measuring it.
     #[arg(long)]
     peak_gflops: Option<f64>,
@@ -270,6 +274,7 @@ fn main() -> Result<()> {
                 warmup: a.warmup,
                 inference: a.inference,
                 cpu_timing: a.cpu_timing,
+                plain: a.plain,
                 peak_gflops: a.peak_gflops,
                 peak_gbs: a.peak_gbs,
             };

@@ -14,7 +14,8 @@
 use anyhow::{ensure, Result};
 
 use crate::gpu::{Dispatch, Gpu};
-use crate::ops::{batchnorm, bn_relu_pool, conv1d, kl_div, maxpool1d, relu};
+use crate::ops::conv1d::ConvKernel;
+use crate::ops::{batchnorm, bn_relu_pool, conv1d, conv1d_tiled, kl_div, maxpool1d, relu};
 use crate::tensor::Tensor;
 
 /// A value on the tape: an index into its tensors.
@@ -37,6 +38,7 @@ pub struct RunningStats<'a> {
 enum Node {
     Conv1d {
         shape: conv1d::Conv1dShape,
+        kernel: ConvKernel,
         x: Var,
         w: Var,
         b: Var,
@@ -159,7 +161,18 @@ impl<'g> Tape<'g> {
         Ok(self.push(t, needs_grad, None))
     }
 
-    pub fn conv1d(&mut self, x: Var, w: Var, b: Var, stride: usize, pad: usize, label: &str) -> Result<Var> {
+    /// `conv1d(x, w) + b` computed by `kernel` (forward, dX and dW).
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv1d(
+        &mut self,
+        x: Var,
+        w: Var,
+        b: Var,
+        stride: usize,
+        pad: usize,
+        kernel: ConvKernel,
+        label: &str,
+    ) -> Result<Var> {
         let start = self.forward.len();
         let (xs, ws) = (&self.values[x.0].shape, &self.values[w.0].shape);
         ensure!(
@@ -172,13 +185,14 @@ impl<'g> Tape<'g> {
         conv1d::encode_forward(
             self.gpu,
             &mut self.forward,
+            kernel,
             &shape,
             &self.values[x.0],
             &self.values[w.0],
             &self.values[b.0],
             &self.values[y.0],
         )?;
-        self.record_node(label, start, Node::Conv1d { shape, x, w, b, y });
+        self.record_node(label, start, Node::Conv1d { shape, kernel, x, w, b, y });
         Ok(y)
     }
 
@@ -413,11 +427,21 @@ impl<'g> Tape<'g> {
                     )?;
                 }
             }
-            Node::Conv1d { ref shape, x, w, b, y } => {
+            Node::Conv1d { ref shape, kernel, x, w, b, y } => {
                 let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
                 if self.needs_grad[w.0] {
                     let (dw, acc) = self.grad_target(w, "conv weight")?;
-                    conv1d::encode_backward_weight(g, &mut self.backward, shape, &self.values[x.0], &dy, &dw, acc)?;
+                    let partials_len = match kernel.runs_tiled(shape, conv1d::Pass::WeightGrad)? {
+                        true => conv1d_tiled::weight_grad_partials(shape)?,
+                        false => 0,
+                    };
+                    let partials = match partials_len {
+                        0 => None,
+                        len => Some(self.alloc(&[len], "conv weight gradient partial sums")?),
+                    };
+                    let x = &self.values[x.0];
+                    let rec = &mut self.backward;
+                    conv1d::encode_backward_weight(g, rec, kernel, shape, x, &dy, &dw, acc, partials.as_ref())?;
                 }
                 if self.needs_grad[b.0] {
                     let (db, acc) = self.grad_target(b, "conv bias")?;
@@ -425,7 +449,8 @@ impl<'g> Tape<'g> {
                 }
                 if self.needs_grad[x.0] {
                     let (dx, acc) = self.grad_target(x, "conv input")?;
-                    conv1d::encode_backward_input(g, &mut self.backward, shape, &dy, &self.values[w.0], &dx, acc)?;
+                    let w = &self.values[w.0];
+                    conv1d::encode_backward_input(g, &mut self.backward, kernel, shape, &dy, w, &dx, acc)?;
                 }
             }
             Node::BatchNorm { ref shape, x, gamma, beta, y, ref mean, ref invstd, ref channel_sums } => {

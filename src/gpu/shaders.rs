@@ -4,6 +4,7 @@
 /// (name, source) of every shader, in the order the data flows through a training step.
 pub const SHADERS: &[(&str, &str)] = &[
     ("conv1d", include_str!("../../shaders/conv1d.wgsl")),
+    ("conv1d_tiled", include_str!("../../shaders/conv1d_tiled.wgsl")),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("relu", include_str!("../../shaders/relu.wgsl")),
     ("maxpool1d", include_str!("../../shaders/maxpool1d.wgsl")),

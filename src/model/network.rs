@@ -8,6 +8,7 @@ use super::Arch;
 use crate::autograd::{BnMode, RunningStats, Tape, Var};
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;
+use crate::ops::conv1d::ConvKernel;
 
 /// A SoundNet on the GPU: its layer table, parameters and batchnorm running statistics.
 pub struct Model {
@@ -16,6 +17,8 @@ pub struct Model {
     pub running: NamedTensors,
     /// How training-mode body layers are recorded (eval mode always uses the plain ops).
     pub fusion: Fusion,
+    /// Which kernels every convolution runs.
+    pub conv_kernel: ConvKernel,
 }
 
 /// How a training-mode body layer records batchnorm -> ReLU (-> max-pool) after its conv.
@@ -47,7 +50,7 @@ impl Model {
         let stats = running_stat_specs(&arch);
         let stat_values = initial_values(&stats, seed);
         let running = NamedTensors::upload(gpu, stats, &stat_values)?;
-        Ok(Model { arch, params, running, fusion: Fusion::default() })
+        Ok(Model { arch, params, running, fusion: Fusion::default(), conv_kernel: ConvKernel::default() })
     }
 
     /// The model stored in `checkpoint`, whose `model` metadata names the architecture.
@@ -59,7 +62,7 @@ impl Model {
     pub fn from_checkpoint_with_arch(gpu: &Gpu, arch: Arch, checkpoint: &Checkpoint) -> Result<Model> {
         let params = NamedTensors::from_checkpoint(gpu, parameter_specs(&arch), checkpoint, "")?;
         let running = NamedTensors::from_checkpoint(gpu, running_stat_specs(&arch), checkpoint, "")?;
-        Ok(Model { arch, params, running, fusion: Fusion::default() })
+        Ok(Model { arch, params, running, fusion: Fusion::default(), conv_kernel: ConvKernel::default() })
     }
 
     /// Reads the weights and running statistics back into `checkpoint`, with `model` metadata.
@@ -137,7 +140,7 @@ impl Model {
             let (gamma, beta) = (param(tape, &format!("bn{n}.weight")), param(tape, &format!("bn{n}.bias")));
             let name = format!("conv{n}");
             x = tape
-                .conv1d(x, w, b, layer.stride, layer.pad, &name)
+                .conv1d(x, w, b, layer.stride, layer.pad, self.conv_kernel, &name)
                 .with_context(|| format!("{name} of {}", self.arch.name))?;
             let stats = RunningStats {
                 mean: self.running.get(&format!("bn{n}.running_mean")),
@@ -175,7 +178,7 @@ impl Model {
         for spec in &self.arch.heads {
             let (w, b) = (param(tape, &format!("{}.weight", spec.name)), param(tape, &format!("{}.bias", spec.name)));
             let logits = tape
-                .conv1d(x, w, b, spec.stride, spec.pad, spec.name)
+                .conv1d(x, w, b, spec.stride, spec.pad, self.conv_kernel, spec.name)
                 .with_context(|| format!("{} head of {}", spec.name, self.arch.name))?;
             layers.push((spec.name.to_string(), logits));
             if done(&layers) {

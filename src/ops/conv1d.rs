@@ -1,12 +1,50 @@
 //! 1-D convolution, PyTorch layout and semantics (`F.conv1d` with stride and symmetric zero
 //! padding): `x [N, Cin, L]`, `w [Cout, Cin, K]`, `b [Cout]` -> `y [N, Cout, Lout]`.
-//! Shader: `shaders/conv1d.wgsl`, whose header gives the indexing and every backward formula.
+//! Shaders: `shaders/conv1d.wgsl`, the plain kernels (one invocation per output), whose header
+//! gives the indexing and every backward formula; and `shaders/conv1d_tiled.wgsl`, the same passes
+//! as tiled implicit GEMM (`conv1d_tiled.rs`). The caller picks one with [`ConvKernel`].
 
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
+use super::conv1d_tiled;
 use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
+
+/// Which kernels compute forward, dX and dW (the bias gradient has only the plain one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvKernel {
+    /// One invocation per output element, every operand read from global memory: the readable
+    /// version, kept to test and time the tiled one against.
+    Plain,
+    /// Workgroup tiles of 4096 outputs that stage operands in workgroup memory and reuse each
+    /// global read 15 to 32 times, whatever the shape.
+    Tiled,
+    /// Tiled for each pass whose tiles are at least half full, plain for the others: a tile
+    /// computes all 4096 entries, so a pass with few rows and columns (a head's 4 output steps,
+    /// conv1's 1024 weights) would do more than twice the arithmetic it needs.
+    #[default]
+    Auto,
+}
+
+/// The three passes that have both kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    Forward,
+    InputGrad,
+    WeightGrad,
+}
+
+impl ConvKernel {
+    /// Whether `pass` of `shape` runs the tiled kernel (else the plain one).
+    pub fn runs_tiled(self, shape: &Conv1dShape, pass: Pass) -> Result<bool> {
+        Ok(match self {
+            ConvKernel::Plain => false,
+            ConvKernel::Tiled => true,
+            ConvKernel::Auto => conv1d_tiled::tile_fill(shape, pass)? >= 0.5,
+        })
+    }
+}
 
 const WG: u32 = 256;
 
@@ -121,9 +159,11 @@ fn check(what: &str, tensor: &Tensor, expected: &[usize], shape: &Conv1dShape) -
 }
 
 /// Records `y = conv1d(x, w) + b`.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_forward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
+    kernel: ConvKernel,
     shape: &Conv1dShape,
     x: &Tensor,
     w: &Tensor,
@@ -137,15 +177,21 @@ pub fn encode_forward(
     check("output y", y, &shape.output_dims()?, shape)?;
     let buffers = [(1, &x.buffer), (2, &w.buffer), (3, &b.buffer), (4, &y.buffer)];
     let cost = Cost::new(2 * shape.macs(y.shape[2]), x.numel() + w.numel() + b.numel() + y.numel());
-    gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost);
+    if kernel.runs_tiled(shape, Pass::Forward)? {
+        conv1d_tiled::forward(gpu, rec, shape, &buffers, cost)?;
+    } else {
+        gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost);
+    }
     Ok(())
 }
 
 /// Records `dx`, the gradient of the loss with respect to the input, from `dy` (shaped like `y`);
 /// adds to `dx` when `accumulate` (an input read by two ops).
+#[allow(clippy::too_many_arguments)]
 pub fn encode_backward_input(
     gpu: &Gpu,
     rec: &mut impl Recorder,
+    kernel: ConvKernel,
     shape: &Conv1dShape,
     dy: &Tensor,
     w: &Tensor,
@@ -159,24 +205,37 @@ pub fn encode_backward_input(
     let buffers = [(2, &w.buffer), (5, &dy.buffer), (6, &dx.buffer)];
     let dx_moves = if accumulate { 2 } else { 1 } * dx.numel();
     let cost = Cost::new(2 * shape.macs(dy.shape[2]), dy.numel() + w.numel() + dx_moves);
-    gpu.dispatch(rec, "conv1d", "backward_input", &params, &buffers, grid(groups_for(dx.numel(), WG)), cost);
+    if kernel.runs_tiled(shape, Pass::InputGrad)? {
+        conv1d_tiled::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?;
+    } else {
+        let groups = grid(groups_for(dx.numel(), WG));
+        gpu.dispatch(rec, "conv1d", "backward_input", &params, &buffers, groups, cost);
+    }
     Ok(())
 }
 
-/// Records `dw` from the forward input `x` and `dy`; adds to `dw` when `accumulate`.
+/// Records `dw` from the forward input `x` and `dy`; adds to `dw` when `accumulate`. The tiled
+/// kernel splits long sums across workgroups and then needs `partials`, a scratch tensor of at
+/// least [`conv1d_tiled::weight_grad_partials`] floats when it runs (none when that is 0).
+#[allow(clippy::too_many_arguments)]
 pub fn encode_backward_weight(
     gpu: &Gpu,
     rec: &mut impl Recorder,
+    kernel: ConvKernel,
     shape: &Conv1dShape,
     x: &Tensor,
     dy: &Tensor,
     dw: &Tensor,
     accumulate: bool,
+    partials: Option<&Tensor>,
 ) -> Result<()> {
     let params = shape.params(accumulate)?;
     check("input x", x, &shape.input_dims(), shape)?;
     check("output gradient dy", dy, &shape.output_dims()?, shape)?;
     check("weight gradient dw", dw, &shape.weight_dims(), shape)?;
+    if kernel.runs_tiled(shape, Pass::WeightGrad)? {
+        return conv1d_tiled::backward_weight(gpu, rec, shape, x, dy, dw, accumulate, partials);
+    }
     let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer)];
     let weights_per_group = WG / params.lanes;
     let dw_moves = if accumulate { 2 } else { 1 } * dw.numel();

@@ -24,8 +24,9 @@ use crate::autograd::{BnMode, Tape};
 use crate::checkpoint::Checkpoint;
 use crate::data::SAMPLE_RATE;
 use crate::gpu::{Gpu, KernelTime};
-use crate::model::{Arch, Model};
+use crate::model::{Arch, Fusion, Model};
 use crate::ops::adam::AdamConfig;
+use crate::ops::conv1d::ConvKernel;
 use crate::tensor::Tensor;
 use crate::train::{StepShape, TrainStep};
 
@@ -44,6 +45,8 @@ pub struct ProfileOptions {
     pub inference: bool,
     /// Time on the CPU even when the adapter has GPU timestamps.
     pub cpu_timing: bool,
+    /// Run the plain kernels instead of the tiled convolutions and fused batchnorm.
+    pub plain: bool,
     /// Datasheet ceilings to use instead of measuring them.
     pub peak_gflops: Option<f64>,
     pub peak_gbs: Option<f64>,
@@ -66,13 +69,16 @@ pub struct Profile {
 pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
     ensure!(opts.batch >= 1, "--batch must be at least 1");
     ensure!(opts.steps >= 1, "--steps must be at least 1");
-    let model = match &opts.weights {
+    let mut model = match &opts.weights {
         Some(path) => {
             let checkpoint = Checkpoint::load(path)?;
             Model::from_checkpoint(gpu, &checkpoint).with_context(|| format!("loading {}", path.display()))?
         }
         None => Model::init(gpu, Arch::by_name(&opts.model)?, 0)?,
     };
+    if opts.plain {
+        (model.fusion, model.conv_kernel) = (Fusion::Plain, ConvKernel::Plain);
+    }
     let samples = (opts.seconds * SAMPLE_RATE as f64).round() as usize;
     let clock = Clock::choose(gpu, opts.cpu_timing);
     let ceilings = match (opts.peak_gflops, opts.peak_gbs) {
@@ -87,8 +93,11 @@ pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
         }
     };
     let what = if opts.inference { "inference pass (batchnorm in eval mode)" } else { "training step" };
-    let workload =
-        format!("{} {what}, batch {} x {:.1} s ({samples} samples)", model.arch.name, opts.batch, opts.seconds);
+    let kernels = if opts.plain { "plain kernels" } else { "convolutions tiled where the tiles fill, fused batchnorm" };
+    let workload = format!(
+        "{} {what}, batch {} x {:.1} s ({samples} samples), {kernels}",
+        model.arch.name, opts.batch, opts.seconds
+    );
     let (steps, wall_nanos) = if opts.inference {
         time_inference(gpu, &model, opts, samples, clock)?
     } else {

@@ -1,0 +1,311 @@
+// 1-D convolution as tiled implicit GEMM: the same results as conv1d.wgsl (same layouts, same
+// bindings, same formulas; read its header first), computed so that each value read from global
+// memory is used many times instead of once.
+//
+//   x  [N, Cin, L]   w  [Cout, Cin, K]   b [Cout]   y, dy [N, Cout, Lout]   dx [N, Cin, L]
+//
+// Every pass is a matrix product C[m, c] = sum_r A[m, r] * B[r, c] whose operands are gathered
+// straight from the tensors ("implicit": no im2col copy is ever stored):
+//
+//   pass             rows m   columns c         reduction r            A[m, r]        B[r, c]
+//   forward          co       (n, lo)           (ci, k)                w[co, ci, k]   x[n, ci, lo*stride + k - pad]
+//   backward_input   ci       (n, q), residue   (co, j), k = rho+s*j   w[co, ci, k]   dy[n, co, q - j]
+//   backward_weight  co       (ci, k)           (n, lo), one split     dy[n, co, lo]  x[n, ci, lo*stride + k - pad]
+//
+// Operands outside a tensor (padding, ragged tile edges) read as zero.
+//
+// backward_input. dx[n,ci,l] = sum over the (co, lo, k) with lo*s + k - pad = l of dy*w (s = the
+// stride). Write t = l + pad = q*s + rho with rho = t mod s. The taps that reach l are exactly
+// k = rho + s*j (j = 0, 1, ... while k < K), each from output lo = q - j. So for one residue rho
+// the gradient is a stride-1 product over (co, j) with K_rho = ceil((K - rho) / s) taps, and no
+// term is a multiply by a tap that cannot hit (the plain kernel skips them by looping over lo).
+// Columns run over q = 0 .. Q-1, Q = floor((L - 1 + pad) / s) + 1, for every residue; a column whose
+// l = q*s + rho - pad falls outside [0, L) is computed and thrown away (at most pad/s + 1 per
+// residue and batch item). A residue with K_rho = 0 (stride > K) writes zeros: nothing reaches it.
+//
+// backward_weight. dw is a sum over all N * Lout positions: millions of terms for conv1 and only
+// a thousand weights. The positions are cut into `layers` splits of `rows_per_split`; each
+// workgroup sums one split for one tile of weights. With one split, backward_weight writes dw;
+// with more, backward_weight_split writes each split's sum to partials[split, co, ci, k] and
+// reduce_splits adds them in a fixed order (deterministic, no float atomics).
+//
+// Tiling. A workgroup of 256 invocations owns a tile of tile_m x tile_n = 4096 entries of C
+// (tile_m a power of two from 16 to 256, picked by the host to fit the layer's shape) and walks r
+// in chunks of RK = 8. Per chunk it stages A[tile_m x RK] and B[RK x tile_n] in workgroup memory
+// (RK * (tile_m + tile_n) global reads, at most 2,176) and then does tile_m * tile_n * RK = 32,768
+// multiply-adds: 15 to 32 of them per global read, against about one per read in conv1d.wgsl.
+// Invocation t owns a 4 x 4 block of C, rows t / (tile_n/4) + i * tile_m/4 and columns
+// t % (tile_n/4) + j * tile_n/4 (i, j < 4), so neighbouring invocations read neighbouring
+// workgroup-memory words and write neighbouring columns (consecutive lo or k) to global memory.
+// Workgroups are numbered flat over (tile row, tile column, residue or split).
+//
+// The backward formulas are those of conv1d.wgsl; with accumulate = 1 each pass adds to its output.
+
+struct Params {
+    n: u32,
+    cin: u32,
+    cout: u32,
+    l: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    l_out: u32,
+    accumulate: u32,
+    tile_m: u32,
+    tiles_m: u32,
+    tiles_n: u32,
+    // backward_input: residues (= stride) along the third axis; backward_weight: splits.
+    layers: u32,
+    rows_per_split: u32,
+    q_len: u32,
+    _pad0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(8) var<storage, read_write> partials: array<f32>;
+
+const WG: u32 = 256u;
+const RK: u32 = 8u;
+const TILE: u32 = 4096u;
+
+// A chunk's A tile [RK][tile_m] followed by its B tile [RK][tile_n]; 8 * (16 + 256) floats at most.
+var<workgroup> tiles: array<f32, 2176>;
+
+struct Tile {
+    m0: u32,    // first row of C
+    c0: u32,    // first column of C
+    layer: u32, // residue (backward_input) or split (backward_weight)
+}
+
+fn tile_n() -> u32 {
+    return TILE / p.tile_m;
+}
+
+// The tile this workgroup owns, or false past the last one (the 2-D grid may hold extra groups).
+fn tile_of(wid: vec3<u32>, nwg: vec3<u32>, tile: ptr<function, Tile>) -> bool {
+    let flat = wid.y * nwg.x + wid.x;
+    let per_layer = p.tiles_m * p.tiles_n;
+    (*tile).m0 = (flat % p.tiles_m) * p.tile_m;
+    (*tile).c0 = ((flat / p.tiles_m) % p.tiles_n) * tile_n();
+    (*tile).layer = flat / per_layer;
+    return flat < per_layer * p.layers;
+}
+
+// Adds the staged chunk's product to this invocation's 4 x 4 block of C.
+fn multiply_chunk(acc: ptr<function, array<f32, 16>>, t: u32) {
+    let tn = tile_n();
+    let row = t / (tn / 4u);
+    let col = t % (tn / 4u);
+    let b_base = RK * p.tile_m;
+    for (var rr = 0u; rr < RK; rr++) {
+        var a: array<f32, 4>;
+        var bv: array<f32, 4>;
+        for (var i = 0u; i < 4u; i++) {
+            a[i] = tiles[rr * p.tile_m + row + i * (p.tile_m / 4u)];
+            bv[i] = tiles[b_base + rr * tn + col + i * (tn / 4u)];
+        }
+        for (var i = 0u; i < 4u; i++) {
+            for (var j = 0u; j < 4u; j++) {
+                (*acc)[i * 4u + j] = fma(a[i], bv[j], (*acc)[i * 4u + j]);
+            }
+        }
+    }
+}
+
+// The C entry (row, column) of element e (= i * 4 + j) of invocation t's block.
+fn block_row(t: u32, e: u32) -> u32 {
+    return t / (tile_n() / 4u) + (e / 4u) * (p.tile_m / 4u);
+}
+
+fn block_col(t: u32, e: u32) -> u32 {
+    return t % (tile_n() / 4u) + (e % 4u) * (tile_n() / 4u);
+}
+
+// x[n, ci, lo*stride + k - pad], zero in the padding.
+fn x_at(n: u32, ci: u32, lo: u32, k: u32) -> f32 {
+    let pos = i32(lo * p.stride + k) - i32(p.pad);
+    if (pos < 0 || pos >= i32(p.l)) { return 0.0; }
+    return x[(n * p.cin + ci) * p.l + u32(pos)];
+}
+
+// ---- forward: rows co, columns (n, lo), reduction (ci, k) --------------------------------------
+
+fn forward_a(co: u32, r: u32) -> f32 {
+    if (co >= p.cout || r >= p.cin * p.k) { return 0.0; }
+    return w[co * p.cin * p.k + r];
+}
+
+fn forward_b(r: u32, c: u32) -> f32 {
+    if (r >= p.cin * p.k || c >= p.n * p.l_out) { return 0.0; }
+    return x_at(c / p.l_out, r / p.k, c % p.l_out, r % p.k);
+}
+
+@compute @workgroup_size(256)
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    var tile: Tile;
+    if (!tile_of(wid, nwg, &tile)) { return; }
+    let t = lid.x;
+    let tn = tile_n();
+    var acc: array<f32, 16>;
+    for (var r0 = 0u; r0 < p.cin * p.k; r0 += RK) {
+        for (var e = t; e < RK * p.tile_m; e += WG) {
+            tiles[(e % RK) * p.tile_m + e / RK] = forward_a(tile.m0 + e / RK, r0 + e % RK);
+        }
+        for (var e = t; e < RK * tn; e += WG) {
+            tiles[RK * p.tile_m + e] = forward_b(r0 + e / tn, tile.c0 + e % tn);
+        }
+        workgroupBarrier();
+        multiply_chunk(&acc, t);
+        workgroupBarrier();
+    }
+    for (var e = 0u; e < 16u; e++) {
+        let co = tile.m0 + block_row(t, e);
+        let c = tile.c0 + block_col(t, e);
+        if (co < p.cout && c < p.n * p.l_out) {
+            let n = c / p.l_out;
+            y[(n * p.cout + co) * p.l_out + c % p.l_out] = acc[e] + b[co];
+        }
+    }
+}
+
+// ---- backward_input: rows ci, columns (n, q) of one residue rho, reduction (co, j) -------------
+
+fn taps_of_residue(rho: u32) -> u32 {
+    if (rho >= p.k) { return 0u; }
+    return (p.k - rho + p.stride - 1u) / p.stride;
+}
+
+fn input_a(ci: u32, r: u32, rho: u32, taps: u32) -> f32 {
+    if (ci >= p.cin || r >= p.cout * taps) { return 0.0; }
+    let co = r / taps;
+    let k = rho + p.stride * (r % taps);
+    return w[(co * p.cin + ci) * p.k + k];
+}
+
+fn input_b(r: u32, c: u32, taps: u32) -> f32 {
+    if (r >= p.cout * taps || c >= p.n * p.q_len) { return 0.0; }
+    let n = c / p.q_len;
+    let lo = i32(c % p.q_len) - i32(r % taps);
+    if (lo < 0 || lo >= i32(p.l_out)) { return 0.0; }
+    return dy[(n * p.cout + r / taps) * p.l_out + u32(lo)];
+}
+
+@compute @workgroup_size(256)
+fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+    var tile: Tile;
+    if (!tile_of(wid, nwg, &tile)) { return; }
+    let t = lid.x;
+    let tn = tile_n();
+    let rho = tile.layer;
+    let taps = taps_of_residue(rho);
+    var acc: array<f32, 16>;
+    for (var r0 = 0u; r0 < p.cout * taps; r0 += RK) {
+        for (var e = t; e < RK * p.tile_m; e += WG) {
+            tiles[(e % RK) * p.tile_m + e / RK] = input_a(tile.m0 + e / RK, r0 + e % RK, rho, taps);
+        }
+        for (var e = t; e < RK * tn; e += WG) {
+            tiles[RK * p.tile_m + e] = input_b(r0 + e / tn, tile.c0 + e % tn, taps);
+        }
+        workgroupBarrier();
+        multiply_chunk(&acc, t);
+        workgroupBarrier();
+    }
+    for (var e = 0u; e < 16u; e++) {
+        let ci = tile.m0 + block_row(t, e);
+        let c = tile.c0 + block_col(t, e);
+        let l = i32((c % p.q_len) * p.stride + rho) - i32(p.pad);
+        if (ci < p.cin && c < p.n * p.q_len && l >= 0 && l < i32(p.l)) {
+            let i = ((c / p.q_len) * p.cin + ci) * p.l + u32(l);
+            dx[i] = select(acc[e], dx[i] + acc[e], p.accumulate != 0u);
+        }
+    }
+}
+
+// ---- backward_weight: rows co, columns (ci, k), reduction (n, lo) over one split ---------------
+
+fn weight_a(co: u32, r: u32, r_end: u32) -> f32 {
+    if (co >= p.cout || r >= r_end) { return 0.0; }
+    return dy[((r / p.l_out) * p.cout + co) * p.l_out + r % p.l_out];
+}
+
+fn weight_b(r: u32, c: u32, r_end: u32) -> f32 {
+    if (r >= r_end || c >= p.cin * p.k) { return 0.0; }
+    return x_at(r / p.l_out, c / p.k, r % p.l_out, c % p.k);
+}
+
+// This invocation's 4 x 4 block of dw summed over the positions of the tile's split.
+fn weight_block(tile: Tile, t: u32) -> array<f32, 16> {
+    let tn = tile_n();
+    let r_begin = tile.layer * p.rows_per_split;
+    let r_end = min(r_begin + p.rows_per_split, p.n * p.l_out);
+    var acc: array<f32, 16>;
+    for (var r0 = r_begin; r0 < r_end; r0 += RK) {
+        for (var e = t; e < RK * p.tile_m; e += WG) {
+            tiles[(e % RK) * p.tile_m + e / RK] = weight_a(tile.m0 + e / RK, r0 + e % RK, r_end);
+        }
+        for (var e = t; e < RK * tn; e += WG) {
+            tiles[RK * p.tile_m + e] = weight_b(r0 + e / tn, tile.c0 + e % tn, r_end);
+        }
+        workgroupBarrier();
+        multiply_chunk(&acc, t);
+        workgroupBarrier();
+    }
+    return acc;
+}
+
+// One split (layers = 1): the block goes straight into dw.
+@compute @workgroup_size(256)
+fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    var tile: Tile;
+    if (!tile_of(wid, nwg, &tile)) { return; }
+    let acc = weight_block(tile, lid.x);
+    for (var e = 0u; e < 16u; e++) {
+        let co = tile.m0 + block_row(lid.x, e);
+        let c = tile.c0 + block_col(lid.x, e);
+        if (co < p.cout && c < p.cin * p.k) {
+            let i = co * p.cin * p.k + c;
+            dw[i] = select(acc[e], dw[i] + acc[e], p.accumulate != 0u);
+        }
+    }
+}
+
+// Several splits: each writes its partial sums, which reduce_splits then adds up.
+@compute @workgroup_size(256)
+fn backward_weight_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                         @builtin(local_invocation_id) lid: vec3<u32>) {
+    var tile: Tile;
+    if (!tile_of(wid, nwg, &tile)) { return; }
+    let acc = weight_block(tile, lid.x);
+    let weights = p.cout * p.cin * p.k;
+    for (var e = 0u; e < 16u; e++) {
+        let co = tile.m0 + block_row(lid.x, e);
+        let c = tile.c0 + block_col(lid.x, e);
+        if (co < p.cout && c < p.cin * p.k) {
+            partials[tile.layer * weights + co * p.cin * p.k + c] = acc[e];
+        }
+    }
+}
+
+// dw[i] (+)= sum over splits of partials[split, i], one invocation per weight.
+@compute @workgroup_size(256)
+fn reduce_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    let weights = p.cout * p.cin * p.k;
+    if (i >= weights) { return; }
+    var sum = 0.0;
+    for (var s = 0u; s < p.layers; s++) {
+        sum += partials[s * weights + i];
+    }
+    dw[i] = select(sum, dw[i] + sum, p.accumulate != 0u);
+}

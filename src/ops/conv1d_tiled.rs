@@ -1,0 +1,239 @@
+//! The tiled implicit-GEMM conv1d kernels (`shaders/conv1d_tiled.wgsl`): how each pass is cut into
+//! workgroup tiles. `conv1d.rs` checks the tensors and picks between these and the plain kernels.
+
+use anyhow::{ensure, Result};
+use bytemuck::{Pod, Zeroable};
+
+use super::conv1d::{Conv1dShape, Pass};
+use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
+use crate::tensor::Tensor;
+
+/// Entries of C per workgroup tile (the shader's TILE), and the reduction chunk (its RK).
+const TILE: usize = 4096;
+const RK: usize = 8;
+const WG: u32 = 256;
+
+/// A split of dW's position sum covers at least this many positions, so that staging a chunk is
+/// worth it and the partial sums stay few.
+const MIN_ROWS_PER_SPLIT: usize = 512;
+/// At most this many partial sums (16 MiB) are kept for one dW, and at most this many splits.
+const MAX_PARTIALS: usize = 1 << 22;
+const MAX_SPLITS: usize = 1024;
+
+/// How the `rows x cols` output of one pass is cut into tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TilePlan {
+    pub tile_m: usize,
+    pub tiles_m: usize,
+    pub tiles_n: usize,
+}
+
+impl TilePlan {
+    /// The tile height (16 to 256; the width is 4096 / height) that wastes the fewest entries on
+    /// ragged edges, and among those the squarest, which stages the fewest operands per chunk.
+    pub fn for_output(rows: usize, cols: usize) -> TilePlan {
+        [16, 32, 64, 128, 256]
+            .into_iter()
+            .map(|tile_m| TilePlan { tile_m, tiles_m: rows.div_ceil(tile_m), tiles_n: cols.div_ceil(TILE / tile_m) })
+            .min_by_key(|t| (t.padded_entries(), t.tile_m + TILE / t.tile_m))
+            .expect("five candidates")
+    }
+
+    pub fn tile_n(&self) -> usize {
+        TILE / self.tile_m
+    }
+
+    fn padded_entries(&self) -> usize {
+        self.tiles_m * self.tiles_n * TILE
+    }
+
+    /// Global reads to stage one reduction chunk; each is then used `TILE * RK / reads` times.
+    pub fn reads_per_chunk(&self) -> usize {
+        RK * (self.tile_m + self.tile_n())
+    }
+}
+
+/// How dW's sum over `N * Lout` positions is split across workgroups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightSplit {
+    pub splits: usize,
+    pub rows_per_split: usize,
+}
+
+impl WeightSplit {
+    pub fn for_shape(shape: &Conv1dShape) -> Result<WeightSplit> {
+        let rows = shape.n * shape.l_out()?;
+        let weights = shape.cout * shape.cin * shape.k;
+        let wanted = (rows / MIN_ROWS_PER_SPLIT).clamp(1, MAX_SPLITS);
+        let splits = wanted.min((MAX_PARTIALS / weights).max(1));
+        // Whole chunks per split, then drop any split the rounding left empty.
+        let rows_per_split = rows.div_ceil(splits).div_ceil(RK) * RK;
+        Ok(WeightSplit { splits: rows.div_ceil(rows_per_split), rows_per_split })
+    }
+
+    /// Floats of scratch the split dW needs for its partial sums (0 with one split).
+    pub fn partials_len(&self, shape: &Conv1dShape) -> usize {
+        if self.splits == 1 {
+            0
+        } else {
+            self.splits * shape.cout * shape.cin * shape.k
+        }
+    }
+}
+
+/// The share of the entries a pass's tiles compute that are real outputs (1 when the tiles fit
+/// the output exactly).
+pub fn tile_fill(shape: &Conv1dShape, pass: Pass) -> Result<f64> {
+    let (plan, layers, outputs) = match pass {
+        Pass::Forward => {
+            let cols = shape.n * shape.l_out()?;
+            (TilePlan::for_output(shape.cout, cols), 1, shape.cout * cols)
+        }
+        Pass::InputGrad => {
+            let plan = TilePlan::for_output(shape.cin, shape.n * residue_columns(shape));
+            (plan, shape.stride, shape.n * shape.cin * shape.l)
+        }
+        Pass::WeightGrad => {
+            let weights = shape.cin * shape.k;
+            (TilePlan::for_output(shape.cout, weights), 1, shape.cout * weights)
+        }
+    };
+    Ok(outputs as f64 / (plan.padded_entries() * layers) as f64)
+}
+
+/// Floats of scratch `encode_backward_weight` with the tiled kernel needs for `shape`.
+pub fn weight_grad_partials(shape: &Conv1dShape) -> Result<usize> {
+    Ok(WeightSplit::for_shape(shape)?.partials_len(shape))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    cin: u32,
+    cout: u32,
+    l: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    l_out: u32,
+    accumulate: u32,
+    tile_m: u32,
+    tiles_m: u32,
+    tiles_n: u32,
+    layers: u32,
+    rows_per_split: u32,
+    q_len: u32,
+    _pad: u32,
+}
+
+fn params(shape: &Conv1dShape, accumulate: bool, plan: TilePlan, layers: usize) -> Result<Params> {
+    let l_out = shape.l_out()?;
+    let u = |v: usize| -> Result<u32> {
+        u32::try_from(v).map_err(|_| anyhow::anyhow!("conv1d {shape:?}: {v} does not fit in 32 bits"))
+    };
+    Ok(Params {
+        n: u(shape.n)?,
+        cin: u(shape.cin)?,
+        cout: u(shape.cout)?,
+        l: u(shape.l)?,
+        k: u(shape.k)?,
+        stride: u(shape.stride)?,
+        pad: u(shape.pad)?,
+        l_out: u(l_out)?,
+        accumulate: u32::from(accumulate),
+        tile_m: u(plan.tile_m)?,
+        tiles_m: u(plan.tiles_m)?,
+        tiles_n: u(plan.tiles_n)?,
+        layers: u(layers)?,
+        rows_per_split: 0,
+        q_len: 0,
+        _pad: 0,
+    })
+}
+
+fn workgroups(plan: TilePlan, layers: usize) -> [u32; 3] {
+    let groups = plan.tiles_m * plan.tiles_n * layers;
+    grid(u32::try_from(groups).expect("more than 2^32 workgroups in one dispatch"))
+}
+
+/// `y = conv1d(x, w) + b`: rows co, columns (n, lo). The tensors are checked by the caller.
+pub(super) fn forward(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    buffers: &[(u32, &wgpu::Buffer)],
+    cost: Cost,
+) -> Result<()> {
+    let plan = TilePlan::for_output(shape.cout, shape.n * shape.l_out()?);
+    let params = params(shape, false, plan, 1)?;
+    gpu.dispatch(rec, "conv1d_tiled", "forward", &params, buffers, workgroups(plan, 1), cost);
+    Ok(())
+}
+
+/// Input positions per residue class: `Q = floor((L - 1 + pad) / stride) + 1` (the shader header).
+fn residue_columns(shape: &Conv1dShape) -> usize {
+    (shape.l - 1 + shape.pad) / shape.stride + 1
+}
+
+/// `dx` (+)= the input gradient: one product per residue of `l + pad` modulo the stride.
+pub(super) fn backward_input(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    accumulate: bool,
+    buffers: &[(u32, &wgpu::Buffer)],
+    cost: Cost,
+) -> Result<()> {
+    let q_len = residue_columns(shape);
+    let plan = TilePlan::for_output(shape.cin, shape.n * q_len);
+    let mut params = params(shape, accumulate, plan, shape.stride)?;
+    params.q_len = u32::try_from(q_len)?;
+    gpu.dispatch(rec, "conv1d_tiled", "backward_input", &params, buffers, workgroups(plan, shape.stride), cost);
+    Ok(())
+}
+
+/// `dw` (+)= the weight gradient: rows co, columns (ci, k), the positions split across
+/// workgroups; with several splits their partial sums go to `partials` and a second launch adds them.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_weight(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    x: &Tensor,
+    dy: &Tensor,
+    dw: &Tensor,
+    accumulate: bool,
+    partials: Option<&Tensor>,
+) -> Result<()> {
+    let split = WeightSplit::for_shape(shape)?;
+    let plan = TilePlan::for_output(shape.cout, shape.cin * shape.k);
+    let mut params = params(shape, accumulate, plan, split.splits)?;
+    params.rows_per_split = u32::try_from(split.rows_per_split)?;
+    let weights = dw.numel();
+    let flops = 2 * shape.n * shape.l_out()? * shape.cout * shape.cin * shape.k;
+    let dw_moves = if accumulate { 2 } else { 1 } * weights;
+    if split.splits == 1 {
+        let cost = Cost::new(flops, x.numel() + dy.numel() + dw_moves);
+        let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer)];
+        gpu.dispatch(rec, "conv1d_tiled", "backward_weight", &params, &buffers, workgroups(plan, 1), cost);
+        return Ok(());
+    }
+    let needed = split.partials_len(shape);
+    let partials = partials.filter(|t| t.numel() >= needed);
+    ensure!(
+        partials.is_some(),
+        "conv1d {shape:?}: the tiled weight gradient needs a scratch tensor of {needed} floats \
+         for its {} partial sums (conv1d_tiled::weight_grad_partials)",
+        split.splits
+    );
+    let partials = partials.expect("checked");
+    let cost = Cost::new(flops, x.numel() + dy.numel() + needed);
+    let buffers = [(1, &x.buffer), (5, &dy.buffer), (8, &partials.buffer)];
+    let groups = workgroups(plan, split.splits);
+    gpu.dispatch(rec, "conv1d_tiled", "backward_weight_split", &params, &buffers, groups, cost);
+    let cost = Cost::new(needed, needed + dw_moves);
+    let buffers = [(7, &dw.buffer), (8, &partials.buffer)];
+    gpu.dispatch(rec, "conv1d_tiled", "reduce_splits", &params, &buffers, grid(groups_for(weights, WG)), cost);
+    Ok(())
+}
