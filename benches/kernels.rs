@@ -232,17 +232,18 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                     move |g_, e| conv1d::encode_backward_input(g_, e, kernel, &s, &y, &w, &dx, false).unwrap(),
                 ));
             }
-            let (x, y, dw) = (x.clone(), y.clone(), dw.clone());
+            let (x, y, dw, db) = (x.clone(), y.clone(), dw.clone(), db.clone());
             let partials = match (kernel, conv1d_tiled::weight_grad_partials(&s).unwrap()) {
                 (ConvKernel::Tiled, len) if len > 0 => Some(tensor(gpu, &[len], "dw partial sums")),
                 _ => None,
             };
             cases.push(case(
-                format!("conv1d {kernel:?} backward_weight {name} {ws:?}"),
-                2.0 * macs,
-                bytes(&[&xs, &ys, &ws]),
+                format!("conv1d {kernel:?} backward_params (dW and db) {name} {ws:?}"),
+                2.0 * macs + (s.n * s.cout * l_out) as f64,
+                bytes(&[&xs, &ys, &ws, &[s.cout]]),
                 move |g_, e| {
-                    conv1d::encode_backward_weight(g_, e, kernel, &s, &x, &y, &dw, true, partials.as_ref()).unwrap()
+                    let partials = partials.as_ref();
+                    conv1d::encode_backward_params(g_, e, kernel, &s, (&x, &y), (&dw, &db), true, partials).unwrap()
                 },
             ));
         }

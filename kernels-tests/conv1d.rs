@@ -37,8 +37,7 @@ fn encode_all(
         conv1d::encode_forward(gpu(), enc, kernel, s, x, w, b, y).unwrap();
     }
     conv1d::encode_backward_input(gpu(), enc, kernel, s, dy, w, dx, accumulate).unwrap();
-    conv1d::encode_backward_weight(gpu(), enc, kernel, s, x, dy, dw, accumulate, scratch.as_ref()).unwrap();
-    conv1d::encode_backward_bias(gpu(), enc, s, dy, db, accumulate).unwrap();
+    conv1d::encode_backward_params(gpu(), enc, kernel, s, (x, dy), (dw, db), accumulate, scratch.as_ref()).unwrap();
 }
 
 /// Runs all four passes of both kernels on random data (into NaN-poisoned outputs) and compares
@@ -165,7 +164,7 @@ fn too_short_input_is_an_error() {
     for kr in KERNELS {
         assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &t, &t, &t, &t).is_err());
         assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &t, &t, &t, false).is_err());
-        assert!(conv1d::encode_backward_weight(gpu(), &mut enc, kr, &s, &t, &t, &t, false, Some(&t)).is_err());
+        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&t, &t), (&t, &t), false, Some(&t)).is_err());
     }
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &t, &t, false).is_err());
 }
@@ -188,8 +187,10 @@ fn wrong_tensor_shapes_are_rejected() {
         assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w, &x, &y).is_err());
         assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &y_short, &w, &x, false).is_err());
         assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &y, &w, &y, false).is_err());
-        assert!(conv1d::encode_backward_weight(gpu(), &mut enc, kr, &s, &x, &y, &b, false, None).is_err());
-        assert!(conv1d::encode_backward_weight(gpu(), &mut enc, kr, &s, &y, &y, &w, false, None).is_err());
+        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&x, &y), (&w, &b), false, None).is_ok());
+        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&x, &y), (&b, &b), false, None).is_err());
+        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&y, &y), (&w, &b), false, None).is_err());
+        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&x, &y), (&w, &w), false, None).is_err());
     }
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &y, &w, false).is_err());
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &x, &b, false).is_err());
@@ -235,11 +236,17 @@ fn accumulate_adds_to_existing_gradients() {
         // Twice more, overwriting then accumulating: the result is twice the gradient.
         let scratch = partials(kernel, &s);
         run(|enc| {
-            conv1d::encode_backward_weight(gpu(), enc, kernel, &s, &xg, &dyg, &dw, false, scratch.as_ref()).unwrap();
-            conv1d::encode_backward_weight(gpu(), enc, kernel, &s, &xg, &dyg, &dw, true, scratch.as_ref()).unwrap();
+            for accumulate in [false, true] {
+                let (inputs, grads) = ((&xg, &dyg), (&dw, &db));
+                conv1d::encode_backward_params(gpu(), enc, kernel, &s, inputs, grads, accumulate, scratch.as_ref())
+                    .unwrap();
+            }
         });
-        let twice: Vec<f64> = reference::backward_weight(&s, &x, &dy).iter().map(|g| 2.0 * g).collect();
-        assert_close(&format!("{s_name} dw overwritten then accumulated"), &dw.read(gpu()).unwrap(), &twice, 1e-4);
+        let twice = |grad: Vec<f64>| -> Vec<f64> { grad.iter().map(|g| 2.0 * g).collect() };
+        let (dw_twice, db_twice) =
+            (twice(reference::backward_weight(&s, &x, &dy)), twice(reference::backward_bias(&s, &dy)));
+        assert_close(&format!("{s_name} dw overwritten then accumulated"), &dw.read(gpu()).unwrap(), &dw_twice, 1e-4);
+        assert_close(&format!("{s_name} db overwritten then accumulated"), &db.read(gpu()).unwrap(), &db_twice, 1e-4);
     }
 }
 

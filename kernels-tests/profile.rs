@@ -37,16 +37,19 @@ fn options(inference: bool, cpu_timing: bool) -> ProfileOptions {
     }
 }
 
-/// FLOPs of one conv forward, from the layer table, independently of the ops' own accounting.
-fn conv_forward_flops(arch: &Arch, batch: usize, samples: usize) -> Vec<(String, f64)> {
+/// FLOPs of one conv forward and the number of its outputs (the terms of db), from the layer
+/// table, independently of the ops' own accounting.
+fn conv_forward_flops(arch: &Arch, batch: usize, samples: usize) -> Vec<(String, f64, f64)> {
     let lengths = arch.lengths(samples).expect("long enough");
     let mut flops = Vec::new();
+    let mut push = |name: &str, outputs: usize, reduction: usize| {
+        flops.push((name.to_string(), 2.0 * (outputs * reduction) as f64, outputs as f64));
+    };
     for (layer, &(conv_len, _)) in arch.body.iter().zip(&lengths.body) {
-        flops.push((layer.name.to_string(), 2.0 * (batch * layer.cout * conv_len * layer.cin * layer.k) as f64));
+        push(layer.name, batch * layer.cout * conv_len, layer.cin * layer.k);
     }
     for head in &arch.heads {
-        let cin = arch.body.last().unwrap().cout;
-        flops.push((head.name.to_string(), 2.0 * (batch * head.classes * lengths.steps * cin * head.k) as f64));
+        push(head.name, batch * head.classes * lengths.steps, arch.body.last().unwrap().cout * head.k);
     }
     flops
 }
@@ -73,24 +76,32 @@ fn training_profile_times_and_costs_every_launch() {
     // forward's FLOPs counted from the layer table.
     let arch = Arch::by_name(MODEL).unwrap();
     let samples = (SECONDS * 22_050.0) as usize;
-    for (layer, flops) in conv_forward_flops(&arch, opts.batch, samples) {
-        // Each pass runs the tiled kernel (conv1d_tiled) or the plain one (conv1d); a tiled dW may
-        // be split in two launches.
+    for (layer, flops, outputs) in conv_forward_flops(&arch, opts.batch, samples) {
+        // Each pass runs the tiled kernel (conv1d_tiled) or the plain one (conv1d). The tiled dW
+        // also computes db (one more addition per output) and may be split in two launches.
         let row = |entry: &str| {
             rows.iter().find(|r| r.layer == layer && r.kernel.starts_with("conv1d") && r.kernel.ends_with(entry))
         };
         let forward = row("::forward").unwrap_or_else(|| panic!("no conv1d forward for {layer}"));
         assert_eq!(forward.cost.flops, flops, "{layer} forward FLOPs");
-        let dw = row("::backward_weight").or_else(|| row("::backward_weight_split")).expect("dW");
-        assert_eq!(dw.cost.flops, flops, "{layer} dW FLOPs");
-        assert!(row("::backward_bias").is_some(), "{layer} has no db");
+        match row("::backward_weight") {
+            Some(plain) => {
+                assert_eq!(plain.cost.flops, flops, "{layer} dW FLOPs");
+                assert!(row("::backward_bias").is_some(), "{layer} has no db");
+            }
+            None => {
+                let tiled = row("::backward_params").or_else(|| row("::backward_params_split")).expect("dW");
+                assert_eq!(tiled.cost.flops, flops + outputs, "{layer} dW and db FLOPs");
+                assert!(row("::backward_bias").is_none(), "{layer} computes db twice");
+            }
+        }
         assert_eq!(row("::backward_input").is_some(), layer != "conv1", "{layer} dX");
     }
     assert!(rows.iter().any(|r| r.kernel == "conv1d_tiled::forward"), "no layer ran the tiled forward");
     assert!(rows.iter().any(|r| r.kernel == "adam::step" && r.layer == "adam conv1.weight"));
 
     let table = p.table(SortBy::Time);
-    for needle in ["adapter:", "GPU timestamps", "backward_weight", "total:", "x floor", "clips/s"] {
+    for needle in ["adapter:", "GPU timestamps", "conv1d", "total:", "x floor", "clips/s"] {
         assert!(table.contains(needle), "the table lacks {needle:?}:\n{table}");
     }
     let times: Vec<f64> = table

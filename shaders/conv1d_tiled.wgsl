@@ -1,5 +1,5 @@
 // 1-D convolution as tiled implicit GEMM: the same results as conv1d.wgsl (same layouts, same
-// bindings, same formulas; read its header first), computed so that each value read from global
+// bindings plus a scratch buffer, same formulas; read its header first), computed so that each value read from global
 // memory is used many times instead of once.
 //
 //   x  [N, Cin, L]   w  [Cout, Cin, K]   b [Cout]   y, dy [N, Cout, Lout]   dx [N, Cin, L]
@@ -10,7 +10,7 @@
 //   pass             rows m   columns c         reduction r            A[m, r]        B[r, c]
 //   forward          co       (n, lo)           (ci, k)                w[co, ci, k]   x[n, ci, lo*stride + k - pad]
 //   backward_input   ci       (n, q), residue   (co, j), k = rho+s*j   w[co, ci, k]   dy[n, co, q - j]
-//   backward_weight  co       (ci, k)           (n, lo), one split     dy[n, co, lo]  x[n, ci, lo*stride + k - pad]
+//   backward_params  co       (ci, k)           (n, lo), one split     dy[n, co, lo]  x[n, ci, lo*stride + k - pad]
 //
 // Operands outside a tensor (padding, ragged tile edges) read as zero.
 //
@@ -23,11 +23,14 @@
 // l = q*s + rho - pad falls outside [0, L) is computed and thrown away (at most pad/s + 1 per
 // residue and batch item). A residue with K_rho = 0 (stride > K) writes zeros: nothing reaches it.
 //
-// backward_weight. dw is a sum over all N * Lout positions: millions of terms for conv1 and only
+// backward_params. dw is a sum over all N * Lout positions: millions of terms for conv1 and only
 // a thousand weights. The positions are cut into `layers` splits of `rows_per_split`; each
-// workgroup sums one split for one tile of weights. With one split, backward_weight writes dw;
-// with more, backward_weight_split writes each split's sum to partials[split, co, ci, k] and
-// reduce_splits adds them in a fixed order (deterministic, no float atomics).
+// workgroup sums one split for one tile of weights. The bias gradient db[co] = sum_{n,lo} dy[n,co,lo]
+// is the sum of A's row co, which the workgroups of the first tile column already stage: their
+// first tile_m invocations add up one row each, so db costs no launch and no second read of dy.
+// With one split, backward_params writes dw and db; with more, backward_params_split writes each
+// split's sums to partials[split, 0 .. Cout*Cin*K + Cout] (dw, then db) and reduce_splits adds
+// them up in a fixed order (deterministic, no float atomics).
 //
 // Tiling. A workgroup of 256 invocations owns a tile of tile_m x tile_n = 4096 entries of C
 // (tile_m a power of two from 16 to 256, picked by the host to fit the layer's shape) and walks r
@@ -54,7 +57,7 @@ struct Params {
     tile_m: u32,
     tiles_m: u32,
     tiles_n: u32,
-    // backward_input: residues (= stride) along the third axis; backward_weight: splits.
+    // backward_input: residues (= stride) along the third axis; backward_params: splits.
     layers: u32,
     rows_per_split: u32,
     q_len: u32,
@@ -69,7 +72,8 @@ struct Params {
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(8) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(8) var<storage, read_write> db: array<f32>;
+@group(0) @binding(9) var<storage, read_write> partials: array<f32>;
 
 const WG: u32 = 256u;
 const RK: u32 = 8u;
@@ -81,7 +85,7 @@ var<workgroup> tiles: array<f32, 2176>;
 struct Tile {
     m0: u32,    // first row of C
     c0: u32,    // first column of C
-    layer: u32, // residue (backward_input) or split (backward_weight)
+    layer: u32, // residue (backward_input) or split (backward_params)
 }
 
 fn tile_n() -> u32 {
@@ -230,7 +234,7 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
 }
 
-// ---- backward_weight: rows co, columns (ci, k), reduction (n, lo) over one split ---------------
+// ---- backward_params: rows co, columns (ci, k), reduction (n, lo) over one split ---------------
 
 fn weight_a(co: u32, r: u32, r_end: u32) -> f32 {
     if (co >= p.cout || r >= r_end) { return 0.0; }
@@ -242,12 +246,12 @@ fn weight_b(r: u32, c: u32, r_end: u32) -> f32 {
     return x_at(r / p.l_out, c / p.k, r % p.l_out, c % p.k);
 }
 
-// This invocation's 4 x 4 block of dw summed over the positions of the tile's split.
-fn weight_block(tile: Tile, t: u32) -> array<f32, 16> {
+// This invocation's 4 x 4 block of dw summed over the positions of the tile's split, and for
+// invocation t < tile_m the sum of dy over the same positions for row t (its share of db).
+fn params_block(tile: Tile, t: u32, acc: ptr<function, array<f32, 16>>, row_sum: ptr<function, f32>) {
     let tn = tile_n();
     let r_begin = tile.layer * p.rows_per_split;
     let r_end = min(r_begin + p.rows_per_split, p.n * p.l_out);
-    var acc: array<f32, 16>;
     for (var r0 = r_begin; r0 < r_end; r0 += RK) {
         for (var e = t; e < RK * p.tile_m; e += WG) {
             tiles[(e % RK) * p.tile_m + e / RK] = weight_a(tile.m0 + e / RK, r0 + e % RK, r_end);
@@ -256,19 +260,25 @@ fn weight_block(tile: Tile, t: u32) -> array<f32, 16> {
             tiles[RK * p.tile_m + e] = weight_b(r0 + e / tn, tile.c0 + e % tn, r_end);
         }
         workgroupBarrier();
-        multiply_chunk(&acc, t);
+        multiply_chunk(acc, t);
+        if (t < p.tile_m) {
+            for (var rr = 0u; rr < RK; rr++) {
+                *row_sum += tiles[rr * p.tile_m + t];
+            }
+        }
         workgroupBarrier();
     }
-    return acc;
 }
 
-// One split (layers = 1): the block goes straight into dw.
+// One split (layers = 1): the blocks go straight into dw and db.
 @compute @workgroup_size(256)
-fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
     var tile: Tile;
     if (!tile_of(wid, nwg, &tile)) { return; }
-    let acc = weight_block(tile, lid.x);
+    var acc: array<f32, 16>;
+    var row_sum = 0.0;
+    params_block(tile, lid.x, &acc, &row_sum);
     for (var e = 0u; e < 16u; e++) {
         let co = tile.m0 + block_row(lid.x, e);
         let c = tile.c0 + block_col(lid.x, e);
@@ -277,35 +287,51 @@ fn backward_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
             dw[i] = select(acc[e], dw[i] + acc[e], p.accumulate != 0u);
         }
     }
+    let co = tile.m0 + lid.x;
+    if (tile.c0 == 0u && lid.x < p.tile_m && co < p.cout) {
+        db[co] = select(row_sum, db[co] + row_sum, p.accumulate != 0u);
+    }
 }
 
 // Several splits: each writes its partial sums, which reduce_splits then adds up.
 @compute @workgroup_size(256)
-fn backward_weight_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+fn backward_params_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                          @builtin(local_invocation_id) lid: vec3<u32>) {
     var tile: Tile;
     if (!tile_of(wid, nwg, &tile)) { return; }
-    let acc = weight_block(tile, lid.x);
+    var acc: array<f32, 16>;
+    var row_sum = 0.0;
+    params_block(tile, lid.x, &acc, &row_sum);
     let weights = p.cout * p.cin * p.k;
+    let base = tile.layer * (weights + p.cout);
     for (var e = 0u; e < 16u; e++) {
         let co = tile.m0 + block_row(lid.x, e);
         let c = tile.c0 + block_col(lid.x, e);
         if (co < p.cout && c < p.cin * p.k) {
-            partials[tile.layer * weights + co * p.cin * p.k + c] = acc[e];
+            partials[base + co * p.cin * p.k + c] = acc[e];
         }
+    }
+    let co = tile.m0 + lid.x;
+    if (tile.c0 == 0u && lid.x < p.tile_m && co < p.cout) {
+        partials[base + weights + co] = row_sum;
     }
 }
 
-// dw[i] (+)= sum over splits of partials[split, i], one invocation per weight.
+// dw[i] (+)= sum over splits of partials[split, i] for i < Cout*Cin*K, and db likewise for the
+// Cout entries after them: one invocation per parameter.
 @compute @workgroup_size(256)
 fn reduce_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
     let weights = p.cout * p.cin * p.k;
-    if (i >= weights) { return; }
+    if (i >= weights + p.cout) { return; }
     var sum = 0.0;
     for (var s = 0u; s < p.layers; s++) {
-        sum += partials[s * weights + i];
+        sum += partials[s * (weights + p.cout) + i];
     }
-    dw[i] = select(sum, dw[i] + sum, p.accumulate != 0u);
+    if (i < weights) {
+        dw[i] = select(sum, dw[i] + sum, p.accumulate != 0u);
+    } else {
+        db[i - weights] = select(sum, db[i - weights] + sum, p.accumulate != 0u);
+    }
 }

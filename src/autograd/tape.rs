@@ -429,23 +429,25 @@ impl<'g> Tape<'g> {
             }
             Node::Conv1d { ref shape, kernel, x, w, b, y } => {
                 let Some(dy) = self.grads[y.0].clone() else { return Ok(()) };
-                if self.needs_grad[w.0] {
-                    let (dw, acc) = self.grad_target(w, "conv weight")?;
+                if self.needs_grad[w.0] || self.needs_grad[b.0] {
+                    ensure!(
+                        self.is_parameter[w.0] && self.is_parameter[b.0],
+                        "conv {shape:?}: its weight and bias must both be parameters, or neither"
+                    );
+                    let (dw, _) = self.grad_target(w, "conv weight")?;
+                    let (db, _) = self.grad_target(b, "conv bias")?;
                     let partials_len = match kernel.runs_tiled(shape, conv1d::Pass::WeightGrad)? {
                         true => conv1d_tiled::weight_grad_partials(shape)?,
                         false => 0,
                     };
                     let partials = match partials_len {
                         0 => None,
-                        len => Some(self.alloc(&[len], "conv weight gradient partial sums")?),
+                        len => Some(self.alloc(&[len], "conv parameter gradient partial sums")?),
                     };
-                    let x = &self.values[x.0];
+                    let (inputs, grads) = ((&self.values[x.0], &dy), (&dw, &db));
+                    // Parameter gradients always add: micro-batches sum into them.
                     let rec = &mut self.backward;
-                    conv1d::encode_backward_weight(g, rec, kernel, shape, x, &dy, &dw, acc, partials.as_ref())?;
-                }
-                if self.needs_grad[b.0] {
-                    let (db, acc) = self.grad_target(b, "conv bias")?;
-                    conv1d::encode_backward_bias(g, &mut self.backward, shape, &dy, &db, acc)?;
+                    conv1d::encode_backward_params(g, rec, kernel, shape, inputs, grads, true, partials.as_ref())?;
                 }
                 if self.needs_grad[x.0] {
                     let (dx, acc) = self.grad_target(x, "conv input")?;

@@ -214,18 +214,18 @@ pub fn encode_backward_input(
     Ok(())
 }
 
-/// Records `dw` from the forward input `x` and `dy`; adds to `dw` when `accumulate`. The tiled
-/// kernel splits long sums across workgroups and then needs `partials`, a scratch tensor of at
-/// least [`conv1d_tiled::weight_grad_partials`] floats when it runs (none when that is 0).
+/// Records the parameter gradients `dw` (from the forward input `x` and `dy`) and `db` (from `dy`);
+/// adds to them when `accumulate`. Plain: backward_weight, then backward_bias. Tiled: one kernel
+/// for both, which splits long sums across workgroups and then needs `partials`, a scratch tensor
+/// of at least [`conv1d_tiled::weight_grad_partials`] floats (none when that is 0).
 #[allow(clippy::too_many_arguments)]
-pub fn encode_backward_weight(
+pub fn encode_backward_params(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     kernel: ConvKernel,
     shape: &Conv1dShape,
-    x: &Tensor,
-    dy: &Tensor,
-    dw: &Tensor,
+    (x, dy): (&Tensor, &Tensor),
+    (dw, db): (&Tensor, &Tensor),
     accumulate: bool,
     partials: Option<&Tensor>,
 ) -> Result<()> {
@@ -233,8 +233,9 @@ pub fn encode_backward_weight(
     check("input x", x, &shape.input_dims(), shape)?;
     check("output gradient dy", dy, &shape.output_dims()?, shape)?;
     check("weight gradient dw", dw, &shape.weight_dims(), shape)?;
+    check("bias gradient db", db, &[shape.cout], shape)?;
     if kernel.runs_tiled(shape, Pass::WeightGrad)? {
-        return conv1d_tiled::backward_weight(gpu, rec, shape, x, dy, dw, accumulate, partials);
+        return conv1d_tiled::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials);
     }
     let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer)];
     let weights_per_group = WG / params.lanes;
@@ -242,7 +243,7 @@ pub fn encode_backward_weight(
     let cost = Cost::new(2 * shape.macs(dy.shape[2]), x.numel() + dy.numel() + dw_moves);
     let groups = grid(groups_for(dw.numel(), weights_per_group));
     gpu.dispatch(rec, "conv1d", "backward_weight", &params, &buffers, groups, cost);
-    Ok(())
+    encode_backward_bias(gpu, rec, shape, dy, db, accumulate)
 }
 
 /// Records `db` from `dy`; adds to `db` when `accumulate`.

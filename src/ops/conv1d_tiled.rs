@@ -71,12 +71,12 @@ impl WeightSplit {
         Ok(WeightSplit { splits: rows.div_ceil(rows_per_split), rows_per_split })
     }
 
-    /// Floats of scratch the split dW needs for its partial sums (0 with one split).
+    /// Floats of scratch the split dW and db need for their partial sums (0 with one split).
     pub fn partials_len(&self, shape: &Conv1dShape) -> usize {
         if self.splits == 1 {
             0
         } else {
-            self.splits * shape.cout * shape.cin * shape.k
+            self.splits * (shape.cout * shape.cin * shape.k + shape.cout)
         }
     }
 }
@@ -101,7 +101,7 @@ pub fn tile_fill(shape: &Conv1dShape, pass: Pass) -> Result<f64> {
     Ok(outputs as f64 / (plan.padded_entries() * layers) as f64)
 }
 
-/// Floats of scratch `encode_backward_weight` with the tiled kernel needs for `shape`.
+/// Floats of scratch `encode_backward_params` with the tiled kernel needs for `shape`.
 pub fn weight_grad_partials(shape: &Conv1dShape) -> Result<usize> {
     Ok(WeightSplit::for_shape(shape)?.partials_len(shape))
 }
@@ -193,16 +193,16 @@ pub(super) fn backward_input(
     Ok(())
 }
 
-/// `dw` (+)= the weight gradient: rows co, columns (ci, k), the positions split across
-/// workgroups; with several splits their partial sums go to `partials` and a second launch adds them.
+/// `dw` and `db` (+)= the parameter gradients: rows co, columns (ci, k), the positions split
+/// across workgroups; with several splits their partial sums go to `partials` and a second launch
+/// adds them. `db` comes from the dy tiles the same kernel stages.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn backward_weight(
+pub(super) fn backward_params(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
-    x: &Tensor,
-    dy: &Tensor,
-    dw: &Tensor,
+    (x, dy): (&Tensor, &Tensor),
+    (dw, db): (&Tensor, &Tensor),
     accumulate: bool,
     partials: Option<&Tensor>,
 ) -> Result<()> {
@@ -210,30 +210,31 @@ pub(super) fn backward_weight(
     let plan = TilePlan::for_output(shape.cout, shape.cin * shape.k);
     let mut params = params(shape, accumulate, plan, split.splits)?;
     params.rows_per_split = u32::try_from(split.rows_per_split)?;
-    let weights = dw.numel();
-    let flops = 2 * shape.n * shape.l_out()? * shape.cout * shape.cin * shape.k;
-    let dw_moves = if accumulate { 2 } else { 1 } * weights;
+    let outputs = dw.numel() + db.numel();
+    let terms = shape.n * shape.l_out()? * shape.cout;
+    let flops = 2 * terms * shape.cin * shape.k + terms;
+    let output_moves = if accumulate { 2 } else { 1 } * outputs;
     if split.splits == 1 {
-        let cost = Cost::new(flops, x.numel() + dy.numel() + dw_moves);
-        let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer)];
-        gpu.dispatch(rec, "conv1d_tiled", "backward_weight", &params, &buffers, workgroups(plan, 1), cost);
+        let cost = Cost::new(flops, x.numel() + dy.numel() + output_moves);
+        let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer), (8, &db.buffer)];
+        gpu.dispatch(rec, "conv1d_tiled", "backward_params", &params, &buffers, workgroups(plan, 1), cost);
         return Ok(());
     }
     let needed = split.partials_len(shape);
     let partials = partials.filter(|t| t.numel() >= needed);
     ensure!(
         partials.is_some(),
-        "conv1d {shape:?}: the tiled weight gradient needs a scratch tensor of {needed} floats \
-         for its {} partial sums (conv1d_tiled::weight_grad_partials)",
+        "conv1d {shape:?}: the tiled parameter gradients need a scratch tensor of {needed} floats \
+         for their {} partial sums (conv1d_tiled::weight_grad_partials)",
         split.splits
     );
     let partials = partials.expect("checked");
     let cost = Cost::new(flops, x.numel() + dy.numel() + needed);
-    let buffers = [(1, &x.buffer), (5, &dy.buffer), (8, &partials.buffer)];
+    let buffers = [(1, &x.buffer), (5, &dy.buffer), (9, &partials.buffer)];
     let groups = workgroups(plan, split.splits);
-    gpu.dispatch(rec, "conv1d_tiled", "backward_weight_split", &params, &buffers, groups, cost);
-    let cost = Cost::new(needed, needed + dw_moves);
-    let buffers = [(7, &dw.buffer), (8, &partials.buffer)];
-    gpu.dispatch(rec, "conv1d_tiled", "reduce_splits", &params, &buffers, grid(groups_for(weights, WG)), cost);
+    gpu.dispatch(rec, "conv1d_tiled", "backward_params_split", &params, &buffers, groups, cost);
+    let cost = Cost::new(needed, needed + output_moves);
+    let buffers = [(7, &dw.buffer), (8, &db.buffer), (9, &partials.buffer)];
+    gpu.dispatch(rec, "conv1d_tiled", "reduce_splits", &params, &buffers, grid(groups_for(outputs, WG)), cost);
     Ok(())
 }
