@@ -88,8 +88,18 @@ struct Tile {
     layer: u32, // residue (backward_input) or split (backward_params)
 }
 
+// log2 of the tile's height and width (powers of two whose product is TILE), so that
+// dividing by them is a shift.
+fn tile_m_shift() -> u32 {
+    return countTrailingZeros(p.tile_m);
+}
+
+fn tile_n_shift() -> u32 {
+    return countTrailingZeros(TILE) - tile_m_shift();
+}
+
 fn tile_n() -> u32 {
-    return TILE / p.tile_m;
+    return 1u << tile_n_shift();
 }
 
 // The tile this workgroup owns, or false past the last one (the 2-D grid may hold extra groups).
@@ -105,8 +115,8 @@ fn tile_of(wid: vec3<u32>, nwg: vec3<u32>, tile: ptr<function, Tile>) -> bool {
 // Adds the staged chunk's product to this invocation's 4 x 4 block of C.
 fn multiply_chunk(acc: ptr<function, array<f32, 16>>, t: u32) {
     let tn = tile_n();
-    let row = t / (tn / 4u);
-    let col = t % (tn / 4u);
+    let row = t >> (tile_n_shift() - 2u);
+    let col = t & (tn / 4u - 1u);
     let b_base = RK * p.tile_m;
     for (var rr = 0u; rr < RK; rr++) {
         var a: array<f32, 4>;
@@ -125,31 +135,49 @@ fn multiply_chunk(acc: ptr<function, array<f32, 16>>, t: u32) {
 
 // The C entry (row, column) of element e (= i * 4 + j) of invocation t's block.
 fn block_row(t: u32, e: u32) -> u32 {
-    return t / (tile_n() / 4u) + (e / 4u) * (p.tile_m / 4u);
+    return (t >> (tile_n_shift() - 2u)) + (e / 4u) * (p.tile_m / 4u);
 }
 
 fn block_col(t: u32, e: u32) -> u32 {
-    return t % (tile_n() / 4u) + (e % 4u) * (tile_n() / 4u);
+    return (t & (tile_n() / 4u - 1u)) + (e % 4u) * (tile_n() / 4u);
 }
 
-// x[n, ci, lo*stride + k - pad], zero in the padding.
-fn x_at(n: u32, ci: u32, lo: u32, k: u32) -> f32 {
-    let pos = i32(lo * p.stride + k) - i32(p.pad);
-    if (pos < 0 || pos >= i32(p.l)) { return 0.0; }
-    return x[(n * p.cin + ci) * p.l + u32(pos)];
+// Staging. Each chunk, invocation t stages the A entries e = t, t + 256, ... of the [tile_m x RK]
+// block (row e / RK, step e % RK) and the B entries e = t, t + 256, ... of the [RK x tile_n] block
+// (step e / tile_n, column e % tile_n). As 256 is a multiple of RK and of tile_n, the A step
+// (t % RK) and the B column (t % tile_n) of an invocation never change, and the B steps it stages
+// are t / tile_n + j * (256 / tile_n). Those steps are split into two indices (such as ci and k)
+// by a division; instead of dividing again for every element of every chunk, an invocation divides
+// once and carries the quotient and remainder forward as the step grows.
+struct Counter {
+    q: u32,
+    r: u32,
 }
 
-// ---- forward: rows co, columns (n, lo), reduction (ci, k) --------------------------------------
-
-fn forward_a(co: u32, r: u32) -> f32 {
-    if (co >= p.cout || r >= p.cin * p.k) { return 0.0; }
-    return w[co * p.cin * p.k + r];
+fn counter(v: u32, d: u32) -> Counter {
+    return Counter(v / d, v % d);
 }
 
-fn forward_b(r: u32, c: u32) -> f32 {
-    if (r >= p.cin * p.k || c >= p.n * p.l_out) { return 0.0; }
-    return x_at(c / p.l_out, r / p.k, c % p.l_out, r % p.k);
+// The counter of v + step, from that of v (a loop of about step / d + 1 subtractions).
+fn advance(c: Counter, step: u32, d: u32) -> Counter {
+    var next = Counter(c.q, c.r + step);
+    while (next.r >= d) {
+        next.r -= d;
+        next.q += 1u;
+    }
+    return next;
 }
+
+// The first B step invocation t stages, and the distance to its next one.
+fn b_first_step(t: u32) -> u32 {
+    return t >> tile_n_shift();
+}
+
+fn b_step_stride() -> u32 {
+    return WG >> tile_n_shift();
+}
+
+// ---- forward: rows co, columns (n, lo), reduction r = (ci, k) ----------------------------------
 
 @compute @workgroup_size(256)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -158,14 +186,37 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (!tile_of(wid, nwg, &tile)) { return; }
     let t = lid.x;
     let tn = tile_n();
+    let r_len = p.cin * p.k;
+    // A = w, read along r: no division needed.
+    let a_step = t % RK;
+    // B = x: this invocation's column (n, lo) is fixed; its first step's (ci, k) is carried.
+    let c = tile.c0 + (t & (tn - 1u));
+    let column_valid = c < p.n * p.l_out;
+    let x_base = (c / p.l_out) * p.cin * p.l;
+    let pos0 = i32((c % p.l_out) * p.stride) - i32(p.pad);
+    var b_first = counter(b_first_step(t), p.k); // (ci, k) of step r0 + b_first_step(t)
     var acc: array<f32, 16>;
-    for (var r0 = 0u; r0 < p.cin * p.k; r0 += RK) {
+    for (var r0 = 0u; r0 < r_len; r0 += RK) {
         for (var e = t; e < RK * p.tile_m; e += WG) {
-            tiles[(e % RK) * p.tile_m + e / RK] = forward_a(tile.m0 + e / RK, r0 + e % RK);
+            let co = tile.m0 + e / RK;
+            let r = r0 + a_step;
+            var v = 0.0;
+            if (co < p.cout && r < r_len) {
+                v = w[co * r_len + r];
+            }
+            tiles[a_step * p.tile_m + e / RK] = v;
         }
-        for (var e = t; e < RK * tn; e += WG) {
-            tiles[RK * p.tile_m + e] = forward_b(r0 + e / tn, tile.c0 + e % tn);
+        var rk = b_first;
+        for (var step = b_first_step(t); step < RK; step += b_step_stride()) {
+            let pos = pos0 + i32(rk.r);
+            var v = 0.0;
+            if (column_valid && rk.q < p.cin && pos >= 0 && pos < i32(p.l)) {
+                v = x[x_base + rk.q * p.l + u32(pos)];
+            }
+            tiles[RK * p.tile_m + step * tn + (t & (tn - 1u))] = v;
+            rk = advance(rk, b_step_stride(), p.k);
         }
+        b_first = advance(b_first, RK, p.k);
         workgroupBarrier();
         multiply_chunk(&acc, t);
         workgroupBarrier();
@@ -187,21 +238,6 @@ fn taps_of_residue(rho: u32) -> u32 {
     return (p.k - rho + p.stride - 1u) / p.stride;
 }
 
-fn input_a(ci: u32, r: u32, rho: u32, taps: u32) -> f32 {
-    if (ci >= p.cin || r >= p.cout * taps) { return 0.0; }
-    let co = r / taps;
-    let k = rho + p.stride * (r % taps);
-    return w[(co * p.cin + ci) * p.k + k];
-}
-
-fn input_b(r: u32, c: u32, taps: u32) -> f32 {
-    if (r >= p.cout * taps || c >= p.n * p.q_len) { return 0.0; }
-    let n = c / p.q_len;
-    let lo = i32(c % p.q_len) - i32(r % taps);
-    if (lo < 0 || lo >= i32(p.l_out)) { return 0.0; }
-    return dy[(n * p.cout + r / taps) * p.l_out + u32(lo)];
-}
-
 @compute @workgroup_size(256)
 fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -211,14 +247,38 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let tn = tile_n();
     let rho = tile.layer;
     let taps = taps_of_residue(rho);
+    let d = max(taps, 1u); // with no taps the loop below never runs
+    // A = w[co, ci, rho + s*j]: this invocation's step is r0 + t % RK, its (co, j) carried.
+    let a_step = t % RK;
+    var a_rc = counter(a_step, d);
+    // B = dy[n, co, q - j]: the column (n, q) is fixed; the first step's (co, j) is carried.
+    let c = tile.c0 + (t & (tn - 1u));
+    let column_valid = c < p.n * p.q_len;
+    let dy_base = (c / p.q_len) * p.cout * p.l_out;
+    let q = i32(c % p.q_len);
+    var b_first = counter(b_first_step(t), d);
     var acc: array<f32, 16>;
     for (var r0 = 0u; r0 < p.cout * taps; r0 += RK) {
         for (var e = t; e < RK * p.tile_m; e += WG) {
-            tiles[(e % RK) * p.tile_m + e / RK] = input_a(tile.m0 + e / RK, r0 + e % RK, rho, taps);
+            let ci = tile.m0 + e / RK;
+            var v = 0.0;
+            if (ci < p.cin && a_rc.q < p.cout) {
+                v = w[(a_rc.q * p.cin + ci) * p.k + rho + p.stride * a_rc.r];
+            }
+            tiles[a_step * p.tile_m + e / RK] = v;
         }
-        for (var e = t; e < RK * tn; e += WG) {
-            tiles[RK * p.tile_m + e] = input_b(r0 + e / tn, tile.c0 + e % tn, taps);
+        a_rc = advance(a_rc, RK, d);
+        var rc = b_first;
+        for (var step = b_first_step(t); step < RK; step += b_step_stride()) {
+            let lo = q - i32(rc.r);
+            var v = 0.0;
+            if (column_valid && rc.q < p.cout && lo >= 0 && lo < i32(p.l_out)) {
+                v = dy[dy_base + rc.q * p.l_out + u32(lo)];
+            }
+            tiles[RK * p.tile_m + step * tn + (t & (tn - 1u))] = v;
+            rc = advance(rc, b_step_stride(), d);
         }
+        b_first = advance(b_first, RK, d);
         workgroupBarrier();
         multiply_chunk(&acc, t);
         workgroupBarrier();
@@ -236,29 +296,42 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 
 // ---- backward_params: rows co, columns (ci, k), reduction (n, lo) over one split ---------------
 
-fn weight_a(co: u32, r: u32, r_end: u32) -> f32 {
-    if (co >= p.cout || r >= r_end) { return 0.0; }
-    return dy[((r / p.l_out) * p.cout + co) * p.l_out + r % p.l_out];
-}
-
-fn weight_b(r: u32, c: u32, r_end: u32) -> f32 {
-    if (r >= r_end || c >= p.cin * p.k) { return 0.0; }
-    return x_at(r / p.l_out, c / p.k, r % p.l_out, c % p.k);
-}
-
 // This invocation's 4 x 4 block of dw summed over the positions of the tile's split, and for
 // invocation t < tile_m the sum of dy over the same positions for row t (its share of db).
 fn params_block(tile: Tile, t: u32, acc: ptr<function, array<f32, 16>>, row_sum: ptr<function, f32>) {
     let tn = tile_n();
     let r_begin = tile.layer * p.rows_per_split;
     let r_end = min(r_begin + p.rows_per_split, p.n * p.l_out);
+    // A = dy[n, co, lo]: this invocation's step is r0 + t % RK, its (n, lo) carried.
+    let a_step = t % RK;
+    var a_nl = counter(r_begin + a_step, p.l_out);
+    // B = x[n, ci, lo*stride + k - pad]: the column (ci, k) is fixed; the first step's (n, lo) is carried.
+    let c = tile.c0 + (t & (tn - 1u));
+    let column_valid = c < p.cin * p.k;
+    let ci = c / p.k;
+    let k = c % p.k;
+    var b_first = counter(r_begin + b_first_step(t), p.l_out);
     for (var r0 = r_begin; r0 < r_end; r0 += RK) {
         for (var e = t; e < RK * p.tile_m; e += WG) {
-            tiles[(e % RK) * p.tile_m + e / RK] = weight_a(tile.m0 + e / RK, r0 + e % RK, r_end);
+            let co = tile.m0 + e / RK;
+            var v = 0.0;
+            if (co < p.cout && r0 + a_step < r_end) {
+                v = dy[(a_nl.q * p.cout + co) * p.l_out + a_nl.r];
+            }
+            tiles[a_step * p.tile_m + e / RK] = v;
         }
-        for (var e = t; e < RK * tn; e += WG) {
-            tiles[RK * p.tile_m + e] = weight_b(r0 + e / tn, tile.c0 + e % tn, r_end);
+        a_nl = advance(a_nl, RK, p.l_out);
+        var nl = b_first;
+        for (var step = b_first_step(t); step < RK; step += b_step_stride()) {
+            let pos = i32(nl.r * p.stride + k) - i32(p.pad);
+            var v = 0.0;
+            if (column_valid && r0 + step < r_end && pos >= 0 && pos < i32(p.l)) {
+                v = x[(nl.q * p.cin + ci) * p.l + u32(pos)];
+            }
+            tiles[RK * p.tile_m + step * tn + (t & (tn - 1u))] = v;
+            nl = advance(nl, b_step_stride(), p.l_out);
         }
+        b_first = advance(b_first, RK, p.l_out);
         workgroupBarrier();
         multiply_chunk(acc, t);
         if (t < p.tile_m) {
