@@ -191,3 +191,46 @@ fn matches_pytorch_fixture() {
         }
     }
 }
+
+#[test]
+fn one_launch_updates_every_tensor_of_a_flat_buffer() {
+    use sn_wgpu::model::params::{Init, NamedTensors, TensorSpec};
+    // Sizes that are not multiples of the storage-offset alignment, and one of a single element.
+    let shapes: [&[usize]; 4] = [&[3, 5, 7], &[1], &[130], &[2, 65]];
+    let specs: Vec<TensorSpec> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| TensorSpec { name: format!("t{i}"), shape: s.to_vec(), init: Init::Constant(0.0) })
+        .collect();
+    let mut r = rng(900);
+    let values: Vec<Vec<f32>> = shapes.iter().map(|s| randn(&mut r, s.iter().product())).collect();
+    let grads: Vec<Vec<f32>> = shapes.iter().map(|s| randn(&mut r, s.iter().product())).collect();
+    let g = gpu();
+    let params = NamedTensors::upload(g, specs.clone(), &values, "test parameters").unwrap();
+    let grad = NamedTensors::upload(g, specs.clone(), &grads, "test gradients").unwrap();
+    let (m, v) = (NamedTensors::zeros_like(g, &specs, "m").unwrap(), NamedTensors::zeros_like(g, &specs, "v").unwrap());
+
+    // Every tensor is an aligned view that reads back its own values; the gaps hold zeros.
+    let align = g.limits.min_storage_buffer_offset_alignment as u64;
+    for (t, expected) in params.tensors.iter().zip(&values) {
+        assert_eq!(t.offset % align, 0, "view at byte {} is not aligned to {align}", t.offset);
+        assert_eq!(&t.read(g).unwrap(), expected);
+    }
+    let flat = params.flat.read(g).unwrap();
+    let in_views: usize = values.iter().map(Vec::len).sum();
+    assert_eq!(flat.iter().filter(|&&x| x != 0.0).count(), in_views, "values outside the views");
+
+    let cfg = AdamConfig::default();
+    for step in 1..=3 {
+        run(|enc| adam::encode_step(g, enc, &cfg, step, &params.flat, &grad.flat, &m.flat, &v.flat).unwrap());
+    }
+    for ((t, value), gr) in params.tensors.iter().zip(&values).zip(&grads) {
+        let mut reference = RefAdam::new(value);
+        for step in 1..=3 {
+            reference.step(&cfg, step, gr);
+        }
+        assert_close(&format!("{:?} after 3 steps", t.shape), &t.read(g).unwrap(), &reference.param, 1e-5);
+    }
+    let gaps = params.flat.read(g).unwrap().iter().filter(|&&x| x != 0.0).count();
+    assert_eq!(gaps, in_views, "Adam moved a gap between tensors");
+}

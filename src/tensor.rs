@@ -6,9 +6,12 @@ use wgpu::util::DeviceExt;
 use crate::gpu::Gpu;
 
 /// Cloning shares the buffer (wgpu buffers are reference-counted): a clone is another handle, not a copy.
+/// A tensor may be a view of part of a larger buffer (the model's parameters share one, so that
+/// Adam updates them all in one launch): it starts `offset` bytes in.
 #[derive(Clone)]
 pub struct Tensor {
     pub buffer: wgpu::Buffer,
+    pub offset: u64,
     pub shape: Vec<usize>,
 }
 
@@ -49,7 +52,7 @@ impl Tensor {
             usage: USAGE,
             mapped_at_creation: false,
         });
-        Ok(Tensor { buffer, shape: shape.to_vec() })
+        Ok(Tensor { buffer, offset: 0, shape: shape.to_vec() })
     }
 
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize], label: &str) -> Result<Tensor> {
@@ -67,7 +70,7 @@ impl Tensor {
             contents: bytemuck::cast_slice(data),
             usage: USAGE,
         });
-        Ok(Tensor { buffer, shape: shape.to_vec() })
+        Ok(Tensor { buffer, offset: 0, shape: shape.to_vec() })
     }
 
     pub fn numel(&self) -> usize {
@@ -78,17 +81,38 @@ impl Tensor {
         4 * self.numel() as u64
     }
 
+    /// The tensor's bytes of its buffer, as a binding (at least 4 bytes: wgpu binds nothing smaller).
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.bytes().max(4)),
+        })
+    }
+
+    /// A tensor of `shape` that views this one's buffer from `offset` bytes past its start.
+    pub fn view(&self, offset: u64, shape: &[usize]) -> Result<Tensor> {
+        let view = Tensor { buffer: self.buffer.clone(), offset: self.offset + offset, shape: shape.to_vec() };
+        ensure!(
+            offset + view.bytes() <= self.bytes().max(4),
+            "a view of {:?} at byte {offset} does not fit in a tensor of shape {:?}",
+            shape,
+            self.shape
+        );
+        Ok(view)
+    }
+
     /// Overwrites the contents (queued; takes effect before the next submission runs).
     pub fn write(&self, gpu: &Gpu, data: &[f32]) -> Result<()> {
         ensure!(data.len() == self.numel(), "writing {} values into a tensor of shape {:?}", data.len(), self.shape);
-        gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(data));
+        gpu.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(data));
         Ok(())
     }
 
     /// Fills the tensor with NaN, so that any element a kernel forgets to write shows up in a test.
     pub fn poison(&self, gpu: &Gpu) {
         if self.numel() > 0 {
-            gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(&vec![f32::NAN; self.numel()]));
+            gpu.queue.write_buffer(&self.buffer, self.offset, bytemuck::cast_slice(&vec![f32::NAN; self.numel()]));
         }
     }
 
@@ -97,13 +121,13 @@ impl Tensor {
         if self.numel() == 0 {
             return Ok(Vec::new());
         }
-        let bytes = gpu.read_bytes(gpu.encoder("read tensor"), &self.buffer, self.bytes())?;
+        let bytes = gpu.read_bytes(gpu.encoder("read tensor"), &self.buffer, self.offset, self.bytes())?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 
     /// Blocking copy to the CPU of a buffer that holds u32 (max-pool argmax indices).
     pub fn read_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
-        let bytes = gpu.read_bytes(gpu.encoder("read tensor"), &self.buffer, self.bytes())?;
+        let bytes = gpu.read_bytes(gpu.encoder("read tensor"), &self.buffer, self.offset, self.bytes())?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
 }

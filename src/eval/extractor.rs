@@ -84,7 +84,7 @@ impl Plan {
             d.encode(gpu, &mut encoder);
         }
         for (t, s) in self.outputs.iter().zip(&self.staging) {
-            encoder.copy_buffer_to_buffer(&t.buffer, 0, s, 0, t.bytes());
+            encoder.copy_buffer_to_buffer(&t.buffer, t.offset, s, 0, t.bytes());
         }
         gpu.submit(encoder);
         let (tx, rx) = std::sync::mpsc::channel();

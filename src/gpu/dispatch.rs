@@ -14,6 +14,7 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use super::Gpu;
+use crate::tensor::Tensor;
 
 /// WebGPU's guaranteed maximum number of workgroups along one dispatch dimension.
 pub const MAX_GROUPS_PER_DIM: u32 = 65_535;
@@ -141,7 +142,7 @@ impl Gpu {
         shader: &'static str,
         entry: &'static str,
         params: &P,
-        buffers: &[(u32, &wgpu::Buffer)],
+        buffers: &[(u32, &Tensor)],
         workgroups: [u32; 3],
         cost: Cost,
     ) -> Dispatch {
@@ -154,9 +155,7 @@ impl Gpu {
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
         entries.extend(
-            buffers
-                .iter()
-                .map(|(binding, b)| wgpu::BindGroupEntry { binding: *binding, resource: b.as_entire_binding() }),
+            buffers.iter().map(|(binding, t)| wgpu::BindGroupEntry { binding: *binding, resource: t.binding() }),
         );
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&label),
@@ -180,7 +179,7 @@ impl Gpu {
         shader: &'static str,
         entry: &'static str,
         params: &P,
-        buffers: &[(u32, &wgpu::Buffer)],
+        buffers: &[(u32, &Tensor)],
         workgroups: [u32; 3],
         cost: Cost,
     ) {

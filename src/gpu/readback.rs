@@ -6,16 +6,22 @@ use anyhow::{Context, Result};
 use super::Gpu;
 
 impl Gpu {
-    /// Finishes `encoder` with a copy of the first `bytes` of `source` into a mappable buffer,
-    /// submits it, waits, and returns the bytes.
-    pub fn read_bytes(&self, mut encoder: wgpu::CommandEncoder, source: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    /// Finishes `encoder` with a copy of `bytes` of `source` from byte `offset` into a mappable
+    /// buffer, submits it, waits, and returns the bytes.
+    pub fn read_bytes(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        source: &wgpu::Buffer,
+        offset: u64,
+        bytes: u64,
+    ) -> Result<Vec<u8>> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: bytes,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, bytes);
+        encoder.copy_buffer_to_buffer(source, offset, &staging, 0, bytes);
         self.submit(encoder);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {

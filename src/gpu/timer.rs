@@ -87,7 +87,7 @@ impl Gpu {
         });
         let mut encoder = self.encoder("resolve timestamps");
         encoder.resolve_query_set(&w.queries, 0..count, &resolve, 0);
-        let ticks: Vec<u64> = bytemuck::cast_slice(&self.read_bytes(encoder, &resolve, bytes)?).to_vec();
+        let ticks: Vec<u64> = bytemuck::cast_slice(&self.read_bytes(encoder, &resolve, 0, bytes)?).to_vec();
         let period = f64::from(self.queue.get_timestamp_period());
         let origin = ticks.iter().step_by(2).min().copied().unwrap_or(0);
         let times = w

@@ -46,10 +46,10 @@ impl Model {
     pub fn init(gpu: &Gpu, arch: Arch, seed: u64) -> Result<Model> {
         let specs = parameter_specs(&arch);
         let values = initial_values(&specs, seed);
-        let params = NamedTensors::upload(gpu, specs, &values)?;
+        let params = NamedTensors::upload(gpu, specs, &values, "parameters")?;
         let stats = running_stat_specs(&arch);
         let stat_values = initial_values(&stats, seed);
-        let running = NamedTensors::upload(gpu, stats, &stat_values)?;
+        let running = NamedTensors::upload(gpu, stats, &stat_values, "batchnorm running statistics")?;
         Ok(Model { arch, params, running, fusion: Fusion::default(), conv_kernel: ConvKernel::default() })
     }
 
@@ -60,8 +60,14 @@ impl Model {
     }
 
     pub fn from_checkpoint_with_arch(gpu: &Gpu, arch: Arch, checkpoint: &Checkpoint) -> Result<Model> {
-        let params = NamedTensors::from_checkpoint(gpu, parameter_specs(&arch), checkpoint, "")?;
-        let running = NamedTensors::from_checkpoint(gpu, running_stat_specs(&arch), checkpoint, "")?;
+        let params = NamedTensors::from_checkpoint(gpu, parameter_specs(&arch), checkpoint, "", "parameters")?;
+        let running = NamedTensors::from_checkpoint(
+            gpu,
+            running_stat_specs(&arch),
+            checkpoint,
+            "",
+            "batchnorm running statistics",
+        )?;
         Ok(Model { arch, params, running, fusion: Fusion::default(), conv_kernel: ConvKernel::default() })
     }
 

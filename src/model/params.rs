@@ -1,7 +1,7 @@
 //! The named tensors of a SoundNet: trainable parameters and batchnorm running statistics, with the
 //! original initialisation and the checkpoint names (`conv{i}.weight`, `bn{i}.running_mean`, ...).
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
@@ -78,26 +78,62 @@ pub fn initial_values(specs: &[TensorSpec], seed: u64) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// Named GPU tensors in spec order.
+/// Named GPU tensors in spec order, all views of one buffer, `flat`, so that an elementwise
+/// kernel (Adam, clearing the gradients) covers every one of them in a single launch.
 pub struct NamedTensors {
     pub specs: Vec<TensorSpec>,
     pub tensors: Vec<Tensor>,
+    /// The whole buffer: each tensor starts at a multiple of the adapter's storage-offset alignment,
+    /// and the gaps between them hold zeros.
+    pub flat: Tensor,
+}
+
+/// Where each of `specs` starts in the flat buffer (in floats), and the buffer's length.
+fn flat_layout(gpu: &Gpu, specs: &[TensorSpec]) -> (Vec<usize>, usize) {
+    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let mut starts = Vec::with_capacity(specs.len());
+    let mut end = 0;
+    for s in specs {
+        starts.push(end);
+        end = (end + s.shape.iter().product::<usize>()).div_ceil(align) * align;
+    }
+    (starts, end)
 }
 
 impl NamedTensors {
-    pub fn upload(gpu: &Gpu, specs: Vec<TensorSpec>, values: &[Vec<f32>]) -> Result<NamedTensors> {
+    fn with_flat(specs: Vec<TensorSpec>, starts: &[usize], flat: Tensor) -> Result<NamedTensors> {
         let tensors = specs
             .iter()
-            .zip(values)
-            .map(|(s, v)| Tensor::from_slice(gpu, v, &s.shape, &s.name))
+            .zip(starts)
+            .map(|(s, &start)| flat.view(4 * start as u64, &s.shape))
             .collect::<Result<Vec<_>>>()?;
-        Ok(NamedTensors { specs, tensors })
+        Ok(NamedTensors { specs, tensors, flat })
+    }
+
+    /// `values` (one per spec) uploaded into one buffer; `label` names it in errors.
+    pub fn upload(gpu: &Gpu, specs: Vec<TensorSpec>, values: &[Vec<f32>], label: &str) -> Result<NamedTensors> {
+        ensure!(values.len() == specs.len(), "{label}: {} values for {} tensors", values.len(), specs.len());
+        let (starts, len) = flat_layout(gpu, &specs);
+        let mut data = vec![0.0; len];
+        for ((s, v), &start) in specs.iter().zip(values).zip(&starts) {
+            ensure!(
+                v.len() == s.shape.iter().product::<usize>(),
+                "{label}: {} values do not fill {} {:?}",
+                v.len(),
+                s.name,
+                s.shape
+            );
+            data[start..start + v.len()].copy_from_slice(v);
+        }
+        let flat = Tensor::from_slice(gpu, &data, &[len], label)?;
+        NamedTensors::with_flat(specs, &starts, flat)
     }
 
     /// Tensors of zeros with the same names and shapes (gradients, Adam moments).
-    pub fn zeros_like(gpu: &Gpu, specs: &[TensorSpec]) -> Result<NamedTensors> {
-        let tensors = specs.iter().map(|s| Tensor::zeros(gpu, &s.shape, &s.name)).collect::<Result<Vec<_>>>()?;
-        Ok(NamedTensors { specs: specs.to_vec(), tensors })
+    pub fn zeros_like(gpu: &Gpu, specs: &[TensorSpec], label: &str) -> Result<NamedTensors> {
+        let (starts, len) = flat_layout(gpu, specs);
+        let flat = Tensor::zeros(gpu, &[len], label)?;
+        NamedTensors::with_flat(specs.to_vec(), &starts, flat)
     }
 
     /// Values read from `checkpoint` under `prefix` + each name, shapes checked.
@@ -106,12 +142,13 @@ impl NamedTensors {
         specs: Vec<TensorSpec>,
         checkpoint: &Checkpoint,
         prefix: &str,
+        label: &str,
     ) -> Result<NamedTensors> {
         let values = specs
             .iter()
             .map(|s| checkpoint.get(&format!("{prefix}{}", s.name), &s.shape).map(<[f32]>::to_vec))
             .collect::<Result<Vec<_>>>()?;
-        NamedTensors::upload(gpu, specs, &values)
+        NamedTensors::upload(gpu, specs, &values, label)
     }
 
     /// Reads every tensor back into `checkpoint` under `prefix` + its name.
@@ -128,8 +165,9 @@ impl NamedTensors {
         &self.tensors[i]
     }
 
+    /// Bytes of GPU memory, alignment gaps included.
     pub fn bytes(&self) -> u64 {
-        self.tensors.iter().map(Tensor::bytes).sum()
+        self.flat.bytes()
     }
 }
 

@@ -99,7 +99,7 @@ pub fn encode_step(
         "adam",
         "step",
         &params,
-        &[(1, &param.buffer), (2, &grad.buffer), (3, &m.buffer), (4, &v.buffer)],
+        &[(1, param), (2, grad), (3, m), (4, v)],
         grid(groups_for(n, WG)),
         // Two moment updates, a square root and a division; param, m and v read and written,
         // the gradient read.

@@ -150,20 +150,13 @@ pub fn encode_forward_train(
     let argmax = expect_argmax(OP, shape, argmax)?;
     let bn = shape.batchnorm();
     batchnorm::encode_train_stats(gpu, rec, &bn, x, running_mean, running_var, save_mean, save_invstd, eps, momentum)?;
-    let mut buffers = vec![
-        (1, &x.buffer),
-        (2, &gamma.buffer),
-        (3, &beta.buffer),
-        (4, &save_mean.buffer),
-        (5, &save_invstd.buffer),
-        (6, &y.buffer),
-    ];
+    let mut buffers = vec![(1, x), (2, gamma), (3, beta), (4, save_mean), (5, save_invstd), (6, y)];
     let (p, outputs, covered) = (params(shape, false), shape.outputs(), shape.covered());
     match argmax {
         // Per covered input: normalise (3), ReLU (1), compare (1); the covered inputs read once,
         // y and argmax written, four per-channel values read.
         Some(argmax) => {
-            buffers.push((7, &argmax.buffer));
+            buffers.push((7, argmax));
             let cost = Cost::new(5 * covered, covered + 2 * outputs + 4 * shape.c);
             let groups = grid(groups_for(outputs, WG));
             gpu.dispatch(rec, "bn_relu_pool", "forward_relu_pool", &p, &buffers, groups, cost);
@@ -219,20 +212,12 @@ pub fn encode_backward(
     let argmax = expect_argmax(OP, shape, argmax)?;
     let (entry_sums, entry_dx) =
         if shape.pooled() { ("sums_relu_pool", "dx_relu_pool") } else { ("sums_relu", "dx_relu") };
-    let mut inputs = vec![
-        (1, &x.buffer),
-        (2, &gamma.buffer),
-        (3, &beta.buffer),
-        (4, &save_mean.buffer),
-        (5, &save_invstd.buffer),
-        (9, &dy.buffer),
-        (13, &channel_sums.buffer),
-    ];
+    let mut inputs = vec![(1, x), (2, gamma), (3, beta), (4, save_mean), (5, save_invstd), (9, dy), (13, channel_sums)];
     if let Some(a) = argmax {
-        inputs.push((8, &a.buffer));
+        inputs.push((8, a));
     }
-    let sums_buffers = [inputs.as_slice(), &[(11, &dgamma.buffer), (12, &dbeta.buffer)]].concat();
-    let dx_buffers = [inputs.as_slice(), &[(10, &dx.buffer)]].concat();
+    let sums_buffers = [inputs.as_slice(), &[(11, dgamma), (12, dbeta)]].concat();
+    let dx_buffers = [inputs.as_slice(), &[(10, dx)]].concat();
     let p = params(shape, accumulate);
     let (numel, outputs, covered, c) = (shape.numel(), shape.outputs(), shape.covered(), shape.c);
     // What the gradient at the batchnorm output costs to rebuild: dy and argmax once each, the

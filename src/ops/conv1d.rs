@@ -175,7 +175,7 @@ pub fn encode_forward(
     check("weight w", w, &shape.weight_dims(), shape)?;
     check("bias b", b, &[shape.cout], shape)?;
     check("output y", y, &shape.output_dims()?, shape)?;
-    let buffers = [(1, &x.buffer), (2, &w.buffer), (3, &b.buffer), (4, &y.buffer)];
+    let buffers = [(1, x), (2, w), (3, b), (4, y)];
     let cost = Cost::new(2 * shape.macs(y.shape[2]), x.numel() + w.numel() + b.numel() + y.numel());
     if kernel.runs_tiled(shape, Pass::Forward)? {
         conv1d_tiled::forward(gpu, rec, shape, &buffers, cost)?;
@@ -202,7 +202,7 @@ pub fn encode_backward_input(
     check("output gradient dy", dy, &shape.output_dims()?, shape)?;
     check("weight w", w, &shape.weight_dims(), shape)?;
     check("input gradient dx", dx, &shape.input_dims(), shape)?;
-    let buffers = [(2, &w.buffer), (5, &dy.buffer), (6, &dx.buffer)];
+    let buffers = [(2, w), (5, dy), (6, dx)];
     let dx_moves = if accumulate { 2 } else { 1 } * dx.numel();
     let cost = Cost::new(2 * shape.macs(dy.shape[2]), dy.numel() + w.numel() + dx_moves);
     if kernel.runs_tiled(shape, Pass::InputGrad)? {
@@ -237,7 +237,7 @@ pub fn encode_backward_params(
     if kernel.runs_tiled(shape, Pass::WeightGrad)? {
         return conv1d_tiled::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials);
     }
-    let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer)];
+    let buffers = [(1, x), (5, dy), (7, dw)];
     let weights_per_group = WG / params.lanes;
     let dw_moves = if accumulate { 2 } else { 1 } * dw.numel();
     let cost = Cost::new(2 * shape.macs(dy.shape[2]), x.numel() + dy.numel() + dw_moves);
@@ -264,7 +264,7 @@ pub fn encode_backward_bias(
         "conv1d",
         "backward_bias",
         &params,
-        &[(5, &dy.buffer), (8, &db.buffer)],
+        &[(5, dy), (8, db)],
         grid(groups_for(shape.cout, 1)),
         Cost::new(dy.numel(), dy.numel() + if accumulate { 2 } else { 1 } * db.numel()),
     );

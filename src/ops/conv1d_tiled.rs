@@ -162,7 +162,7 @@ pub(super) fn forward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
-    buffers: &[(u32, &wgpu::Buffer)],
+    buffers: &[(u32, &Tensor)],
     cost: Cost,
 ) -> Result<()> {
     let plan = TilePlan::for_output(shape.cout, shape.n * shape.l_out()?);
@@ -182,7 +182,7 @@ pub(super) fn backward_input(
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
     accumulate: bool,
-    buffers: &[(u32, &wgpu::Buffer)],
+    buffers: &[(u32, &Tensor)],
     cost: Cost,
 ) -> Result<()> {
     let q_len = residue_columns(shape);
@@ -216,7 +216,7 @@ pub(super) fn backward_params(
     let output_moves = if accumulate { 2 } else { 1 } * outputs;
     if split.splits == 1 {
         let cost = Cost::new(flops, x.numel() + dy.numel() + output_moves);
-        let buffers = [(1, &x.buffer), (5, &dy.buffer), (7, &dw.buffer), (8, &db.buffer)];
+        let buffers = [(1, x), (5, dy), (7, dw), (8, db)];
         gpu.dispatch(rec, "conv1d_tiled", "backward_params", &params, &buffers, workgroups(plan, 1), cost);
         return Ok(());
     }
@@ -230,11 +230,11 @@ pub(super) fn backward_params(
     );
     let partials = partials.expect("checked");
     let cost = Cost::new(flops, x.numel() + dy.numel() + needed);
-    let buffers = [(1, &x.buffer), (5, &dy.buffer), (9, &partials.buffer)];
+    let buffers = [(1, x), (5, dy), (9, partials)];
     let groups = workgroups(plan, split.splits);
     gpu.dispatch(rec, "conv1d_tiled", "backward_params_split", &params, &buffers, groups, cost);
     let cost = Cost::new(needed, needed + output_moves);
-    let buffers = [(7, &dw.buffer), (8, &db.buffer), (9, &partials.buffer)];
+    let buffers = [(7, dw), (8, db), (9, partials)];
     gpu.dispatch(rec, "conv1d_tiled", "reduce_splits", &params, &buffers, grid(groups_for(outputs, WG)), cost);
     Ok(())
 }

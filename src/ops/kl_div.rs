@@ -91,13 +91,13 @@ pub fn encode_forward(
         "kl_div",
         "forward_columns",
         &unscaled,
-        &[(1, &p.buffer), (2, &z.buffer), (3, &column_loss.buffer)],
+        &[(1, p), (2, z), (3, column_loss)],
         grid(columns as u32),
         // Per value: max, exp and sum for the log-sum-exp, then p * (log p - log q).
         Cost::new(8 * z.numel(), p.numel() + z.numel() + columns),
     );
     let mean = params(shape, 1.0 / columns as f64);
-    let buffers = [(3, &column_loss.buffer), (4, &loss.buffer)];
+    let buffers = [(3, column_loss), (4, loss)];
     gpu.dispatch(rec, "kl_div", "reduce_columns", &mean, &buffers, [1, 1, 1], Cost::new(columns, columns + 1));
     Ok(())
 }
@@ -125,7 +125,7 @@ pub fn encode_backward(
         "kl_div",
         "backward",
         &scale,
-        &[(1, &p.buffer), (2, &z.buffer), (5, &dz.buffer)],
+        &[(1, p), (2, z), (5, dz)],
         grid(columns as u32),
         Cost::new(6 * z.numel(), p.numel() + z.numel() + dz.numel()),
     );

@@ -117,7 +117,7 @@ pub fn encode_forward(
         "maxpool1d",
         "forward",
         &p,
-        &[(1, &x.buffer), (2, &y.buffer), (3, &argmax.buffer)],
+        &[(1, x), (2, y), (3, argmax)],
         grid(groups_for(outputs, WG)),
         // One comparison per window element read; the input is read once, y and argmax written.
         Cost::new(outputs * shape.k, x.numel() + 2 * outputs),
@@ -142,7 +142,7 @@ pub fn encode_backward(
         "maxpool1d",
         "backward",
         &p,
-        &[(4, &argmax.buffer), (5, &dy.buffer), (6, &dx.buffer)],
+        &[(4, argmax), (5, dy), (6, dx)],
         grid(groups_for(inputs, WG)),
         Cost::new(0, argmax.numel() + dy.numel() + inputs),
     );

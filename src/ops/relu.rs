@@ -23,7 +23,7 @@ fn params(n: usize) -> Params {
 pub fn encode_forward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     ensure!(x.shape == y.shape, "relu: input {:?} and output {:?} differ in shape", x.shape, y.shape);
     let n = x.numel();
-    let buffers = [(1, &x.buffer), (2, &y.buffer)];
+    let buffers = [(1, x), (2, y)];
     gpu.dispatch(rec, "relu", "forward", &params(n), &buffers, grid(groups_for(n, WG)), Cost::new(n, 2 * n));
     Ok(())
 }
@@ -43,7 +43,7 @@ pub fn encode_backward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, dy: &Tens
         "relu",
         "backward",
         &params(n),
-        &[(1, &x.buffer), (3, &dy.buffer), (4, &dx.buffer)],
+        &[(1, x), (3, dy), (4, dx)],
         grid(groups_for(n, WG)),
         Cost::new(n, 3 * n),
     );

@@ -59,7 +59,7 @@ fn encode(
 ) -> Result<()> {
     let named: Vec<(&str, &Tensor)> = buffers.iter().map(|&(_, name, t)| (name, t)).collect();
     let p = params(entry, shape, &named)?;
-    let bindings: Vec<(u32, &wgpu::Buffer)> = buffers.iter().map(|&(b, _, t)| (b, &t.buffer)).collect();
+    let bindings: Vec<(u32, &Tensor)> = buffers.iter().map(|&(b, _, t)| (b, t)).collect();
     let values = shape.n * shape.c * shape.t;
     // Max, exp and sum for the normaliser, then one more pass to write.
     let cost = Cost::new(5 * values, buffers.len() * values);

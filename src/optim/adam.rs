@@ -1,6 +1,7 @@
-//! Adam over every parameter tensor, with PyTorch's semantics (see `ops::adam`). The launches are
-//! prepared once; each step only rewrites their parameters (the step count and its bias
-//! corrections) and records them again.
+//! Adam over every parameter tensor, with PyTorch's semantics (see `ops::adam`). Parameters,
+//! gradients and both moments each live in one buffer with the same layout, so a single launch
+//! updates them all. It is prepared once; each step only rewrites its parameters (the step count
+//! and its bias corrections) and records it again.
 
 use anyhow::{Context, Result};
 
@@ -16,6 +17,7 @@ pub struct Adam {
     /// First and second moments, one tensor per parameter, named like the parameters.
     pub m: NamedTensors,
     pub v: NamedTensors,
+    /// The one update launch.
     updates: Vec<Dispatch>,
 }
 
@@ -30,27 +32,20 @@ impl Adam {
     ) -> Result<Adam> {
         let (m, v, step) = match resume_from {
             Some(c) => (
-                NamedTensors::from_checkpoint(gpu, params.specs.clone(), c, "adam.m.")?,
-                NamedTensors::from_checkpoint(gpu, params.specs.clone(), c, "adam.v.")?,
+                NamedTensors::from_checkpoint(gpu, params.specs.clone(), c, "adam.m.", "Adam first moments")?,
+                NamedTensors::from_checkpoint(gpu, params.specs.clone(), c, "adam.v.", "Adam second moments")?,
                 c.meta("step")?.parse()?,
             ),
-            None => (NamedTensors::zeros_like(gpu, &params.specs)?, NamedTensors::zeros_like(gpu, &params.specs)?, 0),
+            None => (
+                NamedTensors::zeros_like(gpu, &params.specs, "Adam first moments")?,
+                NamedTensors::zeros_like(gpu, &params.specs, "Adam second moments")?,
+                0,
+            ),
         };
         let mut updates = Vec::new();
-        for i in 0..params.tensors.len() {
-            adam::encode_step(
-                gpu,
-                &mut updates,
-                &config,
-                1,
-                &params.tensors[i],
-                &grads.tensors[i],
-                &m.tensors[i],
-                &v.tensors[i],
-            )?;
-            if let Some(update) = updates.last_mut() {
-                update.set_scope(&format!("adam {}", params.specs[i].name));
-            }
+        adam::encode_step(gpu, &mut updates, &config, 1, &params.flat, &grads.flat, &m.flat, &v.flat)?;
+        for update in &mut updates {
+            update.set_scope("adam (every parameter)");
         }
         Ok(Adam { config, step, m, v, updates })
     }
@@ -59,14 +54,14 @@ impl Adam {
     pub fn encode_step(&mut self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
         self.step += 1;
         let step = u32::try_from(self.step).context("more than 2^32 Adam steps")?;
-        for (update, moment) in self.updates.iter().zip(&self.m.tensors) {
-            update.set_params(gpu, &adam::step_params(&self.config, step, moment.numel())?);
+        for update in &self.updates {
+            update.set_params(gpu, &adam::step_params(&self.config, step, self.m.flat.numel())?);
             update.encode(gpu, encoder);
         }
         Ok(())
     }
 
-    /// The update launches, one per parameter tensor.
+    /// The update launches: one, over every parameter.
     pub fn launches(&self) -> &[Dispatch] {
         &self.updates
     }

@@ -60,14 +60,7 @@ fn fma_gflops(gpu: &Gpu, clock: Clock) -> Result<f64> {
         let params = Params { n: FMA_INVOCATIONS as u32, iterations, _pad: [0; 2] };
         let flops = 16 * FMA_INVOCATIONS * iterations as usize;
         let groups = grid(groups_for(FMA_INVOCATIONS, WG));
-        let d = gpu.prepare(
-            "ceiling",
-            "fma_rate",
-            &params,
-            &[(3, &sink.buffer)],
-            groups,
-            Cost::new(flops, FMA_INVOCATIONS),
-        );
+        let d = gpu.prepare("ceiling", "fma_rate", &params, &[(3, &sink)], groups, Cost::new(flops, FMA_INVOCATIONS));
         let nanos = best_nanos(gpu, clock, &d)?;
         if nanos >= MIN_NANOS || iterations >= 1 << 16 {
             return Ok(flops as f64 / nanos);
@@ -83,7 +76,7 @@ fn copy_gbs(gpu: &Gpu, clock: Clock) -> Result<f64> {
     let vec4s = floats / 4;
     let params = Params { n: vec4s as u32, iterations: 0, _pad: [0; 2] };
     let groups = grid(groups_for(vec4s, WG));
-    let buffers = [(1, &src.buffer), (2, &dst.buffer)];
+    let buffers = [(1, &src), (2, &dst)];
     let d = gpu.prepare("ceiling", "copy_rate", &params, &buffers, groups, Cost::new(0, 2 * floats));
     Ok(2.0 * 4.0 * floats as f64 / best_nanos(gpu, clock, &d)?)
 }

@@ -96,7 +96,7 @@ impl TrainStep {
         let steps = lengths.steps;
         let micro = shape.micro_batch();
         let classes = [arch.heads[0].classes, arch.heads[1].classes];
-        let grads = NamedTensors::zeros_like(gpu, &model.params.specs)?;
+        let grads = NamedTensors::zeros_like(gpu, &model.params.specs, "gradients")?;
 
         let mut tape = Tape::new(gpu);
         let input = Tensor::zeros(gpu, &[micro, 1, shape.samples], "waveform")?;
@@ -171,20 +171,24 @@ impl TrainStep {
         gpu.queue.write_buffer(&self.staging.scenes, 0, bytemuck::cast_slice(scenes));
 
         let mut encoder = gpu.encoder("train step");
-        for g in &self.grads.tensors {
-            encoder.clear_buffer(&g.buffer, 0, None);
-        }
+        encoder.clear_buffer(&self.grads.flat.buffer, self.grads.flat.offset, Some(self.grads.flat.bytes()));
         let sources = [&self.staging.waveform, &self.staging.objects, &self.staging.scenes];
         let targets = [&self.input, &self.teacher[0], &self.teacher[1]];
         for i in 0..s.micro_batches {
             for (source, target) in sources.iter().zip(targets) {
-                encoder.copy_buffer_to_buffer(source, i as u64 * target.bytes(), &target.buffer, 0, target.bytes());
+                encoder.copy_buffer_to_buffer(
+                    source,
+                    i as u64 * target.bytes(),
+                    &target.buffer,
+                    target.offset,
+                    target.bytes(),
+                );
             }
             for d in self.forward.iter().chain(&self.backward) {
                 d.encode(gpu, &mut encoder);
             }
             for (h, loss) in self.losses.iter().enumerate() {
-                encoder.copy_buffer_to_buffer(&loss.buffer, 0, &self.loss_log, 4 * (2 * i + h) as u64, 4);
+                encoder.copy_buffer_to_buffer(&loss.buffer, loss.offset, &self.loss_log, 4 * (2 * i + h) as u64, 4);
             }
         }
         self.adam.encode_step(gpu, &mut encoder)?;
