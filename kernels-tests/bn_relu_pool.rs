@@ -127,7 +127,7 @@ fn run_fused(inp: &Inputs, accumulate_onto: Option<(&[f32], &[f32])>) -> Outputs
             g,
             enc,
             &s,
-            &b.x,
+            (&b.x, None),
             &b.gamma,
             &b.beta,
             &b.running_mean,
@@ -396,7 +396,7 @@ fn refuses_missing_or_extra_argmax_and_wrong_shapes() {
     let (x, c, y) = (upload(&[0.5; 60], &[2, 3, 10]), upload(&[1.0; 3], &[3]), poisoned(&[2, 3, 2]));
     let mut enc = g.encoder("errors");
     let mut forward = |y: &Tensor, argmax: Option<&Tensor>| {
-        bn_relu_pool::encode_forward_train(g, &mut enc, &s, &x, &c, &c, &c, &c, y, argmax, &c, &c, 1e-5, 0.1)
+        bn_relu_pool::encode_forward_train(g, &mut enc, &s, (&x, None), &c, &c, &c, &c, y, argmax, &c, &c, 1e-5, 0.1)
             .unwrap_err()
             .to_string()
     };
@@ -467,6 +467,10 @@ fn fused_and_plain_training_steps_agree() {
         assert_close(&format!("step {step} losses"), &f, &to_f64(&p), 1e-5);
         if step == 1 {
             biases_after1 = (conv_biases(&fused_model), conv_biases(&plain_model));
+            let grads = fused.grads.specs.iter().zip(fused.grads.tensors.iter().zip(&plain.grads.tensors));
+            for (spec, (f, p)) in grads.filter(|(spec, _)| !inert_under_batchnorm(&spec.name)) {
+                assert_close(&format!("step 1 gradient of {}", spec.name), &read(f), &to_f64(&read(p)), 1e-4);
+            }
         }
     }
     // (name, fused values, plain values) of each tensor of two models' NamedTensors.
@@ -484,7 +488,11 @@ fn fused_and_plain_training_steps_agree() {
             assert!(f.iter().chain(&p).all(|v| v.abs() <= bound), "{name}: moved more than 2 Adam steps");
             continue;
         }
-        assert_close(&format!("{name} after two steps"), &f, &to_f64(&p), 1e-5);
+        // The fused step takes the batch statistics from the conv's per-tile sums, the plain one
+        // from the conv output: the same values summed in another order. Adam's first step is
+        // g / |g| per weight, so where a gradient is near zero that rounding can pick the other
+        // sign; after two steps the two runs agree to about 1e-5, not to f32 rounding.
+        assert_close(&format!("{name} after two steps"), &f, &to_f64(&p), 1e-4);
     }
     for (name, f, p) in side_by_side(&fused_model.running, &plain_model.running) {
         let mut expected = to_f64(&p);
@@ -497,7 +505,7 @@ fn fused_and_plain_training_steps_agree() {
                 *e += MOMENTUM * (f64::from(*o) - f64::from(*t));
             }
         }
-        assert_close(&format!("{name} after two steps"), &f, &expected, 1e-5);
+        assert_close(&format!("{name} after two steps"), &f, &expected, 1e-4);
     }
 }
 

@@ -345,3 +345,51 @@ fn auto_tiles_only_passes_that_fill_their_tiles() {
         }
     }
 }
+
+#[test]
+fn forward_stats_give_the_batch_statistics_of_the_output() {
+    use sn_wgpu::ops::batchnorm::{self, BatchNormShape, TileStats};
+    // Ragged last column tile, several row tiles, a channel mean far above the spread.
+    let cases = [
+        ("conv1-like, 12 column tiles", shape(2, 1, 16, 3_000, 64, 2, 32), 0.0),
+        ("40 channels", shape(3, 5, 40, 50, 3, 1, 1), 0.0),
+        ("300 channels, 2 row tiles", shape(2, 4, 300, 9, 3, 2, 1), 0.0),
+        ("mean 1000x the spread", shape(2, 3, 20, 400, 5, 2, 2), 1000.0),
+    ];
+    for (i, (what, s, offset)) in cases.into_iter().enumerate() {
+        let mut r = rng(700 + i as u64);
+        let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
+        let x = randn(&mut r, s.n * s.cin * s.l);
+        let w = randn(&mut r, s.cout * s.cin * s.k);
+        let b: Vec<f32> = randn(&mut r, s.cout).iter().map(|v| v + offset).collect();
+        let (running_mean, running_var) = (randn(&mut r, s.cout), vec![1.5; s.cout]);
+        let tiles = conv1d_tiled::forward_tiles(&s).unwrap();
+        let stats = TileStats { stats: poisoned(&[tiles, s.cout, 3]), tiles };
+        let (y, mean, invstd) = (poisoned(&ys), poisoned(&[s.cout]), poisoned(&[s.cout]));
+        let (rm, rv) = (upload(&running_mean, &[s.cout]), upload(&running_var, &[s.cout]));
+        let (xg, wg, bg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &[s.cout]));
+        let bn = BatchNormShape { n: s.n, c: s.cout, l: ys[2] };
+        run(|enc| {
+            conv1d::encode_forward_with_stats(gpu(), enc, &s, &xg, &wg, &bg, &y, &stats).unwrap();
+            batchnorm::encode_train_stats(gpu(), enc, &bn, &y, Some(&stats), &rm, &rv, &mean, &invstd, 1e-5, 0.1)
+                .unwrap();
+        });
+        let y_ref = reference::forward(&s, &to_f64(&x), &to_f64(&w), &to_f64(&b));
+        assert_close(&format!("{what} y"), &y.read(gpu()).unwrap(), &y_ref, 1e-5);
+        let ones = vec![1.0; s.cout];
+        let bn_ref = batchnorm::reference::forward_train(
+            &bn,
+            &y_ref,
+            &ones,
+            &ones,
+            &to_f64(&running_mean),
+            &to_f64(&running_var),
+            1e-5,
+            0.1,
+        );
+        assert_close(&format!("{what} mean"), &mean.read(gpu()).unwrap(), &bn_ref.mean, 1e-5);
+        assert_close(&format!("{what} invstd"), &invstd.read(gpu()).unwrap(), &bn_ref.invstd, 1e-4);
+        assert_close(&format!("{what} running mean"), &rm.read(gpu()).unwrap(), &bn_ref.running_mean, 1e-5);
+        assert_close(&format!("{what} running var"), &rv.read(gpu()).unwrap(), &bn_ref.running_var, 1e-4);
+    }
+}

@@ -16,6 +16,11 @@
 //   invstd = 1 / sqrt(var + eps)                      (saved with mean for the backward pass)
 //   running_mean = (1 - momentum) * running_mean + momentum * mean
 //   running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)   (unbiased)
+// train_stats_merge computes the same statistics without reading x, from per-tile statistics that
+// conv1d_tiled.wgsl's forward_stats left while producing x: tile i holds (count n_i, mean_i, M2_i)
+// of channel c at tile_stats[(i * C + c) * 3]. With M = sum n_i:
+//   mean = sum n_i * mean_i / M
+//   var  = sum (M2_i + n_i * (mean_i - mean)^2) / M   (every term >= 0: no cancellation)
 // normalize_train: y = gamma * (x - mean) * invstd + beta, with the saved mean and invstd.
 // normalize_eval:  y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta.
 //
@@ -36,7 +41,7 @@ struct Params {
     accumulate: u32,
     eps: f32,
     momentum: f32,
-    _pad0: u32,
+    tiles: u32, // train_stats_merge: tiles per channel in tile_stats
     _pad1: u32,
 }
 
@@ -54,6 +59,7 @@ struct Params {
 @group(0) @binding(11) var<storage, read_write> dgamma: array<f32>;
 @group(0) @binding(12) var<storage, read_write> dbeta: array<f32>;
 @group(0) @binding(13) var<storage, read_write> channel_sums: array<f32>;
+@group(0) @binding(14) var<storage, read> tile_stats: array<f32>;
 
 const WG: u32 = 256u;
 
@@ -106,13 +112,44 @@ fn train_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         squares = squares + d * d;
     }
     let variance = workgroup_sum(lid, vec2<f32>(squares, 0.0)).x / count;
-
     if (lid == 0u) {
-        save_mean[c] = mean;
-        save_invstd[c] = 1.0 / sqrt(variance + p.eps);
-        let unbiased = variance * count / (count - 1.0);
-        running_mean[c] = (1.0 - p.momentum) * running_mean[c] + p.momentum * mean;
-        running_var[c] = (1.0 - p.momentum) * running_var[c] + p.momentum * unbiased;
+        save_statistics(c, mean, variance, count);
+    }
+}
+
+// The saved statistics and the running ones' update, from the batch mean and biased variance.
+fn save_statistics(c: u32, mean: f32, variance: f32, count: f32) {
+    save_mean[c] = mean;
+    save_invstd[c] = 1.0 / sqrt(variance + p.eps);
+    let unbiased = variance * count / (count - 1.0);
+    running_mean[c] = (1.0 - p.momentum) * running_mean[c] + p.momentum * mean;
+    running_var[c] = (1.0 - p.momentum) * running_var[c] + p.momentum * unbiased;
+}
+
+@compute @workgroup_size(256)
+fn train_stats_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let c = flat_group(wid, nwg);
+    if (c >= p.c) { return; }
+    let lid = lid3.x;
+
+    var weighted = vec2<f32>(); // (sum n_i * mean_i, sum n_i)
+    for (var i = lid; i < p.tiles; i = i + WG) {
+        let at = (i * p.c + c) * 3u;
+        weighted = weighted + vec2<f32>(tile_stats[at] * tile_stats[at + 1u], tile_stats[at]);
+    }
+    let totals = workgroup_sum(lid, weighted);
+    let mean = totals.x / totals.y;
+
+    var spread = 0.0;
+    for (var i = lid; i < p.tiles; i = i + WG) {
+        let at = (i * p.c + c) * 3u;
+        let d = tile_stats[at + 1u] - mean;
+        spread = spread + tile_stats[at + 2u] + tile_stats[at] * d * d;
+    }
+    let variance = workgroup_sum(lid, vec2<f32>(spread, 0.0)).x / totals.y;
+    if (lid == 0u) {
+        save_statistics(c, mean, variance, totals.y);
     }
 }
 

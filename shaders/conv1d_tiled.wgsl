@@ -74,6 +74,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(8) var<storage, read_write> db: array<f32>;
 @group(0) @binding(9) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(10) var<storage, read_write> stats: array<f32>;
 
 const WG: u32 = 256u;
 const RK: u32 = 8u;
@@ -179,12 +180,8 @@ fn b_step_stride() -> u32 {
 
 // ---- forward: rows co, columns (n, lo), reduction r = (ci, k) ----------------------------------
 
-@compute @workgroup_size(256)
-fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_id) lid: vec3<u32>) {
-    var tile: Tile;
-    if (!tile_of(wid, nwg, &tile)) { return; }
-    let t = lid.x;
+// This invocation's 4 x 4 block of conv(x, w), without the bias.
+fn forward_block(tile: Tile, t: u32, acc: ptr<function, array<f32, 16>>) {
     let tn = tile_n();
     let r_len = p.cin * p.k;
     // A = w, read along r: no division needed.
@@ -195,7 +192,6 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let x_base = (c / p.l_out) * p.cin * p.l;
     let pos0 = i32((c % p.l_out) * p.stride) - i32(p.pad);
     var b_first = counter(b_first_step(t), p.k); // (ci, k) of step r0 + b_first_step(t)
-    var acc: array<f32, 16>;
     for (var r0 = 0u; r0 < r_len; r0 += RK) {
         for (var e = t; e < RK * p.tile_m; e += WG) {
             let co = tile.m0 + e / RK;
@@ -218,15 +214,99 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         }
         b_first = advance(b_first, RK, p.k);
         workgroupBarrier();
-        multiply_chunk(&acc, t);
+        multiply_chunk(acc, t);
         workgroupBarrier();
     }
+}
+
+// Adds the bias to the block, then writes its real outputs (not the ragged edge's) to y.
+fn write_forward_block(tile: Tile, t: u32, acc: ptr<function, array<f32, 16>>) {
     for (var e = 0u; e < 16u; e++) {
         let co = tile.m0 + block_row(t, e);
         let c = tile.c0 + block_col(t, e);
         if (co < p.cout && c < p.n * p.l_out) {
+            (*acc)[e] += b[co];
             let n = c / p.l_out;
-            y[(n * p.cout + co) * p.l_out + c % p.l_out] = acc[e] + b[co];
+            y[(n * p.cout + co) * p.l_out + c % p.l_out] = (*acc)[e];
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    var tile: Tile;
+    if (!tile_of(wid, nwg, &tile)) { return; }
+    var acc: array<f32, 16>;
+    forward_block(tile, lid.x, &acc);
+    write_forward_block(tile, lid.x, &acc);
+}
+
+// Adds up v over the tile_n / 4 invocations that share this invocation's block rows, one sum per
+// block row i (v[i]); every invocation gets its rows' totals. Uses `tiles` as scratch: call it
+// only after the last chunk, from every invocation.
+fn row_totals(t: u32, v: vec4<f32>) -> vec4<f32> {
+    let group = tile_n() / 4u;
+    let col = t & (group - 1u);
+    for (var i = 0u; i < 4u; i++) {
+        tiles[i * WG + t] = v[i];
+    }
+    for (var half = group / 2u; half > 0u; half = half / 2u) {
+        workgroupBarrier();
+        if (col < half) {
+            for (var i = 0u; i < 4u; i++) {
+                tiles[i * WG + t] += tiles[i * WG + t + half];
+            }
+        }
+    }
+    workgroupBarrier();
+    let first = t - col;
+    let totals = vec4<f32>(tiles[first], tiles[WG + first], tiles[2u * WG + first], tiles[3u * WG + first]);
+    // Nobody may overwrite the totals before everyone has read them.
+    workgroupBarrier();
+    return totals;
+}
+
+// forward, and for every channel of the tile the count, mean and sum of squared deviations (M2)
+// of y over the tile's columns: stats[(tile column, co)] = (count, mean, M2). Batchnorm's
+// train_stats_merge combines them into the batch statistics, so its x is never read again. Both
+// moments are taken around the tile's own mean (two passes over the registers), which keeps M2
+// accurate when |mean| >> std.
+@compute @workgroup_size(256)
+fn forward_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    var tile: Tile;
+    if (!tile_of(wid, nwg, &tile)) { return; }
+    let t = lid.x;
+    var acc: array<f32, 16>;
+    forward_block(tile, t, &acc);
+    write_forward_block(tile, t, &acc);
+
+    let count = min(tile_n(), p.n * p.l_out - tile.c0);
+    var sums = vec4<f32>();
+    for (var e = 0u; e < 16u; e++) {
+        if (tile.c0 + block_col(t, e) < p.n * p.l_out) {
+            sums[e / 4u] += acc[e];
+        }
+    }
+    let means = row_totals(t, sums) / f32(count);
+    var squares = vec4<f32>();
+    for (var e = 0u; e < 16u; e++) {
+        if (tile.c0 + block_col(t, e) < p.n * p.l_out) {
+            let d = acc[e] - means[e / 4u];
+            squares[e / 4u] += d * d;
+        }
+    }
+    let m2 = row_totals(t, squares);
+    if ((t & (tile_n() / 4u - 1u)) == 0u) {
+        for (var i = 0u; i < 4u; i++) {
+            let co = tile.m0 + block_row(t, i * 4u);
+            if (co < p.cout) {
+                let at = ((tile.c0 >> tile_n_shift()) * p.cout + co) * 3u;
+                stats[at] = f32(count);
+                stats[at + 1u] = means[i];
+                stats[at + 2u] = m2[i];
+            }
         }
     }
 }

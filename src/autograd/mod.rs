@@ -2,4 +2,4 @@
 
 pub mod tape;
 
-pub use tape::{BnMode, RunningStats, Tape, Var};
+pub use tape::{BnMode, ConvSpec, RunningStats, Tape, Var};

@@ -14,6 +14,7 @@
 use anyhow::{ensure, Result};
 
 use crate::gpu::{Dispatch, Gpu};
+use crate::ops::batchnorm::TileStats;
 use crate::ops::conv1d::ConvKernel;
 use crate::ops::{batchnorm, bn_relu_pool, conv1d, conv1d_tiled, kl_div, maxpool1d, relu};
 use crate::tensor::Tensor;
@@ -27,6 +28,17 @@ pub struct Var(usize);
 pub enum BnMode {
     Train,
     Eval,
+}
+
+/// How a convolution is recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub stride: usize,
+    pub pad: usize,
+    pub kernel: ConvKernel,
+    /// Whether a training-mode batchnorm follows: the tiled forward then leaves per-tile statistics
+    /// of the output, which `bn_relu_pool` merges instead of reading the output again.
+    pub batch_stats: bool,
 }
 
 /// The state a batchnorm layer keeps outside the tape.
@@ -97,6 +109,8 @@ pub struct Tape<'g> {
     pub forward: Vec<Dispatch>,
     /// Backward launches in order, filled by `backward`.
     pub backward: Vec<Dispatch>,
+    /// Per-tile batch statistics a conv left with its output, by value (see `ConvSpec::batch_stats`).
+    tile_stats: Vec<Option<TileStats>>,
     /// Bytes of every tensor the tape allocated (activations, gradients, scratch).
     pub allocated_bytes: u64,
     /// The largest single tensor the tape allocated: its bytes and label.
@@ -112,6 +126,7 @@ impl<'g> Tape<'g> {
             needs_grad: Vec::new(),
             is_parameter: Vec::new(),
             nodes: Vec::new(),
+            tile_stats: Vec::new(),
             forward: Vec::new(),
             backward: Vec::new(),
             allocated_bytes: 0,
@@ -124,6 +139,7 @@ impl<'g> Tape<'g> {
         self.needs_grad.push(needs_grad);
         self.is_parameter.push(grad.is_some());
         self.grads.push(grad);
+        self.tile_stats.push(None);
         Var(self.values.len() - 1)
     }
 
@@ -161,37 +177,32 @@ impl<'g> Tape<'g> {
         Ok(self.push(t, needs_grad, None))
     }
 
-    /// `conv1d(x, w) + b` computed by `kernel` (forward, dX and dW).
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv1d(
-        &mut self,
-        x: Var,
-        w: Var,
-        b: Var,
-        stride: usize,
-        pad: usize,
-        kernel: ConvKernel,
-        label: &str,
-    ) -> Result<Var> {
+    /// `conv1d(x, w) + b` as `spec` says.
+    pub fn conv1d(&mut self, x: Var, w: Var, b: Var, spec: ConvSpec, label: &str) -> Result<Var> {
         let start = self.forward.len();
         let (xs, ws) = (&self.values[x.0].shape, &self.values[w.0].shape);
         ensure!(
             xs.len() == 3 && ws.len() == 3,
             "{label}: conv1d needs [N, Cin, L] and [Cout, Cin, K], got {xs:?} and {ws:?}"
         );
+        let ConvSpec { stride, pad, kernel, batch_stats } = spec;
         let shape = conv1d::Conv1dShape { n: xs[0], cin: xs[1], l: xs[2], cout: ws[0], k: ws[2], stride, pad };
         let l_out = shape.l_out().map_err(|e| e.context(label.to_string()))?;
         let y = self.output(&[shape.n, shape.cout, l_out], label, &[x, w, b])?;
-        conv1d::encode_forward(
-            self.gpu,
-            &mut self.forward,
-            kernel,
-            &shape,
-            &self.values[x.0],
-            &self.values[w.0],
-            &self.values[b.0],
-            &self.values[y.0],
-        )?;
+        let stats = match batch_stats && kernel.runs_tiled(&shape, conv1d::Pass::Forward)? {
+            true => {
+                let tiles = conv1d_tiled::forward_tiles(&shape)?;
+                Some(TileStats { stats: self.alloc(&[tiles, shape.cout, 3], "conv tile statistics")?, tiles })
+            }
+            false => None,
+        };
+        let (xv, wv, bv, yv) = (&self.values[x.0], &self.values[w.0], &self.values[b.0], &self.values[y.0]);
+        let rec = &mut self.forward;
+        match &stats {
+            Some(stats) => conv1d::encode_forward_with_stats(self.gpu, rec, &shape, xv, wv, bv, yv, stats)?,
+            None => conv1d::encode_forward(self.gpu, rec, kernel, &shape, xv, wv, bv, yv)?,
+        }
+        self.tile_stats[y.0] = stats;
         self.record_node(label, start, Node::Conv1d { shape, kernel, x, w, b, y });
         Ok(y)
     }
@@ -285,7 +296,7 @@ impl<'g> Tape<'g> {
             self.gpu,
             &mut self.forward,
             &shape,
-            &t[x.0],
+            (&t[x.0], self.tile_stats[x.0].as_ref()),
             &t[gamma.0],
             &t[beta.0],
             stats.mean,

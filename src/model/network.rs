@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 
 use super::params::{initial_values, parameter_specs, running_stat_specs, NamedTensors};
 use super::Arch;
-use crate::autograd::{BnMode, RunningStats, Tape, Var};
+use crate::autograd::{BnMode, ConvSpec, RunningStats, Tape, Var};
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;
 use crate::ops::conv1d::ConvKernel;
@@ -69,6 +69,13 @@ impl Model {
             "batchnorm running statistics",
         )?;
         Ok(Model { arch, params, running, fusion: Fusion::default(), conv_kernel: ConvKernel::default() })
+    }
+
+    /// How this model records a conv; `batchnorm_follows` when a training-mode batchnorm comes
+    /// next (its statistics then come from the fused conv, when the fused ops are in use).
+    fn conv_spec(&self, stride: usize, pad: usize, batchnorm_follows: bool) -> ConvSpec {
+        let batch_stats = batchnorm_follows && self.fusion == Fusion::Fused;
+        ConvSpec { stride, pad, kernel: self.conv_kernel, batch_stats }
     }
 
     /// Reads the weights and running statistics back into `checkpoint`, with `model` metadata.
@@ -146,7 +153,7 @@ impl Model {
             let (gamma, beta) = (param(tape, &format!("bn{n}.weight")), param(tape, &format!("bn{n}.bias")));
             let name = format!("conv{n}");
             x = tape
-                .conv1d(x, w, b, layer.stride, layer.pad, self.conv_kernel, &name)
+                .conv1d(x, w, b, self.conv_spec(layer.stride, layer.pad, mode == BnMode::Train), &name)
                 .with_context(|| format!("{name} of {}", self.arch.name))?;
             let stats = RunningStats {
                 mean: self.running.get(&format!("bn{n}.running_mean")),
@@ -184,7 +191,7 @@ impl Model {
         for spec in &self.arch.heads {
             let (w, b) = (param(tape, &format!("{}.weight", spec.name)), param(tape, &format!("{}.bias", spec.name)));
             let logits = tape
-                .conv1d(x, w, b, spec.stride, spec.pad, self.conv_kernel, spec.name)
+                .conv1d(x, w, b, self.conv_spec(spec.stride, spec.pad, false), spec.name)
                 .with_context(|| format!("{} head of {}", spec.name, self.arch.name))?;
             layers.push((spec.name.to_string(), logits));
             if done(&layers) {

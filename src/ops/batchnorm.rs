@@ -69,7 +69,8 @@ struct Params {
     accumulate: u32,
     eps: f32,
     momentum: f32,
-    _pad: [u32; 2],
+    tiles: u32,
+    _pad: u32,
 }
 
 fn params(shape: &BatchNormShape, accumulate: bool, eps: f32, momentum: f32) -> Params {
@@ -80,7 +81,8 @@ fn params(shape: &BatchNormShape, accumulate: bool, eps: f32, momentum: f32) -> 
         accumulate: u32::from(accumulate),
         eps,
         momentum,
-        _pad: [0; 2],
+        tiles: 0,
+        _pad: 0,
     }
 }
 
@@ -94,10 +96,20 @@ fn per_element(shape: &BatchNormShape) -> [u32; 3] {
     grid(groups_for(shape.numel(), WG))
 }
 
+/// Statistics of a batchnorm's input left by the tiled conv that produced it
+/// (`conv1d::encode_forward_with_stats`): for each of `tiles` column tiles and each channel, the
+/// count, mean and sum of squared deviations of its values, `[tiles, C, 3]`.
+#[derive(Clone)]
+pub struct TileStats {
+    pub stats: Tensor,
+    pub tiles: usize,
+}
+
 /// Records the batch statistics of training mode: the per-channel mean and biased variance of
 /// `x`, written as `save_mean` and `save_invstd = 1 / sqrt(var + eps)` (`[C]`), and the update of
 /// `running_mean` / `running_var` in place (the variance unbiased, as PyTorch does). One launch;
-/// [`encode_forward_train`] and the fused `bn_relu_pool` forward both start with it.
+/// [`encode_forward_train`] and the fused `bn_relu_pool` forward both start with it. With
+/// `tile_stats` it merges those instead of reading `x` (train_stats_merge).
 /// Refuses `M = N * L = 1`, where the unbiased variance is undefined.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_train_stats(
@@ -105,6 +117,7 @@ pub fn encode_train_stats(
     rec: &mut impl Recorder,
     shape: &BatchNormShape,
     x: &Tensor,
+    tile_stats: Option<&TileStats>,
     running_mean: &Tensor,
     running_var: &Tensor,
     save_mean: &Tensor,
@@ -132,16 +145,33 @@ pub fn encode_train_stats(
     ] {
         expect_shape(OP, name, t, &[shape.c])?;
     }
-    gpu.dispatch(
-        rec,
-        "batchnorm",
-        "train_stats",
-        &params(shape, false, eps, momentum),
-        &[(1, x), (4, running_mean), (5, running_var), (7, save_mean), (8, save_invstd)],
-        per_channel(shape),
-        // Sum, then squared deviations: x needs reading once at least.
-        Cost::new(4 * shape.numel(), shape.numel() + 6 * shape.c),
-    );
+    let outputs = [(4, running_mean), (5, running_var), (7, save_mean), (8, save_invstd)];
+    match tile_stats {
+        None => gpu.dispatch(
+            rec,
+            "batchnorm",
+            "train_stats",
+            &params(shape, false, eps, momentum),
+            &[&[(1, x)], outputs.as_slice()].concat(),
+            per_channel(shape),
+            // Sum, then squared deviations: x needs reading once at least.
+            Cost::new(4 * shape.numel(), shape.numel() + 6 * shape.c),
+        ),
+        Some(TileStats { stats, tiles }) => {
+            expect_shape(OP, "tile statistics", stats, &[*tiles, shape.c, 3])?;
+            let mut p = params(shape, false, eps, momentum);
+            p.tiles = u32::try_from(*tiles)?;
+            gpu.dispatch(
+                rec,
+                "batchnorm",
+                "train_stats_merge",
+                &p,
+                &[&[(14, stats)], outputs.as_slice()].concat(),
+                per_channel(shape),
+                Cost::new(7 * stats.numel() / 3, stats.numel() + 6 * shape.c),
+            );
+        }
+    }
     Ok(())
 }
 
@@ -169,7 +199,7 @@ pub fn encode_forward_train(
     for (name, t) in [("gamma", gamma), ("beta", beta)] {
         expect_shape(OP, name, t, &[shape.c])?;
     }
-    encode_train_stats(gpu, rec, shape, x, running_mean, running_var, save_mean, save_invstd, eps, momentum)?;
+    encode_train_stats(gpu, rec, shape, x, None, running_mean, running_var, save_mean, save_invstd, eps, momentum)?;
     gpu.dispatch(
         rec,
         "batchnorm",

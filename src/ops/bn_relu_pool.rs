@@ -8,7 +8,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use super::batchnorm::{self, BatchNormShape};
+use super::batchnorm::{self, BatchNormShape, TileStats};
 use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
 
@@ -119,7 +119,8 @@ fn params(shape: &BnReluPoolShape, accumulate: bool) -> Params {
 }
 
 /// Records the training forward: the batch statistics (`save_mean`, `save_invstd`, running
-/// statistics updated in place, as [`batchnorm::encode_forward_train`] does), then
+/// statistics updated in place, as [`batchnorm::encode_forward_train`] does; from `tile_stats`
+/// when the conv before left them), then
 /// `y = maxpool_k(relu(batchnorm(x)))` in one launch. `y` is `[N, C, floor(L / k)]`; for `k > 1`,
 /// `argmax` (same shape, u32 values in an f32-sized buffer) gets the index into L of each window's
 /// first maximum. For `k = 1`, `argmax` is `None` and `y` is `relu(batchnorm(x))`, `[N, C, L]`.
@@ -128,7 +129,7 @@ pub fn encode_forward_train(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &BnReluPoolShape,
-    x: &Tensor,
+    (x, tile_stats): (&Tensor, Option<&TileStats>),
     gamma: &Tensor,
     beta: &Tensor,
     running_mean: &Tensor,
@@ -149,7 +150,19 @@ pub fn encode_forward_train(
     }
     let argmax = expect_argmax(OP, shape, argmax)?;
     let bn = shape.batchnorm();
-    batchnorm::encode_train_stats(gpu, rec, &bn, x, running_mean, running_var, save_mean, save_invstd, eps, momentum)?;
+    batchnorm::encode_train_stats(
+        gpu,
+        rec,
+        &bn,
+        x,
+        tile_stats,
+        running_mean,
+        running_var,
+        save_mean,
+        save_invstd,
+        eps,
+        momentum,
+    )?;
     let mut buffers = vec![(1, x), (2, gamma), (3, beta), (4, save_mean), (5, save_invstd), (6, y)];
     let (p, outputs, covered) = (params(shape, false), shape.outputs(), shape.covered());
     match argmax {

@@ -7,6 +7,7 @@
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
+use super::batchnorm::TileStats;
 use super::conv1d_tiled;
 use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
@@ -183,6 +184,30 @@ pub fn encode_forward(
         gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost);
     }
     Ok(())
+}
+
+/// Records `y = conv1d(x, w) + b` with the tiled kernel, which also leaves the per-tile statistics
+/// of `y` that a training-mode batchnorm on `y` merges instead of reading `y` again. `stats` must
+/// be `[conv1d_tiled::forward_tiles(shape), Cout, 3]`.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_forward_with_stats(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+    stats: &TileStats,
+) -> Result<()> {
+    shape.params(false)?;
+    check("input x", x, &shape.input_dims(), shape)?;
+    check("weight w", w, &shape.weight_dims(), shape)?;
+    check("bias b", b, &[shape.cout], shape)?;
+    check("output y", y, &shape.output_dims()?, shape)?;
+    let buffers = [(1, x), (2, w), (3, b), (4, y)];
+    let cost = Cost::new(2 * shape.macs(y.shape[2]), x.numel() + w.numel() + b.numel() + y.numel());
+    conv1d_tiled::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost)
 }
 
 /// Records `dx`, the gradient of the loss with respect to the input, from `dy` (shaped like `y`);

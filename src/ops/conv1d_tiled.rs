@@ -171,6 +171,36 @@ pub(super) fn forward(
     Ok(())
 }
 
+/// Column tiles of the tiled forward: the rows of the batch statistics it can leave.
+pub fn forward_tiles(shape: &Conv1dShape) -> Result<usize> {
+    Ok(TilePlan::for_output(shape.cout, shape.n * shape.l_out()?).tiles_n)
+}
+
+/// forward, also writing each tile's per-channel (count, mean, M2) of y to `stats`
+/// (`[forward_tiles, Cout, 3]`), for batchnorm's train_stats_merge.
+pub(super) fn forward_stats(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    buffers: &[(u32, &Tensor)],
+    stats: &Tensor,
+    cost: Cost,
+) -> Result<()> {
+    let plan = TilePlan::for_output(shape.cout, shape.n * shape.l_out()?);
+    ensure!(
+        stats.shape == [plan.tiles_n, shape.cout, 3],
+        "conv1d {shape:?}: tile statistics have shape {:?}, expected {:?}",
+        stats.shape,
+        [plan.tiles_n, shape.cout, 3]
+    );
+    let params = params(shape, false, plan, 1)?;
+    let buffers = [buffers, &[(10, stats)]].concat();
+    // Besides the forward: for every output, two additions and a multiply; the statistics written.
+    let cost = cost + Cost::new(3 * shape.n * shape.l_out()? * shape.cout, stats.numel());
+    gpu.dispatch(rec, "conv1d_tiled", "forward_stats", &params, &buffers, workgroups(plan, 1), cost);
+    Ok(())
+}
+
 /// Input positions per residue class: `Q = floor((L - 1 + pad) / stride) + 1` (the shader header).
 fn residue_columns(shape: &Conv1dShape) -> usize {
     (shape.l - 1 + shape.pad) / shape.stride + 1
