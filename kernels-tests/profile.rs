@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::gpu;
 use sn_wgpu::model::Arch;
+use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::profile::{self, Clock, ProfileOptions, SortBy};
 
 /// The smallest SoundNet-8 (conv1 has one channel) at its minimum length, 9.5 s.
@@ -31,6 +32,7 @@ fn options(inference: bool, cpu_timing: bool) -> ProfileOptions {
         inference,
         cpu_timing,
         plain: false,
+        conv_kernel: ConvKernel::Auto,
         // Given ceilings keep these tests short; `measured_ceilings_are_positive` measures them.
         peak_gflops: Some(100.0),
         peak_gbs: Some(10.0),

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use sn_wgpu::eval::{self, ExtractOptions, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
 use sn_wgpu::ops::adam::AdamConfig;
+use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::probe::{self, ClassifierKind, ProbeOptions};
 use sn_wgpu::profile::{self, ProfileOptions, SortBy};
 use sn_wgpu::train::{self, TrainOptions};
@@ -64,8 +65,12 @@ struct ProfileArgs {
     cpu_timing: bool,
     /// Run the plain kernels (conv1d.wgsl, separate batchnorm, ReLU and max-pool) instead of the
     /// tiled convolutions and fused batchnorm, to compare the two.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "conv_kernel")]
     plain: bool,
+    /// Which convolution kernels run: tiled where the tiles are at least half full (auto), tiled
+    /// everywhere, or plain everywhere.
+    #[arg(long, value_enum, default_value = "auto")]
+    conv_kernel: ConvKernel,
     /// The device's peak FP32 rate in GFLOP/s (datasheet) instead of measuring it.
     #[arg(long)]
     peak_gflops: Option<f64>,
@@ -275,6 +280,7 @@ fn main() -> Result<()> {
                 inference: a.inference,
                 cpu_timing: a.cpu_timing,
                 plain: a.plain,
+                conv_kernel: a.conv_kernel,
                 peak_gflops: a.peak_gflops,
                 peak_gbs: a.peak_gbs,
             };

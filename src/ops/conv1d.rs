@@ -13,7 +13,7 @@ use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 /// Which kernels compute forward, dX and dW (the bias gradient has only the plain one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ConvKernel {
     /// One invocation per output element, every operand read from global memory: the readable
     /// version, kept to test and time the tiled one against.

@@ -47,6 +47,8 @@ pub struct ProfileOptions {
     pub cpu_timing: bool,
     /// Run the plain kernels instead of the tiled convolutions and fused batchnorm.
     pub plain: bool,
+    /// The convolution kernels, when not `plain`.
+    pub conv_kernel: ConvKernel,
     /// Datasheet ceilings to use instead of measuring them.
     pub peak_gflops: Option<f64>,
     pub peak_gbs: Option<f64>,
@@ -76,6 +78,7 @@ pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
         }
         None => Model::init(gpu, Arch::by_name(&opts.model)?, 0)?,
     };
+    model.conv_kernel = opts.conv_kernel;
     if opts.plain {
         (model.fusion, model.conv_kernel) = (Fusion::Plain, ConvKernel::Plain);
     }
@@ -93,7 +96,12 @@ pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
         }
     };
     let what = if opts.inference { "inference pass (batchnorm in eval mode)" } else { "training step" };
-    let kernels = if opts.plain { "plain kernels" } else { "convolutions tiled where the tiles fill, fused batchnorm" };
+    let kernels = match (opts.plain, opts.conv_kernel) {
+        (true, _) => "plain kernels",
+        (false, ConvKernel::Auto) => "convolutions tiled where the tiles fill, fused batchnorm",
+        (false, ConvKernel::Tiled) => "every convolution tiled, fused batchnorm",
+        (false, ConvKernel::Plain) => "plain convolutions, fused batchnorm",
+    };
     let workload = format!(
         "{} {what}, batch {} x {:.1} s ({samples} samples), {kernels}",
         model.arch.name, opts.batch, opts.seconds
