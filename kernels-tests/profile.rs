@@ -118,7 +118,7 @@ fn training_profile_times_and_costs_every_launch() {
         .lines()
         .filter(|l| l.contains("::"))
         .map(|l| {
-            // Layer names may hold spaces ("adam conv1.weight"): count from the kernel column.
+            // Layer names may hold spaces ("adam (every parameter)"): count from the kernel column.
             let words: Vec<&str> = l.split_whitespace().collect();
             let kernel = words.iter().position(|w| w.contains("::")).unwrap();
             words[kernel + 2].parse().unwrap()
