@@ -1,6 +1,6 @@
 // 1-D convolution as tiled implicit GEMM: the same results as conv1d.wgsl (same layouts, same
-// bindings plus a scratch buffer, same formulas; read its header first), computed so that each value read from global
-// memory is used many times instead of once.
+// bindings plus two scratch buffers, same formulas; read its header first), computed so that each
+// value read from global memory is used many times instead of once.
 //
 //   x  [N, Cin, L]   w  [Cout, Cin, K]   b [Cout]   y, dy [N, Cout, Lout]   dx [N, Cin, L]
 //
@@ -13,6 +13,10 @@
 //   backward_params  co       (ci, k)           (n, lo), one split     dy[n, co, lo]  x[n, ci, lo*stride + k - pad]
 //
 // Operands outside a tensor (padding, ragged tile edges) read as zero.
+//
+// forward_stats is forward plus, for each tile and channel, the count, mean and sum of squared
+// deviations of the tile's outputs, so that the training batchnorm that follows (batchnorm.wgsl's
+// train_stats_merge) gets its statistics without reading y again.
 //
 // backward_input. dx[n,ci,l] = sum over the (co, lo, k) with lo*s + k - pad = l of dy*w (s = the
 // stride). Write t = l + pad = q*s + rho with rho = t mod s. The taps that reach l are exactly
@@ -36,7 +40,7 @@
 // (tile_m a power of two from 16 to 256, picked by the host to fit the layer's shape) and walks r
 // in chunks of RK = 8. Per chunk it stages A[tile_m x RK] and B[RK x tile_n] in workgroup memory
 // (RK * (tile_m + tile_n) global reads, at most 2,176) and then does tile_m * tile_n * RK = 32,768
-// multiply-adds: 15 to 32 of them per global read, against about one per read in conv1d.wgsl.
+// multiply-adds: 15 to 32 of them per global read, against one per two reads in conv1d.wgsl.
 // Invocation t owns a 4 x 4 block of C, rows t / (tile_n/4) + i * tile_m/4 and columns
 // t % (tile_n/4) + j * tile_n/4 (i, j < 4), so neighbouring invocations read neighbouring
 // workgroup-memory words and write neighbouring columns (consecutive lo or k) to global memory.
