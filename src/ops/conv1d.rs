@@ -159,6 +159,25 @@ fn check(what: &str, tensor: &Tensor, expected: &[usize], shape: &Conv1dShape) -
     Ok(())
 }
 
+/// The forward's checked tensors: its uniform parameters, bindings and least cost.
+type ForwardOperands<'t> = (Params, [(u32, &'t Tensor); 4], Cost);
+
+fn forward_operands<'t>(
+    shape: &Conv1dShape,
+    x: &'t Tensor,
+    w: &'t Tensor,
+    b: &'t Tensor,
+    y: &'t Tensor,
+) -> Result<ForwardOperands<'t>> {
+    let params = shape.params(false)?;
+    check("input x", x, &shape.input_dims(), shape)?;
+    check("weight w", w, &shape.weight_dims(), shape)?;
+    check("bias b", b, &[shape.cout], shape)?;
+    check("output y", y, &shape.output_dims()?, shape)?;
+    let cost = Cost::new(2 * shape.macs(y.shape[2]), x.numel() + w.numel() + b.numel() + y.numel());
+    Ok((params, [(1, x), (2, w), (3, b), (4, y)], cost))
+}
+
 /// Records `y = conv1d(x, w) + b`.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_forward(
@@ -171,13 +190,7 @@ pub fn encode_forward(
     b: &Tensor,
     y: &Tensor,
 ) -> Result<()> {
-    let params = shape.params(false)?;
-    check("input x", x, &shape.input_dims(), shape)?;
-    check("weight w", w, &shape.weight_dims(), shape)?;
-    check("bias b", b, &[shape.cout], shape)?;
-    check("output y", y, &shape.output_dims()?, shape)?;
-    let buffers = [(1, x), (2, w), (3, b), (4, y)];
-    let cost = Cost::new(2 * shape.macs(y.shape[2]), x.numel() + w.numel() + b.numel() + y.numel());
+    let (params, buffers, cost) = forward_operands(shape, x, w, b, y)?;
     if kernel.runs_tiled(shape, Pass::Forward)? {
         conv1d_tiled::forward(gpu, rec, shape, &buffers, cost)?;
     } else {
@@ -200,13 +213,7 @@ pub fn encode_forward_with_stats(
     y: &Tensor,
     stats: &TileStats,
 ) -> Result<()> {
-    shape.params(false)?;
-    check("input x", x, &shape.input_dims(), shape)?;
-    check("weight w", w, &shape.weight_dims(), shape)?;
-    check("bias b", b, &[shape.cout], shape)?;
-    check("output y", y, &shape.output_dims()?, shape)?;
-    let buffers = [(1, x), (2, w), (3, b), (4, y)];
-    let cost = Cost::new(2 * shape.macs(y.shape[2]), x.numel() + w.numel() + b.numel() + y.numel());
+    let (_, buffers, cost) = forward_operands(shape, x, w, b, y)?;
     conv1d_tiled::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost)
 }
 
