@@ -20,7 +20,6 @@ use sn_wgpu::model::soundnet8;
 use sn_wgpu::ops::adam::{self, AdamConfig};
 use sn_wgpu::ops::batchnorm::{self, BatchNormShape};
 use sn_wgpu::ops::conv1d::{self, Conv1dShape, ConvKernel};
-use sn_wgpu::ops::conv1d_tiled;
 use sn_wgpu::ops::kl_div::{self, KlDivShape};
 use sn_wgpu::ops::maxpool1d::{self, MaxPool1dShape};
 use sn_wgpu::ops::relu;
@@ -213,7 +212,7 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         let (dx, dw, db) = (tensor(gpu, &xs, "dx"), tensor(gpu, &ws, "dw"), tensor(gpu, &[s.cout], "db"));
         let bytes =
             |shapes: &[&[usize]]| 4.0 * shapes.iter().map(|sh| sh.iter().product::<usize>()).sum::<usize>() as f64;
-        for kernel in [ConvKernel::Plain, ConvKernel::Tiled] {
+        for kernel in [ConvKernel::Plain, ConvKernel::Tiled, ConvKernel::Cpu] {
             {
                 let (x, w, b, y) = (x.clone(), w.clone(), b.clone(), y.clone());
                 cases.push(case(
@@ -233,9 +232,9 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                 ));
             }
             let (x, y, dw, db) = (x.clone(), y.clone(), dw.clone(), db.clone());
-            let partials = match (kernel, conv1d_tiled::weight_grad_partials(&s).unwrap()) {
-                (ConvKernel::Tiled, len) if len > 0 => Some(tensor(gpu, &[len], "dw partial sums")),
-                _ => None,
+            let partials = match conv1d::weight_grad_partials(gpu, kernel, &s).unwrap() {
+                0 => None,
+                len => Some(tensor(gpu, &[len], "dw partial sums")),
             };
             cases.push(case(
                 format!("conv1d {kernel:?} backward_params (dW and db) {name} {ws:?}"),

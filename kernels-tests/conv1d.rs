@@ -1,29 +1,37 @@
-//! Conv1d: both kernels (plain and tiled) against the f64 reference on every SoundNet layer and
+//! Conv1d: every kernel (plain, tiled, cpu) against the f64 reference on every SoundNet layer and
 //! on awkward shapes, finite-difference checks of the reference backward passes, and the PyTorch
-//! fixture.
+//! fixture. The cpu kernels compute forward and dX only where K is a multiple of 4 (and dX where
+//! the stride divides its chunk of taps); elsewhere `Cpu` falls back to the GPU rule, so the cases
+//! that must run them say so (`check_cpu`).
 
 mod common;
 use common::*;
 use rand::Rng;
-use sn_wgpu::ops::conv1d::{self, reference, Conv1dShape, ConvKernel, Pass};
+use sn_wgpu::gpu::DeviceClass;
+use sn_wgpu::ops::conv1d::{self, reference, Adapter, Conv1dShape, ConvKernel, Pass, PassKernel};
+use sn_wgpu::ops::conv1d_cpu;
 use sn_wgpu::ops::conv1d_tiled::{self, TilePlan, WeightSplit};
 use sn_wgpu::tensor::Tensor;
+use sn_wgpu::Gpu;
 
-const KERNELS: [ConvKernel; 2] = [ConvKernel::Plain, ConvKernel::Tiled];
+const KERNELS: [ConvKernel; 3] = [ConvKernel::Plain, ConvKernel::Tiled, ConvKernel::Cpu];
+const PASSES: [Pass; 3] = [Pass::Forward, Pass::InputGrad, Pass::WeightGrad];
 
 fn shape(n: usize, cin: usize, cout: usize, l: usize, k: usize, stride: usize, pad: usize) -> Conv1dShape {
     Conv1dShape { n, cin, cout, l, k, stride, pad }
 }
 
-/// The scratch the tiled weight gradient needs for `s`, if any.
-fn partials(kernel: ConvKernel, s: &Conv1dShape) -> Option<Tensor> {
-    let len = conv1d_tiled::weight_grad_partials(s).unwrap();
-    (kernel == ConvKernel::Tiled && len > 0).then(|| poisoned(&[len]))
+/// The scratch the weight gradient needs for `s` with `kernel`, if any.
+fn partials(g: &Gpu, kernel: ConvKernel, s: &Conv1dShape) -> Option<Tensor> {
+    let len = conv1d::weight_grad_partials(g, kernel, s).unwrap();
+    (len > 0).then(|| poisoned_on(g, &[len]))
 }
 
 /// Records the forward pass `(b, y)` if given, then dX, dW and db with `kernel`; the gradients
 /// overwrite, or add when `accumulate`.
+#[allow(clippy::too_many_arguments)]
 fn encode_all(
+    g: &Gpu,
     enc: &mut wgpu::CommandEncoder,
     kernel: ConvKernel,
     s: &Conv1dShape,
@@ -32,23 +40,32 @@ fn encode_all(
     (dx, dw, db): (&Tensor, &Tensor, &Tensor),
     accumulate: bool,
 ) {
-    let scratch = partials(kernel, s);
+    let scratch = partials(g, kernel, s);
     if let Some((b, y)) = forward {
-        conv1d::encode_forward(gpu(), enc, kernel, s, x, w, b, y).unwrap();
+        conv1d::encode_forward(g, enc, kernel, s, x, w, b, y).unwrap();
     }
-    conv1d::encode_backward_input(gpu(), enc, kernel, s, dy, w, dx, accumulate).unwrap();
-    conv1d::encode_backward_params(gpu(), enc, kernel, s, (x, dy), (dw, db), accumulate, scratch.as_ref()).unwrap();
+    conv1d::encode_backward_input(g, enc, kernel, s, dy, w, dx, accumulate).unwrap();
+    conv1d::encode_backward_params(g, enc, kernel, s, (x, dy), (dw, db), accumulate, scratch.as_ref()).unwrap();
 }
 
 /// Runs all four passes of both kernels on random data (into NaN-poisoned outputs) and compares
 /// each with the reference. `what` names the case in failure messages.
 fn check(what: &str, s: Conv1dShape, seed: u64) {
     for kernel in KERNELS {
-        check_kernel(&format!("{what} ({kernel:?})"), kernel, s, seed);
+        check_kernel(gpu(), &format!("{what} ({kernel:?})"), kernel, s, seed);
     }
 }
 
-fn check_kernel(what: &str, kernel: ConvKernel, s: Conv1dShape, seed: u64) {
+/// `check`, after making sure that every pass of `s` runs the cpu kernels on `g`.
+fn check_cpu(g: &Gpu, what: &str, s: Conv1dShape, seed: u64) {
+    for pass in PASSES {
+        let chosen = ConvKernel::Cpu.choose(g, &s, pass).unwrap();
+        assert_eq!(chosen, PassKernel::Cpu, "{what} {s:?} {pass:?} must run the cpu kernel");
+    }
+    check_kernel(g, &format!("{what} (cpu, {} lanes)", conv1d_cpu::lanes(g)), ConvKernel::Cpu, s, seed);
+}
+
+fn check_kernel(g: &Gpu, what: &str, kernel: ConvKernel, s: Conv1dShape, seed: u64) {
     let mut r = rng(seed);
     let l_out = s.l_out().unwrap();
     let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
@@ -56,11 +73,12 @@ fn check_kernel(what: &str, kernel: ConvKernel, s: Conv1dShape, seed: u64) {
     let w = randn(&mut r, s.cout * s.cin * s.k);
     let b = randn(&mut r, s.cout);
     let dy = randn(&mut r, s.n * s.cout * l_out);
-    let (xg, wg, bg, dyg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &[s.cout]), upload(&dy, &ys));
-    let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&[s.cout]));
-    run(|enc| encode_all(enc, kernel, &s, (&xg, &wg, &dyg), Some((&bg, &y)), (&dx, &dw, &db), false));
+    let up = |data: &[f32], shape: &[usize]| upload_on(g, data, shape);
+    let (xg, wg, bg, dyg) = (up(&x, &xs), up(&w, &ws), up(&b, &[s.cout]), up(&dy, &ys));
+    let poison = |shape: &[usize]| poisoned_on(g, shape);
+    let (y, dx, dw, db) = (poison(&ys), poison(&xs), poison(&ws), poison(&[s.cout]));
+    run_on(g, |enc| encode_all(g, enc, kernel, &s, (&xg, &wg, &dyg), Some((&bg, &y)), (&dx, &dw, &db), false));
     let (x, w, b, dy) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
-    let g = gpu();
     assert_close(&format!("{what} {s:?} y"), &y.read(g).unwrap(), &reference::forward(&s, &x, &w, &b), 1e-5);
     assert_close(&format!("{what} {s:?} dx"), &dx.read(g).unwrap(), &reference::backward_input(&s, &dy, &w), 1e-4);
     assert_close(&format!("{what} {s:?} dw"), &dw.read(g).unwrap(), &reference::backward_weight(&s, &x, &dy), 1e-4);
@@ -199,8 +217,9 @@ fn wrong_tensor_shapes_are_rejected() {
 #[test]
 fn accumulate_adds_to_existing_gradients() {
     // One weight gradient summed by single invocations (plain) or one split (tiled), one by whole
-    // workgroups (plain) or split across workgroups (tiled).
-    let shapes = [shape(1, 5, 6, 9, 3, 2, 1), shape(3, 2, 3, 9_000, 5, 1, 2)];
+    // workgroups (plain) or split across workgroups (tiled); the third runs every pass of the cpu
+    // kernels, its dW split.
+    let shapes = [shape(1, 5, 6, 9, 3, 2, 1), shape(3, 2, 3, 9_000, 5, 1, 2), shape(3, 2, 11, 9_000, 8, 2, 3)];
     for (i, (s, kernel)) in shapes.into_iter().flat_map(|s| KERNELS.map(|k| (s, k))).enumerate() {
         let mut r = rng(500 + i as u64);
         let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
@@ -212,7 +231,7 @@ fn accumulate_adds_to_existing_gradients() {
         let dx_before = randn(&mut r, xs.iter().product());
         let (xg, dyg, wg) = (upload(&x, &xs), upload(&dy, &ys), upload(&w, &ws));
         let (dw, db, dx) = (upload(&dw_before, &ws), upload(&db_before, &[s.cout]), upload(&dx_before, &xs));
-        run(|enc| encode_all(enc, kernel, &s, (&xg, &wg, &dyg), None, (&dx, &dw, &db), true));
+        run(|enc| encode_all(gpu(), enc, kernel, &s, (&xg, &wg, &dyg), None, (&dx, &dw, &db), true));
         let (x, dy) = (to_f64(&x), to_f64(&dy));
         let add = |before: &[f32], grad: Vec<f64>| -> Vec<f64> {
             before.iter().zip(grad).map(|(&a, g)| f64::from(a) + g).collect()
@@ -234,7 +253,7 @@ fn accumulate_adds_to_existing_gradients() {
         assert_close(&format!("{s_name} dx accumulated"), &dx.read(gpu()).unwrap(), &dx_ref, 1e-4);
 
         // Twice more, overwriting then accumulating: the result is twice the gradient.
-        let scratch = partials(kernel, &s);
+        let scratch = partials(gpu(), kernel, &s);
         run(|enc| {
             for accumulate in [false, true] {
                 let (inputs, grads) = ((&xg, &dyg), (&dw, &db));
@@ -281,7 +300,7 @@ fn matches_pytorch_fixture() {
         let (xg, wg, bg, dyg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &bs), upload(&dy, &ys));
         for kernel in KERNELS {
             let (y, dx, dw, db) = (poisoned(&ys), poisoned(&xs), poisoned(&ws), poisoned(&bs));
-            run(|enc| encode_all(enc, kernel, &s, (&xg, &wg, &dyg), Some((&bg, &y)), (&dx, &dw, &db), false));
+            run(|enc| encode_all(gpu(), enc, kernel, &s, (&xg, &wg, &dyg), Some((&bg, &y)), (&dx, &dw, &db), false));
             let expect = |name: &str| to_f64(&get(name).0);
             let what = format!("{case} {kernel:?} {s:?}");
             assert_close(&format!("{what} y"), &y.read(gpu()).unwrap(), &expect("y"), 1e-5);
@@ -326,7 +345,7 @@ fn tile_plans_fit_the_layer_and_reuse_each_read() {
 }
 
 #[test]
-fn auto_tiles_only_passes_that_fill_their_tiles() {
+fn auto_tiles_only_passes_that_fill_their_tiles_on_gpus() {
     // SoundNet-8 at 20 s, batch 1: (layer, shape, tiled forward, dX, dW).
     let cases = [
         ("conv1", shape(1, 1, 16, 441_000, 64, 2, 32), true, false, false),
@@ -334,15 +353,80 @@ fn auto_tiles_only_passes_that_fill_their_tiles() {
         ("conv7", shape(1, 512, 1024, 27, 4, 2, 2), true, true, true),
         ("objects head", shape(1, 1024, 1000, 15, 8, 2, 0), false, false, true),
     ];
+    let gpu_adapter = Adapter { class: DeviceClass::Gpu, subgroups: true };
+    let kernel = |tiled| if tiled { PassKernel::Tiled } else { PassKernel::Plain };
     for (name, s, forward, input, weight) in cases {
         for (pass, tiled) in [(Pass::Forward, forward), (Pass::InputGrad, input), (Pass::WeightGrad, weight)] {
             let fill = conv1d_tiled::tile_fill(&s, pass).unwrap();
             assert!(fill > 0.0 && fill <= 1.0, "{name} {pass:?}: fill {fill}");
-            assert_eq!(ConvKernel::Auto.runs_tiled(&s, pass).unwrap(), tiled, "{name} {pass:?}: fill {fill}");
-            assert!(
-                ConvKernel::Tiled.runs_tiled(&s, pass).unwrap() && !ConvKernel::Plain.runs_tiled(&s, pass).unwrap()
-            );
+            let chosen = ConvKernel::Auto.choose_on(gpu_adapter, &s, pass).unwrap();
+            assert_eq!(chosen, kernel(tiled), "{name} {pass:?}: fill {fill}");
+            assert_eq!(ConvKernel::Tiled.choose_on(gpu_adapter, &s, pass).unwrap(), PassKernel::Tiled);
+            assert_eq!(ConvKernel::Plain.choose_on(gpu_adapter, &s, pass).unwrap(), PassKernel::Plain);
         }
+    }
+}
+
+#[test]
+fn auto_runs_the_cpu_kernels_on_cpu_adapters_with_subgroups() {
+    let soundnet = shape(1, 16, 32, 27_562, 32, 2, 16);
+    let odd_k = shape(1, 3, 4, 50, 5, 2, 1);
+    let cpu = Adapter { class: DeviceClass::Cpu, subgroups: true };
+    for pass in PASSES {
+        assert_eq!(ConvKernel::Auto.choose_on(cpu, &soundnet, pass).unwrap(), PassKernel::Cpu, "{pass:?}");
+        // No subgroups: the GPU rule.
+        let bare = Adapter { class: DeviceClass::Cpu, subgroups: false };
+        assert_eq!(ConvKernel::Auto.choose_on(bare, &soundnet, pass).unwrap(), PassKernel::Tiled, "{pass:?}");
+        assert!(ConvKernel::Cpu.choose_on(bare, &soundnet, pass).is_err(), "cpu forced without subgroups");
+        // Forcing any kernel works on any adapter.
+        let gpu_adapter = Adapter { class: DeviceClass::Gpu, subgroups: true };
+        assert_eq!(ConvKernel::Cpu.choose_on(gpu_adapter, &soundnet, pass).unwrap(), PassKernel::Cpu, "{pass:?}");
+        assert_eq!(ConvKernel::Tiled.choose_on(cpu, &soundnet, pass).unwrap(), PassKernel::Tiled, "{pass:?}");
+    }
+    // K = 5: forward and dX take the GPU rule, dW (no vec4 weights) stays on the cpu kernel.
+    assert_ne!(ConvKernel::Auto.choose_on(cpu, &odd_k, Pass::Forward).unwrap(), PassKernel::Cpu);
+    assert_ne!(ConvKernel::Auto.choose_on(cpu, &odd_k, Pass::InputGrad).unwrap(), PassKernel::Cpu);
+    assert_eq!(ConvKernel::Auto.choose_on(cpu, &odd_k, Pass::WeightGrad).unwrap(), PassKernel::Cpu);
+    // The test adapter (lavapipe in CI) must be one where they run.
+    assert!(conv1d_cpu::available(gpu()), "adapter {} has no subgroup operations", gpu().info.name);
+}
+
+/// Shapes every cpu pass accepts (K a multiple of 4, stride dividing the tap chunk), awkward in
+/// every other way.
+fn cpu_awkward_cases() -> Vec<(&'static str, Conv1dShape)> {
+    vec![
+        ("odd L", shape(3, 3, 5, 37, 4, 2, 1)),
+        ("Lout = 1 from L = K - 2p", shape(2, 3, 4, 4, 8, 2, 2)),
+        ("Lout = 1, no padding", shape(2, 3, 4, 9, 8, 2, 0)),
+        ("channels not multiples of 8", shape(2, 13, 11, 29, 4, 1, 1)),
+        ("one channel", shape(2, 1, 1, 30, 4, 2, 1)),
+        ("padding wider than the kernel", shape(2, 2, 3, 6, 4, 2, 6)),
+        ("padding wider than a row", shape(1, 3, 9, 70, 4, 2, 40)),
+        ("stride 4", shape(2, 3, 10, 50, 8, 4, 3)),
+        ("stride 8", shape(2, 3, 10, 90, 16, 8, 5)),
+        ("L = 1", shape(2, 3, 2, 1, 4, 1, 2)),
+        ("K = 12, chunk past K", shape(2, 5, 9, 41, 12, 2, 6)),
+        ("K = 64, long row", shape(2, 1, 16, 3_001, 64, 2, 32)),
+        ("1000 channels", shape(1, 24, 1000, 13, 8, 2, 0)),
+        ("rows over several splits", shape(3, 2, 5, 20_001, 4, 2, 2)),
+    ]
+}
+
+#[test]
+fn cpu_kernels_on_awkward_shapes() {
+    for (i, (name, s)) in cpu_awkward_cases().into_iter().enumerate() {
+        check_cpu(gpu(), name, s, 800 + i as u64);
+    }
+}
+
+#[test]
+fn cpu_kernels_with_four_lanes() {
+    // Adapters whose subgroups may have only 4 lanes (WARP) get workgroups of 4: the same cases.
+    let mut four = Gpu::new().expect("a second device on the test adapter");
+    four.info.subgroup_min_size = 4;
+    assert_eq!(conv1d_cpu::lanes(&four), 4);
+    for (i, (name, s)) in cpu_awkward_cases().into_iter().enumerate() {
+        check_cpu(&four, name, s, 900 + i as u64);
     }
 }
 

@@ -1,7 +1,8 @@
 //! A whole training step against PyTorch (`tools/fixtures/train_step.py`): a narrow SoundNet-8,
 //! two Adam steps on one batch from the same initial weights. Losses within 1e-5, every gradient of
 //! both steps within 1e-4, the weight updates after step 2 within 1e-3 (relative errors). Once with
-//! each choice of convolution kernels.
+//! each choice of convolution kernels (the default, `Auto`, is `Cpu` on lavapipe and the GPU rule on
+//! a GPU).
 
 mod common;
 use common::*;
@@ -20,6 +21,11 @@ fn two_training_steps_match_pytorch_with_the_default_kernels() {
 #[test]
 fn two_training_steps_match_pytorch_with_every_conv_tiled() {
     two_training_steps_match_pytorch(ConvKernel::Tiled);
+}
+
+#[test]
+fn two_training_steps_match_pytorch_with_the_cpu_convs() {
+    two_training_steps_match_pytorch(ConvKernel::Cpu);
 }
 
 #[test]

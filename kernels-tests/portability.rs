@@ -1,18 +1,30 @@
 //! Every shader parses, validates and translates to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and
 //! GLSL (GL) with naga, so the backends we cannot run here are still checked on every commit.
+//! Shaders with pipeline-overridable constants are translated with their defaults; those that use
+//! subgroup operations (`shaders::NEEDS_SUBGROUPS`) are validated with that capability, which the
+//! host checks for before it runs them, and are not translated to GLSL ES, which has none.
 
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use sn_wgpu::gpu::shaders::SHADERS;
+use sn_wgpu::gpu::shaders::{NEEDS_SUBGROUPS, SHADERS};
 
+/// The module with its overridable constants at their defaults, and its validation info.
 fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not parse:\n{}", e.emit_to_string(source)));
-    // Default capabilities: what every WebGPU implementation must offer, nothing extra.
-    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+    // Default capabilities: what every WebGPU implementation must offer, and subgroups where the
+    // shader needs them.
+    let mut capabilities = Capabilities::default();
+    if NEEDS_SUBGROUPS.contains(&name) {
+        capabilities |= Capabilities::SUBGROUP;
+    }
+    let info = Validator::new(ValidationFlags::all(), capabilities)
         .validate(&module)
         .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not validate:\n{}", e.emit_to_string(source)));
-    (module, info)
+    let defaults = naga::back::PipelineConstants::default();
+    let (module, info) = naga::back::pipeline_constants::process_overrides(&module, &info, None, &defaults)
+        .unwrap_or_else(|e| panic!("shaders/{name}.wgsl: its overridable constants do not resolve: {e}"));
+    (module.into_owned(), info.into_owned())
 }
 
 fn compute_entry_points(module: &naga::Module) -> Vec<String> {
@@ -73,7 +85,7 @@ fn translates_to_hlsl() {
 
 #[test]
 fn translates_to_glsl() {
-    for (name, source) in SHADERS {
+    for (name, source) in SHADERS.iter().filter(|(name, _)| !NEEDS_SUBGROUPS.contains(name)) {
         let (module, info) = parse_and_validate(name, source);
         // GLSL needs one translation per entry point; compute shaders need ES 3.10 or later.
         for entry_point in compute_entry_points(&module) {

@@ -1,9 +1,12 @@
 // Adam optimizer step (torch.optim.Adam semantics: no weight decay, no amsgrad) over flat f32
 // buffers of `n` elements: parameters, their gradient, and the optimizer's two running moments.
 //
-// Indexing: one invocation per element. Workgroups of 256 are laid out on a 2-D grid (x up to
-// 65,535) so buffers of more than 16.7 M elements still fit in one dispatch; the flat element index
+// Indexing: `step` has one invocation per element. Workgroups of 256 are laid out on a 2-D grid (x
+// up to 65,535) so buffers of more than 16.7 M elements still fit in one dispatch; the flat index
 // is (wid.y * nwg.x + wid.x) * 256 + lid.x, and invocations past `n` do nothing.
+// `step_vec4` is the same update four elements at a time, for CPU adapters (lavapipe), where every
+// load and store is a loop over the SIMD lanes whatever its width: one invocation per vec4 of the
+// first 4 * floor(n / 4) elements; `step_tail` then updates the last n mod 4, one invocation each.
 //
 // step t (1-based), g = grad:
 //   m = beta1 * m + (1 - beta1) * g            (exp_avg)
@@ -30,13 +33,25 @@ struct Params {
 @group(0) @binding(2) var<storage, read> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
+@group(0) @binding(5) var<storage, read_write> param4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> grad4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> m4: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read_write> v4: array<vec4<f32>>;
 
 const WG: u32 = 256u;
 
 @compute @workgroup_size(256)
 fn step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    update((wid.y * nwg.x + wid.x) * WG + lid.x);
+}
+
+@compute @workgroup_size(256)
+fn step_tail(@builtin(local_invocation_id) lid: vec3<u32>) {
+    update(params.n / 4u * 4u + lid.x);
+}
+
+fn update(i: u32) {
     if (i >= params.n) { return; }
     let g = grad[i];
     let m_new = params.beta1 * m[i] + params.one_minus_beta1 * g;
@@ -44,4 +59,17 @@ fn step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     m[i] = m_new;
     v[i] = v_new;
     param[i] = param[i] - params.step_size * m_new / (sqrt(v_new) / params.sqrt_bc2 + params.eps);
+}
+
+@compute @workgroup_size(256)
+fn step_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    if (i >= params.n / 4u) { return; }
+    let g = grad4[i];
+    let m_new = params.beta1 * m4[i] + params.one_minus_beta1 * g;
+    let v_new = params.beta2 * v4[i] + params.one_minus_beta2 * g * g;
+    m4[i] = m_new;
+    v4[i] = v_new;
+    param4[i] = param4[i] - params.step_size * m_new / (sqrt(v_new) / params.sqrt_bc2 + params.eps);
 }

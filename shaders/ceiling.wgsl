@@ -6,14 +6,17 @@
 //   i = gid.y * (nwg.x * 256) + gid.x
 // (the 2-D grid keeps every dimension within 65,535 workgroups); invocations past p.n return.
 //
-// fma_rate: invocation i runs p.iterations rounds of two independent vec4 multiply-adds, that is
-// 8 scalar FMAs = 16 FLOPs per round. Two chains of vec4 give the GPU eight independent
-// dependency chains per invocation, so it does not stall on the latency of the previous FMA. The
+// fma_rate: invocation i runs p.iterations iterations of ROUNDS rounds of three independent vec4
+// multiply-adds: 12 scalar FMAs = 24 FLOPs per round. Three chains of vec4 are twelve independent
+// dependency chains per invocation, enough to cover the FMA latency of a GPU or of a CPU's two
+// FMA pipes (a CPU driver runs each as one SIMD register, 8 lanes wide); the constant ROUNDS lets
+// the compiler unroll the inner loop, so loop control does not count against the arithmetic. The
 // multiplier 0.9999 keeps the values finite for any number of rounds; the final dot product is
 // written so the compiler must keep the work.
 //
-// copy_rate: dst[i] = src[i] over vec4<f32>: 16 bytes read and 16 written per invocation, the
-// pattern of an elementwise kernel at its best (coalesced, no reuse).
+// copy_rate: dst[i] = src[i] over vec4<f32>, PER vec4s per invocation at i, i + n/PER, ...:
+// 16 bytes read and 16 written per copy, the pattern of an elementwise kernel at its best
+// (coalesced on a GPU, no reuse), with its index arithmetic spread over several copies.
 //
 // There is no backward pass: nothing here is differentiated.
 
@@ -30,30 +33,40 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> sink: array<f32>;
 
 const WG: u32 = 256u;
+const ROUNDS: u32 = 16u;
+const CHAINS: u32 = 12u;
+const PER: u32 = 4u;
 
 @compute @workgroup_size(256)
 fn fma_rate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.y * (nwg.x * WG) + gid.x;
-    if i >= p.n {
-        return;
+    var acc: array<f32, CHAINS>;
+    for (var c = 0u; c < CHAINS; c++) {
+        acc[c] = f32((i + c) & 1023u) * 1e-3;
     }
-    let seed = f32(i & 1023u) * 1e-3;
-    var a = vec4<f32>(seed, seed + 0.25, seed + 0.5, seed + 0.75);
-    var b = a + vec4<f32>(1.0);
-    let m = vec4<f32>(0.9999);
-    let c = vec4<f32>(1e-4);
-    for (var r = 0u; r < p.iterations; r++) {
-        a = fma(a, m, c);
-        b = fma(b, m, c);
+    for (var it = 0u; it < p.iterations; it++) {
+        for (var r = 0u; r < ROUNDS; r++) {
+            for (var c = 0u; c < CHAINS; c++) {
+                acc[c] = fma(acc[c], 0.9999, 1e-4);
+            }
+        }
     }
-    sink[i] = dot(a + b, vec4<f32>(1.0));
+    var total = 0.0;
+    for (var c = 0u; c < CHAINS; c++) {
+        total += acc[c];
+    }
+    if i < p.n {
+        sink[i] = total;
+    }
 }
 
 @compute @workgroup_size(256)
 fn copy_rate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.y * (nwg.x * WG) + gid.x;
-    if i >= p.n {
+    if i >= p.n / PER {
         return;
     }
-    dst[i] = src[i];
+    for (var j = 0u; j < PER; j++) {
+        dst[i + j * (p.n / PER)] = src[i + j * (p.n / PER)];
+    }
 }

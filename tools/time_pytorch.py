@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Times the training step `sn-wgpu profile` times, in PyTorch, for the sn-wgpu / PyTorch ratio.
 
-    python3 tools/time_pytorch.py --model soundnet8 --batch 1 --seconds 20 [--device cuda]
+    python3 tools/time_pytorch.py --model soundnet8 --batch 1 --seconds 20 [--device cuda] [--threads N]
 
-Same step: SoundNet-8 (or soundnet8-narrowN: body channels / N, full heads; the layer table of
-src/model/arch.rs), batchnorm in training mode, KL(teacher || softmax(logits)) per head averaged
+Same step: SoundNet-8 or SoundNet-5 (or soundnet8-narrowN / soundnet5-narrowN: body channels / N,
+full heads; the layer tables of src/model/arch.rs), batchnorm in training mode, KL(teacher || softmax(logits)) per head averaged
 over batch and output steps, the two heads summed, torch.optim.Adam (lr 1e-3, PyTorch defaults),
 float32, input uniform in [-256, 256] and uniform teachers as the profiler uses. On CUDA, TF32 is
 off so both sides do full float32 arithmetic, and each step ends with a synchronize. Prints the
@@ -17,7 +17,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# name, cin, cout, k, stride, pad, pool  (SoundNet-8; src/model/arch.rs)
+# cin, cout, k, stride, pad, pool of each body layer, and the heads' k, stride, pad
+# (src/model/arch.rs)
 SOUNDNET8 = [
     (1, 16, 64, 2, 32, 8),
     (16, 32, 32, 2, 16, 8),
@@ -27,21 +28,29 @@ SOUNDNET8 = [
     (256, 512, 4, 2, 2, None),
     (512, 1024, 4, 2, 2, None),
 ]
+SOUNDNET8_HEADS = (8, 2, 0)
+SOUNDNET5 = [
+    (1, 32, 64, 2, 32, 8),
+    (32, 64, 32, 2, 16, 8),
+    (64, 128, 16, 2, 8, 8),
+    (128, 256, 8, 2, 4, None),
+]
+SOUNDNET5_HEADS = (16, 12, 4)
 CLASSES = (1000, 401)
 
 
 class SoundNet(nn.Module):
-    def __init__(self, divisor):
+    def __init__(self, layers, heads, divisor):
         super().__init__()
         body, cin = [], 1
-        for _, cout, k, s, p, pool in SOUNDNET8:
+        for _, cout, k, s, p, pool in layers:
             cout = max(cout // divisor, 1)
             body += [nn.Conv1d(cin, cout, k, s, p), nn.BatchNorm1d(cout), nn.ReLU()]
             if pool:
                 body.append(nn.MaxPool1d(pool, pool))
             cin = cout
         self.body = nn.Sequential(*body)
-        self.heads = nn.ModuleList(nn.Conv1d(cin, c, 8, 2) for c in CLASSES)
+        self.heads = nn.ModuleList(nn.Conv1d(cin, c, *heads) for c in CLASSES)
 
     def forward(self, x):
         h = self.body(x)
@@ -61,17 +70,20 @@ def main():
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's, one per core)")
     a = ap.parse_args()
-    if a.model == "soundnet8":
-        divisor = 1
-    elif a.model.startswith("soundnet8-narrow"):
-        divisor = int(a.model[len("soundnet8-narrow"):])
-    else:
-        raise SystemExit(f"--model {a.model}: expected soundnet8 or soundnet8-narrowN")
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    base, _, narrow = a.model.partition("-narrow")
+    tables = {"soundnet8": (SOUNDNET8, SOUNDNET8_HEADS), "soundnet5": (SOUNDNET5, SOUNDNET5_HEADS)}
+    if base not in tables or (narrow and not narrow.isdigit()):
+        raise SystemExit(f"--model {a.model}: expected soundnet8 or soundnet5, optionally -narrowN")
+    layers, heads = tables[base]
+    divisor = int(narrow) if narrow else 1
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     dev = torch.device(a.device)
-    model = SoundNet(divisor).to(dev)
+    model = SoundNet(layers, heads, divisor).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     samples = round(a.seconds * 22_050)
     x = (torch.rand(a.batch, 1, samples, device=dev) * 2 - 1) * 256

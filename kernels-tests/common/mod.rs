@@ -34,19 +34,30 @@ pub fn to_f64(v: &[f32]) -> Vec<f64> {
 }
 
 pub fn upload(data: &[f32], shape: &[usize]) -> Tensor {
-    Tensor::from_slice(gpu(), data, shape, "test input").expect("upload")
+    upload_on(gpu(), data, shape)
+}
+
+pub fn upload_on(g: &Gpu, data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(g, data, shape, "test input").expect("upload")
 }
 
 /// An output tensor filled with NaN, so any element the kernel leaves unwritten fails the test.
 pub fn poisoned(shape: &[usize]) -> Tensor {
-    let t = Tensor::zeros(gpu(), shape, "test output").expect("allocate");
-    t.poison(gpu());
+    poisoned_on(gpu(), shape)
+}
+
+pub fn poisoned_on(g: &Gpu, shape: &[usize]) -> Tensor {
+    let t = Tensor::zeros(g, shape, "test output").expect("allocate");
+    t.poison(g);
     t
 }
 
 /// Records work with `f` into one encoder and submits it.
 pub fn run(f: impl FnOnce(&mut wgpu::CommandEncoder)) {
-    let g = gpu();
+    run_on(gpu(), f)
+}
+
+pub fn run_on(g: &Gpu, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
     let mut encoder = g.encoder("test");
     f(&mut encoder);
     g.submit(encoder);

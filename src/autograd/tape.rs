@@ -189,7 +189,8 @@ impl<'g> Tape<'g> {
         let shape = conv1d::Conv1dShape { n: xs[0], cin: xs[1], l: xs[2], cout: ws[0], k: ws[2], stride, pad };
         let l_out = shape.l_out().map_err(|e| e.context(label.to_string()))?;
         let y = self.output(&[shape.n, shape.cout, l_out], label, &[x, w, b])?;
-        let stats = match batch_stats && kernel.runs_tiled(&shape, conv1d::Pass::Forward)? {
+        let tiled = kernel.choose(self.gpu, &shape, conv1d::Pass::Forward)? == conv1d::PassKernel::Tiled;
+        let stats = match batch_stats && tiled {
             true => {
                 let tiles = conv1d_tiled::forward_tiles(&shape)?;
                 Some(TileStats { stats: self.alloc(&[tiles, shape.cout, 3], "conv tile statistics")?, tiles })
@@ -447,11 +448,7 @@ impl<'g> Tape<'g> {
                     );
                     let (dw, _) = self.grad_target(w, "conv weight")?;
                     let (db, _) = self.grad_target(b, "conv bias")?;
-                    let partials_len = match kernel.runs_tiled(shape, conv1d::Pass::WeightGrad)? {
-                        true => conv1d_tiled::weight_grad_partials(shape)?,
-                        false => 0,
-                    };
-                    let partials = match partials_len {
+                    let partials = match conv1d::weight_grad_partials(g, kernel, shape)? {
                         0 => None,
                         len => Some(self.alloc(&[len], "conv parameter gradient partial sums")?),
                     };

@@ -10,6 +10,29 @@ use anyhow::{bail, Context, Result};
 use super::pipelines::PipelineCache;
 use super::timer::KernelTimer;
 
+/// The kind of device kernels are shaped for. GPUs run thousands of invocations side by side and
+/// reward workgroup tiles and one invocation per element; CPU drivers (lavapipe, WARP, software
+/// WebGPU) run 8 invocations as one SIMD vector, where every load is a loop over its lanes and a
+/// barrier switches coroutines, and reward long runs per invocation in registers instead. Ops
+/// with both shapes pick by this. It follows the adapter's type; `SN_WGPU_KERNELS=gpu|cpu` sets it
+/// (to time or test one shape on the other class of device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceClass {
+    Gpu,
+    Cpu,
+}
+
+/// The class of kernels for an adapter: its type's, unless `SN_WGPU_KERNELS` says otherwise.
+pub fn device_class(info: &wgpu::AdapterInfo) -> Result<DeviceClass> {
+    Ok(match std::env::var("SN_WGPU_KERNELS").as_deref() {
+        Ok("gpu") => DeviceClass::Gpu,
+        Ok("cpu") => DeviceClass::Cpu,
+        Ok(other) => bail!("SN_WGPU_KERNELS={other:?}: expected gpu or cpu"),
+        Err(_) if info.device_type == wgpu::DeviceType::Cpu => DeviceClass::Cpu,
+        Err(_) => DeviceClass::Gpu,
+    })
+}
+
 /// The device, its queue and what we learned about the adapter.
 pub struct Gpu {
     pub adapter: wgpu::Adapter,
@@ -18,6 +41,7 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    pub class: DeviceClass,
     pub(crate) pipelines: PipelineCache,
     pub(crate) timer: KernelTimer,
 }
@@ -100,7 +124,10 @@ impl Gpu {
         let adapter = choose_adapter(&instance)?;
         let info = adapter.get_info();
         let offered = adapter.features();
-        let features = offered & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS);
+        let features = offered
+            & (wgpu::Features::TIMESTAMP_QUERY
+                | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+                | wgpu::Features::SUBGROUP);
         let limits = wanted_limits(&adapter.limits());
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("sn-wgpu"),
@@ -110,7 +137,8 @@ impl Gpu {
         }))
         .with_context(|| format!("could not open a device on adapter {} ({:?})", info.name, info.backend))?;
         let timer = KernelTimer::default();
-        Ok(Gpu { adapter, device, queue, info, limits, features, pipelines: PipelineCache::default(), timer })
+        let class = device_class(&info)?;
+        Ok(Gpu { adapter, device, queue, info, limits, features, class, pipelines: PipelineCache::default(), timer })
     }
 
     /// Blocks until all submitted work is done.

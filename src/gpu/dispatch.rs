@@ -13,6 +13,7 @@
 use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
+use super::pipelines::Constants;
 use super::Gpu;
 use crate::tensor::Tensor;
 
@@ -135,19 +136,20 @@ impl Recorder for Vec<Dispatch> {
 }
 
 impl Gpu {
-    /// Binds `shader::entry` to its parameters and buffers.
+    /// Binds `shader::entry`, specialised with `constants`, to its parameters and buffers.
     #[allow(clippy::too_many_arguments)]
     pub fn prepare<P: Pod>(
         &self,
         shader: &'static str,
         entry: &'static str,
+        constants: &Constants,
         params: &P,
         buffers: &[(u32, &Tensor)],
         workgroups: [u32; 3],
         cost: Cost,
     ) -> Dispatch {
         let label = format!("{shader}::{entry}");
-        let pipeline = self.pipelines.get(&self.device, shader, entry);
+        let pipeline = self.pipelines.get(&self.device, shader, entry, constants);
         let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(&label),
             contents: bytemuck::bytes_of(params),
@@ -183,7 +185,24 @@ impl Gpu {
         workgroups: [u32; 3],
         cost: Cost,
     ) {
-        let dispatch = self.prepare(shader, entry, params, buffers, workgroups, cost);
+        self.dispatch_specialized(recorder, shader, entry, &[], params, buffers, workgroups, cost);
+    }
+
+    /// Prepares a launch of `shader::entry` with its overridable `constants` set, and hands it to
+    /// `recorder`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn dispatch_specialized<P: Pod>(
+        &self,
+        recorder: &mut impl Recorder,
+        shader: &'static str,
+        entry: &'static str,
+        constants: &Constants,
+        params: &P,
+        buffers: &[(u32, &Tensor)],
+        workgroups: [u32; 3],
+        cost: Cost,
+    ) {
+        let dispatch = self.prepare(shader, entry, constants, params, buffers, workgroups, cost);
         recorder.record(self, dispatch);
     }
 }

@@ -4,7 +4,9 @@ use std::fmt::Write;
 
 use anyhow::Result;
 
-use super::context::{adapters_by_preference, choose_adapter, instance, wanted_limits, NO_ADAPTER_HELP};
+use super::context::{
+    adapters_by_preference, choose_adapter, device_class, instance, wanted_limits, DeviceClass, NO_ADAPTER_HELP,
+};
 
 /// SoundNet-8's largest activation is conv1's output: 16 channels x 220,501 steps for 20 s of audio.
 const CONV1_BYTES_PER_20S_CLIP: u64 = 16 * 220_501 * 4;
@@ -60,6 +62,16 @@ pub fn report() -> Result<String> {
         "  inside passes                            {}",
         yes_no(wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
     )?;
+    let subgroups = features.contains(wgpu::Features::SUBGROUP);
+    writeln!(out, "\nkernels:")?;
+    let class = match device_class(&info)? {
+        DeviceClass::Cpu => "CPU-shaped (long runs per invocation in registers, no workgroup tiles)",
+        DeviceClass::Gpu => "GPU-shaped (workgroup tiles, one invocation per element)",
+    };
+    writeln!(out, "  shaped for                               {class}")?;
+    writeln!(out, "  (override with SN_WGPU_KERNELS=gpu|cpu)")?;
+    let lanes = format!("{} to {} lanes", info.subgroup_min_size, info.subgroup_max_size);
+    writeln!(out, "  subgroups (the cpu conv kernels)         {}", if subgroups { lanes.as_str() } else { "no" })?;
     let bind = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
     writeln!(
         out,

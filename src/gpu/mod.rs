@@ -9,6 +9,9 @@ mod readback;
 pub mod shaders;
 mod timer;
 
-pub use context::{adapters_by_preference, choose_adapter, instance, wanted_limits, Gpu, NO_ADAPTER_HELP};
+pub use context::{
+    adapters_by_preference, choose_adapter, device_class, instance, wanted_limits, DeviceClass, Gpu, NO_ADAPTER_HELP,
+};
 pub use dispatch::{grid, groups_for, Cost, Dispatch, KernelInfo, Recorder, MAX_GROUPS_PER_DIM};
+pub use pipelines::Constants;
 pub use timer::{KernelTime, MAX_TIMED_PASSES};

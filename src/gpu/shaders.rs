@@ -5,15 +5,20 @@
 pub const SHADERS: &[(&str, &str)] = &[
     ("conv1d", include_str!("../../shaders/conv1d.wgsl")),
     ("conv1d_tiled", include_str!("../../shaders/conv1d_tiled.wgsl")),
+    ("conv1d_cpu", include_str!("../../shaders/conv1d_cpu.wgsl")),
     ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
     ("relu", include_str!("../../shaders/relu.wgsl")),
     ("maxpool1d", include_str!("../../shaders/maxpool1d.wgsl")),
     ("bn_relu_pool", include_str!("../../shaders/bn_relu_pool.wgsl")),
+    ("bn_relu_pool_cpu", include_str!("../../shaders/bn_relu_pool_cpu.wgsl")),
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
     ("kl_div", include_str!("../../shaders/kl_div.wgsl")),
     ("adam", include_str!("../../shaders/adam.wgsl")),
     ("ceiling", include_str!("../../shaders/ceiling.wgsl")),
 ];
+
+/// The shaders that use subgroup operations: the host runs them only where the adapter has them.
+pub const NEEDS_SUBGROUPS: &[&str] = &["conv1d_cpu"];
 
 pub fn source(name: &str) -> &'static str {
     SHADERS

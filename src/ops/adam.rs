@@ -5,7 +5,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
+use crate::gpu::{grid, groups_for, Cost, DeviceClass, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
@@ -72,7 +72,9 @@ pub fn step_params(cfg: &AdamConfig, step: u32, n: usize) -> Result<StepParams> 
 
 /// Records Adam step number `step` (1 for the first) on one parameter buffer: updates `param`,
 /// and the running moments `m` (exp_avg) and `v` (exp_avg_sq) in place. `m` and `v` start as
-/// zeros and must be kept between steps, one pair per parameter buffer.
+/// zeros and must be kept between steps, one pair per parameter buffer. On a CPU adapter the update
+/// runs four elements at a time (`step_vec4`), with a second launch for the last `n mod 4`
+/// (`step_tail`); every launch takes the same `step_params`.
 #[allow(clippy::too_many_arguments)] // the four buffers of one update read best side by side
 pub fn encode_step(
     gpu: &Gpu,
@@ -94,17 +96,22 @@ pub fn encode_step(
         v.shape
     );
     let params = step_params(cfg, step, n)?;
-    gpu.dispatch(
-        rec,
-        "adam",
-        "step",
-        &params,
-        &[(1, param), (2, grad), (3, m), (4, v)],
-        grid(groups_for(n, WG)),
-        // Two moment updates, a square root and a division; param, m and v read and written,
-        // the gradient read.
-        Cost::new(12 * n, 7 * n),
-    );
+    // Two moment updates, a square root and a division; param, m and v read and written, the
+    // gradient read.
+    let cost = |elements: usize| Cost::new(12 * elements, 7 * elements);
+    let scalar = [(1, param), (2, grad), (3, m), (4, v)];
+    if gpu.class == DeviceClass::Gpu {
+        gpu.dispatch(rec, "adam", "step", &params, &scalar, grid(groups_for(n, WG)), cost(n));
+        return Ok(());
+    }
+    let quads = n / 4;
+    if quads > 0 {
+        let buffers = [(5, param), (6, grad), (7, m), (8, v)];
+        gpu.dispatch(rec, "adam", "step_vec4", &params, &buffers, grid(groups_for(quads, WG)), cost(4 * quads));
+    }
+    if !n.is_multiple_of(4) {
+        gpu.dispatch(rec, "adam", "step_tail", &params, &scalar, [1, 1, 1], cost(n % 4));
+    }
     Ok(())
 }
 

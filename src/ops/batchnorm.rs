@@ -105,25 +105,16 @@ pub struct TileStats {
     pub tiles: usize,
 }
 
-/// Records the batch statistics of training mode: the per-channel mean and biased variance of
-/// `x`, written as `save_mean` and `save_invstd = 1 / sqrt(var + eps)` (`[C]`), and the update of
-/// `running_mean` / `running_var` in place (the variance unbiased, as PyTorch does). One launch;
-/// [`encode_forward_train`] and the fused `bn_relu_pool` forward both start with it. With
-/// `tile_stats` it merges those instead of reading `x` (train_stats_merge).
-/// Refuses `M = N * L = 1`, where the unbiased variance is undefined.
-#[allow(clippy::too_many_arguments)]
-pub fn encode_train_stats(
-    gpu: &Gpu,
-    rec: &mut impl Recorder,
+/// The checks of the training statistics' tensors, shared with the CPU-shaped statistics of
+/// `bn_relu_pool`: the shapes, and more than one value per channel (`M = N * L = 1` leaves the
+/// unbiased variance undefined).
+pub fn check_train_stats(
     shape: &BatchNormShape,
     x: &Tensor,
-    tile_stats: Option<&TileStats>,
     running_mean: &Tensor,
     running_var: &Tensor,
     save_mean: &Tensor,
     save_invstd: &Tensor,
-    eps: f32,
-    momentum: f32,
 ) -> Result<()> {
     const OP: &str = "batchnorm statistics (training)";
     shape.validate()?;
@@ -145,6 +136,30 @@ pub fn encode_train_stats(
     ] {
         expect_shape(OP, name, t, &[shape.c])?;
     }
+    Ok(())
+}
+
+/// Records the batch statistics of training mode: the per-channel mean and biased variance of
+/// `x`, written as `save_mean` and `save_invstd = 1 / sqrt(var + eps)` (`[C]`), and the update of
+/// `running_mean` / `running_var` in place (the variance unbiased, as PyTorch does). One launch;
+/// [`encode_forward_train`] and the fused `bn_relu_pool` forward both start with it. With
+/// `tile_stats` it merges those instead of reading `x` (train_stats_merge).
+/// Refuses `M = N * L = 1`, where the unbiased variance is undefined.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_train_stats(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &BatchNormShape,
+    x: &Tensor,
+    tile_stats: Option<&TileStats>,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    save_mean: &Tensor,
+    save_invstd: &Tensor,
+    eps: f32,
+    momentum: f32,
+) -> Result<()> {
+    check_train_stats(shape, x, running_mean, running_var, save_mean, save_invstd)?;
     let outputs = [(4, running_mean), (5, running_var), (7, save_mean), (8, save_invstd)];
     match tile_stats {
         None => gpu.dispatch(
@@ -158,7 +173,7 @@ pub fn encode_train_stats(
             Cost::new(4 * shape.numel(), shape.numel() + 6 * shape.c),
         ),
         Some(TileStats { stats, tiles }) => {
-            expect_shape(OP, "tile statistics", stats, &[*tiles, shape.c, 3])?;
+            expect_shape("batchnorm statistics (training)", "tile statistics", stats, &[*tiles, shape.c, 3])?;
             let mut p = params(shape, false, eps, momentum);
             p.tiles = u32::try_from(*tiles)?;
             gpu.dispatch(

@@ -4,15 +4,70 @@
 //! fewer bytes and records 2 launches forward (batch statistics, fused output) and 2 backward
 //! (channel sums, dx) where the plain ops take 3-4 each way. Shader: `shaders/bn_relu_pool.wgsl`;
 //! the statistics come from `shaders/batchnorm.wgsl` through [`batchnorm::encode_train_stats`].
+//! On a CPU adapter (`DeviceClass::Cpu`) the same launches run `shaders/bn_relu_pool_cpu.wgsl`
+//! (statistics included), where an invocation walks a run of one row instead of one element;
+//! pool windows wider than [`CPU_MAX_POOL`] stay on the GPU kernels.
 
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
 use super::batchnorm::{self, BatchNormShape, TileStats};
-use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
+use crate::gpu::{grid, groups_for, Cost, DeviceClass, Gpu, Recorder};
 use crate::tensor::Tensor;
 
 const WG: u32 = 256;
+
+/// The CPU-shaped kernels: workgroup size, slots per run, and the widest pool window they take
+/// (the shader's WG, RUN and MAX_POOL).
+const CPU_WG: u32 = 64;
+const CPU_RUN: usize = 8;
+pub const CPU_MAX_POOL: usize = 16;
+
+/// Whether `shape` runs on the CPU-shaped kernels on `gpu`.
+fn cpu_shaped(gpu: &Gpu, shape: &BnReluPoolShape) -> bool {
+    gpu.class == DeviceClass::Cpu && shape.k <= CPU_MAX_POOL
+}
+
+/// The CPU kernels' slot length (the shader's POOL): the pool window, or 4 without a pool.
+fn cpu_pool(shape: &BnReluPoolShape) -> u32 {
+    if shape.pooled() {
+        shape.k as u32
+    } else {
+        4
+    }
+}
+
+/// Workgroups of the CPU kernels that give one invocation to each run of each row.
+fn cpu_run_groups(shape: &BnReluPoolShape) -> [u32; 3] {
+    let runs_per_row = shape.l.div_ceil(cpu_pool(shape) as usize).div_ceil(CPU_RUN);
+    grid(groups_for(shape.n * shape.c * runs_per_row, CPU_WG))
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CpuParams {
+    n: u32,
+    c: u32,
+    l: u32,
+    k: u32,
+    l_out: u32,
+    accumulate: u32,
+    eps: f32,
+    momentum: f32,
+}
+
+fn cpu_params(shape: &BnReluPoolShape, accumulate: bool, eps: f32, momentum: f32) -> CpuParams {
+    CpuParams {
+        n: shape.n as u32,
+        c: shape.c as u32,
+        l: shape.l as u32,
+        k: shape.k as u32,
+        l_out: shape.l_out() as u32,
+        accumulate: u32::from(accumulate),
+        eps,
+        momentum,
+    }
+}
 
 /// Input `[n, c, l]`; pool window and stride `k` (1 = no pool).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,35 +205,50 @@ pub fn encode_forward_train(
     }
     let argmax = expect_argmax(OP, shape, argmax)?;
     let bn = shape.batchnorm();
-    batchnorm::encode_train_stats(
-        gpu,
-        rec,
-        &bn,
-        x,
-        tile_stats,
-        running_mean,
-        running_var,
-        save_mean,
-        save_invstd,
-        eps,
-        momentum,
-    )?;
+    let cpu = cpu_shaped(gpu, shape) && tile_stats.is_none();
+    if cpu {
+        // The checks of the GPU statistics (one value per channel is refused), then the CPU kernel.
+        batchnorm::check_train_stats(&bn, x, running_mean, running_var, save_mean, save_invstd)?;
+        let buffers = [(1, x), (14, running_mean), (15, running_var), (16, save_mean), (17, save_invstd)];
+        let constants = [("POOL", cpu_pool(shape))];
+        let p = cpu_params(shape, false, eps, momentum);
+        // Two passes over x (sum, then squared deviations) and the per-channel outputs.
+        let cost = Cost::new(3 * shape.numel(), 2 * shape.numel() + 6 * shape.c);
+        let groups = grid(groups_for(shape.c, 1));
+        gpu.dispatch_specialized(rec, "bn_relu_pool_cpu", "stats", &constants, &p, &buffers, groups, cost);
+    } else {
+        batchnorm::encode_train_stats(
+            gpu,
+            rec,
+            &bn,
+            x,
+            tile_stats,
+            running_mean,
+            running_var,
+            save_mean,
+            save_invstd,
+            eps,
+            momentum,
+        )?;
+    }
     let mut buffers = vec![(1, x), (2, gamma), (3, beta), (4, save_mean), (5, save_invstd), (6, y)];
     let (p, outputs, covered) = (params(shape, false), shape.outputs(), shape.covered());
-    match argmax {
+    let (entry, cost) = match argmax {
         // Per covered input: normalise (3), ReLU (1), compare (1); the covered inputs read once,
         // y and argmax written, four per-channel values read.
         Some(argmax) => {
             buffers.push((7, argmax));
-            let cost = Cost::new(5 * covered, covered + 2 * outputs + 4 * shape.c);
-            let groups = grid(groups_for(outputs, WG));
-            gpu.dispatch(rec, "bn_relu_pool", "forward_relu_pool", &p, &buffers, groups, cost);
+            ("forward_relu_pool", Cost::new(5 * covered, covered + 2 * outputs + 4 * shape.c))
         }
-        None => {
-            let cost = Cost::new(4 * outputs, 2 * outputs + 4 * shape.c);
-            let groups = grid(groups_for(outputs, WG));
-            gpu.dispatch(rec, "bn_relu_pool", "forward_relu", &p, &buffers, groups, cost);
-        }
+        None => ("forward_relu", Cost::new(4 * outputs, 2 * outputs + 4 * shape.c)),
+    };
+    if cpu {
+        let constants = [("POOL", cpu_pool(shape))];
+        let p = cpu_params(shape, false, eps, momentum);
+        let groups = cpu_run_groups(shape);
+        gpu.dispatch_specialized(rec, "bn_relu_pool_cpu", entry, &constants, &p, &buffers, groups, cost);
+    } else {
+        gpu.dispatch(rec, "bn_relu_pool", entry, &p, &buffers, grid(groups_for(outputs, WG)), cost);
     }
     Ok(())
 }
@@ -236,27 +306,22 @@ pub fn encode_backward(
     // What the gradient at the batchnorm output costs to rebuild: dy and argmax once each, the
     // covered x (the tail has no gradient), 4 FLOPs per covered input to normalise and test it.
     let upstream_reads = outputs * if shape.pooled() { 2 } else { 1 };
-    gpu.dispatch(
-        rec,
-        "bn_relu_pool",
-        entry_sums,
-        &p,
-        &sums_buffers,
-        grid(groups_for(c, 1)),
-        // Plus xhat (2) and two sums (3) per covered input; 4 per-channel reads, 4 writes.
-        Cost::new(9 * covered, covered + upstream_reads + 8 * c),
-    );
-    gpu.dispatch(
-        rec,
-        "bn_relu_pool",
-        entry_dx,
-        &p,
-        &dx_buffers,
-        grid(groups_for(numel, WG)),
-        // Every x read (dx of the tail is not zero: it still moves with the mean and variance)
-        // and dx written; xhat (2) and the dx formula (5) per input on top of the rebuild.
-        Cost::new(4 * covered + 7 * numel, 2 * numel + upstream_reads + 6 * c),
-    );
+    // Plus xhat (2) and two sums (3) per covered input; 4 per-channel reads, 4 writes.
+    let sums_cost = Cost::new(9 * covered, covered + upstream_reads + 8 * c);
+    // Every x read (dx of the tail is not zero: it still moves with the mean and variance) and dx
+    // written; xhat (2) and the dx formula (5) per input on top of the rebuild.
+    let dx_cost = Cost::new(4 * covered + 7 * numel, 2 * numel + upstream_reads + 6 * c);
+    let per_channel = grid(groups_for(c, 1));
+    if cpu_shaped(gpu, shape) {
+        let (shader, constants) = ("bn_relu_pool_cpu", [("POOL", cpu_pool(shape))]);
+        let p = cpu_params(shape, accumulate, 0.0, 0.0);
+        gpu.dispatch_specialized(rec, shader, entry_sums, &constants, &p, &sums_buffers, per_channel, sums_cost);
+        let runs = cpu_run_groups(shape);
+        gpu.dispatch_specialized(rec, shader, entry_dx, &constants, &p, &dx_buffers, runs, dx_cost);
+    } else {
+        gpu.dispatch(rec, "bn_relu_pool", entry_sums, &p, &sums_buffers, per_channel, sums_cost);
+        gpu.dispatch(rec, "bn_relu_pool", entry_dx, &p, &dx_buffers, grid(groups_for(numel, WG)), dx_cost);
+    }
     Ok(())
 }
 

@@ -1,34 +1,49 @@
 //! 1-D convolution, PyTorch layout and semantics (`F.conv1d` with stride and symmetric zero
 //! padding): `x [N, Cin, L]`, `w [Cout, Cin, K]`, `b [Cout]` -> `y [N, Cout, Lout]`.
 //! Shaders: `shaders/conv1d.wgsl`, the plain kernels (one invocation per output), whose header
-//! gives the indexing and every backward formula; and `shaders/conv1d_tiled.wgsl`, the same passes
-//! as tiled implicit GEMM (`conv1d_tiled.rs`). The caller picks one with [`ConvKernel`].
+//! gives the indexing and every backward formula; `shaders/conv1d_tiled.wgsl`, the same passes as
+//! tiled implicit GEMM for GPUs (`conv1d_tiled.rs`); and `shaders/conv1d_cpu.wgsl`, the same passes
+//! shaped for CPU drivers (`conv1d_cpu.rs`). The caller asks for a [`ConvKernel`]; each pass then
+//! runs the [`PassKernel`] it resolves to on the adapter at hand.
 
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
 use super::batchnorm::TileStats;
-use super::conv1d_tiled;
-use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
+use super::{conv1d_cpu, conv1d_tiled};
+use crate::gpu::{grid, groups_for, Cost, DeviceClass, Gpu, Recorder};
 use crate::tensor::Tensor;
 
-/// Which kernels compute forward, dX and dW (the bias gradient has only the plain one).
+/// Which kernels compute forward, dX and dW (and with them db).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum ConvKernel {
     /// One invocation per output element, every operand read from global memory: the readable
-    /// version, kept to test and time the tiled one against.
+    /// version, kept to test and time the others against.
     Plain,
     /// Workgroup tiles of 4096 outputs that stage operands in workgroup memory and reuse each
-    /// global read 15 to 32 times, whatever the shape.
+    /// global read 15 to 32 times, whatever the shape: shaped for GPUs.
     Tiled,
-    /// Tiled for each pass whose tiles are at least half full, plain for the others: a tile
-    /// computes all 4096 entries, so a pass with few rows and columns (a head's 4 output steps,
-    /// conv1's 1024 weights) would do more than twice the arithmetic it needs.
+    /// Lanes over channels and a row of positions per invocation in registers, strips shared by
+    /// subgroup shuffles, no workgroup memory: shaped for CPU drivers (needs subgroups). Passes it
+    /// cannot compute (forward and dX need K a multiple of 4) follow the `auto` rule for GPUs.
+    Cpu,
+    /// On a CPU adapter (`DeviceClass::Cpu`) with subgroups, `cpu` wherever it applies. Otherwise tiled for each pass
+    /// whose tiles are at least half full, plain for the others: a tile computes all 4096
+    /// entries, so a pass with few rows and columns (a head's 4 output steps, conv1's 1024
+    /// weights) would do more than twice the arithmetic it needs.
     #[default]
     Auto,
 }
 
-/// The three passes that have both kernels.
+/// The kernel family that computes one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassKernel {
+    Plain,
+    Tiled,
+    Cpu,
+}
+
+/// The three passes of a convolution (db comes with dW).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
     Forward,
@@ -37,13 +52,50 @@ pub enum Pass {
 }
 
 impl ConvKernel {
-    /// Whether `pass` of `shape` runs the tiled kernel (else the plain one).
-    pub fn runs_tiled(self, shape: &Conv1dShape, pass: Pass) -> Result<bool> {
+    /// The kernel that computes `pass` of `shape` on `gpu`.
+    pub fn choose(self, gpu: &Gpu, shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
+        let adapter = Adapter { class: gpu.class, subgroups: conv1d_cpu::available(gpu) };
+        self.choose_on(adapter, shape, pass).map_err(|e| e.context(format!("adapter {}", gpu.info.name)))
+    }
+
+    /// The kernel that computes `pass` of `shape` on an adapter like `adapter`.
+    pub fn choose_on(self, adapter: Adapter, shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
+        let cpu_fits = adapter.subgroups && conv1d_cpu::supports(shape, pass);
         Ok(match self {
-            ConvKernel::Plain => false,
-            ConvKernel::Tiled => true,
-            ConvKernel::Auto => conv1d_tiled::tile_fill(shape, pass)? >= 0.5,
+            ConvKernel::Plain => PassKernel::Plain,
+            ConvKernel::Tiled => PassKernel::Tiled,
+            ConvKernel::Cpu => {
+                ensure!(adapter.subgroups, "the cpu conv kernels need subgroup operations, which this adapter lacks");
+                if cpu_fits {
+                    PassKernel::Cpu
+                } else {
+                    gpu_rule(shape, pass)?
+                }
+            }
+            ConvKernel::Auto if cpu_fits && adapter.class == DeviceClass::Cpu => PassKernel::Cpu,
+            ConvKernel::Auto => gpu_rule(shape, pass)?,
         })
+    }
+}
+
+/// What the kernel choice depends on: the device class and whether it has subgroup operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adapter {
+    pub class: DeviceClass,
+    pub subgroups: bool,
+}
+
+/// Tiled where the tiles are at least half full, plain elsewhere.
+fn gpu_rule(shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
+    Ok(if conv1d_tiled::tile_fill(shape, pass)? >= 0.5 { PassKernel::Tiled } else { PassKernel::Plain })
+}
+
+/// Floats of scratch `encode_backward_params` needs for `shape` with `kernel` (0: none).
+pub fn weight_grad_partials(gpu: &Gpu, kernel: ConvKernel, shape: &Conv1dShape) -> Result<usize> {
+    match kernel.choose(gpu, shape, Pass::WeightGrad)? {
+        PassKernel::Plain => Ok(0),
+        PassKernel::Tiled => conv1d_tiled::weight_grad_partials(shape),
+        PassKernel::Cpu => conv1d_cpu::weight_grad_partials(shape, conv1d_cpu::lanes(gpu)),
     }
 }
 
@@ -191,10 +243,12 @@ pub fn encode_forward(
     y: &Tensor,
 ) -> Result<()> {
     let (params, buffers, cost) = forward_operands(shape, x, w, b, y)?;
-    if kernel.runs_tiled(shape, Pass::Forward)? {
-        conv1d_tiled::forward(gpu, rec, shape, &buffers, cost)?;
-    } else {
-        gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost);
+    match kernel.choose(gpu, shape, Pass::Forward)? {
+        PassKernel::Tiled => conv1d_tiled::forward(gpu, rec, shape, &buffers, cost)?,
+        PassKernel::Cpu => conv1d_cpu::forward(gpu, rec, shape, &buffers, cost)?,
+        PassKernel::Plain => {
+            gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost)
+        }
     }
     Ok(())
 }
@@ -237,19 +291,21 @@ pub fn encode_backward_input(
     let buffers = [(2, w), (5, dy), (6, dx)];
     let dx_moves = if accumulate { 2 } else { 1 } * dx.numel();
     let cost = Cost::new(2 * shape.macs(dy.shape[2]), dy.numel() + w.numel() + dx_moves);
-    if kernel.runs_tiled(shape, Pass::InputGrad)? {
-        conv1d_tiled::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?;
-    } else {
-        let groups = grid(groups_for(dx.numel(), WG));
-        gpu.dispatch(rec, "conv1d", "backward_input", &params, &buffers, groups, cost);
+    match kernel.choose(gpu, shape, Pass::InputGrad)? {
+        PassKernel::Tiled => conv1d_tiled::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?,
+        PassKernel::Cpu => conv1d_cpu::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?,
+        PassKernel::Plain => {
+            let groups = grid(groups_for(dx.numel(), WG));
+            gpu.dispatch(rec, "conv1d", "backward_input", &params, &buffers, groups, cost);
+        }
     }
     Ok(())
 }
 
 /// Records the parameter gradients `dw` (from the forward input `x` and `dy`) and `db` (from `dy`);
-/// adds to them when `accumulate`. Plain: backward_weight, then backward_bias. Tiled: one kernel
-/// for both, which splits long sums across workgroups and then needs `partials`, a scratch tensor
-/// of at least [`conv1d_tiled::weight_grad_partials`] floats (none when that is 0).
+/// adds to them when `accumulate`. Plain: backward_weight, then backward_bias. Tiled and cpu: one
+/// kernel for both, which splits long sums across workgroups and then needs `partials`, a scratch
+/// tensor of at least [`weight_grad_partials`] floats (none when that is 0).
 #[allow(clippy::too_many_arguments)]
 pub fn encode_backward_params(
     gpu: &Gpu,
@@ -266,8 +322,14 @@ pub fn encode_backward_params(
     check("output gradient dy", dy, &shape.output_dims()?, shape)?;
     check("weight gradient dw", dw, &shape.weight_dims(), shape)?;
     check("bias gradient db", db, &[shape.cout], shape)?;
-    if kernel.runs_tiled(shape, Pass::WeightGrad)? {
-        return conv1d_tiled::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials);
+    match kernel.choose(gpu, shape, Pass::WeightGrad)? {
+        PassKernel::Tiled => {
+            return conv1d_tiled::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials)
+        }
+        PassKernel::Cpu => {
+            return conv1d_cpu::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials)
+        }
+        PassKernel::Plain => {}
     }
     let buffers = [(1, x), (5, dy), (7, dw)];
     let weights_per_group = WG / params.lanes;

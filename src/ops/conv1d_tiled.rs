@@ -263,7 +263,25 @@ pub(super) fn backward_params(
     let buffers = [(1, x), (5, dy), (9, partials)];
     let groups = workgroups(plan, split.splits);
     gpu.dispatch(rec, "conv1d_tiled", "backward_params_split", &params, &buffers, groups, cost);
-    let cost = Cost::new(needed, needed + output_moves);
+    reduce_splits(gpu, rec, shape, split.splits, (dw, db), accumulate, partials)
+}
+
+/// `dw` and `db` (+)= the sums over `splits` of the partial sums in `partials`
+/// (`[splits, Cout*Cin*K + Cout]`: dw, then db), added in a fixed order. Shared with conv1d_cpu.
+pub(super) fn reduce_splits(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    splits: usize,
+    (dw, db): (&Tensor, &Tensor),
+    accumulate: bool,
+    partials: &Tensor,
+) -> Result<()> {
+    let plan = TilePlan::for_output(shape.cout, shape.cin * shape.k);
+    let params = params(shape, accumulate, plan, splits)?;
+    let outputs = dw.numel() + db.numel();
+    let needed = splits * outputs;
+    let cost = Cost::new(needed, needed + if accumulate { 2 } else { 1 } * outputs);
     let buffers = [(7, dw), (8, db), (9, partials)];
     gpu.dispatch(rec, "conv1d_tiled", "reduce_splits", &params, &buffers, grid(groups_for(outputs, WG)), cost);
     Ok(())

@@ -6,6 +6,7 @@ pub mod adam;
 pub mod batchnorm;
 pub mod bn_relu_pool;
 pub mod conv1d;
+pub mod conv1d_cpu;
 pub mod conv1d_tiled;
 pub mod kl_div;
 pub mod maxpool1d;

@@ -13,9 +13,13 @@ const WG: u32 = 256;
 /// Invocations of the FMA kernel: enough to fill the largest GPUs (about 270,000 resident threads).
 const FMA_INVOCATIONS: usize = 1 << 19;
 /// A measurement shorter than this is repeated with more work, so timer resolution does not matter.
-const MIN_NANOS: f64 = 5e6;
+const MIN_NANOS: f64 = 2e7;
 const COPY_BYTES: u64 = 64 << 20;
-const REPEATS: usize = 3;
+const REPEATS: usize = 5;
+/// FLOPs per invocation per iteration of fma_rate (ROUNDS = 8 rounds of 12 FMAs), and vec4s per
+/// invocation of copy_rate (PER).
+const FLOPS_PER_ITERATION: usize = 16 * 12 * 2;
+const COPIES_PER_INVOCATION: usize = 4;
 
 /// Peak arithmetic and memory rates, and where they came from.
 #[derive(Debug, Clone, Copy)]
@@ -55,14 +59,16 @@ fn best_nanos(gpu: &Gpu, clock: Clock, d: &crate::gpu::Dispatch) -> Result<f64> 
 
 fn fma_gflops(gpu: &Gpu, clock: Clock) -> Result<f64> {
     let sink = Tensor::zeros(gpu, &[FMA_INVOCATIONS], "ceiling sink")?;
-    let mut iterations = 16u32;
+    let mut iterations = 2u32;
     loop {
         let params = Params { n: FMA_INVOCATIONS as u32, iterations, _pad: [0; 2] };
-        let flops = 16 * FMA_INVOCATIONS * iterations as usize;
+        let flops = FLOPS_PER_ITERATION * FMA_INVOCATIONS * iterations as usize;
         let groups = grid(groups_for(FMA_INVOCATIONS, WG));
-        let d = gpu.prepare("ceiling", "fma_rate", &params, &[(3, &sink)], groups, Cost::new(flops, FMA_INVOCATIONS));
+        let d =
+            gpu.prepare("ceiling", "fma_rate", &[], &params, &[(3, &sink)], groups, Cost::new(flops, FMA_INVOCATIONS));
         let nanos = best_nanos(gpu, clock, &d)?;
-        if nanos >= MIN_NANOS || iterations >= 1 << 16 {
+        // (lavapipe before Mesa 23 silently stops a shader after 65,535 loop iterations in all.)
+        if nanos >= MIN_NANOS || iterations >= 1 << 14 {
             return Ok(flops as f64 / nanos);
         }
         iterations *= 4;
@@ -73,10 +79,10 @@ fn copy_gbs(gpu: &Gpu, clock: Clock) -> Result<f64> {
     let bytes = COPY_BYTES.min(gpu.limits.max_storage_buffer_binding_size);
     let floats = (bytes / 16 * 4) as usize;
     let (src, dst) = (Tensor::zeros(gpu, &[floats], "ceiling src")?, Tensor::zeros(gpu, &[floats], "ceiling dst")?);
-    let vec4s = floats / 4;
+    let vec4s = floats / 4 / COPIES_PER_INVOCATION * COPIES_PER_INVOCATION;
     let params = Params { n: vec4s as u32, iterations: 0, _pad: [0; 2] };
-    let groups = grid(groups_for(vec4s, WG));
+    let groups = grid(groups_for(vec4s / COPIES_PER_INVOCATION, WG));
     let buffers = [(1, &src), (2, &dst)];
-    let d = gpu.prepare("ceiling", "copy_rate", &params, &buffers, groups, Cost::new(0, 2 * floats));
-    Ok(2.0 * 4.0 * floats as f64 / best_nanos(gpu, clock, &d)?)
+    let d = gpu.prepare("ceiling", "copy_rate", &[], &params, &buffers, groups, Cost::new(0, 8 * vec4s));
+    Ok(2.0 * 16.0 * vec4s as f64 / best_nanos(gpu, clock, &d)?)
 }

@@ -98,7 +98,11 @@ pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
     let what = if opts.inference { "inference pass (batchnorm in eval mode)" } else { "training step" };
     let kernels = match (opts.plain, opts.conv_kernel) {
         (true, _) => "plain kernels",
+        (false, ConvKernel::Auto) if gpu.class == crate::gpu::DeviceClass::Cpu => {
+            "convolutions CPU-shaped where they apply (a CPU adapter), fused batchnorm"
+        }
         (false, ConvKernel::Auto) => "convolutions tiled where the tiles fill, fused batchnorm",
+        (false, ConvKernel::Cpu) => "CPU-shaped convolutions where they apply, fused batchnorm",
         (false, ConvKernel::Tiled) => "every convolution tiled, fused batchnorm",
         (false, ConvKernel::Plain) => "plain convolutions, fused batchnorm",
     };

@@ -1,0 +1,277 @@
+//! The CPU-shaped conv1d kernels (`shaders/conv1d_cpu.wgsl`): lanes over channels, a register row
+//! of positions per invocation, strips shared through subgroup shuffles. This file picks each
+//! layer's row length (`COLS`), taps per chunk (`TAPS`) and dW split; `conv1d.rs` checks the
+//! tensors and decides which passes run here.
+//!
+//! The sizes below were measured on lavapipe (Mesa 22.3, AVX2): a chunk of about 128
+//! multiply-adds per invocation is what the driver still unrolls completely (twice that and it
+//! keeps the loop, and the row of accumulators goes to memory: 3 to 8x slower).
+
+use anyhow::{ensure, Result};
+use bytemuck::{Pod, Zeroable};
+
+use super::conv1d::{Conv1dShape, Pass};
+use super::conv1d_tiled;
+use crate::gpu::{grid, Constants, Cost, Gpu, Recorder};
+use crate::tensor::Tensor;
+
+/// Multiply-adds per invocation per chunk that the driver unrolls into straight-line code.
+const CHUNK_MACS: usize = 128;
+/// Positions per invocation along time: 16, or 32 for dX, where only 1 / stride of the taps reach
+/// each position. Rows of 32 in forward and dW are past what the driver unrolls.
+const ROW: usize = 16;
+/// Values a strip may hold (the shader's MAX_REGS registers of 4 lanes).
+const MAX_STRIP: usize = 128;
+/// The shader's MAX_COLS and MAX_TAPS.
+const MAX_COLS: usize = 32;
+const MAX_TAPS: usize = 16;
+
+/// dW: a split covers at least this many positions, and splits stop once there are this many
+/// workgroups (enough for every core of a CPU), or at `MAX_PARTIALS` floats of partial sums.
+const MIN_ROWS_PER_SPLIT: usize = 512;
+const ENOUGH_GROUPS: usize = 256;
+/// dW: input channels an invocation walks one after the other, at most.
+const MAX_CI_BLOCK: usize = 8;
+const MAX_PARTIALS: usize = 1 << 22;
+
+/// Lanes per workgroup: the subgroup size the kernels share values within. 8 where every
+/// subgroup has at least 8 lanes (lavapipe on AVX2), else 4, the least any adapter has.
+pub fn lanes(gpu: &Gpu) -> usize {
+    if gpu.info.subgroup_min_size >= 8 {
+        8
+    } else {
+        4
+    }
+}
+
+/// Whether `gpu` can run these kernels at all: they need subgroup operations.
+pub fn available(gpu: &Gpu) -> bool {
+    gpu.features.contains(wgpu::Features::SUBGROUP)
+}
+
+/// Whether these kernels compute `pass` of `shape`: forward and dX read the weights as vec4 rows
+/// (K a multiple of 4), and dX needs the stride to divide its chunk of taps.
+pub fn supports(shape: &Conv1dShape, pass: Pass) -> bool {
+    match pass {
+        Pass::Forward => shape.k.is_multiple_of(4),
+        Pass::InputGrad => shape.k.is_multiple_of(4) && taps_forward(shape).is_multiple_of(shape.stride),
+        Pass::WeightGrad => weight_plan(shape).is_some(),
+    }
+}
+
+/// The chunk of taps forward and dX walk: 8, or 4 for K = 4.
+fn taps_forward(shape: &Conv1dShape) -> usize {
+    if shape.k >= 8 {
+        8
+    } else {
+        4
+    }
+}
+
+/// How one pass is laid out: the overridable constants and the position blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    pub cols: usize,
+    pub taps: usize,
+    /// Position blocks per batch item (forward, dX) or splits of the positions (dW).
+    pub blocks: usize,
+    /// dW: positions per split.
+    pub rows_per_split: usize,
+    /// dW: input channels per invocation, one after the other.
+    pub ci_block: usize,
+}
+
+impl Plan {
+    fn constants(&self, shape: &Conv1dShape, lanes: usize) -> [(&'static str, u32); 4] {
+        [
+            ("STRIDE", shape.stride as u32),
+            ("COLS", self.cols as u32),
+            ("TAPS", self.taps as u32),
+            ("LANES", lanes as u32),
+        ]
+    }
+}
+
+/// forward: rows of up to 16 outputs (fewer for short outputs, and for wide strides, whose
+/// strips would not fit), chunks of 8 taps (4 when K is 4).
+pub fn forward_plan(shape: &Conv1dShape) -> Result<Plan> {
+    let taps = taps_forward(shape);
+    let fits = (MAX_STRIP - taps) / shape.stride + 1;
+    let cols = ROW.min(shape.l_out()?).min(fits).max(1);
+    Ok(Plan { cols, taps, blocks: shape.l_out()?.div_ceil(cols), rows_per_split: 0, ci_block: 1 })
+}
+
+/// dX: rows of positions t = l + pad, a multiple of the stride long, so that which taps reach
+/// which output is fixed; 128 / (taps / stride) of them give the chunk its 128 multiply-adds (at
+/// most 32, and no longer than the input).
+pub fn input_grad_plan(shape: &Conv1dShape) -> Result<Plan> {
+    let taps = taps_forward(shape);
+    ensure!(supports(shape, Pass::InputGrad), "conv1d {shape:?}: no CPU-shaped dX for this kernel and stride");
+    let span = (shape.l + shape.pad).next_multiple_of(shape.stride);
+    let cols = (CHUNK_MACS * shape.stride / taps).min(MAX_COLS).min(span) / shape.stride * shape.stride;
+    Ok(Plan { cols, taps, blocks: (shape.l + shape.pad).div_ceil(cols), rows_per_split: 0, ci_block: 1 })
+}
+
+/// dW: up to 16 taps per invocation, and positions enough for 128 multiply-adds a round (at most
+/// 16, and no more than there are).
+fn weight_plan(shape: &Conv1dShape) -> Option<(usize, usize)> {
+    let taps = shape.k.next_multiple_of(4).min(MAX_TAPS);
+    let fits = MAX_STRIP.checked_sub(taps)? / shape.stride + 1;
+    let positions = shape.n * shape.l_out().ok()?;
+    let cols = (CHUNK_MACS / taps).min(ROW).min(fits).min(positions);
+    (cols >= 1).then_some((cols, taps))
+}
+
+/// dW's split of the N * Lout positions, for `lanes` lanes per workgroup, and its blocks of input
+/// channels. Short position sums (conv7, the heads) would otherwise give hundreds of thousands of
+/// workgroups of a few multiply-adds each, and a CPU driver pays for every workgroup; long ones
+/// are split until there are enough workgroups for every core.
+pub fn weight_grad_plan(shape: &Conv1dShape, lanes: usize) -> Result<Plan> {
+    let (cols, taps) = weight_plan(shape).ok_or_else(|| anyhow::anyhow!("conv1d {shape:?}: stride too wide"))?;
+    let rows = shape.n * shape.l_out()?;
+    let groups = shape.cout.div_ceil(lanes) * shape.cin * shape.k.div_ceil(taps);
+    let per_split = shape.cout * shape.cin * shape.k + shape.cout;
+    let wanted = ENOUGH_GROUPS.div_ceil(groups);
+    let splits = wanted.min(rows / MIN_ROWS_PER_SPLIT).min(MAX_PARTIALS / per_split).max(1);
+    let rows_per_split = rows.div_ceil(splits);
+    // Channels per invocation: up to MAX_CI_BLOCK, while ENOUGH_GROUPS workgroups remain.
+    let ci_block = (1..=MAX_CI_BLOCK).rev().find(|b| groups / b >= ENOUGH_GROUPS).unwrap_or(1);
+    Ok(Plan { cols, taps, blocks: rows.div_ceil(rows_per_split), rows_per_split, ci_block })
+}
+
+/// Floats of scratch `encode_backward_params` with these kernels needs for `shape` (0: none).
+pub fn weight_grad_partials(shape: &Conv1dShape, lanes: usize) -> Result<usize> {
+    let plan = weight_grad_plan(shape, lanes)?;
+    Ok(if plan.blocks == 1 { 0 } else { plan.blocks * (shape.cout * shape.cin * shape.k + shape.cout) })
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    cin: u32,
+    cout: u32,
+    l: u32,
+    k: u32,
+    stride: u32,
+    pad: u32,
+    l_out: u32,
+    accumulate: u32,
+    blocks: u32,
+    rows_per_split: u32,
+    ci_block: u32,
+}
+
+fn params(shape: &Conv1dShape, accumulate: bool, plan: &Plan) -> Result<Params> {
+    let u = |v: usize| -> Result<u32> {
+        u32::try_from(v).map_err(|_| anyhow::anyhow!("conv1d {shape:?}: {v} does not fit in 32 bits"))
+    };
+    Ok(Params {
+        n: u(shape.n)?,
+        cin: u(shape.cin)?,
+        cout: u(shape.cout)?,
+        l: u(shape.l)?,
+        k: u(shape.k)?,
+        stride: u(shape.stride)?,
+        pad: u(shape.pad)?,
+        l_out: u(shape.l_out()?)?,
+        accumulate: u32::from(accumulate),
+        blocks: u(plan.blocks)?,
+        rows_per_split: u(plan.rows_per_split)?,
+        ci_block: u(plan.ci_block)?,
+    })
+}
+
+/// Workgroups for `blocks` blocks of each of `channels` channels, `items` times over.
+fn workgroups(blocks: usize, channels: usize, items: usize, lanes: usize) -> [u32; 3] {
+    let groups = blocks * channels.div_ceil(lanes) * items;
+    grid(u32::try_from(groups).expect("more than 2^32 workgroups in one dispatch"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    entry: &'static str,
+    shape: &Conv1dShape,
+    plan: &Plan,
+    params: &Params,
+    buffers: &[(u32, &Tensor)],
+    workgroups: [u32; 3],
+    cost: Cost,
+) {
+    let constants: &Constants = &plan.constants(shape, lanes(gpu));
+    gpu.dispatch_specialized(rec, "conv1d_cpu", entry, constants, params, buffers, workgroups, cost);
+}
+
+/// `y = conv1d(x, w) + b`. The tensors are checked by the caller.
+pub(super) fn forward(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    buffers: &[(u32, &Tensor)],
+    cost: Cost,
+) -> Result<()> {
+    let plan = forward_plan(shape)?;
+    let params = params(shape, false, &plan)?;
+    let groups = workgroups(plan.blocks, shape.cout, shape.n, lanes(gpu));
+    dispatch(gpu, rec, "forward", shape, &plan, &params, buffers, groups, cost);
+    Ok(())
+}
+
+/// `dx` (+)= the input gradient.
+pub(super) fn backward_input(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    accumulate: bool,
+    buffers: &[(u32, &Tensor)],
+    cost: Cost,
+) -> Result<()> {
+    let plan = input_grad_plan(shape)?;
+    let params = params(shape, accumulate, &plan)?;
+    let groups = workgroups(plan.blocks, shape.cin, shape.n, lanes(gpu));
+    dispatch(gpu, rec, "backward_input", shape, &plan, &params, buffers, groups, cost);
+    Ok(())
+}
+
+/// `dw` and `db` (+)= the parameter gradients; with several splits through `partials` and
+/// conv1d_tiled's reduce_splits.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn backward_params(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    (x, dy): (&Tensor, &Tensor),
+    (dw, db): (&Tensor, &Tensor),
+    accumulate: bool,
+    partials: Option<&Tensor>,
+) -> Result<()> {
+    let lanes = lanes(gpu);
+    let plan = weight_grad_plan(shape, lanes)?;
+    let params = params(shape, accumulate, &plan)?;
+    let blocks = shape.cin.div_ceil(plan.ci_block) * shape.k.div_ceil(plan.taps) * plan.blocks;
+    let groups = workgroups(blocks, shape.cout, 1, lanes);
+    let outputs = dw.numel() + db.numel();
+    let terms = shape.n * shape.l_out()? * shape.cout;
+    let flops = 2 * terms * shape.cin * shape.k + terms;
+    let output_moves = if accumulate { 2 } else { 1 } * outputs;
+    if plan.blocks == 1 {
+        let cost = Cost::new(flops, x.numel() + dy.numel() + output_moves);
+        let buffers = [(1, x), (5, dy), (7, dw), (8, db)];
+        dispatch(gpu, rec, "backward_params", shape, &plan, &params, &buffers, groups, cost);
+        return Ok(());
+    }
+    let needed = plan.blocks * (shape.cout * shape.cin * shape.k + shape.cout);
+    let partials = partials.filter(|t| t.numel() >= needed).ok_or_else(|| {
+        anyhow::anyhow!(
+            "conv1d {shape:?}: the CPU-shaped parameter gradients need a scratch tensor of {needed} floats for \
+             their {} partial sums (conv1d::weight_grad_partials)",
+            plan.blocks
+        )
+    })?;
+    let cost = Cost::new(flops, x.numel() + dy.numel() + needed);
+    let buffers = [(1, x), (5, dy), (9, partials)];
+    dispatch(gpu, rec, "backward_params_split", shape, &plan, &params, &buffers, groups, cost);
+    conv1d_tiled::reduce_splits(gpu, rec, shape, plan.blocks, (dw, db), accumulate, partials)
+}
