@@ -391,8 +391,8 @@ fn auto_runs_the_cpu_kernels_on_cpu_adapters_with_subgroups() {
     assert!(conv1d_cpu::available(gpu()), "adapter {} has no subgroup operations", gpu().info.name);
 }
 
-/// Shapes every cpu pass accepts (K a multiple of 4, stride dividing the tap chunk), awkward in
-/// every other way.
+/// Shapes every cpu pass accepts (K a multiple of 4, a tap chunk of at most 16 that the stride
+/// divides), awkward in every other way.
 fn cpu_awkward_cases() -> Vec<(&'static str, Conv1dShape)> {
     vec![
         ("odd L", shape(3, 3, 5, 37, 4, 2, 1)),
@@ -404,6 +404,10 @@ fn cpu_awkward_cases() -> Vec<(&'static str, Conv1dShape)> {
         ("padding wider than a row", shape(1, 3, 9, 70, 4, 2, 40)),
         ("stride 4", shape(2, 3, 10, 50, 8, 4, 3)),
         ("stride 8", shape(2, 3, 10, 90, 16, 8, 5)),
+        ("stride 3: dX in chunks of 12 taps", shape(2, 3, 5, 40, 8, 3, 2)),
+        ("a SoundNet-5 head: stride 12", shape(1, 64, 40, 50, 16, 12, 4)),
+        ("nine items of one output: two groups, one short", shape(9, 3, 10, 8, 8, 2, 0)),
+        ("five items of short rows (dX takes two at a time)", shape(5, 6, 9, 12, 8, 2, 3)),
         ("L = 1", shape(2, 3, 2, 1, 4, 1, 2)),
         ("K = 12, chunk past K", shape(2, 5, 9, 41, 12, 2, 6)),
         ("K = 64, long row", shape(2, 1, 16, 3_001, 64, 2, 32)),

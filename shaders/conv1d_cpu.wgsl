@@ -13,29 +13,37 @@
 // they load through subgroupShuffle (one vector permute on lavapipe), as if it had been loaded once
 // for all of them.
 //
-// Layout. A workgroup is one subgroup of 8 invocations (the host uses these kernels only where
-// subgroups have at least 8 lanes), lane = subgroup_invocation_id. The lanes run over channels:
-// output channels co for forward and dW, input channels ci for dX. Each invocation owns COLS
-// consecutive positions along time (forward: output positions lo; dX: input positions l; dW: the
-// position sum is walked COLS at a time) and the reduction is walked in chunks of TAPS kernel
-// taps. COLS, TAPS and STRIDE are pipeline-overridable constants chosen by the host per layer
-// (src/ops/conv1d_cpu.rs), so every loop inside a chunk has a constant trip count and the driver
-// unrolls it: the row of COLS accumulators, the strip and the weights stay in registers and every
-// shuffle lane is a constant.
+// Layout. A workgroup is one subgroup of LANES invocations (8; 4 where subgroups may be that
+// small; the host runs these kernels only on adapters with subgroups), lane =
+// subgroup_invocation_id. The lanes run over channels: output channels co for forward and dW,
+// input channels ci for dX. Each invocation owns COLS consecutive positions along time (forward:
+// output positions lo; dX: input positions l; dW: the position sum is walked COLS at a time) of
+// ITEMS batch items (forward and dX; 1 except where rows are very short), and the reduction is
+// walked in chunks of TAPS kernel taps. COLS, TAPS, ITEMS, STRIDE and LANES are
+// pipeline-overridable constants chosen by the host per layer (src/ops/conv1d_cpu.rs), so every
+// loop inside a chunk has a constant trip count and the driver unrolls it: the row of
+// accumulators, the strip and the weights stay in registers and every index is a constant. (An
+// array indexed by a variable anywhere, even in the final stores, goes to memory for the whole
+// kernel; and lavapipe unrolls a loop only up to a budget of instructions, which is why a chunk is
+// 128 to 192 multiply-adds.)
 //
 // The strip. For one input channel, the COLS outputs of a chunk read the x positions
 //   first + i,  i = j * STRIDE + t   (output j < COLS, tap t < TAPS),
-// a contiguous strip of (COLS - 1) * STRIDE + TAPS values. The 8 lanes load it together, 8 values
-// a round (lane l loads strip[r * 8 + l] into register r), and every lane then takes value i as
-// subgroupShuffle(register i / 8, lane i % 8). Strip loads cost 1/8 of a load per value; the
-// weights, which differ per lane, come as vec4 loads of 4 taps (rows of w are 16-byte aligned
-// because K is a multiple of 4, which the host requires for forward and dX).
+// a contiguous strip of (COLS - 1) * STRIDE + TAPS values. The lanes load it together, LANES
+// values a round (lane l loads strip[r * LANES + l] into register r), and `expand` then gives every
+// lane value i as subgroupShuffle(register i / LANES, lane i % LANES), once per chunk (the driver
+// does not merge repeated shuffles of the same value). Strip loads cost 1 / LANES of a load per
+// value; the weights, which differ per lane, come as vec4 loads of 4 taps (rows of w are 16-byte
+// aligned because K is a multiple of 4, which the host requires for forward and dX).
 //
-// forward. Lane co, invocation block (n, lb): y[n, co, lb*COLS + j] for j < COLS.
-//   Chunk (ci, kc): taps k = kc*TAPS + t, strip from first = (lb*COLS)*STRIDE + kc*TAPS - pad,
-//   acc[j] += w[co, ci, k] * strip[j*STRIDE + t]. Positions outside [0, L) read as zero.
+// forward. Lane co, invocation block (item group, lb): y[n, co, lb*COLS + j] for j < COLS and the
+// group's ITEMS items n. Chunk (ci, kc): taps k = kc*TAPS + t, strip from
+// first = (lb*COLS)*STRIDE + kc*TAPS - pad, acc[j] += w[co, ci, k] * strip[j*STRIDE + t].
+// Positions outside [0, L) read as zero. The strip of chunk kc + 1 is that of chunk kc moved on by
+// TAPS = 8 values, a whole number of registers: the registers slide down and only the last ones
+// are loaded.
 //
-// backward_input. Lane ci, invocation block (n, lb): dx[n, ci, l] for t = l + pad in
+// backward_input. Lane ci, invocation block (item group, lb): dx[n, ci, l] for t = l + pad in
 // [lb*COLS, lb*COLS + COLS). dx[n,ci,l] = sum over (co, k) with t - k = lo*STRIDE of
 // w[co, ci, k] * dy[n, co, lo]. COLS and TAPS are multiples of STRIDE, so whether tap t of a chunk
 // reaches output j, (j - t) mod STRIDE == 0, is known when the shader is compiled, and only those
@@ -86,6 +94,9 @@ struct Params {
 override STRIDE: u32 = 2u;
 override COLS: u32 = 16u;
 override TAPS: u32 = 8u;
+// Batch items per invocation in forward and dX: where rows are short (the heads, conv7), one
+// invocation takes several items, so each weight it loads serves all of them.
+override ITEMS: u32 = 1u;
 // Registers of 8 values the forward and dW strips fill.
 override STRIP_REGS: u32 = ((COLS - 1u) * STRIDE + TAPS + LANES - 1u) / LANES;
 // dX's dy strip: (COLS + TAPS) / STRIDE - 1 values.
@@ -104,36 +115,40 @@ const MAX_STRIP: u32 = 128u;
 // Every value of a strip the lanes loaded together, on every lane: value i comes from register
 // i / LANES of lane i % LANES. The driver does not merge repeated shuffles of the same value, so
 // each is shuffled out once here, not once per multiply-add that uses it.
-fn expand(strip: ptr<function, array<f32, MAX_REGS>>, regs: u32, values: ptr<function, array<f32, MAX_STRIP>>) {
+fn expand(strip: ptr<function, array<f32, MAX_REGS>>, first_reg: u32, regs: u32,
+          values: ptr<function, array<f32, MAX_STRIP>>) {
     for (var r = 0u; r < regs; r++) {
         for (var l = 0u; l < LANES; l++) {
-            (*values)[r * LANES + l] = subgroupShuffle((*strip)[r], l);
+            (*values)[r * LANES + l] = subgroupShuffle((*strip)[first_reg + r], l);
         }
     }
 }
 
-// Loads regs * 8 consecutive values of x from index `row` + position `first` (which may be
-// negative); positions outside [0, len) read as zero. load_dy_strip does the same from dy.
-fn load_x_strip(row: u32, first: i32, len: u32, regs: u32, lane: u32) -> array<f32, MAX_REGS> {
-    var strip: array<f32, MAX_REGS>;
-    for (var r = 0u; r < regs; r++) {
-        let pos = first + i32(r * LANES + lane);
+// Registers [lo, hi) of `strip` get the values of x's row (at index `row`) from position `first`
+// (which may be negative) on: register lo + r, lane l holds position first + r * LANES + l;
+// positions outside [0, len) read as zero. load_dy_registers does the same from dy.
+fn load_x_registers(strip: ptr<function, array<f32, MAX_REGS>>, lo: u32, hi: u32, row: u32, first: i32,
+                    len: u32, lane: u32) {
+    for (var r = lo; r < hi; r++) {
+        let pos = first + i32((r - lo) * LANES + lane);
+        var v = 0.0;
         if (pos >= 0 && pos < i32(len)) {
-            strip[r] = x[row + u32(pos)];
+            v = x[row + u32(pos)];
         }
+        (*strip)[r] = v;
     }
-    return strip;
 }
 
-fn load_dy_strip(row: u32, first: i32, len: u32, regs: u32, lane: u32) -> array<f32, MAX_REGS> {
-    var strip: array<f32, MAX_REGS>;
-    for (var r = 0u; r < regs; r++) {
-        let pos = first + i32(r * LANES + lane);
+fn load_dy_registers(strip: ptr<function, array<f32, MAX_REGS>>, lo: u32, hi: u32, row: u32, first: i32,
+                     len: u32, lane: u32) {
+    for (var r = lo; r < hi; r++) {
+        let pos = first + i32((r - lo) * LANES + lane);
+        var v = 0.0;
         if (pos >= 0 && pos < i32(len)) {
-            strip[r] = dy[row + u32(pos)];
+            v = dy[row + u32(pos)];
         }
+        (*strip)[r] = v;
     }
-    return strip;
 }
 
 // Four taps k .. k+3 of w[co, ci, :] (zeros past K or past the last channel).
@@ -172,34 +187,63 @@ fn block_of(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, channels: u32, blocks: u3
 @compute @workgroup_size(LANES)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(subgroup_invocation_id) lane: u32) {
-    let blk = block_of(wid, nwg, lane, p.cout, p.blocks, p.n);
-    if (blk.n >= p.n) { return; }
+    let blk = block_of(wid, nwg, lane, p.cout, p.blocks, (p.n + ITEMS - 1u) / ITEMS);
+    if (blk.n * ITEMS >= p.n) { return; }
+    let n0 = blk.n * ITEMS;
     let co = blk.channel;
     let lo0 = blk.index * COLS;
+    let first = i32(lo0 * STRIDE) - i32(p.pad);
+    // Column c = i * COLS + j is output lo0 + j of batch item n0 + i (items past N read zeros and
+    // are not written). Item i's strip is registers [i * STRIP_REGS, (i + 1) * STRIP_REGS), so
+    // once expanded its value v is xs[i * STRIP_REGS * LANES + v]. One loop over all columns,
+    // rather than one over items around one over positions, keeps every index a constant once
+    // the driver unrolls it.
     var acc: array<f32, MAX_COLS>;
+    var strips: array<f32, MAX_REGS>;
+    // The strip of chunk k0 + TAPS starts TAPS positions after that of chunk k0: its first
+    // STRIP_REGS - slide registers are the last ones of the previous strip, and only `slide` are
+    // loaded (TAPS is 8 wherever K has several chunks, a whole number of registers of 4 or 8 lanes).
+    let slide = TAPS / LANES;
     // Channels and tap chunks are two loops, not one index divided into both: a vector division
     // is eight scalar ones on a CPU.
     for (var ci = 0u; ci < p.cin; ci++) {
         for (var k0 = 0u; k0 < p.k; k0 += TAPS) {
-            let first = i32(lo0 * STRIDE + k0) - i32(p.pad);
-            var strip = load_x_strip((blk.n * p.cin + ci) * p.l, first, p.l, STRIP_REGS, lane);
+            for (var i = 0u; i < ITEMS; i++) {
+                let r0 = i * STRIP_REGS;
+                let len = select(0u, p.l, n0 + i < p.n);
+                let row = ((n0 + i) * p.cin + ci) * p.l;
+                if (k0 == 0u) {
+                    load_x_registers(&strips, r0, r0 + STRIP_REGS, row, first, len, lane);
+                } else {
+                    for (var r = 0u; r + slide < STRIP_REGS; r++) {
+                        strips[r0 + r] = strips[r0 + r + slide];
+                    }
+                    let start = first + i32(k0 + (STRIP_REGS - slide) * LANES);
+                    load_x_registers(&strips, r0 + STRIP_REGS - slide, r0 + STRIP_REGS, row, start, len, lane);
+                }
+            }
             var xs: array<f32, MAX_STRIP>;
-            expand(&strip, STRIP_REGS, &xs);
+            expand(&strips, 0u, ITEMS * STRIP_REGS, &xs);
             for (var q = 0u; q < TAPS / 4u; q++) {
                 let wv = weights(co, ci, k0 + q * 4u);
-                for (var j = 0u; j < COLS; j++) {
+                for (var c = 0u; c < ITEMS * COLS; c++) {
+                    let at = (c / COLS) * STRIP_REGS * LANES + (c % COLS) * STRIDE + q * 4u;
                     for (var e = 0u; e < 4u; e++) {
-                        acc[j] = fma(wv[e], xs[j * STRIDE + q * 4u + e], acc[j]);
+                        acc[c] = fma(wv[e], xs[at + e], acc[c]);
                     }
                 }
             }
         }
     }
     if (co >= p.cout) { return; }
-    let row = (blk.n * p.cout + co) * p.l_out;
-    for (var j = 0u; j < COLS; j++) {
-        if (lo0 + j < p.l_out) {
-            y[row + lo0 + j] = acc[j] + b[co];
+    // (Nested loops with small bodies: the driver must unroll this one too, or acc, indexed by a
+    // variable, goes to memory for the whole kernel.)
+    for (var i = 0u; i < ITEMS; i++) {
+        let row = ((n0 + i) * p.cout + co) * p.l_out;
+        for (var j = 0u; j < COLS; j++) {
+            if (n0 + i < p.n && lo0 + j < p.l_out) {
+                y[row + lo0 + j] = acc[i * COLS + j] + b[co];
+            }
         }
     }
 }
@@ -209,46 +253,55 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(LANES)
 fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(subgroup_invocation_id) lane: u32) {
-    let blk = block_of(wid, nwg, lane, p.cin, p.blocks, p.n);
-    if (blk.n >= p.n) { return; }
+    let blk = block_of(wid, nwg, lane, p.cin, p.blocks, (p.n + ITEMS - 1u) / ITEMS);
+    if (blk.n * ITEMS >= p.n) { return; }
+    let n0 = blk.n * ITEMS;
     let ci = blk.channel;
     let t0 = blk.index * COLS; // t = l + pad
     let lead = TAPS / STRIDE - 1u;
+    // acc[i * COLS + j]: position t0 + j of batch item n0 + i (items past N read zeros and are
+    // not written).
     var acc: array<f32, MAX_COLS>;
     for (var co = 0u; co < p.cout; co++) {
         for (var k0 = 0u; k0 < p.k; k0 += TAPS) {
-            // Exact: t0 and k0 are multiples of the stride.
-            let base = (i32(t0) - i32(k0)) / i32(STRIDE) - i32(lead);
-            var strip = load_dy_strip((blk.n * p.cout + co) * p.l_out, base, p.l_out, DY_REGS, lane);
-            var dys: array<f32, MAX_STRIP>;
-            expand(&strip, DY_REGS, &dys);
             var wts: array<vec4<f32>, MAX_TAPS / 4u>;
             for (var q = 0u; q < TAPS / 4u; q++) {
                 wts[q] = weights(co, ci, k0 + q * 4u);
             }
-            // Output j = jj * STRIDE + r takes exactly the taps t = r + m * STRIDE, from dy strip
-            // value jj - m + TAPS / STRIDE - 1 (header). Looping over (r, m) outside and jj inside
-            // keeps every index a constant once unrolled, with no test of which taps reach which
-            // output.
-            for (var r = 0u; r < STRIDE; r++) {
-                for (var m = 0u; m < TAPS / STRIDE; m++) {
-                    let t = r + m * STRIDE;
-                    let wt = wts[t / 4u][t % 4u];
-                    for (var jj = 0u; jj < COLS / STRIDE; jj++) {
-                        let j = jj * STRIDE + r;
-                        acc[j] = fma(wt, dys[jj + TAPS / STRIDE - 1u - m], acc[j]);
+            // Exact: t0 and k0 are multiples of the stride.
+            let base = (i32(t0) - i32(k0)) / i32(STRIDE) - i32(lead);
+            for (var i = 0u; i < ITEMS; i++) {
+                var strip: array<f32, MAX_REGS>;
+                let len = select(0u, p.l_out, n0 + i < p.n);
+                load_dy_registers(&strip, 0u, DY_REGS, ((n0 + i) * p.cout + co) * p.l_out, base, len, lane);
+                var dys: array<f32, MAX_STRIP>;
+                expand(&strip, 0u, DY_REGS, &dys);
+                // Output j = jj * STRIDE + r takes exactly the taps t = r + m * STRIDE, from dy
+                // strip value jj - m + TAPS / STRIDE - 1 (header). Looping over (r, m) outside and
+                // jj inside keeps every index a constant once unrolled, with no test of which taps
+                // reach which output.
+                for (var r = 0u; r < STRIDE; r++) {
+                    for (var m = 0u; m < TAPS / STRIDE; m++) {
+                        let t = r + m * STRIDE;
+                        let wt = wts[t / 4u][t % 4u];
+                        for (var jj = 0u; jj < COLS / STRIDE; jj++) {
+                            let j = i * COLS + jj * STRIDE + r;
+                            acc[j] = fma(wt, dys[jj + TAPS / STRIDE - 1u - m], acc[j]);
+                        }
                     }
                 }
             }
         }
     }
     if (ci >= p.cin) { return; }
-    let row = (blk.n * p.cin + ci) * p.l;
-    for (var j = 0u; j < COLS; j++) {
-        let l = i32(t0 + j) - i32(p.pad);
-        if (l >= 0 && l < i32(p.l)) {
-            let i = row + u32(l);
-            dx[i] = select(acc[j], dx[i] + acc[j], p.accumulate != 0u);
+    for (var i = 0u; i < ITEMS; i++) {
+        let row = ((n0 + i) * p.cin + ci) * p.l;
+        for (var j = 0u; j < COLS; j++) {
+            let l = i32(t0 + j) - i32(p.pad);
+            if (n0 + i < p.n && l >= 0 && l < i32(p.l)) {
+                let at = row + u32(l);
+                dx[at] = select(acc[i * COLS + j], dx[at] + acc[i * COLS + j], p.accumulate != 0u);
+            }
         }
     }
 }
@@ -271,9 +324,10 @@ fn params_sums(co: u32, ci: u32, k0: u32, split: u32, lane: u32,
         // This round's positions stay within one batch item and within the split.
         let count = min(min(COLS, p.l_out - lo0), r_end - r);
         let first = i32(lo0 * STRIDE + k0) - i32(p.pad);
-        var strip = load_x_strip((n * p.cin + ci) * p.l, first, p.l, STRIP_REGS, lane);
+        var strip: array<f32, MAX_REGS>;
+        load_x_registers(&strip, 0u, STRIP_REGS, (n * p.cin + ci) * p.l, first, p.l, lane);
         var xs: array<f32, MAX_STRIP>;
-        expand(&strip, STRIP_REGS, &xs);
+        expand(&strip, 0u, STRIP_REGS, &xs);
         let dy_row = (n * p.cout + co) * p.l_out + lo0;
         for (var j = 0u; j < COLS; j++) {
             var g = 0.0;

@@ -3,11 +3,11 @@
 //! layer's row length (`COLS`), taps per chunk (`TAPS`) and dW split; `conv1d.rs` checks the
 //! tensors and decides which passes run here.
 //!
-//! The sizes below were measured on lavapipe (Mesa 22.3, AVX2): a chunk of about 128
-//! multiply-adds per invocation is what the driver still unrolls completely (twice that and it
-//! keeps the loop, and the row of accumulators goes to memory: 3 to 8x slower).
+//! The sizes below were measured on lavapipe (Mesa 22.3 and 25.0, AVX2): a chunk of 128 to 192
+//! multiply-adds per invocation is what the driver still unrolls completely (much more and it keeps
+//! the loop, and the row of accumulators goes to memory: 3 to 20x slower).
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
 use super::conv1d::{Conv1dShape, Pass};
@@ -17,8 +17,13 @@ use crate::tensor::Tensor;
 
 /// Multiply-adds per invocation per chunk that the driver unrolls into straight-line code.
 const CHUNK_MACS: usize = 128;
-/// Positions per invocation along time: 16, or 32 for dX, where only 1 / stride of the taps reach
-/// each position. Rows of 32 in forward and dW are past what the driver unrolls.
+/// Outputs per invocation along time in forward: 24 (192 multiply-adds a chunk of 8 taps), where
+/// Mesa 22.3 and 25.0 both still unroll the chunk; at 28 (22.3) or 32 (25.0) they stop, and the
+/// kernel runs 10 to 20x slower.
+const FORWARD_ROW: usize = 24;
+/// Batch items per invocation in forward where a row has one output.
+const FORWARD_ITEMS: usize = 8;
+/// Positions per round in dW, at most (16 of them times 8 taps, or 8 times 16).
 const ROW: usize = 16;
 /// Values a strip may hold (the shader's MAX_REGS registers of 4 lanes).
 const MAX_STRIP: usize = 128;
@@ -50,11 +55,11 @@ pub fn available(gpu: &Gpu) -> bool {
 }
 
 /// Whether these kernels compute `pass` of `shape`: forward and dX read the weights as vec4 rows
-/// (K a multiple of 4), and dX needs the stride to divide its chunk of taps.
+/// (K a multiple of 4), and dX needs a chunk of taps that the stride divides (16 at most).
 pub fn supports(shape: &Conv1dShape, pass: Pass) -> bool {
     match pass {
         Pass::Forward => shape.k.is_multiple_of(4),
-        Pass::InputGrad => shape.k.is_multiple_of(4) && taps_forward(shape).is_multiple_of(shape.stride),
+        Pass::InputGrad => shape.k.is_multiple_of(4) && taps_input_grad(shape).is_some(),
         Pass::WeightGrad => weight_plan(shape).is_some(),
     }
 }
@@ -68,6 +73,17 @@ fn taps_forward(shape: &Conv1dShape) -> usize {
     }
 }
 
+/// The chunk of taps dX walks: forward's, or for strides that do not divide it the least multiple
+/// of 4 and of the stride (12 for SoundNet-5's heads, stride 12), up to 16.
+fn taps_input_grad(shape: &Conv1dShape) -> Option<usize> {
+    let taps = taps_forward(shape);
+    if taps.is_multiple_of(shape.stride) {
+        return Some(taps);
+    }
+    let lcm = (1..=MAX_TAPS / 4).map(|m| 4 * m).find(|t| t.is_multiple_of(shape.stride))?;
+    Some(lcm)
+}
+
 /// How one pass is laid out: the overridable constants and the position blocks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -79,37 +95,61 @@ pub struct Plan {
     pub rows_per_split: usize,
     /// dW: input channels per invocation, one after the other.
     pub ci_block: usize,
+    /// forward, dX: batch items per invocation.
+    pub items: usize,
 }
 
 impl Plan {
-    fn constants(&self, shape: &Conv1dShape, lanes: usize) -> [(&'static str, u32); 4] {
+    fn constants(&self, shape: &Conv1dShape, lanes: usize) -> [(&'static str, u32); 5] {
         [
             ("STRIDE", shape.stride as u32),
             ("COLS", self.cols as u32),
             ("TAPS", self.taps as u32),
             ("LANES", lanes as u32),
+            ("ITEMS", self.items as u32),
         ]
+    }
+
+    /// Groups of `items` batch items.
+    fn item_groups(&self, shape: &Conv1dShape) -> usize {
+        shape.n.div_ceil(self.items)
     }
 }
 
-/// forward: rows of up to 16 outputs (fewer for short outputs, and for wide strides, whose
+/// Batch items per invocation: as many as keep `per_item` accumulators each within `room` and the
+/// items' strips of `strip_regs` registers within the shader's MAX_STRIP values, spread evenly over
+/// the groups they make.
+fn items(n: usize, per_item: usize, room: usize, strip_regs: usize, lanes: usize) -> usize {
+    let most = (room / per_item).min(MAX_STRIP / (strip_regs * lanes).max(1)).clamp(1, n);
+    n.div_ceil(n.div_ceil(most))
+}
+
+/// forward: rows of up to 24 outputs (fewer for short outputs, and for wide strides, whose
 /// strips would not fit), chunks of 8 taps (4 when K is 4).
-pub fn forward_plan(shape: &Conv1dShape) -> Result<Plan> {
+pub fn forward_plan(shape: &Conv1dShape, lanes: usize) -> Result<Plan> {
     let taps = taps_forward(shape);
     let fits = (MAX_STRIP - taps) / shape.stride + 1;
-    let cols = ROW.min(shape.l_out()?).min(fits).max(1);
-    Ok(Plan { cols, taps, blocks: shape.l_out()?.div_ceil(cols), rows_per_split: 0, ci_block: 1 })
+    let cols = FORWARD_ROW.min(shape.l_out()?).min(fits).max(1);
+    // Several batch items per invocation only for rows of one output (the heads of clips under
+    // 13 s): measured, that reads the heads' weights a few times instead of once per item and
+    // gains 1.6x, where items with longer rows lose more to the bigger body than they save.
+    let strip_regs = ((cols - 1) * shape.stride + taps).div_ceil(lanes);
+    let items = if cols == 1 { items(shape.n, cols, FORWARD_ITEMS, strip_regs, lanes) } else { 1 };
+    Ok(Plan { cols, taps, blocks: shape.l_out()?.div_ceil(cols), rows_per_split: 0, ci_block: 1, items })
 }
 
 /// dX: rows of positions t = l + pad, a multiple of the stride long, so that which taps reach
 /// which output is fixed; 128 / (taps / stride) of them give the chunk its 128 multiply-adds (at
 /// most 32, and no longer than the input).
-pub fn input_grad_plan(shape: &Conv1dShape) -> Result<Plan> {
-    let taps = taps_forward(shape);
-    ensure!(supports(shape, Pass::InputGrad), "conv1d {shape:?}: no CPU-shaped dX for this kernel and stride");
+pub fn input_grad_plan(shape: &Conv1dShape, lanes: usize) -> Result<Plan> {
+    let taps = taps_input_grad(shape)
+        .filter(|_| supports(shape, Pass::InputGrad))
+        .ok_or_else(|| anyhow::anyhow!("conv1d {shape:?}: no CPU-shaped dX for this kernel and stride"))?;
     let span = (shape.l + shape.pad).next_multiple_of(shape.stride);
-    let cols = (CHUNK_MACS * shape.stride / taps).min(MAX_COLS).min(span) / shape.stride * shape.stride;
-    Ok(Plan { cols, taps, blocks: (shape.l + shape.pad).div_ceil(cols), rows_per_split: 0, ci_block: 1 })
+    let room = (CHUNK_MACS * shape.stride / taps).min(MAX_COLS);
+    let cols = room.min(span) / shape.stride * shape.stride;
+    let items = items(shape.n, cols, room, 0, lanes);
+    Ok(Plan { cols, taps, blocks: (shape.l + shape.pad).div_ceil(cols), rows_per_split: 0, ci_block: 1, items })
 }
 
 /// dW: up to 16 taps per invocation, and positions enough for 128 multiply-adds a round (at most
@@ -136,7 +176,7 @@ pub fn weight_grad_plan(shape: &Conv1dShape, lanes: usize) -> Result<Plan> {
     let rows_per_split = rows.div_ceil(splits);
     // Channels per invocation: up to MAX_CI_BLOCK, while ENOUGH_GROUPS workgroups remain.
     let ci_block = (1..=MAX_CI_BLOCK).rev().find(|b| groups / b >= ENOUGH_GROUPS).unwrap_or(1);
-    Ok(Plan { cols, taps, blocks: rows.div_ceil(rows_per_split), rows_per_split, ci_block })
+    Ok(Plan { cols, taps, blocks: rows.div_ceil(rows_per_split), rows_per_split, ci_block, items: 1 })
 }
 
 /// Floats of scratch `encode_backward_params` with these kernels needs for `shape` (0: none).
@@ -212,9 +252,9 @@ pub(super) fn forward(
     buffers: &[(u32, &Tensor)],
     cost: Cost,
 ) -> Result<()> {
-    let plan = forward_plan(shape)?;
+    let plan = forward_plan(shape, lanes(gpu))?;
     let params = params(shape, false, &plan)?;
-    let groups = workgroups(plan.blocks, shape.cout, shape.n, lanes(gpu));
+    let groups = workgroups(plan.blocks, shape.cout, plan.item_groups(shape), lanes(gpu));
     dispatch(gpu, rec, "forward", shape, &plan, &params, buffers, groups, cost);
     Ok(())
 }
@@ -228,9 +268,9 @@ pub(super) fn backward_input(
     buffers: &[(u32, &Tensor)],
     cost: Cost,
 ) -> Result<()> {
-    let plan = input_grad_plan(shape)?;
+    let plan = input_grad_plan(shape, lanes(gpu))?;
     let params = params(shape, accumulate, &plan)?;
-    let groups = workgroups(plan.blocks, shape.cin, shape.n, lanes(gpu));
+    let groups = workgroups(plan.blocks, shape.cin, plan.item_groups(shape), lanes(gpu));
     dispatch(gpu, rec, "backward_input", shape, &plan, &params, buffers, groups, cost);
     Ok(())
 }
