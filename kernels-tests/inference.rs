@@ -269,7 +269,7 @@ fn pretrained_soundnet8_matches_pytorch_on_esc10() {
     let mut x = Extractor::new(&model, &["pool5", "objects", "scenes"], DEFAULT_CHUNK_SAMPLES)
         .unwrap()
         .tile_short_clips_to(samples);
-    for (n, clip) in f.metadata["clips"].split(',').enumerate() {
+    for (n, clip) in f.meta::<String>("clips").split(',').enumerate() {
         let path = esc10.join("audio").join(clip);
         let wave = audio::load(&path)
             .unwrap_or_else(|e| panic!("this test uses ../shared/data/esc10 from the sn-wgpu shared data folder: {e}"));

@@ -2,7 +2,8 @@
 //!
 //! Layers, bottom to top: `gpu` (device, pipelines, dispatch) -> `tensor` (a buffer with a shape)
 //! -> `ops` (one file per op: shapes, kernel encoding, the f64 CPU reference) -> `model`
-//! (SoundNet's layer tables).
+//! (SoundNet's layer tables). `selftest` holds the ops and a whole training step to their
+//! references on whatever adapter it is given.
 
 pub mod autograd;
 pub mod checkpoint;
@@ -15,6 +16,7 @@ pub mod optim;
 pub mod plot;
 pub mod probe;
 pub mod profile;
+pub mod selftest;
 pub mod tensor;
 pub mod train;
 

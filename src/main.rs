@@ -9,6 +9,7 @@ use sn_wgpu::ops::adam::AdamConfig;
 use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::probe::{self, ClassifierKind, ProbeOptions};
 use sn_wgpu::profile::{self, ProfileOptions, SortBy};
+use sn_wgpu::selftest;
 use sn_wgpu::train::{self, TrainOptions};
 
 #[derive(Parser)]
@@ -33,6 +34,16 @@ enum Command {
     /// The paper's transfer experiment: a linear classifier on one layer's features of an ESC-style
     /// dataset (meta.csv + audio/), leave-one-fold-out; accuracy, confusion matrix, t-SNE map.
     Probe(ProbeArgs),
+    /// Check every kernel family on this adapter against its f64 CPU reference, and two training
+    /// steps against PyTorch; exits with status 1 when any check fails.
+    Selftest(SelftestArgs),
+}
+
+#[derive(Args)]
+struct SelftestArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -305,6 +316,14 @@ fn main() -> Result<()> {
             };
             let report = probe::run(&opts)?;
             print!("{}", if a.json { report.json()? } else { report.text() });
+        }
+        Command::Selftest(a) => {
+            let report = selftest::run(&sn_wgpu::Gpu::new()?)?;
+            print!("{}", if a.json { report.json()? } else { report.text() });
+            if report.failed() > 0 {
+                // The report is the message: it has been printed, so fail without another.
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

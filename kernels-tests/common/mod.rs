@@ -2,7 +2,6 @@
 //! measure, finite differences and the PyTorch fixtures.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -63,21 +62,9 @@ pub fn run_on(g: &Gpu, f: impl FnOnce(&mut wgpu::CommandEncoder)) {
     g.submit(encoder);
 }
 
-/// ||out - ref|| / ||ref||; infinite when `out` holds a NaN or infinity. When the reference is
-/// all zeros, the absolute norm of the difference.
-pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
-    assert_eq!(out.len(), reference.len(), "output has {} values, reference {}", out.len(), reference.len());
-    if out.iter().any(|v| !v.is_finite()) {
-        return f64::INFINITY;
-    }
-    let diff: f64 = out.iter().zip(reference).map(|(&o, &r)| (f64::from(o) - r).powi(2)).sum::<f64>().sqrt();
-    let norm: f64 = reference.iter().map(|r| r * r).sum::<f64>().sqrt();
-    if norm == 0.0 {
-        diff
-    } else {
-        diff / norm
-    }
-}
+/// The selftest's relative error: ||out - ref|| / ||ref||, infinite on NaN or infinity, the absolute
+/// norm when the reference is all zeros.
+pub use sn_wgpu::selftest::rel_err;
 
 /// Fails with the case name, the error and the bound when `out` is not within `tol` of `reference`.
 #[track_caller]
@@ -123,48 +110,31 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// A PyTorch fixture from `kernels-tests/fixtures/NAME.safetensors`, written by
-/// `tools/make_fixtures.py`: named f32 tensors plus string metadata.
-pub struct Fixture {
-    pub name: String,
-    tensors: HashMap<String, (Vec<f32>, Vec<usize>)>,
-    pub metadata: HashMap<String, String>,
-}
+/// `tools/make_fixtures.py`, read by the library's reader; these lookups panic, naming the fixture.
+pub struct Fixture(sn_wgpu::selftest::Fixture);
 
 impl Fixture {
     pub fn load(name: &str) -> Fixture {
         let path = format!("{}/kernels-tests/fixtures/{name}.safetensors", env!("CARGO_MANIFEST_DIR"));
         let bytes = std::fs::read(&path)
             .unwrap_or_else(|e| panic!("{path}: {e} (regenerate with `python3 tools/make_fixtures.py`)"));
-        let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("fixture header");
-        let metadata = meta.metadata().clone().unwrap_or_default();
-        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{path}: {e}"));
-        let tensors = st
-            .tensors()
-            .into_iter()
-            .map(|(k, v)| {
-                assert_eq!(v.dtype(), safetensors::Dtype::F32, "{path}: tensor {k} is not f32");
-                let data: Vec<f32> =
-                    v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
-                (k, (data, v.shape().to_vec()))
-            })
-            .collect();
-        Fixture { name: name.to_string(), tensors, metadata }
+        Fixture(sn_wgpu::selftest::Fixture::from_bytes(name, &bytes).unwrap_or_else(|e| panic!("{path}: {e:#}")))
     }
 
-    /// A tensor's values and shape; panics naming the fixture and tensor when it is missing.
+    /// A tensor's values and shape.
     pub fn tensor(&self, key: &str) -> (Vec<f32>, Vec<usize>) {
-        self.tensors.get(key).cloned().unwrap_or_else(|| panic!("fixture {}: no tensor {key}", self.name))
+        let (values, shape) = self.0.tensor(key).unwrap_or_else(|e| panic!("{e:#}"));
+        (values.to_vec(), shape.to_vec())
     }
 
-    /// A numeric metadata value (stride, padding, ...).
+    /// A metadata value, parsed (stride, padding, a list of clips, ...).
     pub fn meta<T: std::str::FromStr>(&self, key: &str) -> T {
-        let s = self.metadata.get(key).unwrap_or_else(|| panic!("fixture {}: no metadata {key}", self.name));
-        s.parse().unwrap_or_else(|_| panic!("fixture {}: metadata {key}={s} does not parse", self.name))
+        self.0.meta(key).unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     /// The case prefixes (`case0`, `case1`, ...) listed in the metadata key `cases`.
     pub fn cases(&self) -> Vec<String> {
-        self.metadata.get("cases").map(|s| s.split(',').map(str::to_string).collect()).unwrap_or_default()
+        self.0.cases()
     }
 }
 

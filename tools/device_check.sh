@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The GPU check in one shot: everything a session with a borrowed GPU machine should measure,
+# prepared here and run there in one call, with one Markdown report as the result.
+#
+# Here (x86-64, with the Rust toolchain and apt), once:
+#   bash tools/device_check.sh --build            # writes device-bundle/ (git-ignored, < 64 MiB)
+# There (Linux, NVIDIA GPU, PyTorch with CUDA; no network, no Rust), from the repository root:
+#   bash tools/device_check.sh                    # report in $OUT/device_report.md (or ./device_report.md)
+# Rehearse on any adapter (lavapipe included) with --quick: small workloads, same steps.
+#
+# The bundle holds the release binary, the train_step bench binary, tools/time_pytorch.py and the
+# Debian package of the Vulkan loader (libvulkan1), which GPU machines without a desktop often
+# lack: the run unpacks it into a temporary folder when `ldconfig` finds no libvulkan.so.1, and,
+# when the loader then finds no GPU driver, points VK_DRIVER_FILES at NVIDIA's ICD.
+#
+# The report: `sn-wgpu info`; `sn-wgpu selftest` (every kernel against its f64 reference and a
+# training step against the PyTorch fixture, on this GPU); `sn-wgpu profile` of a SoundNet-8
+# training step at batch 8 x 20 s with each --conv-kernel choice (auto, tiled, plain, cpu); the
+# train_step bench at batches 1 and 8; tools/time_pytorch.py on CUDA at the same shapes; and the
+# sn-wgpu / PyTorch ratio per shape. Each part has a time limit, so the whole stays under 8 minutes.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bundle=${BUNDLE:-device-bundle}
+
+if [ "${1:-}" = "--build" ]; then
+  set -e
+  rm -rf "$bundle" && mkdir -p "$bundle"
+  cargo build --release --quiet
+  bench=$(cargo bench --bench train_step --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_step" and m.get("executable"):
+        print(m["executable"])' | tail -n 1)
+  cp target/release/sn-wgpu "$bundle/"
+  cp "$bench" "$bundle/train_step"
+  cp tools/time_pytorch.py "$bundle/"
+  (cd "$bundle" && apt-get download -o APT::Architecture=amd64 libvulkan1 >/dev/null 2>&1) \
+    || echo "device_check.sh: could not download libvulkan1 (apt-get download); the GPU machine must have a Vulkan loader" >&2
+  strip "$bundle/sn-wgpu" "$bundle/train_step" 2>/dev/null || true
+  du -sh "$bundle"
+  ls -l "$bundle"
+  echo "carry '$bundle' to the GPU machine and run: bash tools/device_check.sh"
+  exit 0
+fi
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+out_dir=${OUT:-.}
+report="$out_dir/device_report.md"
+mkdir -p "$out_dir"
+: > "$report"
+bin="$bundle/sn-wgpu"
+if [ ! -x "$bin" ]; then
+  echo "device_check.sh: no $bin; build the bundle first: bash tools/device_check.sh --build" >&2
+  exit 1
+fi
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  export XDG_RUNTIME_DIR="/tmp/xdg-runtime-$(id -u)"
+  mkdir -p -m 700 "$XDG_RUNTIME_DIR"
+fi
+
+# The Vulkan loader, then a driver for it.
+if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
+  loader=$(ls "$bundle"/libvulkan1_*.deb 2>/dev/null | head -n 1)
+  if [ -n "$loader" ]; then
+    dpkg -x "$loader" /tmp/device-check-vulkan
+    export LD_LIBRARY_PATH="/tmp/device-check-vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  fi
+fi
+if ! "$bin" info 2>/dev/null | grep -q '^chosen:.*\(DiscreteGpu\|IntegratedGpu\)'; then
+  for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
+             /etc/vulkan/icd.d/nvidia_icd.json; do
+    if [ -f "$icd" ]; then
+      export VK_DRIVER_FILES=$icd
+      break
+    fi
+  done
+fi
+
+log() { printf '%s\n' "$*" >>"$report"; }
+# section TITLE LIMIT_SECONDS COMMAND...: runs the command with a time limit, its output fenced in
+# the report, and its wall time and exit status under it.
+section() {
+  local title=$1 limit=$2
+  shift 2
+  log "" "## $title" "" '```' "\$ $*"
+  local start=$SECONDS status=0
+  timeout "$limit" "$@" >>"$report" 2>&1 || status=$?
+  log '```' "" "(${title}: $((SECONDS - start)) s, exit status $status)"
+  echo "device_check.sh: $title: $((SECONDS - start)) s, exit status $status" >&2
+}
+
+if [ "$quick" = 1 ]; then
+  model=soundnet8-narrow4 batches=(1 2) seconds=10 steps=1
+else
+  model=soundnet8 batches=(1 8) seconds=20 steps=5
+fi
+big=${batches[-1]}
+
+log "# sn-wgpu device check" "" "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPU cores."
+command -v nvidia-smi >/dev/null && log "" '```' "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1)" '```'
+log "" "Vulkan loader: ${LD_LIBRARY_PATH:+unpacked from the bundle; }driver files: ${VK_DRIVER_FILES:-as the loader finds them}."
+log "Workloads: $model, batches ${batches[*]} x $seconds s, $steps timed steps each."
+
+section "sn-wgpu info" 60 "$bin" info
+section "sn-wgpu selftest" 240 "$bin" selftest
+declare -A sn_ms
+for kernel in auto tiled plain cpu; do
+  section "profile, --conv-kernel $kernel, batch $big x $seconds s" 120 \
+    "$bin" profile --model "$model" --batch-size "$big" --seconds "$seconds" --steps "$steps" --conv-kernel "$kernel" --sort time
+done
+for batch in "${batches[@]}"; do
+  section "profile, default kernels, batch $batch x $seconds s" 90 \
+    "$bin" profile --model "$model" --batch-size "$batch" --seconds "$seconds" --steps "$steps"
+  sn_ms[$batch]=$(tac "$report" | grep -m1 '^wall:' | sed 's/^wall: *\([0-9.]*\) ms.*/\1/')
+done
+batch_list=$(IFS=,; echo "${batches[*]}")
+section "train_step bench, batches $batch_list" 150 \
+  env SN_BENCH_MODEL="$model" SN_BENCH_SECONDS="$seconds" SN_BENCH_BATCHES="$batch_list" "$bundle/train_step" --bench
+
+declare -A pt_ms
+device=cpu
+python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cuda
+for batch in "${batches[@]}"; do
+  section "PyTorch ($device), batch $batch x $seconds s" 120 \
+    python3 "$bundle/time_pytorch.py" --model "$model" --batch "$batch" --seconds "$seconds" --steps "$steps" --device "$device"
+  pt_ms[$batch]=$(tac "$report" | grep -m1 ' ms per step (mean' | sed 's/^\([0-9.]*\) ms per step.*/\1/')
+done
+
+log "" "## sn-wgpu against PyTorch ($device)" "" "| model | batch | seconds | sn-wgpu ms/step | PyTorch ms/step | sn-wgpu / PyTorch |" "| --- | --- | --- | --- | --- | --- |"
+for batch in "${batches[@]}"; do
+  sn=${sn_ms[$batch]:-} pt=${pt_ms[$batch]:-}
+  ratio=$(awk -v a="$sn" -v b="$pt" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "n/a" }')
+  log "| $model | $batch | $seconds | ${sn:-n/a} | ${pt:-n/a} | $ratio |"
+done
+echo "device_check.sh: report in $report ($SECONDS s)" >&2
