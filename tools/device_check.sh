@@ -9,9 +9,10 @@
 # Rehearse on any adapter (lavapipe included) with --quick: small workloads, same steps.
 #
 # The bundle holds the release binary, the train_step bench binary, tools/time_pytorch.py and the
-# Debian package of the Vulkan loader (libvulkan1), which GPU machines without a desktop often
-# lack: the run unpacks it into a temporary folder when `ldconfig` finds no libvulkan.so.1, and,
-# when the loader then finds no GPU driver, points VK_DRIVER_FILES at NVIDIA's ICD.
+# Debian packages of the Vulkan loader (libvulkan1, and the GL dispatch libraries NVIDIA's driver
+# library needs), which GPU machines without a desktop often lack: the run unpacks them into a
+# temporary folder when `ldconfig` finds no libvulkan.so.1, and, when the loader then finds no GPU
+# driver, points VK_DRIVER_FILES at NVIDIA's ICD.
 #
 # The report: `sn-wgpu info`; `sn-wgpu selftest` (every kernel against its f64 reference and a
 # training step against the PyTorch fixture, on this GPU); `sn-wgpu profile` of a SoundNet-8
@@ -35,8 +36,10 @@ for line in sys.stdin:
   cp target/release/sn-wgpu "$bundle/"
   cp "$bench" "$bundle/train_step"
   cp tools/time_pytorch.py "$bundle/"
-  (cd "$bundle" && apt-get download -o APT::Architecture=amd64 libvulkan1 >/dev/null 2>&1) \
-    || echo "device_check.sh: could not download libvulkan1 (apt-get download); the GPU machine must have a Vulkan loader" >&2
+  # The Vulkan loader, and the GL dispatch libraries NVIDIA's Vulkan driver library links against.
+  (cd "$bundle" && apt-get download -o APT::Architecture=amd64 \
+    libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libgles2 libopengl0 >/dev/null 2>&1) \
+    || echo "device_check.sh: could not download the Vulkan loader packages (apt-get download)" >&2
   strip "$bundle/sn-wgpu" "$bundle/train_step" 2>/dev/null || true
   du -sh "$bundle"
   ls -l "$bundle"
@@ -62,11 +65,10 @@ fi
 
 # The Vulkan loader, then a driver for it.
 if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1'; then
-  loader=$(ls "$bundle"/libvulkan1_*.deb 2>/dev/null | head -n 1)
-  if [ -n "$loader" ]; then
-    dpkg -x "$loader" /tmp/device-check-vulkan
-    export LD_LIBRARY_PATH="/tmp/device-check-vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  fi
+  for deb in "$bundle"/*.deb; do
+    [ -f "$deb" ] && dpkg -x "$deb" /tmp/device-check-vulkan
+  done
+  export LD_LIBRARY_PATH="/tmp/device-check-vulkan/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 if ! "$bin" info 2>/dev/null | grep -q '^chosen:.*\(DiscreteGpu\|IntegratedGpu\)'; then
   for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json \
@@ -78,7 +80,7 @@ if ! "$bin" info 2>/dev/null | grep -q '^chosen:.*\(DiscreteGpu\|IntegratedGpu\)
   done
 fi
 
-log() { printf '%s\n' "$*" >>"$report"; }
+log() { printf '%s\n' "$@" >>"$report"; }
 # section TITLE LIMIT_SECONDS COMMAND...: runs the command with a time limit, its output fenced in
 # the report, and its wall time and exit status under it.
 section() {
