@@ -175,8 +175,7 @@ struct TrainArgs {
     /// demo set is generated in memory.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// soundnet8, soundnet5, or soundnet8-narrowN (body channels divided by N) [default: soundnet8
-    /// with --data; soundnet8-narrow4 on the demo, so it learns within minutes on a CPU adapter].
+    /// soundnet8, soundnet5, or soundnet8-narrowN (body channels divided by N) [default: soundnet8].
     #[arg(long)]
     model: Option<String>,
     /// Clips per step [default: 8 with --data, 4 on the demo].
@@ -191,7 +190,7 @@ struct TrainArgs {
     #[arg(long)]
     seconds: Option<f64>,
     /// Steps to train to, counted from the start of the run being resumed [default: 1000 with
-    /// --data, 20 on the demo].
+    /// --data, 250 on the demo].
     #[arg(long)]
     steps: Option<u64>,
     #[arg(long, default_value_t = 1e-3)]
@@ -211,7 +210,7 @@ struct TrainArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Write step-NNNNNN.safetensors (and last.safetensors) every N steps; 0 = only at the end
-    /// [default: 100 with --data, 10 on the demo].
+    /// [default: 100 with --data, 50 on the demo].
     #[arg(long)]
     save_every: Option<u64>,
     /// Continue the run in DIR from DIR/last.safetensors (weights, batchnorm statistics, Adam state).
@@ -236,15 +235,15 @@ impl TrainArgs {
         TrainOptions {
             batch_size: self.batch_size.unwrap_or(if demo { 4 } else { 8 }),
             seconds: self.seconds.unwrap_or(if demo { 10.0 } else { 20.0 }),
-            steps: self.steps.unwrap_or(if demo { 20 } else { 1000 }),
+            steps: self.steps.unwrap_or(if demo { 250 } else { 1000 }),
             out: self.out.or_else(|| self.resume.clone()).unwrap_or_else(|| PathBuf::from("runs/train")),
             data: self.data,
-            model: self.model.unwrap_or_else(|| if demo { "soundnet8-narrow4" } else { "soundnet8" }.to_string()),
+            model: self.model.unwrap_or_else(|| "soundnet8".to_string()),
             accumulate: self.accumulate,
             adam: AdamConfig { lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps },
             seed: self.seed,
             shuffle: !self.no_shuffle,
-            save_every: self.save_every.unwrap_or(if demo { 10 } else { 100 }),
+            save_every: self.save_every.unwrap_or(if demo { 50 } else { 100 }),
             resume: self.resume,
             init: self.init,
             val_data: self.val_data,

@@ -14,8 +14,8 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
-const COLORS: [RGBColor; 4] =
-    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
+const COLORS: [RGBColor; 5] =
+    [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(0, 0, 0), RGBColor(214, 39, 40)];
 
 /// Draws `series` into a 900 x 500 PNG at `path`, with a log-scale loss axis.
 pub fn draw(path: &Path, title: &str, series: &[Series]) -> Result<()> {
@@ -53,6 +53,7 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> Result<()> {
     }
     chart
         .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .label_font((FONT, 14))

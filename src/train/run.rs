@@ -52,8 +52,10 @@ pub struct TrainOptions {
 #[derive(Debug, Clone)]
 pub struct TrainSummary {
     pub steps_done: u64,
+    /// Mean total loss of the first and of the last `loss_window` steps of this run.
     pub first_loss: Option<f32>,
     pub last_loss: Option<f32>,
+    pub loss_window: usize,
     pub checkpoint: PathBuf,
     pub interrupted: bool,
 }
@@ -250,11 +252,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let checkpoint = save(&gpu, &model, &step, &out, &["last.safetensors".into()], &last_good)?;
     let history = progress.history;
     draw_curve(&out, &model.arch.name, &history, &val_history)?;
-    let total_loss = |h: &(u64, [f32; 2])| h.1[0] + h.1[1];
+    let totals: Vec<f32> = history.iter().map(|h| h.1[0] + h.1[1]).collect();
+    let window = smoothing_window(totals.len());
+    let mean = |losses: &[f32]| (!losses.is_empty()).then(|| losses.iter().sum::<f32>() / losses.len() as f32);
     Ok(TrainSummary {
         steps_done: step.adam.step,
-        first_loss: history.first().map(total_loss),
-        last_loss: history.last().map(total_loss),
+        first_loss: mean(&totals[..window.min(totals.len())]),
+        last_loss: mean(&totals[totals.len().saturating_sub(window)..]),
+        loss_window: window,
         checkpoint,
         interrupted: stopped_early,
     })
@@ -333,12 +338,26 @@ fn progress_bar(total: u64) -> ProgressBar {
     bar
 }
 
+/// Steps a loss is averaged over to show its trend: a fifteenth of the run, 1 to 50. One batch's
+/// loss swings by a factor of two from step to step on small batches.
+fn smoothing_window(steps: usize) -> usize {
+    (steps / 15).clamp(1, 50)
+}
+
 fn draw_curve(out: &Path, model: &str, history: &[(u64, [f32; 2])], val: &[(u64, f32)]) -> Result<()> {
     let line = |name: &str, f: &dyn Fn(&[f32; 2]) -> f32| Series {
         name: name.into(),
         points: history.iter().map(|(s, l)| (*s as f64, f64::from(f(l)))).collect(),
     };
     let mut series = vec![line("total", &|l| l[0] + l[1]), line("objects", &|l| l[0]), line("scenes", &|l| l[1])];
+    let window = smoothing_window(history.len());
+    if window > 1 {
+        let totals: Vec<f64> = history.iter().map(|(_, l)| f64::from(l[0] + l[1])).collect();
+        let points = (window..=totals.len())
+            .map(|end| (history[end - 1].0 as f64, totals[end - window..end].iter().sum::<f64>() / window as f64))
+            .collect();
+        series.push(Series { name: format!("total, mean of {window} steps"), points });
+    }
     if !val.is_empty() {
         series.push(Series {
             name: "validation".into(),
@@ -356,7 +375,11 @@ impl TrainSummary {
             s.push_str(&format!("interrupted: stopped cleanly after step {}\n", self.steps_done));
         }
         if let (Some(first), Some(last)) = (self.first_loss, self.last_loss) {
-            s.push_str(&format!("loss {first:.4} -> {last:.4} over the run (objects + scenes KL)\n"));
+            let over = match self.loss_window {
+                1 => "first and last step".to_string(),
+                w => format!("mean of the first and of the last {w} steps"),
+            };
+            s.push_str(&format!("loss {first:.4} -> {last:.4} over the run (objects + scenes KL, {over})\n"));
         }
         let dir = self.checkpoint.parent().unwrap_or(std::path::Path::new("."));
         s.push_str(&format!("checkpoint: {} (step {})\n", self.checkpoint.display(), self.steps_done));
