@@ -440,25 +440,29 @@ fn forward_stats_give_the_batch_statistics_of_the_output() {
     // Ragged last column tile, several row tiles, a channel mean far above the spread.
     let cases = [
         ("conv1-like, 12 column tiles", shape(2, 1, 16, 3_000, 64, 2, 32), 0.0),
-        ("40 channels", shape(3, 5, 40, 50, 3, 1, 1), 0.0),
-        ("300 channels, 2 row tiles", shape(2, 4, 300, 9, 3, 2, 1), 0.0),
-        ("mean 1000x the spread", shape(2, 3, 20, 400, 5, 2, 2), 1000.0),
+        ("40 channels", shape(3, 5, 40, 50, 4, 1, 1), 0.0),
+        ("300 channels, 2 row tiles", shape(2, 4, 300, 9, 4, 2, 1), 0.0),
+        ("mean 1000x the spread", shape(2, 3, 20, 400, 8, 2, 2), 1000.0),
+        ("one output per row", shape(3, 4, 10, 8, 8, 2, 0), 0.0),
     ];
-    for (i, (what, s, offset)) in cases.into_iter().enumerate() {
+    for (i, (what, s, offset, kernel)) in
+        cases.into_iter().flat_map(|c| [ConvKernel::Tiled, ConvKernel::Cpu].map(|k| (c.0, c.1, c.2, k))).enumerate()
+    {
+        let what = format!("{what} ({kernel:?})");
         let mut r = rng(700 + i as u64);
         let (xs, ws, ys) = (s.input_dims(), s.weight_dims(), s.output_dims().unwrap());
         let x = randn(&mut r, s.n * s.cin * s.l);
         let w = randn(&mut r, s.cout * s.cin * s.k);
         let b: Vec<f32> = randn(&mut r, s.cout).iter().map(|v| v + offset).collect();
         let (running_mean, running_var) = (randn(&mut r, s.cout), vec![1.5; s.cout]);
-        let tiles = conv1d_tiled::forward_tiles(&s).unwrap();
+        let tiles = conv1d::stats_tiles(gpu(), kernel, &s).unwrap().expect("statistics tiles");
         let stats = TileStats { stats: poisoned(&[tiles, s.cout, 3]), tiles };
         let (y, mean, invstd) = (poisoned(&ys), poisoned(&[s.cout]), poisoned(&[s.cout]));
         let (rm, rv) = (upload(&running_mean, &[s.cout]), upload(&running_var, &[s.cout]));
         let (xg, wg, bg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &[s.cout]));
         let bn = BatchNormShape { n: s.n, c: s.cout, l: ys[2] };
         run(|enc| {
-            conv1d::encode_forward_with_stats(gpu(), enc, &s, &xg, &wg, &bg, &y, &stats).unwrap();
+            conv1d::encode_forward_with_stats(gpu(), enc, kernel, &s, &xg, &wg, &bg, &y, &stats).unwrap();
             batchnorm::encode_train_stats(gpu(), enc, &bn, &y, Some(&stats), &rm, &rv, &mean, &invstd, 1e-5, 0.1)
                 .unwrap();
         });

@@ -24,6 +24,8 @@
 //       x, then of (x - mean)^2, are added up across the workgroup in workgroup memory (one
 //       barrier a reduction, not one per value). Writes save_mean, save_invstd and the running
 //       statistics exactly as batchnorm.wgsl's save_statistics does.
+//   stats_merge: the same, from the per-tile statistics a conv's forward left; one invocation per
+//       channel.
 //   forward_relu / forward_relu_pool: y (and argmax) of the run's slots.
 //   sums_relu / sums_relu_pool: one workgroup per channel, as stats, for (sum g, sum g * xhat).
 //   dx_relu / dx_relu_pool: dx of every position of the run's slots.
@@ -37,8 +39,12 @@ struct Params {
     k: u32,          // pool window and stride; 1 = no pool
     l_out: u32,      // L when k = 1, floor(L / k) otherwise
     accumulate: u32, // backward: add into dgamma/dbeta instead of overwriting
-    eps: f32,        // stats
-    momentum: f32,   // stats
+    eps: f32,        // stats, stats_merge
+    momentum: f32,   // stats, stats_merge
+    tiles: u32,      // stats_merge: tiles per channel in tile_stats
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -59,6 +65,7 @@ struct Params {
 @group(0) @binding(15) var<storage, read_write> running_var: array<f32>;
 @group(0) @binding(16) var<storage, read_write> stats_mean: array<f32>;
 @group(0) @binding(17) var<storage, read_write> stats_invstd: array<f32>;
+@group(0) @binding(18) var<storage, read> tile_stats: array<f32>;
 
 // Positions per slot: the pool window k, or 4 when the layer does not pool.
 override POOL: u32 = 8u;
@@ -66,7 +73,13 @@ override POOL: u32 = 8u;
 const RUN: u32 = 8u;
 // The largest POOL (the host runs wider windows on bn_relu_pool.wgsl).
 const MAX_POOL: u32 = 16u;
+// Tiles stats_merge adds up before adding the block to the channel's sum.
+const TILE_BLOCK: u32 = 64u;
 const WG: u32 = 64u;
+// Invocations per channel in stats, sums_relu and sums_relu_pool: 64, or 8 for channels of few
+// values (the deep layers), where the other 56 would idle and the reduction's barriers cost more
+// than the sums.
+override REDUCE_WG: u32 = 64u;
 
 var<workgroup> partial: array<vec2<f32>, WG>;
 
@@ -100,7 +113,7 @@ fn bn(ch: Channel, v: f32) -> f32 {
 fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
     partial[lid] = v;
     workgroupBarrier();
-    for (var span = WG / 2u; span > 0u; span = span / 2u) {
+    for (var span = REDUCE_WG / 2u; span > 0u; span = span / 2u) {
         if (lid < span) {
             partial[lid] = partial[lid] + partial[lid + span];
         }
@@ -115,24 +128,30 @@ fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
 // ---- stats ------------------------------------------------------------------------------------
 
 // Sum over channel c of x (centre = 0) or of (x - centre)^2 (square), this invocation's share.
+// (Sums are taken slot by slot, then row by row, then over rows: an invocation adds up to millions
+// of values, and one running f32 sum of them would lose digits that the statistics need.)
 fn channel_share(c: u32, lid: u32, centre: f32, square: bool) -> f32 {
     var sum = 0.0;
     for (var n = 0u; n < p.n; n++) {
         let row = (n * p.c + c) * p.l;
-        for (var slot = lid; slot < slots_per_row(); slot += WG) {
+        var row_sum = 0.0;
+        for (var slot = lid; slot < slots_per_row(); slot += REDUCE_WG) {
+            var slot_sum = 0.0;
             for (var j = 0u; j < POOL; j++) {
                 let l = slot * POOL + j;
                 if (l < p.l) {
                     let d = x[row + l] - centre;
-                    sum += select(d, d * d, square);
+                    slot_sum += select(d, d * d, square);
                 }
             }
+            row_sum += slot_sum;
         }
+        sum += row_sum;
     }
     return sum;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(REDUCE_WG)
 fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = wid.y * nwg.x + wid.x;
@@ -142,12 +161,51 @@ fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let mean = workgroup_sum(lid, vec2<f32>(channel_share(c, lid, 0.0, false), 0.0)).x / count;
     let variance = workgroup_sum(lid, vec2<f32>(channel_share(c, lid, mean, true), 0.0)).x / count;
     if (lid == 0u) {
-        stats_mean[c] = mean;
-        stats_invstd[c] = 1.0 / sqrt(variance + p.eps);
-        let unbiased = variance * count / (count - 1.0);
-        running_mean[c] = (1.0 - p.momentum) * running_mean[c] + p.momentum * mean;
-        running_var[c] = (1.0 - p.momentum) * running_var[c] + p.momentum * unbiased;
+        save_statistics(c, mean, variance, count);
     }
+}
+
+// The saved statistics and the running ones' update, as batchnorm.wgsl's save_statistics.
+fn save_statistics(c: u32, mean: f32, variance: f32, count: f32) {
+    stats_mean[c] = mean;
+    stats_invstd[c] = 1.0 / sqrt(variance + p.eps);
+    let unbiased = variance * count / (count - 1.0);
+    running_mean[c] = (1.0 - p.momentum) * running_mean[c] + p.momentum * mean;
+    running_var[c] = (1.0 - p.momentum) * running_var[c] + p.momentum * unbiased;
+}
+
+// stats_merge: the same statistics from the per-tile (count, mean, M2) a conv's forward_stats left
+// (tile_stats[(tile * C + c) * 3]), merged as batchnorm.wgsl's train_stats_merge merges them, but
+// one invocation per channel walking its tiles: no workgroup reduction, whose barriers cost a
+// CPU driver more than the few tiles of the deep layers do.
+@compute @workgroup_size(64)
+fn stats_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    if (c >= p.c) { return; }
+    // Sums over blocks of TILE_BLOCK tiles, then over blocks: a conv's forward leaves tens of
+    // thousands of tiles per channel, and one running f32 sum of them would lose digits.
+    var weighted = vec2<f32>(); // (sum n_i * mean_i, sum n_i)
+    for (var first = 0u; first < p.tiles; first += TILE_BLOCK) {
+        var block = vec2<f32>();
+        for (var i = first; i < min(first + TILE_BLOCK, p.tiles); i++) {
+            let at = (i * p.c + c) * 3u;
+            block += vec2<f32>(tile_stats[at] * tile_stats[at + 1u], tile_stats[at]);
+        }
+        weighted += block;
+    }
+    let mean = weighted.x / weighted.y;
+    var spread = 0.0;
+    for (var first = 0u; first < p.tiles; first += TILE_BLOCK) {
+        var block = 0.0;
+        for (var i = first; i < min(first + TILE_BLOCK, p.tiles); i++) {
+            let at = (i * p.c + c) * 3u;
+            let d = tile_stats[at + 1u] - mean;
+            block += tile_stats[at + 2u] + tile_stats[at] * d * d;
+        }
+        spread += block;
+    }
+    save_statistics(c, mean, spread / weighted.y, weighted.y);
 }
 
 // ---- forward ----------------------------------------------------------------------------------
@@ -244,13 +302,15 @@ fn slot_grads_relu(ch: Channel, row: u32, o: u32, xs: ptr<function, array<f32, M
     }
 }
 
-// This invocation's share of (sum g, sum g * xhat) over channel c, from each slot's x and g.
-fn add_slot(ch: Channel, xs: ptr<function, array<f32, MAX_POOL>>, gs: ptr<function, array<f32, MAX_POOL>>,
-            sums: ptr<function, vec2<f32>>) {
+// (sum g, sum g * xhat) over one slot, from its x and g.
+fn slot_sums(ch: Channel, xs: ptr<function, array<f32, MAX_POOL>>, gs: ptr<function, array<f32, MAX_POOL>>)
+    -> vec2<f32> {
+    var sums = vec2<f32>();
     for (var j = 0u; j < POOL; j++) {
         let xhat = ((*xs)[j] - ch.mean) * ch.invstd;
-        *sums += vec2<f32>((*gs)[j], (*gs)[j] * xhat);
+        sums += vec2<f32>((*gs)[j], (*gs)[j] * xhat);
     }
+    return sums;
 }
 
 // Invocation 0 stores the channel's totals, as bn_relu_pool.wgsl's store_sums.
@@ -268,7 +328,7 @@ fn store_sums(c: u32, lid: u32, total: vec2<f32>) {
 }
 
 // One workgroup per channel; its invocations stride over the channel's slots, row by row.
-@compute @workgroup_size(64)
+@compute @workgroup_size(REDUCE_WG)
 fn sums_relu_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = wid.y * nwg.x + wid.x;
@@ -276,17 +336,19 @@ fn sums_relu_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let ch = channel(c);
     var sums = vec2<f32>();
     for (var n = 0u; n < p.n; n++) {
-        for (var o = lid3.x; o < slots_per_row(); o += WG) {
+        var row_sums = vec2<f32>();
+        for (var o = lid3.x; o < slots_per_row(); o += REDUCE_WG) {
             var xs: array<f32, MAX_POOL>;
             var gs: array<f32, MAX_POOL>;
             slot_grads_pool(ch, n * p.c + c, o, &xs, &gs);
-            add_slot(ch, &xs, &gs, &sums);
+            row_sums += slot_sums(ch, &xs, &gs);
         }
+        sums += row_sums;
     }
     store_sums(c, lid3.x, workgroup_sum(lid3.x, sums));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(REDUCE_WG)
 fn sums_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = wid.y * nwg.x + wid.x;
@@ -294,12 +356,14 @@ fn sums_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let ch = channel(c);
     var sums = vec2<f32>();
     for (var n = 0u; n < p.n; n++) {
-        for (var o = lid3.x; o < slots_per_row(); o += WG) {
+        var row_sums = vec2<f32>();
+        for (var o = lid3.x; o < slots_per_row(); o += REDUCE_WG) {
             var xs: array<f32, MAX_POOL>;
             var gs: array<f32, MAX_POOL>;
             slot_grads_relu(ch, n * p.c + c, o, &xs, &gs);
-            add_slot(ch, &xs, &gs, &sums);
+            row_sums += slot_sums(ch, &xs, &gs);
         }
+        sums += row_sums;
     }
     store_sums(c, lid3.x, workgroup_sum(lid3.x, sums));
 }

@@ -88,6 +88,7 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(8) var<storage, read_write> db: array<f32>;
 @group(0) @binding(9) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(10) var<storage, read_write> stats: array<f32>;
 
 // The convolution's stride, the positions each invocation owns and the taps per chunk (the host
 // sets all three for each layer; src/ops/conv1d_cpu.rs says how).
@@ -184,11 +185,13 @@ fn block_of(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, channels: u32, blocks: u3
 
 // ---- forward ----------------------------------------------------------------------------------
 
-@compute @workgroup_size(LANES)
-fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(subgroup_invocation_id) lane: u32) {
-    let blk = block_of(wid, nwg, lane, p.cout, p.blocks, (p.n + ITEMS - 1u) / ITEMS);
-    if (blk.n * ITEMS >= p.n) { return; }
+// The block of the invocation in forward and forward_stats: (item group, position block).
+fn forward_block(wid: vec3<u32>, nwg: vec3<u32>, lane: u32) -> Block {
+    return block_of(wid, nwg, lane, p.cout, p.blocks, (p.n + ITEMS - 1u) / ITEMS);
+}
+
+// This invocation's accumulators: acc[i * COLS + j] = y[n0 + i, co, lo0 + j] without the bias.
+fn forward_sums(blk: Block, lane: u32, acc: ptr<function, array<f32, MAX_COLS>>) {
     let n0 = blk.n * ITEMS;
     let co = blk.channel;
     let lo0 = blk.index * COLS;
@@ -198,7 +201,6 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     // once expanded its value v is xs[i * STRIP_REGS * LANES + v]. One loop over all columns,
     // rather than one over items around one over positions, keeps every index a constant once
     // the driver unrolls it.
-    var acc: array<f32, MAX_COLS>;
     var strips: array<f32, MAX_REGS>;
     // The strip of chunk k0 + TAPS starts TAPS positions after that of chunk k0: its first
     // STRIP_REGS - slide registers are the last ones of the previous strip, and only `slide` are
@@ -229,12 +231,19 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
                 for (var c = 0u; c < ITEMS * COLS; c++) {
                     let at = (c / COLS) * STRIP_REGS * LANES + (c % COLS) * STRIDE + q * 4u;
                     for (var e = 0u; e < 4u; e++) {
-                        acc[c] = fma(wv[e], xs[at + e], acc[c]);
+                        (*acc)[c] = fma(wv[e], xs[at + e], (*acc)[c]);
                     }
                 }
             }
         }
     }
+}
+
+// Writes y = acc + b for the block's real outputs.
+fn store_forward(blk: Block, acc: ptr<function, array<f32, MAX_COLS>>) {
+    let n0 = blk.n * ITEMS;
+    let co = blk.channel;
+    let lo0 = blk.index * COLS;
     if (co >= p.cout) { return; }
     // (Nested loops with small bodies: the driver must unroll this one too, or acc, indexed by a
     // variable, goes to memory for the whole kernel.)
@@ -242,10 +251,57 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         let row = ((n0 + i) * p.cout + co) * p.l_out;
         for (var j = 0u; j < COLS; j++) {
             if (n0 + i < p.n && lo0 + j < p.l_out) {
-                y[row + lo0 + j] = acc[i * COLS + j] + b[co];
+                y[row + lo0 + j] = (*acc)[i * COLS + j] + b[co];
             }
         }
     }
+}
+
+@compute @workgroup_size(LANES)
+fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(subgroup_invocation_id) lane: u32) {
+    let blk = forward_block(wid, nwg, lane);
+    if (blk.n * ITEMS >= p.n) { return; }
+    var acc: array<f32, MAX_COLS>;
+    forward_sums(blk, lane, &acc);
+    store_forward(blk, &acc);
+}
+
+// forward, and the statistics of the block's outputs (ITEMS = 1): tile n * blocks + block of
+// stats[(tile, co)] = (count, mean, M2) of y over the block's positions, for batchnorm.wgsl's
+// train_stats_merge, so the training batchnorm that follows never reads y for its statistics.
+// Both moments are taken around the block's own mean, from the registers.
+@compute @workgroup_size(LANES)
+fn forward_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(subgroup_invocation_id) lane: u32) {
+    let blk = forward_block(wid, nwg, lane);
+    if (blk.n >= p.n) { return; }
+    var acc: array<f32, MAX_COLS>;
+    forward_sums(blk, lane, &acc);
+    store_forward(blk, &acc);
+    let co = blk.channel;
+    if (co >= p.cout) { return; }
+    let lo0 = blk.index * COLS;
+    let count = min(COLS, p.l_out - lo0);
+    let bias = b[co];
+    var sum = 0.0;
+    for (var j = 0u; j < COLS; j++) {
+        if (j < count) {
+            sum += acc[j] + bias;
+        }
+    }
+    let mean = sum / f32(count);
+    var m2 = 0.0;
+    for (var j = 0u; j < COLS; j++) {
+        if (j < count) {
+            let d = acc[j] + bias - mean;
+            m2 += d * d;
+        }
+    }
+    let at = ((blk.n * p.blocks + blk.index) * p.cout + co) * 3u;
+    stats[at] = f32(count);
+    stats[at + 1u] = mean;
+    stats[at + 2u] = m2;
 }
 
 // ---- backward_input ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ use anyhow::{ensure, Result};
 use crate::gpu::{Dispatch, Gpu};
 use crate::ops::batchnorm::TileStats;
 use crate::ops::conv1d::ConvKernel;
-use crate::ops::{batchnorm, bn_relu_pool, conv1d, conv1d_tiled, kl_div, maxpool1d, relu};
+use crate::ops::{batchnorm, bn_relu_pool, conv1d, kl_div, maxpool1d, relu};
 use crate::tensor::Tensor;
 
 /// A value on the tape: an index into its tensors.
@@ -36,8 +36,8 @@ pub struct ConvSpec {
     pub stride: usize,
     pub pad: usize,
     pub kernel: ConvKernel,
-    /// Whether a training-mode batchnorm follows: the tiled forward then leaves per-tile statistics
-    /// of the output, which `bn_relu_pool` merges instead of reading the output again.
+    /// Whether a training-mode batchnorm follows: the tiled or cpu forward then leaves per-tile
+    /// statistics of the output, which `bn_relu_pool` merges instead of reading the output again.
     pub batch_stats: bool,
 }
 
@@ -189,18 +189,17 @@ impl<'g> Tape<'g> {
         let shape = conv1d::Conv1dShape { n: xs[0], cin: xs[1], l: xs[2], cout: ws[0], k: ws[2], stride, pad };
         let l_out = shape.l_out().map_err(|e| e.context(label.to_string()))?;
         let y = self.output(&[shape.n, shape.cout, l_out], label, &[x, w, b])?;
-        let tiled = kernel.choose(self.gpu, &shape, conv1d::Pass::Forward)? == conv1d::PassKernel::Tiled;
-        let stats = match batch_stats && tiled {
-            true => {
-                let tiles = conv1d_tiled::forward_tiles(&shape)?;
+        let tiles = if batch_stats { conv1d::stats_tiles(self.gpu, kernel, &shape)? } else { None };
+        let stats = match tiles {
+            Some(tiles) => {
                 Some(TileStats { stats: self.alloc(&[tiles, shape.cout, 3], "conv tile statistics")?, tiles })
             }
-            false => None,
+            None => None,
         };
         let (xv, wv, bv, yv) = (&self.values[x.0], &self.values[w.0], &self.values[b.0], &self.values[y.0]);
         let rec = &mut self.forward;
         match &stats {
-            Some(stats) => conv1d::encode_forward_with_stats(self.gpu, rec, &shape, xv, wv, bv, yv, stats)?,
+            Some(stats) => conv1d::encode_forward_with_stats(self.gpu, rec, kernel, &shape, xv, wv, bv, yv, stats)?,
             None => conv1d::encode_forward(self.gpu, rec, kernel, &shape, xv, wv, bv, yv)?,
         }
         self.tile_stats[y.0] = stats;

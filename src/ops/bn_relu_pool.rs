@@ -37,6 +37,16 @@ fn cpu_pool(shape: &BnReluPoolShape) -> u32 {
     }
 }
 
+/// Values per channel under which the CPU reductions give a channel 8 invocations instead of 64.
+const CPU_FEW_VALUES: usize = 8192;
+
+/// The CPU kernels' overridable constants: the slot length, and the invocations per channel of the
+/// reductions (the shader's POOL and REDUCE_WG).
+fn cpu_constants(shape: &BnReluPoolShape) -> [(&'static str, u32); 2] {
+    let per_channel = if shape.n * shape.l < CPU_FEW_VALUES { 8 } else { CPU_WG };
+    [("POOL", cpu_pool(shape)), ("REDUCE_WG", per_channel)]
+}
+
 /// Workgroups of the CPU kernels that give one invocation to each run of each row.
 fn cpu_run_groups(shape: &BnReluPoolShape) -> [u32; 3] {
     let runs_per_row = shape.l.div_ceil(cpu_pool(shape) as usize).div_ceil(CPU_RUN);
@@ -54,6 +64,8 @@ struct CpuParams {
     accumulate: u32,
     eps: f32,
     momentum: f32,
+    tiles: u32,
+    _pad: [u32; 3],
 }
 
 fn cpu_params(shape: &BnReluPoolShape, accumulate: bool, eps: f32, momentum: f32) -> CpuParams {
@@ -66,6 +78,8 @@ fn cpu_params(shape: &BnReluPoolShape, accumulate: bool, eps: f32, momentum: f32
         accumulate: u32::from(accumulate),
         eps,
         momentum,
+        tiles: 0,
+        _pad: [0; 3],
     }
 }
 
@@ -205,17 +219,40 @@ pub fn encode_forward_train(
     }
     let argmax = expect_argmax(OP, shape, argmax)?;
     let bn = shape.batchnorm();
-    let cpu = cpu_shaped(gpu, shape) && tile_stats.is_none();
+    let cpu = cpu_shaped(gpu, shape);
     if cpu {
-        // The checks of the GPU statistics (one value per channel is refused), then the CPU kernel.
+        // The checks of the GPU statistics (one value per channel is refused), then the CPU kernel:
+        // from the conv's tile statistics when it left them, else from x.
         batchnorm::check_train_stats(&bn, x, running_mean, running_var, save_mean, save_invstd)?;
-        let buffers = [(1, x), (14, running_mean), (15, running_var), (16, save_mean), (17, save_invstd)];
-        let constants = [("POOL", cpu_pool(shape))];
-        let p = cpu_params(shape, false, eps, momentum);
-        // Two passes over x (sum, then squared deviations) and the per-channel outputs.
-        let cost = Cost::new(3 * shape.numel(), 2 * shape.numel() + 6 * shape.c);
-        let groups = grid(groups_for(shape.c, 1));
-        gpu.dispatch_specialized(rec, "bn_relu_pool_cpu", "stats", &constants, &p, &buffers, groups, cost);
+        let outputs = [(14, running_mean), (15, running_var), (16, save_mean), (17, save_invstd)];
+        let constants = cpu_constants(shape);
+        let mut p = cpu_params(shape, false, eps, momentum);
+        match tile_stats {
+            Some(TileStats { stats, tiles }) => {
+                expect_shape(OP, "tile statistics", stats, &[*tiles, shape.c, 3])?;
+                p.tiles = u32::try_from(*tiles)?;
+                let buffers = [&[(18, stats)], outputs.as_slice()].concat();
+                let cost = Cost::new(7 * stats.numel() / 3, stats.numel() + 6 * shape.c);
+                let groups = grid(groups_for(shape.c, CPU_WG));
+                gpu.dispatch_specialized(
+                    rec,
+                    "bn_relu_pool_cpu",
+                    "stats_merge",
+                    &constants,
+                    &p,
+                    &buffers,
+                    groups,
+                    cost,
+                );
+            }
+            None => {
+                let buffers = [&[(1, x)], outputs.as_slice()].concat();
+                // Two passes over x (sum, then squared deviations) and the per-channel outputs.
+                let cost = Cost::new(3 * shape.numel(), 2 * shape.numel() + 6 * shape.c);
+                let groups = grid(groups_for(shape.c, 1));
+                gpu.dispatch_specialized(rec, "bn_relu_pool_cpu", "stats", &constants, &p, &buffers, groups, cost);
+            }
+        }
     } else {
         batchnorm::encode_train_stats(
             gpu,
@@ -313,7 +350,7 @@ pub fn encode_backward(
     let dx_cost = Cost::new(4 * covered + 7 * numel, 2 * numel + upstream_reads + 6 * c);
     let per_channel = grid(groups_for(c, 1));
     if cpu_shaped(gpu, shape) {
-        let (shader, constants) = ("bn_relu_pool_cpu", [("POOL", cpu_pool(shape))]);
+        let (shader, constants) = ("bn_relu_pool_cpu", cpu_constants(shape));
         let p = cpu_params(shape, accumulate, 0.0, 0.0);
         gpu.dispatch_specialized(rec, shader, entry_sums, &constants, &p, &sums_buffers, per_channel, sums_cost);
         let runs = cpu_run_groups(shape);

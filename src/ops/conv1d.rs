@@ -253,13 +253,24 @@ pub fn encode_forward(
     Ok(())
 }
 
-/// Records `y = conv1d(x, w) + b` with the tiled kernel, which also leaves the per-tile statistics
-/// of `y` that a training-mode batchnorm on `y` merges instead of reading `y` again. `stats` must
-/// be `[conv1d_tiled::forward_tiles(shape), Cout, 3]`.
+/// Column tiles of batch statistics the forward of `shape` with `kernel` leaves with its output
+/// (see [`encode_forward_with_stats`]), or None when its kernel (plain) leaves none.
+pub fn stats_tiles(gpu: &Gpu, kernel: ConvKernel, shape: &Conv1dShape) -> Result<Option<usize>> {
+    Ok(match kernel.choose(gpu, shape, Pass::Forward)? {
+        PassKernel::Tiled => Some(conv1d_tiled::forward_tiles(shape)?),
+        PassKernel::Cpu => Some(conv1d_cpu::forward_tiles(shape, conv1d_cpu::lanes(gpu))?),
+        PassKernel::Plain => None,
+    })
+}
+
+/// Records `y = conv1d(x, w) + b` with the tiled or cpu kernel, which also leaves the per-tile
+/// statistics of `y` that a training-mode batchnorm on `y` merges instead of reading `y` again.
+/// `stats` must be `[stats_tiles(gpu, kernel, shape), Cout, 3]`.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_forward_with_stats(
     gpu: &Gpu,
     rec: &mut impl Recorder,
+    kernel: ConvKernel,
     shape: &Conv1dShape,
     x: &Tensor,
     w: &Tensor,
@@ -268,7 +279,11 @@ pub fn encode_forward_with_stats(
     stats: &TileStats,
 ) -> Result<()> {
     let (_, buffers, cost) = forward_operands(shape, x, w, b, y)?;
-    conv1d_tiled::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost)
+    match kernel.choose(gpu, shape, Pass::Forward)? {
+        PassKernel::Tiled => conv1d_tiled::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost),
+        PassKernel::Cpu => conv1d_cpu::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost),
+        PassKernel::Plain => bail!("conv1d {shape:?}: the plain forward leaves no batch statistics"),
+    }
 }
 
 /// Records `dx`, the gradient of the loss with respect to the input, from `dy` (shaped like `y`);

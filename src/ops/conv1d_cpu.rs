@@ -114,6 +114,11 @@ impl Plan {
     fn item_groups(&self, shape: &Conv1dShape) -> usize {
         shape.n.div_ceil(self.items)
     }
+
+    /// The plan with one batch item per invocation (forward_stats keeps its tiles per item).
+    fn single_items(self) -> Plan {
+        Plan { items: 1, ..self }
+    }
 }
 
 /// Batch items per invocation: as many as keep `per_item` accumulators each within `room` and the
@@ -256,6 +261,39 @@ pub(super) fn forward(
     let params = params(shape, false, &plan)?;
     let groups = workgroups(plan.blocks, shape.cout, plan.item_groups(shape), lanes(gpu));
     dispatch(gpu, rec, "forward", shape, &plan, &params, buffers, groups, cost);
+    Ok(())
+}
+
+/// Tiles of batch statistics `forward_stats` leaves: one per (batch item, block of outputs).
+pub fn forward_tiles(shape: &Conv1dShape, lanes: usize) -> Result<usize> {
+    Ok(shape.n * forward_plan(shape, lanes)?.single_items().blocks)
+}
+
+/// forward, also writing each block's per-channel (count, mean, M2) of y to `stats`
+/// (`[forward_tiles, Cout, 3]`), for batchnorm's train_stats_merge.
+pub(super) fn forward_stats(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    buffers: &[(u32, &Tensor)],
+    stats: &Tensor,
+    cost: Cost,
+) -> Result<()> {
+    let lanes = lanes(gpu);
+    let plan = forward_plan(shape, lanes)?.single_items();
+    let tiles = shape.n * plan.blocks;
+    anyhow::ensure!(
+        stats.shape == [tiles, shape.cout, 3],
+        "conv1d {shape:?}: tile statistics have shape {:?}, expected {:?}",
+        stats.shape,
+        [tiles, shape.cout, 3]
+    );
+    let params = params(shape, false, &plan)?;
+    let buffers = [buffers, &[(10, stats)]].concat();
+    // Besides the forward: per output two additions and a multiply; the statistics written.
+    let cost = cost + Cost::new(3 * shape.n * shape.l_out()? * shape.cout, stats.numel());
+    let groups = workgroups(plan.blocks, shape.cout, shape.n, lanes);
+    dispatch(gpu, rec, "forward_stats", shape, &plan, &params, &buffers, groups, cost);
     Ok(())
 }
 
