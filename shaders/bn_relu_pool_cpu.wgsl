@@ -25,7 +25,7 @@
 //       barrier a reduction, not one per value). Writes save_mean, save_invstd and the running
 //       statistics exactly as batchnorm.wgsl's save_statistics does.
 //   stats_merge: the same, from the per-tile statistics a conv's forward left; one invocation per
-//       channel.
+//       channel, 8 to a workgroup, so that even conv1's 16 channels keep two cores busy.
 //   forward_relu / forward_relu_pool: y (and argmax) of the run's slots.
 //   sums_relu / sums_relu_pool: one workgroup per channel, as stats, for (sum g, sum g * xhat).
 //   dx_relu / dx_relu_pool: dx of every position of the run's slots.
@@ -178,10 +178,10 @@ fn save_statistics(c: u32, mean: f32, variance: f32, count: f32) {
 // (tile_stats[(tile * C + c) * 3]), merged as batchnorm.wgsl's train_stats_merge merges them, but
 // one invocation per channel walking its tiles: no workgroup reduction, whose barriers cost a
 // CPU driver more than the few tiles of the deep layers do.
-@compute @workgroup_size(64)
+@compute @workgroup_size(8)
 fn stats_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let c = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    let c = (wid.y * nwg.x + wid.x) * 8u + lid.x;
     if (c >= p.c) { return; }
     // Sums over blocks of TILE_BLOCK tiles, then over blocks: a conv's forward leaves tens of
     // thousands of tiles per channel, and one running f32 sum of them would lose digits.

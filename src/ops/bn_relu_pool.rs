@@ -22,6 +22,8 @@ const WG: u32 = 256;
 const CPU_WG: u32 = 64;
 const CPU_RUN: usize = 8;
 pub const CPU_MAX_POOL: usize = 16;
+/// Channels per workgroup of the CPU statistics merge (one invocation each).
+const CPU_MERGE_WG: u32 = 8;
 
 /// Whether `shape` runs on the CPU-shaped kernels on `gpu`.
 fn cpu_shaped(gpu: &Gpu, shape: &BnReluPoolShape) -> bool {
@@ -233,7 +235,7 @@ pub fn encode_forward_train(
                 p.tiles = u32::try_from(*tiles)?;
                 let buffers = [&[(18, stats)], outputs.as_slice()].concat();
                 let cost = Cost::new(7 * stats.numel() / 3, stats.numel() + 6 * shape.c);
-                let groups = grid(groups_for(shape.c, CPU_WG));
+                let groups = grid(groups_for(shape.c, CPU_MERGE_WG));
                 gpu.dispatch_specialized(
                     rec,
                     "bn_relu_pool_cpu",
