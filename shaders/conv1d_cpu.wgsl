@@ -364,8 +364,39 @@ fn backward_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 
 // ---- backward_params --------------------------------------------------------------------------
 
-// This invocation's TAPS sums of dw[co, ci, k0 + t] over the split's positions, and (for the
-// invocations that own it) the sum of dy[n, co, :] over them.
+// The split's dy values of one round for this invocation's channel co: positions lo0 .. lo0 +
+// count of item n (zero past count) into gs; returns their sum (db's share).
+fn dy_round(co: u32, n: u32, lo0: u32, count: u32, gs: ptr<function, array<f32, MAX_COLS>>) -> f32 {
+    let dy_row = (n * p.cout + co) * p.l_out + lo0;
+    var sum = 0.0;
+    for (var j = 0u; j < COLS; j++) {
+        var g = 0.0;
+        if (j < count && co < p.cout) {
+            g = dy[dy_row + j];
+        }
+        (*gs)[j] = g;
+        sum += g;
+    }
+    return sum;
+}
+
+// acc[t] += sum over the round's positions j of gs[j] * x[n, ci, (lo0 + j) * STRIDE + k0 + t - pad].
+fn x_round(ci: u32, n: u32, lo0: u32, k0: u32, lane: u32, gs: ptr<function, array<f32, MAX_COLS>>,
+           acc: ptr<function, array<f32, MAX_TAPS>>) {
+    let first = i32(lo0 * STRIDE + k0) - i32(p.pad);
+    var strip: array<f32, MAX_REGS>;
+    load_x_registers(&strip, 0u, STRIP_REGS, (n * p.cin + ci) * p.l, first, p.l, lane);
+    var xs: array<f32, MAX_STRIP>;
+    expand(&strip, 0u, STRIP_REGS, &xs);
+    for (var j = 0u; j < COLS; j++) {
+        for (var t = 0u; t < TAPS; t++) {
+            (*acc)[t] = fma((*gs)[j], xs[j * STRIDE + t], (*acc)[t]);
+        }
+    }
+}
+
+// This invocation's TAPS sums of dw[co, ci, k0 + t] over the split's positions, COLS a round, and
+// the sum of dy[n, co, :] over them.
 fn params_sums(co: u32, ci: u32, k0: u32, split: u32, lane: u32,
                acc: ptr<function, array<f32, MAX_TAPS>>) -> f32 {
     let r_begin = split * p.rows_per_split;
@@ -379,22 +410,9 @@ fn params_sums(co: u32, ci: u32, k0: u32, split: u32, lane: u32,
     while (r < r_end) {
         // This round's positions stay within one batch item and within the split.
         let count = min(min(COLS, p.l_out - lo0), r_end - r);
-        let first = i32(lo0 * STRIDE + k0) - i32(p.pad);
-        var strip: array<f32, MAX_REGS>;
-        load_x_registers(&strip, 0u, STRIP_REGS, (n * p.cin + ci) * p.l, first, p.l, lane);
-        var xs: array<f32, MAX_STRIP>;
-        expand(&strip, 0u, STRIP_REGS, &xs);
-        let dy_row = (n * p.cout + co) * p.l_out + lo0;
-        for (var j = 0u; j < COLS; j++) {
-            var g = 0.0;
-            if (j < count && co < p.cout) {
-                g = dy[dy_row + j];
-            }
-            row_sum += g;
-            for (var t = 0u; t < TAPS; t++) {
-                (*acc)[t] = fma(g, xs[j * STRIDE + t], (*acc)[t]);
-            }
-        }
+        var gs: array<f32, MAX_COLS>;
+        row_sum += dy_round(co, n, lo0, count, &gs);
+        x_round(ci, n, lo0, k0, lane, &gs, acc);
         r += count;
         lo0 += count;
         if (lo0 == p.l_out) {
@@ -403,6 +421,37 @@ fn params_sums(co: u32, ci: u32, k0: u32, split: u32, lane: u32,
         }
     }
     return row_sum;
+}
+
+// When the whole split is one round (the short rows of conv5 to conv7 and the heads), its dy
+// values are the same for every input channel of the block: they are loaded once, before the
+// channel loop, instead of once per channel.
+struct OneRound {
+    yes: bool,
+    n: u32,
+    lo0: u32,
+    row_sum: f32,
+}
+
+fn one_round(co: u32, split: u32, gs: ptr<function, array<f32, MAX_COLS>>) -> OneRound {
+    let r_begin = split * p.rows_per_split;
+    let count = min(r_begin + p.rows_per_split, p.n * p.l_out) - r_begin;
+    let lo0 = r_begin % p.l_out;
+    var round = OneRound(count <= COLS && lo0 + count <= p.l_out, r_begin / p.l_out, lo0, 0.0);
+    if (round.yes) {
+        round.row_sum = dy_round(co, round.n, lo0, count, gs);
+    }
+    return round;
+}
+
+// The sums of one input channel ci: from the hoisted round, or round by round.
+fn channel_sums(at: ParamsBlock, ci: u32, lane: u32, round: OneRound, gs: ptr<function, array<f32, MAX_COLS>>,
+                acc: ptr<function, array<f32, MAX_TAPS>>) -> f32 {
+    if (round.yes) {
+        x_round(ci, round.n, round.lo0, at.k0, lane, gs, acc);
+        return round.row_sum;
+    }
+    return params_sums(at.co, ci, at.k0, at.split, lane, acc);
 }
 
 // The invocation's share of dW: its lane's channel co, and (ci, first tap, split) from its block.
@@ -430,9 +479,11 @@ fn backward_params(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
                    @builtin(subgroup_invocation_id) lane: u32) {
     let at = params_block(wid, nwg, lane);
     if (!at.valid) { return; }
+    var gs: array<f32, MAX_COLS>;
+    let round = one_round(at.co, at.split, &gs);
     for (var ci = at.ci; ci < min(at.ci + p.ci_block, p.cin); ci++) {
         var acc: array<f32, MAX_TAPS>;
-        let row_sum = params_sums(at.co, ci, at.k0, at.split, lane, &acc);
+        let row_sum = channel_sums(at, ci, lane, round, &gs, &acc);
         if (at.co < p.cout) {
             for (var t = 0u; t < TAPS; t++) {
                 if (at.k0 + t < p.k) {
@@ -455,9 +506,11 @@ fn backward_params_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
     if (!at.valid) { return; }
     let weights = p.cout * p.cin * p.k;
     let base = at.split * (weights + p.cout);
+    var gs: array<f32, MAX_COLS>;
+    let round = one_round(at.co, at.split, &gs);
     for (var ci = at.ci; ci < min(at.ci + p.ci_block, p.cin); ci++) {
         var acc: array<f32, MAX_TAPS>;
-        let row_sum = params_sums(at.co, ci, at.k0, at.split, lane, &acc);
+        let row_sum = channel_sums(at, ci, lane, round, &gs, &acc);
         if (at.co < p.cout) {
             for (var t = 0u; t < TAPS; t++) {
                 if (at.k0 + t < p.k) {

@@ -1,7 +1,8 @@
 //! The CPU-shaped conv1d kernels (`shaders/conv1d_cpu.wgsl`): lanes over channels, a register row
-//! of positions per invocation, strips shared through subgroup shuffles. This file picks each
-//! layer's row length (`COLS`), taps per chunk (`TAPS`) and dW split; `conv1d.rs` checks the
-//! tensors and decides which passes run here.
+//! of positions per invocation, strips shared through subgroup shuffles. This file picks, per
+//! layer, the row length (`COLS`), the taps per chunk (`TAPS`), the batch items per invocation
+//! (`ITEMS`), and dW's split and channel blocks; `conv1d.rs` checks the tensors and decides which
+//! passes run here.
 //!
 //! The sizes below were measured on lavapipe (Mesa 22.3 and 25.0, AVX2): a chunk of 128 to 192
 //! multiply-adds per invocation is what the driver still unrolls completely (much more and it keeps
@@ -25,7 +26,7 @@ const FORWARD_ROW: usize = 24;
 const FORWARD_ITEMS: usize = 8;
 /// Positions per round in dW, at most (16 of them times 8 taps, or 8 times 16).
 const ROW: usize = 16;
-/// Values a strip may hold (the shader's MAX_REGS registers of 4 lanes).
+/// Values the strips of one chunk may hold (the shader's MAX_STRIP).
 const MAX_STRIP: usize = 128;
 /// The shader's MAX_COLS and MAX_TAPS.
 const MAX_COLS: usize = 32;
