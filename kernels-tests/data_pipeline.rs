@@ -1,5 +1,7 @@
-//! The data pipeline: decoding every supported format, resampling, mixing, scaling, cropping,
-//! teacher validation, batch layout and order, the background loader and the demo set.
+//! The data pipeline: decoding every supported format, refusing damaged audio (non-finite or absurd
+//! samples, files cut short or corrupted mid-stream, implausible headers), resampling, mixing,
+//! scaling, cropping and the note on clips tiled many times, teacher validation, manifest lines,
+//! batch layout and order, the background loader and the demo set.
 
 mod common;
 
@@ -259,6 +261,17 @@ fn manifest_errors_name_the_manifest() {
     std::fs::write(dir.join("manifest.csv"), "audio,objects,scenes\nclip0.wav,,clip0.scenes.npy\n").unwrap();
     let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
     assert!(err.contains("manifest.csv: line 2: empty `objects` field"), "{err}");
+    // Lines as an editor counts them, past blank lines and in a CRLF file.
+    let good = "clip0.wav,clip0.objects.npy,clip0.scenes.npy";
+    for text in [
+        format!("audio,objects,scenes\n\n{good}\n\nclip0.wav,,clip0.scenes.npy\n"),
+        format!("audio,objects,scenes\r\n{good}\r\n\r\nclip0.wav,,clip0.scenes.npy\r\n"),
+    ] {
+        std::fs::write(dir.join("manifest.csv"), &text).unwrap();
+        let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+        let want = if text.contains('\r') { "line 4:" } else { "line 5:" };
+        assert!(err.contains(&format!("manifest.csv: {want} empty `objects` field")), "{text:?}: {err}");
+    }
 
     std::fs::write(dir.join("manifest.csv"), "audio,objects,scenes\n").unwrap();
     let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
@@ -283,6 +296,212 @@ fn skip_bad_keeps_the_good_items_and_lists_the_rest() {
         let file = what.split(':').next().unwrap();
         assert!(files.iter().any(|f| f == file), "{file} not in skipped {files:?}");
     }
+}
+
+/// A 32-bit float mono WAV, as DAWs and numpy/soundfile write them.
+fn write_float_wav(path: &Path, rate: u32, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    samples.iter().for_each(|&s| w.write_sample(s).unwrap());
+    w.finalize().unwrap();
+}
+
+/// A 16-bit mono WAV by hand, whose header claims `rate` and a data chunk of `data_len` bytes
+/// whatever `samples` holds.
+fn wav_claiming(path: &Path, rate: u32, data_len: u32, samples: &[i16]) {
+    let mut b = Vec::new();
+    b.extend(b"RIFF");
+    b.extend(36u32.saturating_add(data_len).to_le_bytes());
+    b.extend(b"WAVEfmt ");
+    b.extend(16u32.to_le_bytes());
+    b.extend(1u16.to_le_bytes()); // PCM
+    b.extend(1u16.to_le_bytes()); // mono
+    b.extend(rate.to_le_bytes());
+    b.extend((rate * 2).to_le_bytes());
+    b.extend(2u16.to_le_bytes());
+    b.extend(16u16.to_le_bytes());
+    b.extend(b"data");
+    b.extend(data_len.to_le_bytes());
+    b.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
+    std::fs::write(path, b).unwrap();
+}
+
+/// `audio::load`'s error for `path`, checked to name the file.
+fn load_error(path: &Path) -> String {
+    let err = audio::load(path).expect_err("a bad file must not load");
+    assert_eq!(err.file, path, "{err}");
+    err.reason
+}
+
+#[test]
+fn non_finite_and_absurd_float_samples_are_refused_with_the_sample_named() {
+    let dir = temp_dir("float-samples");
+    let mut x: Vec<f32> = (0..22_050).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
+    // Headroom above full scale is normal in float files and is kept.
+    x[100] = 1.5;
+    write_float_wav(&dir.join("loud.wav"), SAMPLE_RATE, &x);
+    assert_eq!(audio::load(&dir.join("loud.wav")).unwrap()[100], 1.5 * 256.0);
+    for (name, i, value, want) in [
+        ("nan.wav", 4410, f32::NAN, "sample 4410 (0.200 s) is NaN: audio samples must be finite"),
+        ("inf.wav", 11_025, f32::INFINITY, "sample 11025 (0.500 s) is inf: audio samples must be finite"),
+        ("huge.wav", 2205, 1000.0, "sample 2205 (0.100 s) is 1000: float audio lies within [-1, 1]"),
+    ] {
+        let mut bad = x.clone();
+        bad[i] = value;
+        write_float_wav(&dir.join(name), SAMPLE_RATE, &bad);
+        let reason = load_error(&dir.join(name));
+        assert!(reason.starts_with(want), "{name}: {reason}");
+    }
+
+    // Training's validation reports it with the other problems, and --skip-bad leaves it out.
+    let mut lines = vec![write_item(&dir, "good", 100, 0.2, 1), write_item(&dir, "nan", 100, 0.2, 1)];
+    write_float_wav(&dir.join("nan.wav"), SAMPLE_RATE, &[0.0, 0.25, f32::NAN, 0.0]);
+    lines.push(write_item(&dir, "missing", 100, 0.2, 1));
+    std::fs::remove_file(dir.join("missing.objects.npy")).unwrap();
+    write_manifest(&dir, &lines);
+    let crop = Crop::new(1000, 1).unwrap();
+    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err();
+    let problems = &err.downcast_ref::<ValidationError>().expect("a ValidationError").problems;
+    assert_eq!(problems.len(), 2, "{err}");
+    assert_eq!(problems[0].file, dir.join("nan.wav"));
+    assert_eq!(problems[0].reason, "sample 2 (0.000 s) is NaN: audio samples must be finite (manifest line 3)");
+    let (d, skipped) =
+        ManifestDataset::open(&dir, &DatasetOptions { skip_bad: true, ..DatasetOptions::new(crop) }).unwrap();
+    assert_eq!((d.len(), d.audio_path(0)), (1, dir.join("good.wav").as_path()));
+    assert_eq!(skipped[0].file, dir.join("nan.wav"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A copy of fixture `name` in `dir`, changed by `edit`.
+fn damaged_fixture(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+    let mut bytes = std::fs::read(fixture(name)).unwrap();
+    edit(&mut bytes);
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn files_cut_short_or_corrupted_mid_stream_are_errors_not_shorter_clips() {
+    let dir = temp_dir("damaged");
+    // A WAV whose data chunk ends early: a copy cut off part-way through a transfer.
+    let wav = dir.join("cut.wav");
+    write_wav(&wav, SAMPLE_RATE, &vec![1000; 22_050]);
+    let bytes = std::fs::read(&wav).unwrap();
+    std::fs::write(&wav, &bytes[..bytes.len() / 2]).unwrap();
+    let reason = load_error(&wav);
+    assert!(reason.starts_with("ends after 0.") && reason.contains("of the 1.00 s its header announces"), "{reason}");
+
+    // The committed 0.5 s FLAC, cut in half, and with 64 bytes scrambled in its middle (which
+    // symphonia's demuxer skips silently: a frame of audio would be lost).
+    let flac = "sine1000_48k.flac";
+    let cut = damaged_fixture(&dir, flac, |b| b.truncate(b.len() / 2));
+    assert_eq!(
+        load_error(&cut),
+        "ends after 0.17 s of the 0.50 s its header announces (the file is cut short or corrupt)"
+    );
+    let scrambled = damaged_fixture(&dir, flac, |b| {
+        let mid = b.len() / 2;
+        b[mid..mid + 64].iter_mut().for_each(|v| *v ^= 0x5a);
+    });
+    assert_eq!(
+        load_error(&scrambled),
+        "ends after 0.41 s of the 0.50 s its header announces (the file is cut short or corrupt)"
+    );
+    // Ogg pages carry checksums: a cut or scrambled Ogg Vorbis file does not open.
+    let ogg = "sine660_32k_stereo.ogg";
+    assert!(load_error(&damaged_fixture(&dir, ogg, |b| b.truncate(b.len() * 9 / 10))).contains("end of stream"));
+    let ogg_scrambled = damaged_fixture(&dir, ogg, |b| {
+        let at = b.len() * 3 / 4;
+        b[at..at + 16].iter_mut().for_each(|v| *v ^= 0x5a);
+    });
+    assert!(load_error(&ogg_scrambled).contains("crc mismatch"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The committed MP3 (21 frames, 0.5 s) behind a LAME "Info" frame, as LAME and ffmpeg write
+/// them: it gives the frame count and the encoder delay and padding, so the decoded length is exact.
+fn lame_tagged_mp3() -> Vec<u8> {
+    let frames = std::fs::read(fixture("sine440_44k.mp3")).unwrap();
+    // MPEG-1 layer III, 64 kbit/s, 44.1 kHz, mono: 208-byte frames, 17 bytes of side info.
+    assert_eq!(frames[..4], [0xff, 0xfb, 0x50, 0xc4]);
+    let mut info = vec![0u8; 208];
+    info[..4].copy_from_slice(&frames[..4]);
+    let mut tag = b"Info".to_vec();
+    tag.extend(1u32.to_be_bytes()); // flags: the frame count follows
+    tag.extend(21u32.to_be_bytes());
+    tag.extend(b"Lavf58.76");
+    // Revision, lowpass, replay gain, flags and bitrate, which the decoder does not need.
+    tag.extend([0; 12]);
+    // Encoder delay 576 and padding 1566 (12 bits each): 21 * 1152 - 576 - 1566 = 22,050 frames.
+    tag.extend(((576u32 << 12) | 1566).to_be_bytes()[1..].iter());
+    info[4 + 17..4 + 17 + tag.len()].copy_from_slice(&tag);
+    info.extend(frames);
+    info
+}
+
+#[test]
+fn a_tagged_mp3_cut_short_or_missing_a_frame_is_refused() {
+    let dir = temp_dir("mp3");
+    let intact = dir.join("intact.mp3");
+    std::fs::write(&intact, lame_tagged_mp3()).unwrap();
+    assert_eq!(audio::decode(&intact).unwrap().mono.len(), 22_050, "0.5 s at 44.1 kHz, exactly");
+    let cut = dir.join("cut.mp3");
+    let bytes = lame_tagged_mp3();
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    assert!(load_error(&cut).starts_with("ends after 0.31 s of the 0.50 s its header announces"));
+    // A frame whose header is wiped: symphonia's demuxer skips to the next one without a word.
+    let lost = dir.join("lost.mp3");
+    let mut bytes = lame_tagged_mp3();
+    let eleventh = bytes.windows(2).enumerate().filter(|(_, w)| w == &[0xff, 0xfb]).nth(11).unwrap().0;
+    bytes[eleventh..eleventh + 4].fill(0);
+    std::fs::write(&lost, bytes).unwrap();
+    assert!(load_error(&lost).starts_with("ends after 0.497 s of the 0.500 s its header announces"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn implausible_headers_are_refused_before_decoding() {
+    let dir = temp_dir("headers");
+    // 4 KB of samples under a 1 Hz header: resampled, they would take 8 GB.
+    let one_hz = dir.join("one_hz.wav");
+    wav_claiming(&one_hz, 1, 4000, &[500; 2000]);
+    let start = std::time::Instant::now();
+    assert!(load_error(&one_hz).starts_with("sample rate 1 Hz: expected 1000 to 384000 Hz"));
+    assert!(start.elapsed().as_secs_f64() < 1.0, "took {:?}", start.elapsed());
+    let fast = dir.join("fast.wav");
+    wav_claiming(&fast, 1_000_000, 4000, &[500; 2000]);
+    assert!(load_error(&fast).starts_with("sample rate 1000000 Hz"));
+    // A data chunk of 4 GB at 1 kHz would be 596 hours.
+    let long = dir.join("long.wav");
+    wav_claiming(&long, 1000, u32::MAX - 100, &[500; 2000]);
+    let reason = load_error(&long);
+    assert!(
+        reason.starts_with("its header announces 596.5 hours, more than the 4 hours one file may hold"),
+        "{reason}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn clips_repeated_over_four_times_are_listed() {
+    let dir = temp_dir("tiled");
+    // Crop 1000 samples: 10 samples repeat 100 times, 199 samples 6 times, 250 samples 4 times.
+    let lines: Vec<String> = [("buzz", 10), ("short", 199), ("quarter", 250)]
+        .iter()
+        .map(|&(name, n)| write_item(&dir, name, 100, (n as f64 + 0.5) / SAMPLE_RATE as f64, 1))
+        .collect();
+    write_manifest(&dir, &lines);
+    let d = open(&dir, Crop::new(1000, 1).unwrap());
+    let tiled: Vec<(PathBuf, usize, usize)> =
+        d.tiled().iter().map(|t| (t.file.clone(), t.samples, t.repeats)).collect();
+    assert_eq!(tiled, [(dir.join("buzz.wav"), 10, 100), (dir.join("short.wav"), 199, 6)]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

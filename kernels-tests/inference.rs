@@ -1,9 +1,11 @@
 //! Inference: tiling of short clips, chunked extraction against a single pass, `predict` and
-//! `extract` end to end on a generated WAV, and the pretrained SoundNet-8 against PyTorch
+//! `extract` end to end on a generated WAV, through the binary past a bad file, on a folder and
+//! with a damaged checkpoint, and the pretrained SoundNet-8 against PyTorch
 //! (`tools/fixtures/pretrained.py`).
 
 mod common;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 
 use common::*;
 use sn_wgpu::checkpoint::Checkpoint;
@@ -119,7 +121,7 @@ fn predict_and_extract_run_on_a_generated_wav() {
     std::fs::write(clips.join("notes.txt"), "not audio").unwrap();
 
     let opts = PredictOptions {
-        files: vec![clips.join("b_tone.wav"), clips.join("a_long.wav")],
+        paths: vec![clips.join("b_tone.wav"), clips.join("a_long.wav")],
         weights: Some(weights.clone()),
         top_k: 3,
         chunk_samples: DEFAULT_CHUNK_SAMPLES,
@@ -222,8 +224,144 @@ fn predict_and_extract_run_on_a_generated_wav() {
     let bad_layer = ExtractOptions { paths: vec![clips.join("b_tone.wav")], layer: "pool3".into(), ..clash };
     let err = format!("{:#}", eval::extract(gpu(), &bad_layer).unwrap_err());
     assert!(err.contains("pool3") && err.contains("pool5"), "{err}");
-    let missing = eval::audio_files(&[dir.join("nowhere.wav")]).unwrap_err().to_string();
-    assert!(missing.contains("nowhere.wav"), "{missing}");
+    // A missing file is kept, to fail with the unreadable ones; a folder without audio is an error.
+    assert_eq!(eval::audio_files(&[dir.join("nowhere.wav")]).unwrap(), [dir.join("nowhere.wav")]);
+    let no_audio = dir.join("no-audio");
+    std::fs::create_dir_all(&no_audio).unwrap();
+    std::fs::write(no_audio.join("notes.txt"), "not audio").unwrap();
+    let err = eval::audio_files(&[other.join("b_tone.wav"), no_audio.clone()]).unwrap_err().to_string();
+    assert_eq!(err, format!("{}: no audio files (wav, mp3, flac, ogg) in the folder", no_audio.display()));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn sn_wgpu(args: &[&Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sn-wgpu")).args(args).output().unwrap()
+}
+
+/// `out`'s stdout and stderr as text.
+fn streams(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Two half-second tones and, between them by name, a WAV cut off half-way.
+fn good_bad_good(dir: &Path) -> [PathBuf; 3] {
+    let clips = dir.join("clips");
+    std::fs::create_dir_all(&clips).unwrap();
+    let files = [clips.join("a_good.wav"), clips.join("b_cut.wav"), clips.join("c_good.wav")];
+    for (k, file) in files.iter().enumerate() {
+        let tone: Vec<i16> = (0..11_025).map(|i| ((i as f32 * 0.03 * (k + 1) as f32).sin() * 8000.0) as i16).collect();
+        write_wav(file, 22_050, &tone);
+    }
+    let bytes = std::fs::read(&files[1]).unwrap();
+    std::fs::write(&files[1], &bytes[..bytes.len() / 2]).unwrap();
+    files
+}
+
+#[test]
+fn predict_and_extract_go_on_past_a_bad_file() {
+    let dir = temp_dir("bad-file");
+    let weights = narrow_checkpoint(&dir);
+    let [a, b, c] = good_bad_good(&dir);
+    let cut = format!("{}: ends after ", b.display());
+
+    let predict = |extra: &[&str]| {
+        let mut args: Vec<&Path> = vec![Path::new("predict"), &a, &b, &c, Path::new("--weights"), &weights];
+        args.extend(extra.iter().map(Path::new));
+        sn_wgpu(&args)
+    };
+    let out = predict(&[]);
+    let (stdout, stderr) = streams(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for good in [&a, &c] {
+        assert!(stdout.contains(&format!("{} (0.50 s, 4 steps)", good.display())), "{stdout}");
+    }
+    assert!(stderr.contains("predict: 1 of 3 files could not be read") && stderr.contains(&cut), "{stderr}");
+    // JSON stays valid: the good clips, and the bad file under "errors".
+    let out = predict(&["--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files: Vec<&str> = json["clips"].as_array().unwrap().iter().map(|c| c["file"].as_str().unwrap()).collect();
+    assert_eq!(files, [a.to_str().unwrap(), c.to_str().unwrap()]);
+    assert_eq!(json["errors"][0]["file"], b.to_str().unwrap());
+    assert!(json["errors"][0]["reason"].as_str().unwrap().starts_with("ends after "), "{json}");
+    let out = predict(&["--skip-bad"]);
+    let (stdout, stderr) = streams(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains(&c.display().to_string()), "{stdout}");
+    assert!(stderr.contains("predict: skipped 1 of 3 files that could not be read (--skip-bad)"), "{stderr}");
+    assert!(stderr.contains(&cut), "{stderr}");
+
+    // extract, given the folder: both good clips written, the cut one named.
+    let features = dir.join("features");
+    let extract = |extra: &[&str]| {
+        let (weights, clips) = (weights.as_path(), a.parent().unwrap());
+        let mut args = vec![Path::new("extract"), clips, Path::new("--weights"), weights, Path::new("--layer")];
+        args.extend([Path::new("pool5"), Path::new("--out"), &features]);
+        args.extend(extra.iter().map(Path::new));
+        sn_wgpu(&args)
+    };
+    let out = extract(&[]);
+    let (stdout, stderr) = streams(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains("wrote 2 pool5 feature files"), "{stdout}");
+    assert!(features.join("a_good.npy").is_file() && features.join("c_good.npy").is_file());
+    assert!(!features.join("b_cut.npy").exists());
+    assert!(stderr.contains("extract: 1 of 3 files could not be read") && stderr.contains(&cut), "{stderr}");
+    let out = extract(&["--skip-bad"]);
+    let (_, stderr) = streams(&out);
+    assert!(out.status.success() && stderr.contains("extract: skipped 1 of 3") && stderr.contains(&cut), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn predict_takes_a_folder_and_names_one_without_audio() {
+    let dir = temp_dir("predict-folder");
+    let weights = narrow_checkpoint(&dir);
+    let [a, b, c] = good_bad_good(&dir);
+    std::fs::remove_file(&b).unwrap();
+    std::fs::write(dir.join("clips/notes.txt"), "not audio").unwrap();
+    let out = sn_wgpu(&[Path::new("predict"), a.parent().unwrap(), Path::new("--weights"), &weights]);
+    let (stdout, stderr) = streams(&out);
+    assert!(out.status.success(), "{stderr}");
+    let named: Vec<&str> = stdout.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(named, [format!("{} (0.50 s, 4 steps)", a.display()), format!("{} (0.50 s, 4 steps)", c.display())]);
+
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = sn_wgpu(&[Path::new("predict"), &empty, Path::new("--weights"), &weights]);
+    let (_, stderr) = streams(&out);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}: no audio files (wav, mp3, flac, ogg) in the folder", empty.display())),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A checkpoint with one NaN in conv1.weight (its bytes written directly: a damaged file, not one
+/// sn-wgpu would save) is refused by both commands, naming the file and the tensor.
+#[test]
+fn predict_and_extract_refuse_a_checkpoint_with_a_nan_weight() {
+    let dir = temp_dir("nan-weights");
+    let mut checkpoint = Checkpoint::load(&narrow_checkpoint(&dir)).unwrap();
+    checkpoint.tensors.get_mut("conv1.weight").unwrap().1[5] = f32::NAN;
+    let weights = dir.join("nan.safetensors");
+    std::fs::write(&weights, checkpoint.to_bytes().unwrap()).unwrap();
+    let [a, ..] = good_bad_good(&dir);
+    let features = dir.join("features");
+    for command in [
+        vec![Path::new("predict"), &a, Path::new("--weights"), &weights],
+        vec![Path::new("extract"), &a, Path::new("--weights"), &weights, Path::new("--layer"), Path::new("conv1")]
+            .into_iter()
+            .chain([Path::new("--out"), &features])
+            .collect(),
+    ] {
+        let out = sn_wgpu(&command);
+        let (stdout, stderr) = streams(&out);
+        assert!(!out.status.success(), "{command:?} succeeded: {stdout}");
+        assert!(stderr.contains(&weights.display().to_string()) && stderr.contains("conv1.weight"), "{stderr}");
+    }
+    assert!(!features.exists(), "nothing is extracted with broken weights");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -303,7 +441,7 @@ fn pretrained_predict_tells_the_sea_from_a_helicopter() {
     let weights = import_soundnet8(&dir);
     let clips = ["1-28135-A-11.wav", "1-172649-A-40.wav"]; // sea_waves, helicopter
     let opts = PredictOptions {
-        files: clips.iter().map(|c| esc10.join("audio").join(c)).collect(),
+        paths: clips.iter().map(|c| esc10.join("audio").join(c)).collect(),
         weights: Some(weights),
         top_k: 3,
         chunk_samples: DEFAULT_CHUNK_SAMPLES,

@@ -178,9 +178,13 @@ fn meta_csv_is_read_and_its_problems_named() {
     write_meta(&dir, "fold,target,filename\n1,0,a.wav\n2,1,b.wav\n");
     assert_eq!(Meta::read(&dir).unwrap().classes[1].name, "class 1");
 
+    // ESC-50 ships meta.csv with CRLF line ends, which the csv crate counts one line short.
+    write_meta(&dir, "filename,fold,target\r\nb.wav,2,7\r\na.wav,1,3\r\n\r\nc.wav,1,7\r\n");
+    assert_eq!(Meta::read(&dir).unwrap().clips.iter().map(|c| c.line).collect::<Vec<_>>(), [2, 3, 5]);
+
     let meta_csv = dir.join("meta.csv").display().to_string();
     let cases = [
-        ("filename,fold\na.wav,1\n", "missing column `target`"),
+        ("filename,fold\na.wav,1\n", "line 1: missing column `target`"),
         ("filename,fold,target\na.wav,one,0\nb.wav,2,1\n", "line 2: `fold` is \"one\""),
         ("filename,fold,target\na.wav,1,-3\nb.wav,2,1\n", "line 2: `target` is \"-3\""),
         ("filename,fold,target\n,1,0\nb.wav,2,1\n", "line 2: empty `filename`"),
@@ -195,10 +199,15 @@ fn meta_csv_is_read_and_its_problems_named() {
             "filename,fold,target,category\na.wav,1,0,dog\nb.wav,2,0,cat\n",
             "line 3: target 0 has category \"cat\", but line 2",
         ),
+        ("filename,fold,target\n\na.wav,1,0\n\nb.wav,x,1\n", "line 5: `fold` is \"x\""),
+        ("filename,fold,target\na.wav,1,0\nb.wav,2\nc.wav,2,1\n", "line 3: 2 field(s), but the header has 3"),
     ];
+    // The line in each message is exact, with LF and with CRLF line ends.
     for (text, want) in cases {
-        let err = meta_error(&dir, text);
-        assert!(err.contains(want) && err.contains(&meta_csv), "{text:?}: {err}");
+        for text in [text.to_string(), text.replace('\n', "\r\n")] {
+            let err = meta_error(&dir, &text);
+            assert!(err.contains(&format!("{meta_csv}: {want}")), "{text:?}: {err}");
+        }
     }
     std::fs::remove_file(dir.join("meta.csv")).unwrap();
     let err = Meta::read(&dir).unwrap_err().to_string();
@@ -211,13 +220,14 @@ fn meta_csv_is_read_and_its_problems_named() {
 fn synthetic_features(dir: &Path) -> PathBuf {
     let features = dir.join("features");
     std::fs::create_dir_all(&features).unwrap();
-    let mut meta = String::from("filename,fold,target,category\n");
+    // With CRLF line ends, as ESC-50 ships its meta.csv.
+    let mut meta = String::from("filename,fold,target,category\r\n");
     let mut rng = rng(11);
     for fold in 1..=3 {
         for (target, name) in ["hum", "hiss", "click"].iter().enumerate() {
             for take in 0..2 {
                 let stem = format!("{fold}-{name}-{take}");
-                meta.push_str(&format!("{stem}.wav,{fold},{target},{name}\n"));
+                meta.push_str(&format!("{stem}.wav,{fold},{target},{name}\r\n"));
                 let data: Vec<f32> = (0..6 * 23)
                     .map(|i| {
                         let lift = if i / 23 / 2 == target { 3.0 } else { 0.0 };

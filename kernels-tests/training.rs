@@ -33,6 +33,8 @@ fn options(out: &Path, steps: u64) -> TrainOptions {
         shuffle: true,
         out: out.to_path_buf(),
         save_every: 0,
+        keep_last: None,
+        overwrite: false,
         resume: None,
         init: None,
         val_data: None,
@@ -176,20 +178,32 @@ fn bad_data_is_named_before_training_starts() {
 
 #[test]
 fn non_finite_weights_are_never_saved() {
+    // An absurd learning rate: step 1 moves every weight by about 1e30 (still finite, saved), and
+    // step 2's forward pass overflows. Training stops at that step, and the last good checkpoint
+    // is left as it was.
     let out = temp_dir("nan");
-    train::run(&options(&out, 2)).unwrap();
-    // Poison Adam's second moment: the next update turns conv1's weights into NaN.
+    let absurd = AdamConfig { lr: 1e30, ..AdamConfig::default() };
+    let err =
+        format!("{:#}", train::run(&TrainOptions { adam: absurd, save_every: 1, ..options(&out, 4) }).unwrap_err());
+    let good = out.join("last.safetensors");
+    assert!(err.contains("non-finite") && err.contains("--lr") && err.contains(&good.display().to_string()), "{err}");
+    let kept = Checkpoint::load(&good).unwrap();
+    assert_eq!(kept.meta("step").unwrap(), "1", "the last good checkpoint must be left as it was");
+}
+
+#[test]
+fn a_checkpoint_holding_a_nan_is_refused_naming_the_tensor() {
+    let out = temp_dir("nan-ckpt");
+    train::run(&TrainOptions { save_every: 1, ..options(&out, 1) }).unwrap();
     let path = out.join("last.safetensors");
     let mut ckpt = Checkpoint::load(&path).unwrap();
     ckpt.tensors.get_mut("adam.v.conv1.weight").unwrap().1[0] = f32::NAN;
     ckpt.save(&path).unwrap();
-    let err = format!(
-        "{:#}",
-        train::run(&TrainOptions { resume: Some(out.clone()), save_every: 1, ..options(&out, 4) }).unwrap_err()
-    );
-    assert!(err.contains("non-finite") && err.contains(&path.display().to_string()), "{err}");
-    let kept = Checkpoint::load(&path).unwrap();
-    assert_eq!(kept.meta("step").unwrap(), "2", "the last good checkpoint must be left as it was");
+    let err = format!("{:#}", Checkpoint::load(&path).unwrap_err());
+    assert!(err.contains("adam.v.conv1.weight") && err.contains(&path.display().to_string()), "{err}");
+    // Resuming the folder skips the damaged last.safetensors for the step file that loads.
+    train::run(&TrainOptions { resume: Some(out.clone()), ..options(&out, 2) }).unwrap();
+    assert_eq!(Checkpoint::load(&path).unwrap().meta("step").unwrap(), "2");
 }
 
 #[test]
@@ -205,7 +219,7 @@ fn a_batch_too_large_for_the_adapter_suggests_accumulation() {
 }
 
 #[test]
-fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
+fn ctrl_c_saves_a_checkpoint_and_exits_with_130() {
     let out = temp_dir("ctrlc");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sn-wgpu"))
         .args(["train", "--model", MODEL, "--seconds", "9.5", "--batch-size", "2", "--steps", "100000", "--out"])
@@ -221,7 +235,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly() {
     let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
-    assert!(status.success(), "Ctrl-C must end training cleanly, got {status}");
+    assert_eq!(status.code(), Some(130), "Ctrl-C must end training with 130 (128 + SIGINT), got {status}");
     let ckpt = Checkpoint::load(&out.join("last.safetensors")).unwrap();
     let step: u64 = ckpt.meta("step").unwrap().parse().unwrap();
     assert!((1..100_000).contains(&step));

@@ -5,12 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use sn_wgpu::eval::{self, ExtractOptions, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
-use sn_wgpu::ops::adam::AdamConfig;
 use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::probe::{self, ClassifierKind, ProbeOptions};
 use sn_wgpu::profile::{self, ProfileOptions, SortBy};
 use sn_wgpu::selftest;
-use sn_wgpu::train::{self, TrainOptions};
+use sn_wgpu::train::{self, TrainRequest};
 
 #[derive(Parser)]
 #[command(name = "sn-wgpu", version, about = "SoundNet training and inference on any GPU through wgpu")]
@@ -130,9 +129,10 @@ struct ProbeArgs {
 
 #[derive(Args)]
 struct PredictArgs {
-    /// Audio files (WAV, MP3, FLAC, Ogg Vorbis; any rate, mono or stereo).
+    /// Audio files (WAV, MP3, FLAC, Ogg Vorbis; any rate, mono or stereo), or folders whose audio
+    /// files are all taken, sorted.
     #[arg(required = true)]
-    files: Vec<PathBuf>,
+    paths: Vec<PathBuf>,
     /// An sn-wgpu checkpoint (from `sn-wgpu train`, or tools/import_soundnet8.py for the authors'
     /// pretrained SoundNet-8).
     #[arg(long)]
@@ -145,6 +145,9 @@ struct PredictArgs {
     /// Samples per chunk for long recordings (GPU memory grows with it).
     #[arg(long, default_value_t = DEFAULT_CHUNK_SAMPLES)]
     chunk_samples: usize,
+    /// Exit zero when some files cannot be read, listing them (the others are predicted either way).
+    #[arg(long)]
+    skip_bad: bool,
 }
 
 #[derive(Args)]
@@ -167,6 +170,9 @@ struct ExtractArgs {
     /// Samples per chunk for long recordings (GPU memory grows with it).
     #[arg(long, default_value_t = DEFAULT_CHUNK_SAMPLES)]
     chunk_samples: usize,
+    /// Exit zero when some files cannot be read, listing them (the others are extracted either way).
+    #[arg(long)]
+    skip_bad: bool,
 }
 
 #[derive(Args)]
@@ -182,74 +188,92 @@ struct TrainArgs {
     #[arg(long)]
     batch_size: Option<usize>,
     /// Split each batch into N micro-batches whose gradients add up (batchnorm then uses
-    /// micro-batch statistics): for batches larger than the GPU holds.
-    #[arg(long, default_value_t = 1)]
-    accumulate: usize,
+    /// micro-batch statistics): for batches larger than the GPU holds [default: 1].
+    #[arg(long)]
+    accumulate: Option<usize>,
     /// Seconds of audio per clip (the first seconds; shorter clips are tiled) [default: 20 with
     /// --data, 10 on the demo].
     #[arg(long)]
     seconds: Option<f64>,
-    /// Steps to train to, counted from the start of the run being resumed [default: 1000 with
-    /// --data, 250 on the demo].
+    /// Steps to train to, counted from the start of the run [default: 1000 with --data, 250 on the
+    /// demo; with --resume, the run's own].
     #[arg(long)]
     steps: Option<u64>,
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f64,
-    #[arg(long, default_value_t = 0.9)]
-    beta1: f64,
-    #[arg(long, default_value_t = 0.999)]
-    beta2: f64,
-    #[arg(long, default_value_t = 1e-8)]
-    eps: f64,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Adam's learning rate [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// [default: 0.9]
+    #[arg(long)]
+    beta1: Option<f64>,
+    /// [default: 0.999]
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// [default: 1e-8]
+    #[arg(long)]
+    eps: Option<f64>,
+    /// Initialisation, demo data and shuffling [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Fixed order: manifest order, batches in sequence.
     #[arg(long)]
     no_shuffle: bool,
-    /// Where checkpoints, metrics.jsonl and loss.png go [default: runs/train, or the --resume folder].
+    /// Where checkpoints, metrics.jsonl and loss.png go [default: a new folder runs/<UTC date-time>;
+    /// with --resume, the run's folder]. A folder that holds another run is refused (--overwrite).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Replace the run that --out already holds (its checkpoints, metrics and loss curve).
+    #[arg(long)]
+    overwrite: bool,
     /// Write step-NNNNNN.safetensors (and last.safetensors) every N steps; 0 = only at the end
     /// [default: 100 with --data, 50 on the demo].
     #[arg(long)]
     save_every: Option<u64>,
-    /// Continue the run in DIR from DIR/last.safetensors (weights, batchnorm statistics, Adam state).
+    /// Keep only the newest N step-NNNNNN.safetensors files.
+    #[arg(long)]
+    keep_last: Option<usize>,
+    /// Continue a run: its folder (last.safetensors, or the newest step-N.safetensors that loads)
+    /// or a checkpoint file. The run keeps the settings it was started with; only --steps,
+    /// --save-every, --keep-last and --val-every may change.
     #[arg(long)]
     resume: Option<PathBuf>,
-    /// Start from the model weights in a checkpoint, with a fresh optimizer.
+    /// Start a new run from the model weights in a checkpoint, with a fresh optimizer.
     #[arg(long, conflicts_with = "resume")]
     init: Option<PathBuf>,
     /// A second dataset folder, evaluated (batchnorm in eval mode) every --val-every steps.
     #[arg(long)]
     val_data: Option<PathBuf>,
-    #[arg(long, default_value_t = 100)]
-    val_every: u64,
+    /// [default: 100]
+    #[arg(long)]
+    val_every: Option<u64>,
     /// Train on the good items of a dataset with bad ones, listing what was skipped.
     #[arg(long)]
     skip_bad: bool,
 }
 
 impl TrainArgs {
-    fn options(self) -> TrainOptions {
-        let demo = self.data.is_none();
-        TrainOptions {
-            batch_size: self.batch_size.unwrap_or(if demo { 4 } else { 8 }),
-            seconds: self.seconds.unwrap_or(if demo { 10.0 } else { 20.0 }),
-            steps: self.steps.unwrap_or(if demo { 250 } else { 1000 }),
-            out: self.out.or_else(|| self.resume.clone()).unwrap_or_else(|| PathBuf::from("runs/train")),
+    fn request(self) -> TrainRequest {
+        TrainRequest {
             data: self.data,
-            model: self.model.unwrap_or_else(|| "soundnet8".to_string()),
+            model: self.model,
+            batch_size: self.batch_size,
             accumulate: self.accumulate,
-            adam: AdamConfig { lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps },
+            seconds: self.seconds,
+            steps: self.steps,
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
             seed: self.seed,
-            shuffle: !self.no_shuffle,
-            save_every: self.save_every.unwrap_or(if demo { 50 } else { 100 }),
+            no_shuffle: self.no_shuffle,
+            out: self.out,
+            save_every: self.save_every,
+            keep_last: self.keep_last,
             resume: self.resume,
             init: self.init,
             val_data: self.val_data,
             val_every: self.val_every,
             skip_bad: self.skip_bad,
-            demo_clips_per_class: 4,
+            overwrite: self.overwrite,
         }
     }
 }
@@ -258,15 +282,23 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Info => print!("{}", sn_wgpu::gpu::info::report()?),
         Command::Train(args) => {
-            let demo = args.data.is_none();
-            let summary = train::run(&args.options())?;
-            print!("{}", summary.describe(demo));
+            let opts = args.request().resolve()?;
+            let summary = train::run(&opts)?;
+            print!("{}", summary.describe(opts.data.is_none()));
+            if let Some(signal) = summary.interrupted {
+                // A script must see an interrupted run as interrupted: 130 for Ctrl-C, 143 for SIGTERM.
+                std::process::exit(128 + signal);
+            }
         }
         Command::Predict(a) => {
             let opts =
-                PredictOptions { files: a.files, weights: a.weights, top_k: a.top_k, chunk_samples: a.chunk_samples };
+                PredictOptions { paths: a.paths, weights: a.weights, top_k: a.top_k, chunk_samples: a.chunk_samples };
             let predictions = eval::predict(&sn_wgpu::Gpu::new()?, &opts)?;
             print!("{}", if a.json { predictions.json()? } else { predictions.text() });
+            let done = predictions.clips.len();
+            if let Some(skipped) = eval::bad_files::settle("predict", done, &predictions.errors, a.skip_bad)? {
+                eprint!("{skipped}");
+            }
         }
         Command::Extract(a) => {
             let opts = ExtractOptions {
@@ -277,7 +309,12 @@ fn main() -> Result<()> {
                 pool: a.pool,
                 chunk_samples: a.chunk_samples,
             };
-            print!("{}", eval::extract(&sn_wgpu::Gpu::new()?, &opts)?.describe());
+            let summary = eval::extract(&sn_wgpu::Gpu::new()?, &opts)?;
+            print!("{}", summary.describe());
+            let done = summary.written.len();
+            if let Some(skipped) = eval::bad_files::settle("extract", done, &summary.errors, a.skip_bad)? {
+                eprint!("{skipped}");
+            }
         }
         Command::Profile(a) => {
             let opts = ProfileOptions {

@@ -1,12 +1,13 @@
-//! Any audio file to what SoundNet hears: decoded (symphonia: WAV, MP3, FLAC, Ogg Vorbis), mixed
-//! to mono as the mean of the channels, resampled to 22,050 Hz (rubato's FFT resampler), and
-//! scaled from [-1, 1] to [-256, 256].
+//! Any audio file to what SoundNet hears: decoded (symphonia: WAV, MP3, FLAC, Ogg Vorbis) and
+//! checked (`audio_checks`: a damaged file is an error, never a shorter or louder clip), mixed to
+//! mono as the mean of the channels, resampled to 22,050 Hz (rubato's FFT resampler), and scaled
+//! from [-1, 1] to [-256, 256].
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rubato::{FftFixedIn, Resampler};
-use symphonia::core::audio::SampleBuffer;
+use symphonia::core::audio::{SampleBuffer, SignalSpec};
 use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_NULL};
 use symphonia::core::errors::Error as SymphoniaError;
 use symphonia::core::formats::FormatOptions;
@@ -14,6 +15,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::audio_checks as checks;
 use super::{SAMPLE_RATE, SCALE};
 
 /// A decoded file before resampling: mono samples in [-1, 1] at the file's own rate.
@@ -25,7 +27,7 @@ pub struct Decoded {
 }
 
 /// A file that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{}: {reason}", file.display())]
 pub struct AudioError {
     pub file: PathBuf,
@@ -50,7 +52,10 @@ pub fn load(path: &Path) -> Result<Vec<f32>, AudioError> {
     Ok(samples)
 }
 
-/// Decodes the default track of `path` and mixes it to mono.
+/// Decodes the default track of `path` and mixes it to mono. The file is refused (see
+/// `audio_checks`) when its header announces an implausible rate or length, when a sample is not
+/// finite or far beyond full scale, when a packet fails to decode after audio has started, and
+/// when it holds fewer frames than its header announces.
 pub fn decode(path: &Path) -> Result<Decoded, AudioError> {
     let fail = |reason: String| AudioError { file: path.to_path_buf(), reason };
     let file = File::open(path).map_err(|e| fail(format!("cannot open audio file ({e})")))?;
@@ -71,31 +76,55 @@ pub fn decode(path: &Path) -> Result<Decoded, AudioError> {
         .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
         .ok_or_else(|| fail("no audio track".into()))?;
     let track_id = track.id;
+    let params = &track.codec_params;
+    if let Some(rate) = params.sample_rate {
+        checks::check_rate(rate).map_err(fail)?;
+        if let Some(frames) = params.n_frames {
+            checks::check_length(frames, rate, "its header announces").map_err(fail)?;
+        }
+    }
+    let announced = checks::announced_frames(params);
     let mut decoder = symphonia::default::get_codecs()
-        .make(&track.codec_params, &DecoderOptions::default())
+        .make(params, &DecoderOptions::default())
         .map_err(|e| fail(format!("unsupported codec ({e})")))?;
 
     let mut mono = Vec::new();
-    let mut spec = None;
+    let mut spec: Option<SignalSpec> = None;
     let mut interleaved: Option<SampleBuffer<f32>> = None;
+    // A decode error before any audio, kept to explain a file that never decodes.
+    let mut error_before_audio = None;
+    // Where the stream is, for messages: seconds once the rate is known, else frames.
+    let at = |frames: usize, spec: Option<SignalSpec>| match spec {
+        Some(s) => format!("{:.2} s", checks::seconds(frames as u64, s.rate)),
+        None => format!("frame {frames}"),
+    };
     loop {
         let packet = match format.next_packet() {
             Ok(p) => p,
+            // How every format ends; a file cut short ends the same way, which the frame count
+            // against the header's catches below.
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(fail(format!("cannot read packet after {} samples ({e})", mono.len()))),
+            Err(e) => return Err(fail(format!("cannot read the stream at {} ({e})", at(mono.len(), spec)))),
         };
         if packet.track_id() != track_id {
             continue;
         }
         let buffer = match decoder.decode(&packet) {
             Ok(b) => b,
-            // One corrupt frame (common at MP3 stream starts) loses a few ms; the rest is usable.
-            Err(SymphoniaError::DecodeError(_)) => continue,
-            Err(e) => return Err(fail(format!("cannot decode after {} samples ({e})", mono.len()))),
+            // An MP3 cut from a longer stream can open with frames that do not decode; skipping
+            // them loses a few ms. Once audio has started, a frame that fails is corruption.
+            Err(SymphoniaError::DecodeError(e)) if mono.is_empty() => {
+                error_before_audio.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(fail(format!("decode error at {}: {e}", at(mono.len(), spec)))),
         };
         let this = *buffer.spec();
+        if spec.is_none() {
+            checks::check_rate(this.rate).map_err(fail)?;
+        }
         if *spec.get_or_insert(this) != this {
-            return Err(fail("the stream changes rate or channels mid-file".into()));
+            return Err(fail(format!("the stream changes rate or channels at {}", at(mono.len(), spec))));
         }
         let channels = this.channels.count();
         let buf = interleaved.get_or_insert_with(|| SampleBuffer::new(buffer.capacity() as u64, this));
@@ -103,13 +132,19 @@ pub fn decode(path: &Path) -> Result<Decoded, AudioError> {
             *buf = SampleBuffer::new(buffer.capacity() as u64, this);
         }
         buf.copy_interleaved_ref(buffer);
+        checks::check_samples(buf.samples(), channels, mono.len() as u64, this.rate).map_err(fail)?;
         let inv = 1.0 / channels as f32;
         mono.extend(buf.samples().chunks_exact(channels).map(|frame| frame.iter().sum::<f32>() * inv));
+        // Bounds memory where the header gave no length to refuse up front.
+        checks::check_length(mono.len() as u64, this.rate, "decodes to over").map_err(fail)?;
     }
-    let spec = spec.ok_or_else(|| fail("no audio samples".into()))?;
-    if mono.is_empty() {
-        return Err(fail("no audio samples".into()));
-    }
+    let Some(spec) = spec.filter(|_| !mono.is_empty()) else {
+        return Err(fail(match error_before_audio {
+            Some(e) => format!("no audio samples (every packet failed to decode: {e})"),
+            None => "no audio samples".into(),
+        }));
+    };
+    checks::check_complete(mono.len() as u64, announced, spec.rate).map_err(fail)?;
     Ok(Decoded { rate: spec.rate, channels: spec.channels.count(), mono })
 }
 

@@ -9,7 +9,8 @@ use anyhow::Result;
 
 use super::crop::{tile, tile_rows, Crop};
 use super::problem::{Problem, ValidationError};
-use super::{audio, teacher, Dataset, Example, OBJECT_CLASSES, SCENE_CLASSES};
+use super::tiling::{self, Tiled};
+use super::{audio, csv_lines, teacher, Dataset, Example, OBJECT_CLASSES, SCENE_CLASSES};
 
 pub const MANIFEST: &str = "manifest.csv";
 const COLUMNS: [&str; 3] = ["audio", "objects", "scenes"];
@@ -40,6 +41,7 @@ pub struct ManifestDataset {
     dir: PathBuf,
     crop: Crop,
     items: Vec<Item>,
+    tiled: Vec<Tiled>,
 }
 
 #[derive(Debug)]
@@ -50,12 +52,15 @@ struct Item {
     scenes: Vec<f32>,
     /// The decoded clip, cut to the crop length, when the cache had room for it.
     clip: Option<Vec<f32>>,
+    /// The decoded clip's whole length, for the note on clips tiled many times.
+    samples: usize,
 }
 
 impl ManifestDataset {
     /// Opens and validates the whole of `dir`. Without `skip_bad`, any problem fails with a
     /// [`ValidationError`] listing all of them; with it, the bad items are returned as skipped.
     /// A missing or unreadable manifest, a missing column, or no usable item always fails.
+    /// Clips the crop repeats more than 4 times are listed on stderr (see `tiling`).
     pub fn open(dir: &Path, options: &DatasetOptions) -> Result<(ManifestDataset, Vec<Skipped>)> {
         let fail = |problems: Vec<Problem>| ValidationError { dataset: dir.to_path_buf(), problems };
         let rows = read_manifest(dir).map_err(|p| fail(vec![p]))?;
@@ -75,7 +80,12 @@ impl ManifestDataset {
             }
             return Err(fail(problems).into());
         }
-        Ok((ManifestDataset { dir: dir.to_path_buf(), crop: options.crop, items }, problems))
+        let tiled: Vec<Tiled> =
+            items.iter().filter_map(|i| Tiled::check(i.audio.clone(), i.samples, options.crop)).collect();
+        if let Some(note) = tiling::note(&tiled, options.crop) {
+            eprintln!("{note}");
+        }
+        Ok((ManifestDataset { dir: dir.to_path_buf(), crop: options.crop, items, tiled }, problems))
     }
 
     pub fn dir(&self) -> &Path {
@@ -85,6 +95,11 @@ impl ManifestDataset {
     /// The audio file of item `i`.
     pub fn audio_path(&self, i: usize) -> &Path {
         &self.items[i].audio
+    }
+
+    /// The clips the crop repeats more than 4 times, in manifest order.
+    pub fn tiled(&self) -> &[Tiled] {
+        &self.tiled
     }
 }
 
@@ -113,16 +128,15 @@ impl Dataset for ManifestDataset {
 
 /// One manifest line: its line number in the file (the header is line 1) and its three paths.
 struct Row {
-    line: usize,
+    line: u64,
     paths: Result<[PathBuf; 3], Problem>,
 }
 
 fn read_manifest(dir: &Path) -> Result<Vec<Row>, Problem> {
     let path = dir.join(MANIFEST);
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(&path)
-        .map_err(|e| Problem::new(&path, format!("cannot read the manifest ({e})")))?;
+    // Read whole, so each record's line can be counted from its byte offset.
+    let text = std::fs::read(&path).map_err(|e| Problem::new(&path, format!("cannot read the manifest ({e})")))?;
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_slice());
     let header = reader.headers().map_err(|e| Problem::new(&path, format!("cannot read the header ({e})")))?.clone();
     let found: Vec<&str> = header.iter().collect();
     let mut columns = [0; 3];
@@ -135,20 +149,28 @@ fn read_manifest(dir: &Path) -> Result<Vec<Row>, Problem> {
         })?;
     }
     let mut rows = Vec::new();
-    for (k, record) in reader.records().enumerate() {
-        let line = k + 2;
-        let paths = record.map_err(|e| Problem::new(&path, format!("line {line}: {e}"))).and_then(|r| {
-            let field = |c: usize| -> Result<PathBuf, Problem> {
-                match r.get(columns[c]) {
-                    Some(v) if !v.is_empty() => Ok(dir.join(v)),
-                    _ => Err(Problem::new(&path, format!("line {line}: empty `{}` field", COLUMNS[c]))),
-                }
-            };
-            Ok([field(0)?, field(1)?, field(2)?])
-        });
-        rows.push(Row { line, paths });
+    let mut record = csv::StringRecord::new();
+    loop {
+        let before = reader.position().clone();
+        let row = match reader.read_record(&mut record) {
+            Ok(false) => return Ok(rows),
+            Ok(true) => {
+                let line = csv_lines::record_line(&text, &record, &before);
+                let field = |c: usize| -> Result<PathBuf, Problem> {
+                    match record.get(columns[c]) {
+                        Some(v) if !v.is_empty() => Ok(dir.join(v)),
+                        _ => Err(Problem::new(&path, format!("line {line}: empty `{}` field", COLUMNS[c]))),
+                    }
+                };
+                Row { line, paths: field(0).and_then(|a| Ok([a, field(1)?, field(2)?])) }
+            }
+            Err(e) => {
+                let line = csv_lines::line_at(&text, before.byte());
+                Row { line, paths: Err(Problem::new(&path, csv_lines::read_error(&text, &e, &before))) }
+            }
+        };
+        rows.push(row);
     }
-    Ok(rows)
 }
 
 /// Validates every row, spread over the machine's cores (decoding dominates), keeping results
@@ -179,8 +201,10 @@ fn validate_all(rows: &[Row], crop: Crop, cache_left: &AtomicUsize) -> Vec<Resul
 fn validate(row: &Row, crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec<Problem>> {
     let [audio_path, objects_path, scenes_path] = row.paths.clone().map_err(|p| vec![p])?;
     let mut problems = Vec::new();
+    let mut samples = 0;
     let clip = match audio::load(&audio_path) {
         Ok(mut clip) => {
+            samples = clip.len();
             clip.truncate(crop.samples);
             Some(clip)
         }
@@ -212,13 +236,13 @@ fn validate(row: &Row, crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec
                     cache_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes));
                 room.is_ok().then_some(c)
             });
-            Ok(Item { audio: audio_path, objects, scenes, clip })
+            Ok(Item { audio: audio_path, objects, scenes, clip, samples })
         }
         _ => Err(problems.into_iter().map(|p| with_line(p, row.line)).collect()),
     }
 }
 
 /// Adds the manifest line to a problem's reason, so it can be found in a long manifest.
-fn with_line(p: Problem, line: usize) -> Problem {
+fn with_line(p: Problem, line: u64) -> Problem {
     Problem { reason: format!("{} (manifest line {line})", p.reason), ..p }
 }

@@ -1,20 +1,25 @@
 //! The CPU side of training: audio files and teacher rows in, batches out.
 //!
-//! `audio` decodes any file to mono 22,050 Hz samples in [-256, 256]; `crop` cuts or tiles a clip
-//! and its teacher rows to the training length; `teacher` reads and checks the `.npy` arrays;
-//! `manifest` opens a dataset folder and validates all of it up front; `demo` makes a synthetic
-//! set in memory; `batch` orders examples into batches; `loader` builds batches ahead of the
-//! consumer on a background thread. Both datasets implement [`Dataset`], so the loader serves both.
+//! `audio` decodes any file to mono 22,050 Hz samples in [-256, 256], refusing damaged files
+//! (`audio_checks`); `crop` cuts or tiles a clip and its teacher rows to the training length;
+//! `teacher` reads and checks the `.npy` arrays; `manifest` opens a dataset folder and validates
+//! all of it up front (lines counted by `csv_lines`), noting clips the crop repeats many times
+//! (`tiling`); `demo` makes a synthetic set in memory; `batch` orders examples into batches;
+//! `loader` builds batches ahead of the consumer on a background thread. Both datasets implement
+//! [`Dataset`], so the loader serves both.
 
 pub mod audio;
+pub mod audio_checks;
 pub mod batch;
 pub mod categories;
 pub mod crop;
+pub mod csv_lines;
 pub mod demo;
 pub mod loader;
 pub mod manifest;
 pub mod problem;
 pub mod teacher;
+pub mod tiling;
 
 pub use batch::{load_batch, Batch, Order};
 pub use crop::Crop;
@@ -22,6 +27,7 @@ pub use demo::{DemoClass, DemoDataset};
 pub use loader::Loader;
 pub use manifest::{DatasetOptions, ManifestDataset, Skipped};
 pub use problem::{Problem, ValidationError};
+pub use tiling::Tiled;
 
 /// The sample rate SoundNet was trained at.
 pub const SAMPLE_RATE: u32 = 22_050;

@@ -7,16 +7,14 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{bail, Context, Result};
 use npyz::WriterBuilder;
 
 use super::extractor::{Extractor, Features};
+use super::inputs::audio_files;
 use super::load_model;
-use crate::data::audio;
+use crate::data::audio::{self, AudioError};
 use crate::gpu::Gpu;
-
-/// The extensions `audio::load` decodes, looked for inside folders.
-const AUDIO_EXTENSIONS: [&str; 4] = ["wav", "mp3", "flac", "ogg"];
 
 /// Pooling over time, turning `[C, T]` into `[C]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,9 +70,12 @@ pub struct Written {
 pub struct ExtractSummary {
     pub layer: String,
     pub written: Vec<Written>,
+    /// The files that could not be read, and why (see `bad_files` for what the command does).
+    pub errors: Vec<AudioError>,
 }
 
 impl ExtractSummary {
+    /// What was written; files that could not be read are left to `bad_files`.
     pub fn describe(&self) -> String {
         let mut s = String::new();
         for w in &self.written {
@@ -94,42 +95,9 @@ impl ExtractSummary {
     }
 }
 
-/// The files named, and the audio files directly inside the folders named (sorted by name).
-pub fn audio_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for path in paths {
-        if path.is_dir() {
-            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-                .with_context(|| format!("{}: cannot list the folder", path.display()))?
-                .map(|e| e.map(|e| e.path()))
-                .collect::<std::io::Result<_>>()
-                .with_context(|| format!("{}: cannot list the folder", path.display()))?;
-            found.retain(|p| {
-                p.is_file()
-                    && p.extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            });
-            ensure!(
-                !found.is_empty(),
-                "{}: no audio files ({}) in the folder",
-                path.display(),
-                AUDIO_EXTENSIONS.join(", ")
-            );
-            found.sort();
-            files.extend(found);
-        } else if path.is_file() {
-            files.push(path.clone());
-        } else {
-            bail!("{}: no such file or folder", path.display());
-        }
-    }
-    ensure!(!files.is_empty(), "extract needs at least one audio file or folder");
-    Ok(files)
-}
-
 /// Extracts `opts.layer` of every clip into `opts.out/<stem>.npy`. Output names are checked for
-/// clashes before any work, so two clips never overwrite each other's features.
+/// clashes before any work, so two clips never overwrite each other's features. A file that
+/// cannot be read is listed in `errors` and the rest are still extracted.
 pub fn extract(gpu: &Gpu, opts: &ExtractOptions) -> Result<ExtractSummary> {
     let files = audio_files(&opts.paths)?;
     let mut stems: HashMap<String, &Path> = HashMap::new();
@@ -150,8 +118,15 @@ pub fn extract(gpu: &Gpu, opts: &ExtractOptions) -> Result<ExtractSummary> {
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("{}: cannot create the output folder", opts.out.display()))?;
     let mut written = Vec::with_capacity(files.len());
+    let mut errors = Vec::new();
     for (file, npy) in files.iter().zip(outputs) {
-        let waveform = audio::load(file)?;
+        let waveform = match audio::load(file) {
+            Ok(w) => w,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         let mut out =
             extractor.extract(gpu, &waveform).with_context(|| format!("{}: running the model", file.display()))?;
         let f = out.features.pop().expect("one layer");
@@ -163,7 +138,7 @@ pub fn extract(gpu: &Gpu, opts: &ExtractOptions) -> Result<ExtractSummary> {
             .with_context(|| format!("{}: writing features of {}", npy.display(), file.display()))?;
         written.push(Written { clip: file.clone(), npy, shape, note: out.note });
     }
-    Ok(ExtractSummary { layer: opts.layer.clone(), written })
+    Ok(ExtractSummary { layer: opts.layer.clone(), written, errors })
 }
 
 /// A little-endian float32, C-order `.npy` of `shape`.

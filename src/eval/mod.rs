@@ -1,19 +1,23 @@
 //! Inference: features of any layer for clips of any length (`extractor`, cut into chunks by
 //! `geometry`), the class predictions behind `sn-wgpu predict`, and the `.npy` features behind
-//! `sn-wgpu extract`.
+//! `sn-wgpu extract`. Both commands take files and folders (`inputs`) and go on past files they
+//! cannot read, which `bad_files` then lists.
 
+pub mod bad_files;
 pub mod extract;
 pub mod extractor;
 pub mod geometry;
+pub mod inputs;
 pub mod predict;
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-pub use extract::{audio_files, extract, ExtractOptions, ExtractSummary, Pool};
+pub use extract::{extract, ExtractOptions, ExtractSummary, Pool};
 pub use extractor::{Extraction, Extractor, Features, DEFAULT_CHUNK_SAMPLES};
 pub use geometry::{Chunk, Chunking, Geometry};
+pub use inputs::audio_files;
 pub use predict::{predict, PredictOptions, Predictions};
 
 use crate::checkpoint::Checkpoint;

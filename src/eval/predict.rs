@@ -8,8 +8,10 @@ use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 
 use super::extractor::Extractor;
+use super::inputs::audio_files;
 use super::load_model;
-use crate::data::{audio, categories, SAMPLE_RATE};
+use crate::data::audio::{self, AudioError};
+use crate::data::{categories, SAMPLE_RATE};
 use crate::gpu::Gpu;
 use crate::model::Arch;
 
@@ -19,7 +21,8 @@ use crate::model::Arch;
 const TILE_SECONDS: usize = 20;
 
 pub struct PredictOptions {
-    pub files: Vec<PathBuf>,
+    /// Audio files, or folders whose audio files (wav, mp3, flac, ogg) are all taken, sorted.
+    pub paths: Vec<PathBuf>,
     pub weights: Option<PathBuf>,
     pub top_k: usize,
     pub chunk_samples: usize,
@@ -66,13 +69,15 @@ pub struct Predictions {
     pub weights: PathBuf,
     pub model: String,
     pub clips: Vec<ClipPrediction>,
+    /// The files that could not be read, and why (see `bad_files` for what the command does).
+    pub errors: Vec<AudioError>,
 }
 
-/// Loads the model and predicts every file in order; the first unreadable file stops the run
-/// with its name and the reason.
+/// Loads the model and predicts every file in order. A file that cannot be read is listed in
+/// `errors` and the rest are still predicted.
 pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
     ensure!(opts.top_k >= 1, "--top-k must be at least 1");
-    ensure!(!opts.files.is_empty(), "predict needs at least one audio file");
+    let files = audio_files(&opts.paths)?;
     let model = load_model(gpu, opts.weights.as_deref(), "predict")?;
     let names = [categories::objects(), categories::scenes()];
     for (head, names) in model.arch.heads.iter().zip(names) {
@@ -88,9 +93,16 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
     let mut extractor = Extractor::new(&model, &["objects", "scenes"], opts.chunk_samples)?
         .tile_short_clips_to(TILE_SECONDS * SAMPLE_RATE as usize);
     let geometry = extractor.geometries()[0].clone();
-    let mut clips = Vec::with_capacity(opts.files.len());
-    for file in &opts.files {
-        let waveform = audio::load(file)?;
+    let mut clips = Vec::with_capacity(files.len());
+    let mut errors = Vec::new();
+    for file in &files {
+        let waveform = match audio::load(file) {
+            Ok(w) => w,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         let out =
             extractor.extract(gpu, &waveform).with_context(|| format!("{}: running the model", file.display()))?;
         let probs: Vec<Vec<Vec<f32>>> =
@@ -127,7 +139,7 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
         });
     }
     let weights = opts.weights.clone().expect("load_model checked it");
-    Ok(Predictions { weights, model: model.arch.name.clone(), clips })
+    Ok(Predictions { weights, model: model.arch.name.clone(), clips, errors })
 }
 
 /// How many leading head steps to keep, and a note when some were dropped.
@@ -186,7 +198,8 @@ impl Predictions {
         Ok(serde_json::to_string_pretty(self)? + "\n")
     }
 
-    /// One block per clip: any note, the whole-clip top classes, then each step's.
+    /// One block per clip: any note, the whole-clip top classes, then each step's. Files that
+    /// could not be read are left to `bad_files`, which lists them on stderr.
     pub fn text(&self) -> String {
         let mut s = String::new();
         let list = |top: &[Scored]| {

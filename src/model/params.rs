@@ -160,6 +160,17 @@ impl NamedTensors {
         Ok(())
     }
 
+    /// The name of the first tensor holding a NaN or infinity, if one does (reads them back).
+    pub fn first_non_finite(&self, gpu: &Gpu) -> Result<Option<String>> {
+        for (s, t) in self.specs.iter().zip(&self.tensors) {
+            let values = t.read(gpu).with_context(|| format!("reading {} back from the GPU", s.name))?;
+            if values.iter().any(|v| !v.is_finite()) {
+                return Ok(Some(s.name.clone()));
+            }
+        }
+        Ok(None)
+    }
+
     pub fn get(&self, name: &str) -> &Tensor {
         let i = self.specs.iter().position(|s| s.name == name).unwrap_or_else(|| panic!("no tensor named {name}"));
         &self.tensors[i]

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::data::{Problem, ValidationError};
+use crate::data::{csv_lines, Problem, ValidationError};
 
 pub const META: &str = "meta.csv";
 pub const AUDIO_DIR: &str = "audio";
@@ -61,10 +61,9 @@ impl Meta {
                  and the clips under {AUDIO_DIR}/"
             )));
         }
-        let mut reader = csv::ReaderBuilder::new()
-            .trim(csv::Trim::All)
-            .from_path(&path)
-            .map_err(|e| one(format!("cannot read the file ({e})")))?;
+        // Read whole, so each record's line can be counted from its byte offset.
+        let text = std::fs::read(&path).map_err(|e| one(format!("cannot read the file ({e})")))?;
+        let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_slice());
         let header = reader.headers().map_err(|e| one(format!("line 1: cannot read the header ({e})")))?.clone();
         let find = |name: &str| header.iter().position(|h| h == name);
         let mut columns = [0; 3];
@@ -86,16 +85,16 @@ impl Meta {
         let mut categories: BTreeMap<u32, (String, u64)> = BTreeMap::new();
         let mut record = csv::StringRecord::new();
         loop {
-            let line = reader.position().line();
+            let before = reader.position().clone();
             match reader.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(e) => {
-                    problems.push(Problem::new(&path, format!("line {line}: {e}")));
+                    problems.push(Problem::new(&path, csv_lines::read_error(&text, &e, &before)));
                     continue;
                 }
             }
-            let line = record.position().map_or(line, |p| p.line());
+            let line = csv_lines::record_line(&text, &record, &before);
             let mut problem = |reason: String| problems.push(Problem::new(&path, format!("line {line}: {reason}")));
             let field = |c: usize| record.get(c).unwrap_or("");
             let [filename_c, fold_c, target_c] = columns;

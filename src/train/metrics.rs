@@ -42,6 +42,27 @@ impl MetricsLog {
         Ok(MetricsLog { out: BufWriter::new(file) })
     }
 
+    /// Drops the lines of `path` logged after `step` (a run resumed from the checkpoint of `step`
+    /// trains those steps again). Lines that are not JSON with a step are kept; a missing file is
+    /// left missing.
+    pub fn cut_after(path: &Path, step: u64) -> Result<()> {
+        let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+        let logged_after = |line: &str| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
+                .is_some_and(|s| s > step)
+        };
+        let kept: Vec<&str> = text.lines().filter(|line| !logged_after(line)).collect();
+        if kept.len() == text.lines().count() {
+            return Ok(());
+        }
+        let tmp = path.with_extension("jsonl.tmp");
+        std::fs::write(&tmp, kept.iter().map(|l| format!("{l}\n")).collect::<String>())
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .with_context(|| format!("cutting {} back to step {step}", path.display()))
+    }
+
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
         serde_json::to_writer(&mut self.out, record)?;
         self.out.write_all(b"\n")?;

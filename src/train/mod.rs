@@ -4,8 +4,12 @@ pub mod eval_loss;
 pub mod loss_readback;
 pub mod memory;
 pub mod metrics;
+mod request;
 pub mod run;
+mod run_dir;
+mod signals;
 pub mod step;
 
+pub use request::{RunRecord, TrainRequest};
 pub use run::{run, TrainOptions, TrainSummary};
 pub use step::{StepShape, TrainStep};

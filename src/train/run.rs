@@ -6,7 +6,6 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,7 +15,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::eval_loss::EvalLoss;
 use super::loss_readback::StepLosses;
 use super::metrics::{MetricsLog, TrainRecord, ValRecord};
+use super::request::{RunRecord, RUN_KEY};
 use super::step::{StepShape, TrainStep};
+use super::{run_dir, signals};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDataset, Order};
 use crate::gpu::Gpu;
@@ -39,6 +40,11 @@ pub struct TrainOptions {
     pub shuffle: bool,
     pub out: PathBuf,
     pub save_every: u64,
+    /// Keep only the newest N step-N.safetensors files.
+    pub keep_last: Option<usize>,
+    /// Replace the run already in `out` (a new run refuses a folder that holds one).
+    pub overwrite: bool,
+    /// The run to continue: its folder (its newest checkpoint that loads) or a checkpoint file.
     pub resume: Option<PathBuf>,
     pub init: Option<PathBuf>,
     pub val_data: Option<PathBuf>,
@@ -57,7 +63,8 @@ pub struct TrainSummary {
     pub last_loss: Option<f32>,
     pub loss_window: usize,
     pub checkpoint: PathBuf,
-    pub interrupted: bool,
+    /// The signal that stopped the run early, if one did (the process should exit 128 + it).
+    pub interrupted: Option<i32>,
 }
 
 fn open_dataset(path: &Path, crop: Crop, skip_bad: bool, what: &str) -> Result<Arc<dyn Dataset>> {
@@ -74,16 +81,17 @@ fn open_dataset(path: &Path, crop: Crop, skip_bad: bool, what: &str) -> Result<A
     Ok(Arc::new(dataset))
 }
 
-/// Where the run starts: a model, Adam's state (for --resume), the step reached.
-fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Checkpoint>, u64)> {
-    if let Some(dir) = &opts.resume {
-        let path = dir.join("last.safetensors");
-        let ckpt = Checkpoint::load(&path)
-            .with_context(|| format!("--resume {}: no checkpoint to continue from", dir.display()))?;
+/// Where the run starts: a model, Adam's state (for --resume), the step reached, and the checkpoint
+/// it came from.
+fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Checkpoint>, u64, Option<PathBuf>)> {
+    if let Some(resume) = &opts.resume {
+        let point = run_dir::resume_point(resume)?;
+        let path = point.checkpoint;
+        let ckpt = Checkpoint::load(&path)?;
         let step = ckpt.meta("step")?.parse().with_context(|| format!("{}: bad step metadata", path.display()))?;
         let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("loading {}", path.display()))?;
         println!("resuming {} from step {step} ({})", model.arch.name, path.display());
-        return Ok((model, Some(ckpt), step));
+        return Ok((model, Some(ckpt), step, Some(path)));
     }
     if let Some(path) = &opts.init {
         let ckpt = Checkpoint::load(path)?;
@@ -97,17 +105,19 @@ fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Check
             );
         }
         println!("starting from the weights in {} (fresh optimizer)", path.display());
-        return Ok((model, None, 0));
+        return Ok((model, None, 0, None));
     }
-    Ok((Model::init(gpu, Arch::by_name(&opts.model)?, opts.seed)?, None, 0))
+    Ok((Model::init(gpu, Arch::by_name(&opts.model)?, opts.seed)?, None, 0, None))
 }
 
 /// Writes the model and Adam state under each of `names` in `dir`, unless a value has become
 /// non-finite: then nothing is written and the error names the last good checkpoint.
+#[allow(clippy::too_many_arguments)]
 fn save(
     gpu: &Gpu,
     model: &Model,
     step: &TrainStep,
+    record: &RunRecord,
     dir: &Path,
     names: &[String],
     last_good: &LastGood,
@@ -117,12 +127,13 @@ fn save(
     step.adam.write_checkpoint(gpu, &mut ckpt)?;
     if let Some((name, _)) = ckpt.tensors.iter().find(|(_, (_, v))| v.iter().any(|x| !x.is_finite())) {
         bail!(
-            "{name} became non-finite by step {}; training stopped without saving it. \
-             {last_good}. Try a lower --lr.",
+            "{name} became non-finite by step {}; training stopped without saving it, and {last_good}. \
+             Try a lower --lr.",
             step.adam.step,
         );
     }
     ckpt.metadata.insert("step".into(), step.adam.step.to_string());
+    ckpt.metadata.insert(RUN_KEY.into(), record.to_json());
     let mut last = dir.join("last.safetensors");
     for name in names {
         last = dir.join(name);
@@ -133,18 +144,17 @@ fn save(
 
 /// Trains as `opts` says and returns where the result is.
 pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
-    ensure!(opts.batch_size >= 1 && opts.steps >= 1, "--batch-size and --steps must be at least 1");
-    ensure!(
-        opts.accumulate >= 1 && opts.batch_size.is_multiple_of(opts.accumulate),
-        "--batch-size {} does not split into --accumulate {} equal micro-batches",
-        opts.batch_size,
-        opts.accumulate
-    );
+    opts.validate()?;
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.describe());
-    let (model, resume_ckpt, start) = starting_point(&gpu, opts)?;
+    let (model, resume_ckpt, start, resumed_from) = starting_point(&gpu, opts)?;
     let out = opts.out.clone();
-    std::fs::create_dir_all(&out).with_context(|| format!("creating --out {}", out.display()))?;
+    if resumed_from.is_none() {
+        run_dir::claim_for_new_run(&out, opts.overwrite)?;
+    }
+    run_dir::remove_partial_saves(&out)?;
+    let record = RunRecord::of(opts);
+    println!("run folder: {}", out.display());
     let crop = Crop::for_arch(&model.arch, opts.seconds)?;
 
     let dataset: Arc<dyn Dataset> = match &opts.data {
@@ -194,16 +204,15 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
 
     let order = Order::new(dataset.len(), opts.batch_size, opts.seed, opts.shuffle);
     let mut loader = Loader::spawn(dataset.clone(), order, start as usize, 3)?;
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // A second handler cannot be installed in the same process (tests run several trainings).
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
+    signals::arm()?;
 
+    let metrics_path = out.join("metrics.jsonl");
+    // Steps logged after the checkpoint being resumed (the process died before the next save)
+    // are trained again: their old lines go, so no step appears twice.
+    MetricsLog::cut_after(&metrics_path, start)?;
     let mut progress = Progress {
         bar: progress_bar(opts.steps.saturating_sub(start)),
-        metrics: MetricsLog::open(&out.join("metrics.jsonl"))?,
+        metrics: MetricsLog::open(&metrics_path)?,
         history: Vec::new(),
         start,
         total_steps: opts.steps,
@@ -212,21 +221,19 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         lr: opts.adam.lr as f32,
     };
     let mut val_history: Vec<(u64, f32)> = Vec::new();
-    let mut last_good = LastGood(opts.resume.as_ref().map(|dir| dir.join("last.safetensors")));
-    let mut stopped_early = false;
+    let mut last_good = LastGood(resumed_from);
     for k in start + 1..=opts.steps {
-        if interrupted.load(Ordering::SeqCst) {
-            stopped_early = true;
+        if signals::received().is_some() {
             break;
         }
         let batch = loader.next_batch()?;
         let done = step.submit(&gpu, &batch.waveform, &batch.objects, &batch.scenes)?;
-        progress.report(done, &step, &last_good)?;
+        progress.report(done, &gpu, &model, &step, &last_good)?;
         let checkpoint_now = opts.save_every > 0 && k % opts.save_every == 0;
         let validate_now = val_eval.is_some() && opts.val_every > 0 && k % opts.val_every == 0;
         if checkpoint_now || validate_now {
             let done = step.finish(&gpu)?;
-            progress.report(done, &step, &last_good)?;
+            progress.report(done, &gpu, &model, &step, &last_good)?;
         }
         if let (true, Some(eval), Some(val)) = (validate_now, val_eval.as_mut(), val.as_ref()) {
             let [o, s] = eval.run(&gpu, &**val)?;
@@ -235,21 +242,18 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             progress.bar.println(format!("step {k}: validation loss {:.4} (objects {o:.4}, scenes {s:.4})", o + s));
         }
         if checkpoint_now {
-            let saved = save(
-                &gpu,
-                &model,
-                &step,
-                &out,
-                &[format!("step-{k:06}.safetensors"), "last.safetensors".into()],
-                &last_good,
-            )?;
+            let names = [format!("step-{k:06}.safetensors"), "last.safetensors".into()];
+            let saved = save(&gpu, &model, &step, &record, &out, &names, &last_good)?;
             last_good = LastGood(Some(saved));
+            if let Some(keep) = opts.keep_last {
+                run_dir::keep_last(&out, keep)?;
+            }
         }
     }
     let done = step.finish(&gpu)?;
-    progress.report(done, &step, &last_good)?;
+    progress.report(done, &gpu, &model, &step, &last_good)?;
     progress.bar.finish_and_clear();
-    let checkpoint = save(&gpu, &model, &step, &out, &["last.safetensors".into()], &last_good)?;
+    let checkpoint = save(&gpu, &model, &step, &record, &out, &["last.safetensors".into()], &last_good)?;
     let history = progress.history;
     draw_curve(&out, &model.arch.name, &history, &val_history)?;
     let totals: Vec<f32> = history.iter().map(|h| h.1[0] + h.1[1]).collect();
@@ -261,7 +265,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         last_loss: mean(&totals[totals.len().saturating_sub(window)..]),
         loss_window: window,
         checkpoint,
-        interrupted: stopped_early,
+        // A signal during the last step stopped nothing.
+        interrupted: signals::received().filter(|_| step.adam.step < opts.steps),
     })
 }
 
@@ -271,8 +276,8 @@ struct LastGood(Option<PathBuf>);
 impl std::fmt::Display for LastGood {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         match &self.0 {
-            Some(path) => write!(f, "The last good checkpoint is {}", path.display()),
-            None => write!(f, "No checkpoint was saved before it"),
+            Some(path) => write!(f, "the last good checkpoint is {}", path.display()),
+            None => write!(f, "no checkpoint was saved before it"),
         }
     }
 }
@@ -290,14 +295,27 @@ struct Progress {
 }
 
 impl Progress {
-    fn report(&mut self, done: Vec<StepLosses>, step: &TrainStep, last_good: &LastGood) -> Result<()> {
+    fn report(
+        &mut self,
+        done: Vec<StepLosses>,
+        gpu: &Gpu,
+        model: &Model,
+        step: &TrainStep,
+        last_good: &LastGood,
+    ) -> Result<()> {
         for losses in done {
             let [o, s] = step.head_losses(&losses);
             if !(o.is_finite() && s.is_finite()) {
+                let cause = match model.params.first_non_finite(gpu)? {
+                    Some(name) => format!("the weights did ({name} holds a NaN or infinity): the updates diverged"),
+                    None => "the activations overflowed with finite weights".to_string(),
+                };
                 bail!(
-                    "the loss became non-finite at step {} (objects {o}, scenes {s}); training stopped. \
-                     {last_good}. Try a lower --lr.",
+                    "the loss became non-finite at step {} (objects {o}, scenes {s}) because {cause}. Every clip \
+                     and teacher row was checked finite before training, so it is the learning rate: try a lower \
+                     --lr than {}. Training stopped; {last_good}.",
                     losses.step,
+                    if (1e-4..1e4).contains(&self.lr) { format!("{}", self.lr) } else { format!("{:e}", self.lr) }
                 );
             }
             let steps_per_s = (losses.step - self.start) as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
@@ -371,8 +389,12 @@ impl TrainSummary {
     /// The closing lines of `sn-wgpu train`: what happened and what to run next.
     pub fn describe(&self, demo: bool) -> String {
         let mut s = String::new();
-        if self.interrupted {
-            s.push_str(&format!("interrupted: stopped cleanly after step {}\n", self.steps_done));
+        if let Some(signal) = self.interrupted {
+            s.push_str(&format!(
+                "interrupted by {}: stopped cleanly after step {}, checkpoint saved\n",
+                signals::name(signal),
+                self.steps_done
+            ));
         }
         if let (Some(first), Some(last)) = (self.first_loss, self.last_loss) {
             let over = match self.loss_window {
@@ -388,7 +410,14 @@ impl TrainSummary {
             dir.join("metrics.jsonl").display(),
             dir.join("loss.png").display()
         ));
-        s.push_str(&format!("next: continue with `sn-wgpu train --resume {} --steps N`", dir.display()));
+        match self.interrupted {
+            Some(_) => s.push_str(&format!("next: finish the run with `sn-wgpu train --resume {}`", dir.display())),
+            None => s.push_str(&format!(
+                "next: train it further with `sn-wgpu train --resume {} --steps N` (N > {})",
+                dir.display(),
+                self.steps_done
+            )),
+        }
         if demo {
             s.push_str(", or train on your own data with `sn-wgpu train --data DIR` (see README: dataset format)");
         }
