@@ -13,34 +13,6 @@ use sn_wgpu::data::audio;
 use sn_wgpu::eval::{self, ExtractOptions, Extractor, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
 use sn_wgpu::model::{soundnet8, Model};
 
-/// A fresh empty folder under the system temp dir, unique to this test.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sn-wgpu-inference-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// A 16-bit mono PCM WAV by hand.
-fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
-    let data_len = (samples.len() * 2) as u32;
-    let mut b = Vec::new();
-    b.extend(b"RIFF");
-    b.extend((36 + data_len).to_le_bytes());
-    b.extend(b"WAVEfmt ");
-    b.extend(16u32.to_le_bytes());
-    b.extend(1u16.to_le_bytes());
-    b.extend(1u16.to_le_bytes());
-    b.extend(rate.to_le_bytes());
-    b.extend((rate * 2).to_le_bytes());
-    b.extend(2u16.to_le_bytes());
-    b.extend(16u16.to_le_bytes());
-    b.extend(b"data");
-    b.extend(data_len.to_le_bytes());
-    b.extend(samples.iter().flat_map(|s| s.to_le_bytes()));
-    std::fs::write(path, b).unwrap();
-}
-
 /// A narrow random SoundNet-8 (channels / 8) with small heads: cheap on a CPU adapter.
 fn narrow_model() -> Model {
     Model::init(gpu(), soundnet8().narrow(8, 10, 7), 3).unwrap()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{temp_dir, write_npy, write_wav};
+use common::{logged_losses, temp_dir, write_npy, write_wav};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::{OBJECT_CLASSES, SCENE_CLASSES};
 
@@ -36,17 +36,6 @@ fn train_fails(args: &[&str], dir: &Path) -> String {
     let out = sn_wgpu(&[&["train"], args].concat(), dir);
     assert!(!out.status.success(), "train {args:?} should have failed:\n{}", text(&out));
     text(&out)
-}
-
-/// (step, loss as written) of every training line of a run's metrics.jsonl.
-fn losses(run: &Path) -> Vec<(u64, String)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v.get("loss").is_some())
-        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].to_string()))
-        .collect()
 }
 
 fn step_of(path: &Path) -> u64 {
@@ -84,7 +73,11 @@ fn resume_continues_the_run_it_was_started_with() {
     // No --data, no --lr, no --model: the run's own. Without --steps it would stop at 2, its target.
     let said = text(&sn_wgpu(&["train", "--resume", "split", "--steps", "4"], &dir));
     assert!(said.contains("taking --steps 4 (the run was started with 2)"), "{said}");
-    assert_eq!(losses(&dir.join("straight")), losses(&dir.join("split")), "2 steps + resume + 2 must equal 4");
+    assert_eq!(
+        logged_losses(&dir.join("straight")),
+        logged_losses(&dir.join("split")),
+        "2 steps + resume + 2 must equal 4"
+    );
     let record = Checkpoint::read_metadata(&dir.join("split/last.safetensors")).unwrap()["run"].clone();
     assert!(record.contains("tones") && record.contains("0.002"), "{record}");
 
@@ -115,7 +108,7 @@ fn a_torn_last_checkpoint_falls_back_to_the_newest_step_file_and_metrics_are_cut
     let said = train(&["--resume", "run", "--steps", "4"], &dir);
     assert!(said.contains("step-000002.safetensors") && said.contains("continuing from"), "{said}");
     assert!(said.contains("half written") && !run.join(".last.safetensors.tmp-12345").exists(), "{said}");
-    let steps: Vec<u64> = losses(&run).into_iter().map(|(s, _)| s).collect();
+    let steps: Vec<u64> = logged_losses(&run).into_iter().map(|(s, _)| s).collect();
     assert_eq!(steps, [1, 2, 3, 4], "steps 3 was logged, then trained again: it must appear once");
     assert_eq!(step_of(&run.join("last.safetensors")), 4);
 }
@@ -133,7 +126,7 @@ fn a_new_run_never_overwrites_another() {
     train(&["--steps", "1", "--out", "run", "--overwrite"], &dir);
     assert_eq!(step_of(&dir.join("run/last.safetensors")), 1);
     assert!(!dir.join("run/step-000002.safetensors").exists(), "the old run's step files go with it");
-    assert_eq!(losses(&dir.join("run")).len(), 1, "metrics.jsonl starts over");
+    assert_eq!(logged_losses(&dir.join("run")).len(), 1, "metrics.jsonl starts over");
 
     // Without --out, every run gets a folder of its own under runs/.
     train(&["--steps", "1"], &dir);

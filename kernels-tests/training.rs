@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{gpu, temp_dir, write_npy, write_wav};
+use common::{gpu, logged_losses, temp_dir, write_npy, write_wav};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::{DemoDataset, OBJECT_CLASSES, SCENE_CLASSES};
 use sn_wgpu::model::{Arch, Model};
@@ -44,17 +44,6 @@ fn options(out: &Path, steps: u64) -> TrainOptions {
     }
 }
 
-/// The `loss` field of every line of metrics.jsonl, by step, exactly as written.
-fn losses(dir: &Path) -> Vec<(u64, String)> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v.get("loss").is_some())
-        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].to_string()))
-        .collect()
-}
-
 #[test]
 fn same_seed_gives_the_same_losses_and_resume_continues_exactly() {
     let straight = temp_dir("straight");
@@ -65,7 +54,7 @@ fn same_seed_gives_the_same_losses_and_resume_continues_exactly() {
     train::run(&resumed).unwrap();
 
     // Same seed, same data, same adapter: the same losses, bit for bit.
-    let (a, b) = (losses(&straight), losses(&split));
+    let (a, b) = (logged_losses(&straight), logged_losses(&split));
     assert_eq!(a.len(), 6);
     assert_eq!(a, b, "3 steps + resume + 3 steps must log what 6 straight steps log");
     // And the same weights, batchnorm statistics and Adam state.

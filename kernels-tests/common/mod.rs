@@ -166,6 +166,17 @@ pub fn write_wav(path: &Path, rate: u32, samples: &[i16]) {
     w.finalize().unwrap();
 }
 
+/// (step, loss as written) of every training line of a run's metrics.jsonl.
+pub fn logged_losses(run: &Path) -> Vec<(u64, String)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap_or_else(|e| panic!("{}: {e}", run.join("metrics.jsonl").display()))
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v.get("loss").is_some())
+        .map(|v| (v["step"].as_u64().unwrap(), v["loss"].to_string()))
+        .collect()
+}
+
 /// A fresh empty folder under the system temp dir, unique to this test.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sn-wgpu-test-{name}-{}", std::process::id()));

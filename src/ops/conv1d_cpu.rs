@@ -331,25 +331,13 @@ pub(super) fn backward_params(
     let params = params(shape, accumulate, &plan)?;
     let blocks = shape.cin.div_ceil(plan.ci_block) * shape.k.div_ceil(plan.taps) * plan.blocks;
     let groups = workgroups(blocks, shape.cout, 1, lanes);
-    let outputs = dw.numel() + db.numel();
-    let terms = shape.n * shape.l_out()? * shape.cout;
-    let flops = 2 * terms * shape.cin * shape.k + terms;
-    let output_moves = if accumulate { 2 } else { 1 } * outputs;
+    let cost = conv1d_tiled::params_cost(shape, (x, dy), (dw, db), accumulate, plan.blocks)?;
     if plan.blocks == 1 {
-        let cost = Cost::new(flops, x.numel() + dy.numel() + output_moves);
         let buffers = [(1, x), (5, dy), (7, dw), (8, db)];
         dispatch(gpu, rec, "backward_params", shape, &plan, &params, &buffers, groups, cost);
         return Ok(());
     }
-    let needed = plan.blocks * (shape.cout * shape.cin * shape.k + shape.cout);
-    let partials = partials.filter(|t| t.numel() >= needed).ok_or_else(|| {
-        anyhow::anyhow!(
-            "conv1d {shape:?}: the CPU-shaped parameter gradients need a scratch tensor of {needed} floats for \
-             their {} partial sums (conv1d::weight_grad_partials)",
-            plan.blocks
-        )
-    })?;
-    let cost = Cost::new(flops, x.numel() + dy.numel() + needed);
+    let partials = conv1d_tiled::split_partials(shape, plan.blocks, partials, "CPU-shaped")?;
     let buffers = [(1, x), (5, dy), (9, partials)];
     dispatch(gpu, rec, "backward_params_split", shape, &plan, &params, &buffers, groups, cost);
     conv1d_tiled::reduce_splits(gpu, rec, shape, plan.blocks, (dw, db), accumulate, partials)

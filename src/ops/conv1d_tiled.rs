@@ -240,30 +240,53 @@ pub(super) fn backward_params(
     let plan = TilePlan::for_output(shape.cout, shape.cin * shape.k);
     let mut params = params(shape, accumulate, plan, split.splits)?;
     params.rows_per_split = u32::try_from(split.rows_per_split)?;
-    let outputs = dw.numel() + db.numel();
-    let terms = shape.n * shape.l_out()? * shape.cout;
-    let flops = 2 * terms * shape.cin * shape.k + terms;
-    let output_moves = if accumulate { 2 } else { 1 } * outputs;
+    let cost = params_cost(shape, (x, dy), (dw, db), accumulate, split.splits)?;
     if split.splits == 1 {
-        let cost = Cost::new(flops, x.numel() + dy.numel() + output_moves);
         let buffers = [(1, x), (5, dy), (7, dw), (8, db)];
         gpu.dispatch(rec, "conv1d_tiled", "backward_params", &params, &buffers, workgroups(plan, 1), cost);
         return Ok(());
     }
-    let needed = split.partials_len(shape);
-    let partials = partials.filter(|t| t.numel() >= needed);
-    ensure!(
-        partials.is_some(),
-        "conv1d {shape:?}: the tiled parameter gradients need a scratch tensor of {needed} floats \
-         for their {} partial sums (conv1d_tiled::weight_grad_partials)",
-        split.splits
-    );
-    let partials = partials.expect("checked");
-    let cost = Cost::new(flops, x.numel() + dy.numel() + needed);
+    let partials = split_partials(shape, split.splits, partials, "tiled")?;
     let buffers = [(1, x), (5, dy), (9, partials)];
     let groups = workgroups(plan, split.splits);
     gpu.dispatch(rec, "conv1d_tiled", "backward_params_split", &params, &buffers, groups, cost);
     reduce_splits(gpu, rec, shape, split.splits, (dw, db), accumulate, partials)
+}
+
+/// The least cost of dW and db summed over `splits` splits: the multiply-adds and db's additions;
+/// x and dy read, and dw and db written (or read and written, with `accumulate`) by one split, or
+/// the partial sums written by several (`reduce_splits` then costs its own).
+pub(super) fn params_cost(
+    shape: &Conv1dShape,
+    (x, dy): (&Tensor, &Tensor),
+    (dw, db): (&Tensor, &Tensor),
+    accumulate: bool,
+    splits: usize,
+) -> Result<Cost> {
+    let terms = shape.n * shape.l_out()? * shape.cout;
+    let flops = 2 * terms * shape.cin * shape.k + terms;
+    let written = match splits {
+        1 => (if accumulate { 2 } else { 1 }) * (dw.numel() + db.numel()),
+        _ => splits * (dw.numel() + db.numel()),
+    };
+    Ok(Cost::new(flops, x.numel() + dy.numel() + written))
+}
+
+/// The scratch tensor that `splits` partial sums of `shape`'s dW and db need, or an error saying
+/// so (`kernels` names the caller's family).
+pub(super) fn split_partials<'t>(
+    shape: &Conv1dShape,
+    splits: usize,
+    partials: Option<&'t Tensor>,
+    kernels: &str,
+) -> Result<&'t Tensor> {
+    let needed = splits * (shape.cout * shape.cin * shape.k + shape.cout);
+    partials.filter(|t| t.numel() >= needed).ok_or_else(|| {
+        anyhow::anyhow!(
+            "conv1d {shape:?}: the {kernels} parameter gradients need a scratch tensor of {needed} floats for \
+             their {splits} partial sums (conv1d::weight_grad_partials)"
+        )
+    })
 }
 
 /// `dw` and `db` (+)= the sums over `splits` of the partial sums in `partials`
