@@ -78,7 +78,7 @@ fn resume_continues_the_run_it_was_started_with() {
         logged_losses(&dir.join("split")),
         "2 steps + resume + 2 must equal 4"
     );
-    let record = Checkpoint::read_metadata(&dir.join("split/last.safetensors")).unwrap()["run"].clone();
+    let record = Checkpoint::load(&dir.join("split/last.safetensors")).unwrap().metadata["run"].clone();
     assert!(record.contains("tones") && record.contains("0.002"), "{record}");
 
     // A flag the run was not started with is refused, naming both values; nothing is trained.

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::run::TrainOptions;
 use super::run_dir;
-use crate::checkpoint::Checkpoint;
 use crate::ops::adam::AdamConfig;
 
 /// The checkpoint metadata key that holds a `RunRecord` as JSON.
@@ -174,8 +173,7 @@ impl TrainRequest {
         ensure!(!self.overwrite, "--overwrite starts a new run; it cannot be used with --resume");
         ensure!(self.init.is_none(), "--init starts a new run from a checkpoint's weights; --resume continues one");
         let point = run_dir::resume_point(path)?;
-        let metadata = Checkpoint::read_metadata(&point.checkpoint)?;
-        let Some(record) = RunRecord::from_metadata(&point.checkpoint, &metadata)? else {
+        let Some(record) = RunRecord::from_metadata(&point.checkpoint, &point.loaded.metadata)? else {
             bail!(
                 "{} was written before sn-wgpu recorded the settings of a run, so --resume cannot tell what to \
                  continue; start a new run from its weights with --init {} (and the flags of the old run)",

@@ -86,8 +86,7 @@ fn open_dataset(path: &Path, crop: Crop, skip_bad: bool, what: &str) -> Result<A
 fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Checkpoint>, u64, Option<PathBuf>)> {
     if let Some(resume) = &opts.resume {
         let point = run_dir::resume_point(resume)?;
-        let path = point.checkpoint;
-        let ckpt = Checkpoint::load(&path)?;
+        let (path, ckpt) = (point.checkpoint, point.loaded);
         let step = ckpt.meta("step")?.parse().with_context(|| format!("{}: bad step metadata", path.display()))?;
         let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("loading {}", path.display()))?;
         println!("resuming {} from step {step} ({})", model.arch.name, path.display());

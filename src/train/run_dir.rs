@@ -120,6 +120,8 @@ pub fn keep_last(dir: &Path, keep: usize) -> Result<()> {
 #[derive(Debug, Clone)]
 pub struct ResumePoint {
     pub checkpoint: PathBuf,
+    /// Its contents (loading it is how it was found to be whole).
+    pub loaded: Checkpoint,
     /// The run's folder.
     pub dir: PathBuf,
     /// Why it is not `last.safetensors`, when it is not.
@@ -131,23 +133,23 @@ pub struct ResumePoint {
 /// one) the newest `step-N.safetensors` that loads.
 pub fn resume_point(path: &Path) -> Result<ResumePoint> {
     if path.is_file() {
-        Checkpoint::load(path)?;
+        let loaded = Checkpoint::load(path)?;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        return Ok(ResumePoint { checkpoint: path.to_path_buf(), dir, note: None });
+        return Ok(ResumePoint { checkpoint: path.to_path_buf(), loaded, dir, note: None });
     }
     if !path.is_dir() {
         bail!("--resume {}: no such folder or checkpoint file", path.display());
     }
     let last = path.join("last.safetensors");
     let problem = match Checkpoint::load(&last) {
-        Ok(_) => return Ok(ResumePoint { checkpoint: last, dir: path.to_path_buf(), note: None }),
+        Ok(loaded) => return Ok(ResumePoint { checkpoint: last, loaded, dir: path.to_path_buf(), note: None }),
         Err(e) if last.exists() => format!("{e:#}"),
         Err(_) => format!("{} does not exist", last.display()),
     };
     for (_, step) in step_checkpoints(path)? {
-        if Checkpoint::load(&step).is_ok() {
+        if let Ok(loaded) = Checkpoint::load(&step) {
             let note = format!("{problem}; continuing from {}, the newest step checkpoint that loads", step.display());
-            return Ok(ResumePoint { checkpoint: step, dir: path.to_path_buf(), note: Some(note) });
+            return Ok(ResumePoint { checkpoint: step, loaded, dir: path.to_path_buf(), note: Some(note) });
         }
     }
     bail!(
