@@ -95,7 +95,7 @@ impl Buffers {
             dx: poisoned(&s.input_shape()),
             dgamma,
             dbeta,
-            channel_sums: poisoned(&[2, s.c]),
+            channel_sums: poisoned(&bn_relu_pool::channel_sums_shape(gpu(), &s)),
         }
     }
 
@@ -170,6 +170,7 @@ fn run_plain(inp: &Inputs) -> Outputs {
     let (z, r, dr, dz) = (poisoned(&full), poisoned(&full), poisoned(&full), poisoned(&full));
     let pool = MaxPool1dShape { n: s.n, c: s.c, l: s.l, k: s.k, stride: s.k };
     let pooled = s.pooled().then(|| (poisoned(&s.output_shape()), poisoned(&s.output_shape())));
+    let channel_sums = poisoned(&[2, s.c]);
     run(|enc| {
         let g = gpu();
         batchnorm::encode_forward_train(
@@ -210,7 +211,7 @@ fn run_plain(inp: &Inputs) -> Outputs {
             &b.dx,
             &b.dgamma,
             &b.dbeta,
-            &b.channel_sums,
+            &channel_sums,
             false,
         )
         .unwrap();
@@ -247,7 +248,7 @@ fn check_against_reference(inp: &Inputs) {
 }
 
 /// (N, C, L, k), each with something awkward about it.
-const AWKWARD: [(usize, usize, usize, usize); 10] = [
+const AWKWARD: [(usize, usize, usize, usize); 12] = [
     (2, 3, 37, 8),   // L not a multiple of k: a tail of 5 in no window
     (1, 5, 16, 4),   // N = 1
     (3, 300, 9, 4),  // C past a workgroup and not a multiple of 256; odd L with a tail
@@ -258,6 +259,9 @@ const AWKWARD: [(usize, usize, usize, usize); 10] = [
     (1, 3, 257, 1),  // M one past the workgroup size
     (2, 2, 3001, 4), // M = 6,002: ~23 values per invocation before the tree reduction
     (3, 1, 50, 8),   // one channel
+    // GPU kernels: channels cut into runs of the sums, each run ending mid-row, then merged.
+    (3, 2, 6007, 4),  // M = 18,021: 2 runs of 9,011
+    (1, 3, 70001, 1), // M = 70,001: 8 runs of 8,751, the last one shorter
 ];
 
 #[test]
@@ -514,14 +518,17 @@ fn fused_training_step_has_fewer_launches_and_bytes() {
     let (model, fused) = soundnet8_step(Fusion::Fused);
     let (_, plain) = soundnet8_step(Fusion::Plain);
     let ((fused_fwd, fused_bwd), (plain_fwd, plain_bwd)) = (fused.pass_launches(), plain.pass_launches());
-    // Per body layer the fused op drops the ReLU launch, and the pool launch where it pools, each way.
-    let layers = model.arch.body.len();
-    let pooled = model.arch.body.iter().filter(|l| l.pool.is_some()).count();
-    assert_eq!(plain_fwd.len() - fused_fwd.len(), layers + pooled, "forward launches");
-    assert_eq!(plain_bwd.len() - fused_bwd.len(), layers + pooled, "backward launches");
     let count = |launches: &[sn_wgpu::gpu::Dispatch], kernel: &str| {
         launches.iter().filter(|d| d.label().starts_with(kernel)).count()
     };
+    // Per body layer the fused op drops the ReLU launch, and the pool launch where it pools, each
+    // way; backward, the GPU kernels add a merge of the channel sums where they cut a channel
+    // into several runs.
+    let layers = model.arch.body.len();
+    let pooled = model.arch.body.iter().filter(|l| l.pool.is_some()).count();
+    let merges = count(fused_bwd, "bn_relu_pool::sums_merge");
+    assert_eq!(plain_fwd.len() - fused_fwd.len(), layers + pooled, "forward launches");
+    assert_eq!(plain_bwd.len() + merges - fused_bwd.len(), layers + pooled, "backward launches");
     for launches in [fused_fwd, fused_bwd] {
         assert_eq!(
             count(launches, "relu::") + count(launches, "maxpool1d::"),

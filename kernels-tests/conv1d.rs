@@ -345,22 +345,25 @@ fn tile_plans_fit_the_layer_and_reuse_each_read() {
 }
 
 #[test]
-fn auto_tiles_only_passes_that_fill_their_tiles_on_gpus() {
-    // SoundNet-8 at 20 s, batch 1: (layer, shape, tiled forward, dX, dW).
+fn auto_tiles_only_passes_that_launch_enough_workgroups_on_gpus() {
+    // SoundNet-8 at 20 s: (layer, shape, tiled forward, dX, dW), each the faster kernel measured on
+    // an H200 (README, "On a real GPU").
     let cases = [
-        ("conv1", shape(1, 1, 16, 441_000, 64, 2, 32), true, false, false),
-        ("conv2", shape(1, 16, 32, 27_562, 32, 2, 16), true, true, true),
-        ("conv7", shape(1, 512, 1024, 27, 4, 2, 2), true, true, true),
-        ("objects head", shape(1, 1024, 1000, 15, 8, 2, 0), false, false, true),
+        ("conv1, batch 1", shape(1, 1, 16, 441_000, 64, 2, 32), true, true, true),
+        ("conv2, batch 1", shape(1, 16, 32, 27_562, 32, 2, 16), true, true, true),
+        ("conv3, batch 1", shape(1, 32, 64, 1_722, 16, 2, 8), false, false, false),
+        ("conv7, batch 1", shape(1, 512, 1024, 27, 4, 2, 2), false, false, true),
+        ("conv7, batch 32", shape(32, 512, 1024, 27, 4, 2, 2), true, true, true),
+        ("objects head, batch 1", shape(1, 1024, 1000, 15, 8, 2, 0), false, false, true),
+        ("objects head, batch 32", shape(32, 1024, 1000, 15, 8, 2, 0), false, true, true),
     ];
     let gpu_adapter = Adapter { class: DeviceClass::Gpu, subgroups: true };
     let kernel = |tiled| if tiled { PassKernel::Tiled } else { PassKernel::Plain };
     for (name, s, forward, input, weight) in cases {
         for (pass, tiled) in [(Pass::Forward, forward), (Pass::InputGrad, input), (Pass::WeightGrad, weight)] {
-            let fill = conv1d_tiled::tile_fill(&s, pass).unwrap();
-            assert!(fill > 0.0 && fill <= 1.0, "{name} {pass:?}: fill {fill}");
+            let groups = conv1d_tiled::workgroups_launched(&s, pass).unwrap();
             let chosen = ConvKernel::Auto.choose_on(gpu_adapter, &s, pass).unwrap();
-            assert_eq!(chosen, kernel(tiled), "{name} {pass:?}: fill {fill}");
+            assert_eq!(chosen, kernel(tiled), "{name} {pass:?}: {groups} workgroups");
             assert_eq!(ConvKernel::Tiled.choose_on(gpu_adapter, &s, pass).unwrap(), PassKernel::Tiled);
             assert_eq!(ConvKernel::Plain.choose_on(gpu_adapter, &s, pass).unwrap(), PassKernel::Plain);
         }

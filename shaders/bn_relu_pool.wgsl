@@ -28,12 +28,19 @@
 // channel:
 //   dbeta  = sum g,   dgamma = sum g * xhat                              (sums over the channel)
 //   dx     = gamma * invstd * (g - sum_g / M - xhat * sum_g_xhat / M)
-// Two launches, g recomputed in both from x, dy (+ argmax) and the statistics:
-//   sums_relu / sums_relu_pool: ONE WORKGROUP PER CHANNEL c = wid.y * nwg.x + wid.x. The 256
-//       invocations stride over the channel's M values (m = lid, lid + 256, ...), keep partial
-//       sums of (g, g * xhat), and a tree reduction in workgroup memory adds them. This batch's
-//       sums go to channel_sums ([c] and [C + c]); dgamma/dbeta get them written (accumulate = 0)
-//       or added (accumulate = 1, micro-batches), so that accumulation does not leak into dx.
+// Two or three launches, g recomputed in the first and the last from x, dy (+ argmax) and the
+// statistics:
+//   sums_relu / sums_relu_pool: each channel's M values are cut into `splits` runs of `span`
+//       consecutive m (m = n * L + l); workgroup (wid.x, wid.y) = (split s, channel c) adds up run
+//       s: its 256 invocations stride over it (m = start + lid, + 256, ...), keep partial sums of
+//       (g, g * xhat), and a tree reduction in workgroup memory adds them. The pair goes to
+//       channel_sums[2C + (c * splits + s) * 2 + {0, 1}]. Why split: one workgroup per channel
+//       left an H200 with 16 busy workgroups for conv1's 16 channels of 7 million values each
+//       (29 ms, 44% of a batch-32 step).
+//   sums_merge (only when splits > 1; with one run the sums kernel stores as this does): one
+//       workgroup per channel adds its `splits` pairs the same way. This batch's sums
+//       go to channel_sums ([c] and [C + c]); dgamma/dbeta get them written (accumulate = 0) or
+//       added (accumulate = 1, micro-batches), so that accumulation does not leak into dx.
 //   dx_relu / dx_relu_pool: one invocation per input element i, channel c = (i / L) % C.
 //
 // Each entry point has a _relu (k = 1) and a _relu_pool (k > 1) form because a k = 1 layer has
@@ -48,8 +55,8 @@ struct Params {
     k: u32,          // pool window and stride; 1 = no pool
     l_out: u32,      // L when k = 1, floor(L / k) otherwise
     accumulate: u32, // backward: add into dgamma/dbeta instead of overwriting
-    _pad0: u32,
-    _pad1: u32,
+    splits: u32,     // backward sums: runs per channel
+    span: u32,       // backward sums: values m per run (the last may be shorter)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -174,30 +181,59 @@ fn forward_relu_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     argmax[e] = best_l;
 }
 
-@compute @workgroup_size(256)
-fn sums_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let c = flat_group(wid, nwg);
-    if (c >= p.c) { return; }
-    let lid = lid3.x;
-    var sums = vec2<f32>(0.0, 0.0);
-    for (var m = lid; m < p.n * p.l; m = m + WG) {
-        let i = channel_index(c, m);
-        sums = sums + sum_terms(c, i, grad_relu(c, i));
+// Where split s's pair of channel c goes in channel_sums, after the channel totals.
+fn split_slot(c: u32, s: u32) -> u32 {
+    return 2u * p.c + (c * p.splits + s) * 2u;
+}
+
+// Invocation 0 stores run s's pair, or, when the channel is one run, the channel's totals at once
+// (no sums_merge launch then).
+fn store_run(c: u32, s: u32, lid: u32, total: vec2<f32>) {
+    if (p.splits == 1u) {
+        store_sums(c, lid, total);
+    } else if (lid == 0u) {
+        channel_sums[split_slot(c, s)] = total.x;
+        channel_sums[split_slot(c, s) + 1u] = total.y;
     }
-    store_sums(c, lid, workgroup_sum(lid, sums));
 }
 
 @compute @workgroup_size(256)
-fn sums_relu_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_id) lid3: vec3<u32>) {
+fn sums_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let s = wid.x;
+    let c = wid.y;
+    let lid = lid3.x;
+    let end = min((s + 1u) * p.span, p.n * p.l);
+    var sums = vec2<f32>(0.0, 0.0);
+    for (var m = s * p.span + lid; m < end; m = m + WG) {
+        let i = channel_index(c, m);
+        sums = sums + sum_terms(c, i, grad_relu(c, i));
+    }
+    store_run(c, s, lid, workgroup_sum(lid, sums));
+}
+
+@compute @workgroup_size(256)
+fn sums_relu_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+    let s = wid.x;
+    let c = wid.y;
+    let lid = lid3.x;
+    let end = min((s + 1u) * p.span, p.n * p.l);
+    var sums = vec2<f32>(0.0, 0.0);
+    for (var m = s * p.span + lid; m < end; m = m + WG) {
+        let i = channel_index(c, m);
+        sums = sums + sum_terms(c, i, grad_relu_pool(c, i));
+    }
+    store_run(c, s, lid, workgroup_sum(lid, sums));
+}
+
+@compute @workgroup_size(256)
+fn sums_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid3: vec3<u32>) {
     let c = flat_group(wid, nwg);
     if (c >= p.c) { return; }
     let lid = lid3.x;
     var sums = vec2<f32>(0.0, 0.0);
-    for (var m = lid; m < p.n * p.l; m = m + WG) {
-        let i = channel_index(c, m);
-        sums = sums + sum_terms(c, i, grad_relu_pool(c, i));
+    for (var s = lid; s < p.splits; s = s + WG) {
+        sums = sums + vec2<f32>(channel_sums[split_slot(c, s)], channel_sums[split_slot(c, s) + 1u]);
     }
     store_sums(c, lid, workgroup_sum(lid, sums));
 }

@@ -77,7 +77,7 @@ struct ProfileArgs {
     /// tiled convolutions and fused batchnorm, to compare the two.
     #[arg(long, conflicts_with = "conv_kernel")]
     plain: bool,
-    /// Which convolution kernels run: tiled where the tiles are at least half full (auto), tiled
+    /// Which convolution kernels run: tiled where the tiles fill the GPU (auto), tiled
     /// everywhere, or plain everywhere.
     #[arg(long, value_enum, default_value = "auto")]
     conv_kernel: ConvKernel,

@@ -16,9 +16,9 @@
 #
 # The report: `sn-wgpu info`; `sn-wgpu selftest` (every kernel against its f64 reference and a
 # training step against the PyTorch fixture, on this GPU); `sn-wgpu profile` of a SoundNet-8
-# training step at batch 8 x 20 s with each --conv-kernel choice (auto, tiled, plain, cpu); the
+# training step at batch 32 x 20 s with each --conv-kernel choice (auto, tiled, plain, cpu); the
 # train_step bench at batches 1 and 8; tools/time_pytorch.py on CUDA at the same shapes; and the
-# sn-wgpu / PyTorch ratio per shape. Each part has a time limit, so the whole stays under 8 minutes.
+# sn-wgpu / PyTorch ratio per shape. Each part has a time limit; on an H200 the whole takes about two minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bundle=${BUNDLE:-device-bundle}
@@ -96,7 +96,7 @@ section() {
 if [ "$quick" = 1 ]; then
   model=soundnet8-narrow4 batches=(1 2) seconds=10 steps=1
 else
-  model=soundnet8 batches=(1 8) seconds=20 steps=5
+  model=soundnet8 batches=(1 8 32) seconds=20 steps=5
 fi
 big=${batches[-1]}
 
@@ -105,27 +105,27 @@ command -v nvidia-smi >/dev/null && log "" '```' "$(nvidia-smi --query-gpu=name,
 log "" "Vulkan loader: ${LD_LIBRARY_PATH:+unpacked from the bundle; }driver files: ${VK_DRIVER_FILES:-as the loader finds them}."
 log "Workloads: $model, batches ${batches[*]} x $seconds s, $steps timed steps each."
 
-section "sn-wgpu info" 60 "$bin" info
-section "sn-wgpu selftest" 240 "$bin" selftest
+section "sn-wgpu info" 30 "$bin" info
+section "sn-wgpu selftest" 90 "$bin" selftest
 declare -A sn_ms
 for kernel in auto tiled plain cpu; do
-  section "profile, --conv-kernel $kernel, batch $big x $seconds s" 120 \
+  section "profile, --conv-kernel $kernel, batch $big x $seconds s" 60 \
     "$bin" profile --model "$model" --batch-size "$big" --seconds "$seconds" --steps "$steps" --conv-kernel "$kernel" --sort time
 done
 for batch in "${batches[@]}"; do
-  section "profile, default kernels, batch $batch x $seconds s" 90 \
+  section "profile, default kernels, batch $batch x $seconds s" 45 \
     "$bin" profile --model "$model" --batch-size "$batch" --seconds "$seconds" --steps "$steps"
   sn_ms[$batch]=$(tac "$report" | grep -m1 '^wall:' | sed 's/^wall: *\([0-9.]*\) ms.*/\1/')
 done
 batch_list=$(IFS=,; echo "${batches[*]}")
-section "train_step bench, batches $batch_list" 150 \
+section "train_step bench, batches $batch_list" 90 \
   env SN_BENCH_MODEL="$model" SN_BENCH_SECONDS="$seconds" SN_BENCH_BATCHES="$batch_list" "$bundle/train_step" --bench
 
 declare -A pt_ms
 device=cpu
 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cuda
 for batch in "${batches[@]}"; do
-  section "PyTorch ($device), batch $batch x $seconds s" 120 \
+  section "PyTorch ($device), batch $batch x $seconds s" 60 \
     python3 "$bundle/time_pytorch.py" --model "$model" --batch "$batch" --seconds "$seconds" --steps "$steps" --device "$device"
   pt_ms[$batch]=$(tac "$report" | grep -m1 ' ms per step (mean' | sed 's/^\([0-9.]*\) ms per step.*/\1/')
 done

@@ -309,7 +309,7 @@ impl<'g> Tape<'g> {
             batchnorm::DEFAULT_MOMENTUM,
         )
         .map_err(|e| e.context(label.to_string()))?;
-        let channel_sums = self.alloc(&[2, shape.c], "bn channel sums")?;
+        let channel_sums = self.alloc(&bn_relu_pool::channel_sums_shape(self.gpu, &shape), "bn channel sums")?;
         self.record_node(
             label,
             start,

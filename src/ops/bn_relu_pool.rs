@@ -173,10 +173,36 @@ struct Params {
     k: u32,
     l_out: u32,
     accumulate: u32,
-    _pad: [u32; 2],
+    splits: u32,
+    span: u32,
+}
+
+/// The GPU backward's channel sums: each workgroup adds up at least this many of a channel's
+/// N * L values (32 per invocation), and a channel is cut into at most this many runs (one per
+/// invocation of the merge's workgroup). conv1 at batch 32 x 20 s: 256 runs of 27,563 values.
+const SUM_SPAN: usize = 8192;
+const MAX_SUM_SPLITS: usize = 256;
+
+/// (runs per channel, values per run) of the GPU backward's channel sums.
+fn sum_splits(shape: &BnReluPoolShape) -> (usize, usize) {
+    let values = shape.n * shape.l;
+    let splits = (values / SUM_SPAN).clamp(1, MAX_SUM_SPLITS);
+    let span = values.div_ceil(splits);
+    (values.div_ceil(span), span)
+}
+
+/// The shape of the `channel_sums` scratch [`encode_backward`] needs on `gpu`: the totals
+/// (`[2, C]`: sum g, then sum g * xhat), and, where the GPU-shaped kernels cut channels into
+/// several runs ([`sum_splits`]), each channel's partial pairs below them.
+pub fn channel_sums_shape(gpu: &Gpu, shape: &BnReluPoolShape) -> [usize; 2] {
+    match sum_splits(shape).0 {
+        splits if splits > 1 && !cpu_shaped(gpu, shape) => [2 + 2 * splits, shape.c],
+        _ => [2, shape.c],
+    }
 }
 
 fn params(shape: &BnReluPoolShape, accumulate: bool) -> Params {
+    let (splits, span) = sum_splits(shape);
     // validate() bounds N * C * L by 2^32, so every count fits.
     Params {
         n: shape.n as u32,
@@ -185,7 +211,8 @@ fn params(shape: &BnReluPoolShape, accumulate: bool) -> Params {
         k: shape.k as u32,
         l_out: shape.l_out() as u32,
         accumulate: u32::from(accumulate),
-        _pad: [0; 2],
+        splits: splits as u32,
+        span: span as u32,
     }
 }
 
@@ -295,7 +322,7 @@ pub fn encode_forward_train(
 /// Records the backward pass from `dy` (the gradient of `y`), the forward's `x`, `argmax` (`None`
 /// when `k = 1`) and saved statistics: `dx`, and `dgamma`, `dbeta` (overwritten, or added to when
 /// `accumulate`). The gradient at the batchnorm output is rebuilt from `x` in both launches, never
-/// stored. `channel_sums` (`[2, C]`) is scratch, as in [`batchnorm::encode_backward`].
+/// stored. `channel_sums` is scratch of [`channel_sums_shape`].
 #[allow(clippy::too_many_arguments)]
 pub fn encode_backward(
     gpu: &Gpu,
@@ -330,7 +357,7 @@ pub fn encode_backward(
     ] {
         expect_shape(OP, name, t, &[shape.c])?;
     }
-    expect_shape(OP, "channel_sums", channel_sums, &[2, shape.c])?;
+    expect_shape(OP, "channel_sums", channel_sums, &channel_sums_shape(gpu, shape))?;
     let argmax = expect_argmax(OP, shape, argmax)?;
     let (entry_sums, entry_dx) =
         if shape.pooled() { ("sums_relu_pool", "dx_relu_pool") } else { ("sums_relu", "dx_relu") };
@@ -358,7 +385,18 @@ pub fn encode_backward(
         let runs = cpu_run_groups(shape);
         gpu.dispatch_specialized(rec, shader, entry_dx, &constants, &p, &dx_buffers, runs, dx_cost);
     } else {
-        gpu.dispatch(rec, "bn_relu_pool", entry_sums, &p, &sums_buffers, per_channel, sums_cost);
+        ensure!(c <= u16::MAX as usize, "{OP}: {c} channels, at most 65,535 on the GPU kernels");
+        let (splits, _) = sum_splits(shape);
+        let pairs = if splits > 1 { 2 * splits * c } else { 0 };
+        let split_cost =
+            if splits > 1 { Cost::new(9 * covered, covered + upstream_reads + 4 * c + pairs) } else { sums_cost };
+        let runs = [splits as u32, c as u32, 1];
+        gpu.dispatch(rec, "bn_relu_pool", entry_sums, &p, &sums_buffers, runs, split_cost);
+        if splits > 1 {
+            let merge_cost = Cost::new(pairs, pairs + 6 * c);
+            let merge_buffers = [(11, dgamma), (12, dbeta), (13, channel_sums)];
+            gpu.dispatch(rec, "bn_relu_pool", "sums_merge", &p, &merge_buffers, per_channel, merge_cost);
+        }
         gpu.dispatch(rec, "bn_relu_pool", entry_dx, &p, &dx_buffers, grid(groups_for(numel, WG)), dx_cost);
     }
     Ok(())

@@ -28,9 +28,9 @@ pub enum ConvKernel {
     /// cannot compute (forward and dX need K a multiple of 4) follow the `auto` rule for GPUs.
     Cpu,
     /// On a CPU adapter (`DeviceClass::Cpu`) with subgroups, `cpu` wherever it applies. Otherwise tiled for each pass
-    /// whose tiles are at least half full, plain for the others: a tile computes all 4096
-    /// entries, so a pass with few rows and columns (a head's 4 output steps, conv1's 1024
-    /// weights) would do more than twice the arithmetic it needs.
+    /// that launches enough tiles to fill a GPU, plain for the others, whose one invocation per
+    /// output spreads a small pass (a head's few output steps, the late layers at batch 1) over
+    /// the whole GPU where a few tiles with long reductions cannot.
     #[default]
     Auto,
 }
@@ -85,9 +85,20 @@ pub struct Adapter {
     pub subgroups: bool,
 }
 
-/// Tiled where the tiles are at least half full, plain elsewhere.
+/// The tiled kernel needs this many workgroups to beat the plain one on a GPU.
+///
+/// Measured on an NVIDIA H200 (132 multiprocessors), every pass of SoundNet-8 at batches 1, 8 and
+/// 32 x 20 s with each kernel (README, "On a real GPU"): the tiled kernel won every pass that
+/// launched at least 96 workgroups and lost most below (conv7 at batch 8 with 32 workgroups: 0.49
+/// ms tiled, 0.29 ms plain), however full its tiles; how full they are did not predict it (conv1's
+/// dW fills a quarter of its tiles and runs 3.7x faster tiled). The plain kernels launch one
+/// invocation per output, so they fill the GPU where a few tiles with long reductions cannot.
+const MIN_TILED_WORKGROUPS: usize = 96;
+
+/// Tiled where it launches enough workgroups to fill a GPU, plain elsewhere.
 fn gpu_rule(shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
-    Ok(if conv1d_tiled::tile_fill(shape, pass)? >= 0.5 { PassKernel::Tiled } else { PassKernel::Plain })
+    let tiled = conv1d_tiled::workgroups_launched(shape, pass)? >= MIN_TILED_WORKGROUPS;
+    Ok(if tiled { PassKernel::Tiled } else { PassKernel::Plain })
 }
 
 /// Floats of scratch `encode_backward_params` needs for `shape` with `kernel` (0: none).

@@ -44,7 +44,11 @@ impl TilePlan {
     }
 
     fn padded_entries(&self) -> usize {
-        self.tiles_m * self.tiles_n * TILE
+        self.tiles() * TILE
+    }
+
+    pub fn tiles(&self) -> usize {
+        self.tiles_m * self.tiles_n
     }
 
     /// Global reads to stage one reduction chunk; each is then used `TILE * RK / reads` times.
@@ -81,24 +85,15 @@ impl WeightSplit {
     }
 }
 
-/// The share of the entries a pass's tiles compute that are real outputs (1 when the tiles fit
-/// the output exactly).
-pub fn tile_fill(shape: &Conv1dShape, pass: Pass) -> Result<f64> {
-    let (plan, layers, outputs) = match pass {
-        Pass::Forward => {
-            let cols = shape.n * shape.l_out()?;
-            (TilePlan::for_output(shape.cout, cols), 1, shape.cout * cols)
-        }
-        Pass::InputGrad => {
-            let plan = TilePlan::for_output(shape.cin, shape.n * residue_columns(shape));
-            (plan, shape.stride, shape.n * shape.cin * shape.l)
-        }
+/// Workgroups the tiled kernel launches for one pass (dW: every split's tiles).
+pub fn workgroups_launched(shape: &Conv1dShape, pass: Pass) -> Result<usize> {
+    Ok(match pass {
+        Pass::Forward => TilePlan::for_output(shape.cout, shape.n * shape.l_out()?).tiles(),
+        Pass::InputGrad => TilePlan::for_output(shape.cin, shape.n * residue_columns(shape)).tiles() * shape.stride,
         Pass::WeightGrad => {
-            let weights = shape.cin * shape.k;
-            (TilePlan::for_output(shape.cout, weights), 1, shape.cout * weights)
+            TilePlan::for_output(shape.cout, shape.cin * shape.k).tiles() * WeightSplit::for_shape(shape)?.splits
         }
-    };
-    Ok(outputs as f64 / (plan.padded_entries() * layers) as f64)
+    })
 }
 
 /// Floats of scratch `encode_backward_params` with the tiled kernel needs for `shape`.
@@ -153,7 +148,7 @@ fn params(shape: &Conv1dShape, accumulate: bool, plan: TilePlan, layers: usize) 
 }
 
 fn workgroups(plan: TilePlan, layers: usize) -> [u32; 3] {
-    let groups = plan.tiles_m * plan.tiles_n * layers;
+    let groups = plan.tiles() * layers;
     grid(u32::try_from(groups).expect("more than 2^32 workgroups in one dispatch"))
 }
 

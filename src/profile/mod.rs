@@ -101,7 +101,7 @@ pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
         (false, ConvKernel::Auto) if gpu.class == crate::gpu::DeviceClass::Cpu => {
             "convolutions CPU-shaped where they apply (a CPU adapter), fused batchnorm"
         }
-        (false, ConvKernel::Auto) => "convolutions tiled where the tiles fill, fused batchnorm",
+        (false, ConvKernel::Auto) => "convolutions tiled where the tiles fill the GPU, fused batchnorm",
         (false, ConvKernel::Cpu) => "CPU-shaped convolutions where they apply, fused batchnorm",
         (false, ConvKernel::Tiled) => "every convolution tiled, fused batchnorm",
         (false, ConvKernel::Plain) => "plain convolutions, fused batchnorm",

@@ -10,8 +10,8 @@ use crate::ops::batchnorm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::ops::bn_relu_pool::{self, reference, BnReluPoolShape};
 use crate::selftest::{to_f64, Check};
 
-/// (N, C, L, k).
-const SHAPES: [(usize, usize, usize, usize); 2] = [(2, 24, 67, 8), (3, 20, 33, 1)];
+/// (N, C, L, k); the last is long enough that the GPU kernels cut each channel's sums into runs.
+const SHAPES: [(usize, usize, usize, usize); 3] = [(2, 24, 67, 8), (3, 20, 33, 1), (2, 4, 9001, 4)];
 
 pub fn checks(gpu: &Gpu) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
@@ -33,7 +33,7 @@ fn check_layer(lab: &mut Lab, s: &BnReluPoolShape) -> Result<Vec<Check>> {
     let (y, save_mean, save_invstd) = (lab.poisoned(&outs)?, lab.poisoned(&ch)?, lab.poisoned(&ch)?);
     let argmax = if s.pooled() { Some(lab.poisoned(&outs)?) } else { None };
     let (dx, dgamma, dbeta) = (lab.poisoned(&ins)?, lab.poisoned(&ch)?, lab.poisoned(&ch)?);
-    let channel_sums = lab.poisoned(&[2, s.c])?;
+    let channel_sums = lab.poisoned(&bn_relu_pool::channel_sums_shape(lab.gpu, s))?;
     lab.run(|g, enc| {
         let argmax = argmax.as_ref();
         bn_relu_pool::encode_forward_train(
