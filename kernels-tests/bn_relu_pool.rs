@@ -5,11 +5,10 @@
 
 mod common;
 use common::*;
-use sn_wgpu::autograd::BnMode;
 use sn_wgpu::model::params::NamedTensors;
 use sn_wgpu::model::{soundnet8, Fusion, Model};
 use sn_wgpu::ops::adam::AdamConfig;
-use sn_wgpu::ops::batchnorm::{self, DEFAULT_EPS, DEFAULT_MOMENTUM};
+use sn_wgpu::ops::batchnorm::{self, BnMode, DEFAULT_EPS, DEFAULT_MOMENTUM};
 use sn_wgpu::ops::bn_relu_pool::{self, reference, BnReluPoolShape};
 use sn_wgpu::ops::maxpool1d::{self, MaxPool1dShape};
 use sn_wgpu::ops::relu;

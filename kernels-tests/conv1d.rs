@@ -8,11 +8,9 @@ mod common;
 use common::*;
 use rand::Rng;
 use sn_wgpu::gpu::DeviceClass;
+use sn_wgpu::ops::conv1d::tiled::{TilePlan, WeightSplit};
 use sn_wgpu::ops::conv1d::{self, reference, Adapter, Conv1dShape, ConvKernel, Pass, PassKernel};
-use sn_wgpu::ops::conv1d_cpu;
-use sn_wgpu::ops::conv1d_tiled::{self, TilePlan, WeightSplit};
-use sn_wgpu::tensor::Tensor;
-use sn_wgpu::Gpu;
+use sn_wgpu::{Gpu, Tensor};
 
 const KERNELS: [ConvKernel; 3] = [ConvKernel::Plain, ConvKernel::Tiled, ConvKernel::Cpu];
 const PASSES: [Pass; 3] = [Pass::Forward, Pass::InputGrad, Pass::WeightGrad];
@@ -62,7 +60,7 @@ fn check_cpu(g: &Gpu, what: &str, s: Conv1dShape, seed: u64) {
         let chosen = ConvKernel::Cpu.choose(g, &s, pass).unwrap();
         assert_eq!(chosen, PassKernel::Cpu, "{what} {s:?} {pass:?} must run the cpu kernel");
     }
-    check_kernel(g, &format!("{what} (cpu, {} lanes)", conv1d_cpu::lanes(g)), ConvKernel::Cpu, s, seed);
+    check_kernel(g, &format!("{what} (cpu, {} lanes)", conv1d::cpu::lanes(g)), ConvKernel::Cpu, s, seed);
 }
 
 fn check_kernel(g: &Gpu, what: &str, kernel: ConvKernel, s: Conv1dShape, seed: u64) {
@@ -361,7 +359,7 @@ fn auto_tiles_only_passes_that_launch_enough_workgroups_on_gpus() {
     let kernel = |tiled| if tiled { PassKernel::Tiled } else { PassKernel::Plain };
     for (name, s, forward, input, weight) in cases {
         for (pass, tiled) in [(Pass::Forward, forward), (Pass::InputGrad, input), (Pass::WeightGrad, weight)] {
-            let groups = conv1d_tiled::workgroups_launched(&s, pass).unwrap();
+            let groups = conv1d::tiled::workgroups_launched(&s, pass).unwrap();
             let chosen = ConvKernel::Auto.choose_on(gpu_adapter, &s, pass).unwrap();
             assert_eq!(chosen, kernel(tiled), "{name} {pass:?}: {groups} workgroups");
             assert_eq!(ConvKernel::Tiled.choose_on(gpu_adapter, &s, pass).unwrap(), PassKernel::Tiled);
@@ -391,7 +389,7 @@ fn auto_runs_the_cpu_kernels_on_cpu_adapters_with_subgroups() {
     assert_ne!(ConvKernel::Auto.choose_on(cpu, &odd_k, Pass::InputGrad).unwrap(), PassKernel::Cpu);
     assert_eq!(ConvKernel::Auto.choose_on(cpu, &odd_k, Pass::WeightGrad).unwrap(), PassKernel::Cpu);
     // The test adapter (lavapipe in CI) must be one where they run.
-    assert!(conv1d_cpu::available(gpu()), "adapter {} has no subgroup operations", gpu().info.name);
+    assert!(conv1d::cpu::available(gpu()), "adapter {} has no subgroup operations", gpu().info.name);
 }
 
 /// Shapes every cpu pass accepts (K a multiple of 4, a tap chunk of at most 16 that the stride
@@ -431,7 +429,7 @@ fn cpu_kernels_with_four_lanes() {
     // Adapters whose subgroups may have only 4 lanes (WARP) get workgroups of 4: the same cases.
     let mut four = Gpu::new().expect("a second device on the test adapter");
     four.info.subgroup_min_size = 4;
-    assert_eq!(conv1d_cpu::lanes(&four), 4);
+    assert_eq!(conv1d::cpu::lanes(&four), 4);
     for (i, (name, s)) in cpu_awkward_cases().into_iter().enumerate() {
         check_cpu(&four, name, s, 900 + i as u64);
     }
@@ -439,7 +437,8 @@ fn cpu_kernels_with_four_lanes() {
 
 #[test]
 fn forward_stats_give_the_batch_statistics_of_the_output() {
-    use sn_wgpu::ops::batchnorm::{self, BatchNormShape, TileStats};
+    use sn_wgpu::ops::batchnorm::{self, BatchNormShape};
+    use sn_wgpu::ops::conv1d::TileStats;
     // Ragged last column tile, several row tiles, a channel mean far above the spread.
     let cases = [
         ("conv1-like, 12 column tiles", shape(2, 1, 16, 3_000, 64, 2, 32), 0.0),

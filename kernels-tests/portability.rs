@@ -1,21 +1,38 @@
 //! Every shader parses, validates and translates to SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and
 //! GLSL (GL) with naga, so the backends we cannot run here are still checked on every commit.
 //! Shaders with pipeline-overridable constants are translated with their defaults; those that use
-//! subgroup operations (`shaders::NEEDS_SUBGROUPS`) are validated with that capability, which the
+//! subgroup operations (`Shader::needs_subgroups`) are validated with that capability, which the
 //! host checks for before it runs them, and are not translated to GLSL ES, which has none.
 
 use naga::back::{glsl, hlsl, msl, spv};
 use naga::valid::{Capabilities, ValidationFlags, Validator};
-use sn_wgpu::gpu::shaders::{NEEDS_SUBGROUPS, SHADERS};
+use sn_wgpu::gpu::Shader;
+
+/// Every shader: the ops' and the profiler's ceiling.
+fn shaders() -> Vec<&'static Shader> {
+    sn_wgpu::ops::SHADERS.iter().copied().chain([&sn_wgpu::profile::CEILING_SHADER]).collect()
+}
+
+#[test]
+fn every_file_in_shaders_is_run_by_an_op() {
+    let listed: Vec<&str> = shaders().iter().map(|s| s.name).collect();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
+        assert!(listed.contains(&stem.as_str()), "{} is in no op's Shader (sn_wgpu::ops::SHADERS)", path.display());
+    }
+}
 
 /// The module with its overridable constants at their defaults, and its validation info.
-fn parse_and_validate(name: &str, source: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+fn parse_and_validate(shader: &Shader) -> (naga::Module, naga::valid::ModuleInfo) {
+    let (name, source) = (shader.name, shader.source);
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("shaders/{name}.wgsl does not parse:\n{}", e.emit_to_string(source)));
     // Default capabilities: what every WebGPU implementation must offer, and subgroups where the
     // shader needs them.
     let mut capabilities = Capabilities::default();
-    if NEEDS_SUBGROUPS.contains(&name) {
+    if shader.needs_subgroups {
         capabilities |= Capabilities::SUBGROUP;
     }
     let info = Validator::new(ValidationFlags::all(), capabilities)
@@ -33,8 +50,8 @@ fn compute_entry_points(module: &naga::Module) -> Vec<String> {
 
 #[test]
 fn every_shader_has_compute_entry_points_and_a_header() {
-    for (name, source) in SHADERS {
-        let (module, _) = parse_and_validate(name, source);
+    for shader in shaders() {
+        let (name, source, (module, _)) = (shader.name, shader.source, parse_and_validate(shader));
         assert!(!module.entry_points.is_empty(), "shaders/{name}.wgsl has no entry point");
         for ep in &module.entry_points {
             assert_eq!(
@@ -54,8 +71,8 @@ fn every_shader_has_compute_entry_points_and_a_header() {
 
 #[test]
 fn translates_to_spirv() {
-    for (name, source) in SHADERS {
-        let (module, info) = parse_and_validate(name, source);
+    for shader in shaders() {
+        let (name, (module, info)) = (shader.name, parse_and_validate(shader));
         spv::write_vec(&module, &info, &spv::Options::default(), None)
             .unwrap_or_else(|e| panic!("shaders/{name}.wgsl -> SPIR-V: {e}"));
     }
@@ -63,8 +80,8 @@ fn translates_to_spirv() {
 
 #[test]
 fn translates_to_msl() {
-    for (name, source) in SHADERS {
-        let (module, info) = parse_and_validate(name, source);
+    for shader in shaders() {
+        let (name, (module, info)) = (shader.name, parse_and_validate(shader));
         msl::write_string(&module, &info, &msl::Options::default(), &msl::PipelineOptions::default())
             .unwrap_or_else(|e| panic!("shaders/{name}.wgsl -> MSL: {e}"));
     }
@@ -72,8 +89,8 @@ fn translates_to_msl() {
 
 #[test]
 fn translates_to_hlsl() {
-    for (name, source) in SHADERS {
-        let (module, info) = parse_and_validate(name, source);
+    for shader in shaders() {
+        let (name, (module, info)) = (shader.name, parse_and_validate(shader));
         let mut out = String::new();
         let options = hlsl::Options::default();
         let pipeline = hlsl::PipelineOptions::default();
@@ -85,8 +102,8 @@ fn translates_to_hlsl() {
 
 #[test]
 fn translates_to_glsl() {
-    for (name, source) in SHADERS.iter().filter(|(name, _)| !NEEDS_SUBGROUPS.contains(name)) {
-        let (module, info) = parse_and_validate(name, source);
+    for shader in shaders().into_iter().filter(|s| !s.needs_subgroups) {
+        let (name, (module, info)) = (shader.name, parse_and_validate(shader));
         // GLSL needs one translation per entry point; compute shaders need ES 3.10 or later.
         for entry_point in compute_entry_points(&module) {
             let options = glsl::Options { version: glsl::Version::new_gles(310), ..Default::default() };

@@ -44,7 +44,7 @@ fn json_report_covers_every_family_and_passes() {
         "training step (plain)",
         "training step (tiled)",
     ]);
-    if sn_wgpu::ops::conv1d_cpu::available(gpu()) {
+    if sn_wgpu::ops::conv1d::cpu::available(gpu()) {
         families.extend(["conv1d cpu", "training step (cpu)"]);
     }
     for family in families {

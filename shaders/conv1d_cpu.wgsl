@@ -80,7 +80,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
@@ -155,7 +155,7 @@ fn load_dy_registers(strip: ptr<function, array<f32, MAX_REGS>>, lo: u32, hi: u3
 // Four taps k .. k+3 of w[co, ci, :] (zeros past K or past the last channel).
 fn weights(co: u32, ci: u32, k: u32) -> vec4<f32> {
     if (co < p.cout && k < p.k) {
-        return w4[((co * p.cin + ci) * p.k + k) / 4u];
+        return w[((co * p.cin + ci) * p.k + k) / 4u];
     }
     return vec4<f32>();
 }

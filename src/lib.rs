@@ -17,8 +17,6 @@ pub mod plot;
 pub mod probe;
 pub mod profile;
 pub mod selftest;
-pub mod tensor;
 pub mod train;
 
-pub use gpu::Gpu;
-pub use tensor::Tensor;
+pub use gpu::{Gpu, Tensor};

@@ -56,5 +56,5 @@ cargo test "$@"
 # The ops with kernels for both device classes pick by the adapter (CPU-shaped on lavapipe); run
 # their tests once more with the GPU-shaped kernels, so both shapes are checked on every adapter.
 if [ $# -eq 0 ]; then
-  SN_WGPU_KERNELS=gpu cargo test --test adam --test bn_relu_pool --test conv1d --test end_to_end --test profile
+  SN_WGPU_KERNELS=gpu cargo test --test adam --test bindings --test bn_relu_pool --test conv1d --test end_to_end --test profile
 fi

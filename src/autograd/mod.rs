@@ -1,5 +1,6 @@
-//! Reverse-mode differentiation over GPU tensors: a tape of ops, replayed backwards.
+//! Reverse-mode differentiation over GPU tensors: a tape of ops, replayed backwards. The ops
+//! themselves (their `Tape` methods and backward nodes) live in `src/ops/`.
 
 pub mod tape;
 
-pub use tape::{BnMode, ConvSpec, RunningStats, Tape, Var};
+pub use tape::{Backward, Tape, Var};

@@ -7,9 +7,9 @@ use anyhow::{ensure, Context, Result};
 use super::geometry::{Chunking, Geometry};
 use crate::autograd::Tape;
 use crate::data::{crop, SAMPLE_RATE};
+use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::Model;
-use crate::tensor::Tensor;
 
 /// Samples per chunk unless asked otherwise: about 95 s, which keeps SoundNet-8's largest
 /// activation (conv1's, 16 channels at half the input rate) at 64 MiB, inside every adapter's

@@ -2,8 +2,9 @@
 //!
 //! Convention shared by every shader: `@binding(0)` is a uniform struct of parameters, and the
 //! storage buffers follow at the binding numbers the shader declares. Callers pass exactly the
-//! bindings the entry point uses, as `(binding, buffer)` pairs, so a reader can match each Rust
-//! call with the shader's declarations.
+//! buffers the entry point uses, as `(Binding, buffer)` pairs whose `Binding` comes from the
+//! shader's table (`Shader::bindings`), so a reader can match each Rust call with the shader's
+//! declarations; `kernels-tests/bindings.rs` checks every launch against the WGSL with naga.
 //!
 //! Nothing here submits or reads back: ops are encoded, not run. An op hands its launches to a
 //! `Recorder`: a command encoder encodes them at once (tests, one-off work), a `Vec<Dispatch>`
@@ -14,8 +15,9 @@ use bytemuck::Pod;
 use wgpu::util::DeviceExt;
 
 use super::pipelines::Constants;
+use super::shaders::{Binding, Shader};
+use super::tensor::Tensor;
 use super::Gpu;
-use crate::tensor::Tensor;
 
 /// WebGPU's guaranteed maximum number of workgroups along one dispatch dimension.
 pub const MAX_GROUPS_PER_DIM: u32 = 65_535;
@@ -78,6 +80,10 @@ pub struct Dispatch {
     bind_group: wgpu::BindGroup,
     params: wgpu::Buffer,
     workgroups: [u32; 3],
+    shader: &'static Shader,
+    entry: &'static str,
+    bindings: Vec<Binding>,
+    params_size: usize,
 }
 
 impl Dispatch {
@@ -112,6 +118,12 @@ impl Dispatch {
         &self.info
     }
 
+    /// What it was built from, for checking against the WGSL: the shader, the entry point, the
+    /// storage buffers bound and the size of the uniform parameters in bytes.
+    pub fn interface(&self) -> (&'static Shader, &'static str, &[Binding], usize) {
+        (self.shader, self.entry, &self.bindings, self.params_size)
+    }
+
     /// Names the layer this launch belongs to (`conv3`, `bn3`, ...).
     pub fn set_scope(&mut self, scope: &str) {
         self.info.scope = scope.to_string();
@@ -140,15 +152,18 @@ impl Gpu {
     #[allow(clippy::too_many_arguments)]
     pub fn prepare<P: Pod>(
         &self,
-        shader: &'static str,
+        shader: &'static Shader,
         entry: &'static str,
         constants: &Constants,
         params: &P,
-        buffers: &[(u32, &Tensor)],
+        buffers: &[(Binding, &Tensor)],
         workgroups: [u32; 3],
         cost: Cost,
     ) -> Dispatch {
-        let label = format!("{shader}::{entry}");
+        let label = format!("{}::{entry}", shader.name);
+        for (binding, _) in buffers {
+            assert!(shader.bindings.contains(binding), "{label}: {binding:?} is not in the shader's binding table");
+        }
         let pipeline = self.pipelines.get(&self.device, shader, entry, constants);
         let params = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(&label),
@@ -156,9 +171,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         });
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: params.as_entire_binding() }];
-        entries.extend(
-            buffers.iter().map(|(binding, t)| wgpu::BindGroupEntry { binding: *binding, resource: t.binding() }),
-        );
+        entries.extend(buffers.iter().map(|(b, t)| wgpu::BindGroupEntry { binding: b.number, resource: t.binding() }));
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&label),
             layout: &pipeline.get_bind_group_layout(0),
@@ -170,6 +183,10 @@ impl Gpu {
             bind_group,
             params,
             workgroups,
+            shader,
+            entry,
+            bindings: buffers.iter().map(|(b, _)| *b).collect(),
+            params_size: std::mem::size_of::<P>(),
         }
     }
 
@@ -178,10 +195,10 @@ impl Gpu {
     pub fn dispatch<P: Pod>(
         &self,
         recorder: &mut impl Recorder,
-        shader: &'static str,
+        shader: &'static Shader,
         entry: &'static str,
         params: &P,
-        buffers: &[(u32, &Tensor)],
+        buffers: &[(Binding, &Tensor)],
         workgroups: [u32; 3],
         cost: Cost,
     ) {
@@ -194,11 +211,11 @@ impl Gpu {
     pub fn dispatch_specialized<P: Pod>(
         &self,
         recorder: &mut impl Recorder,
-        shader: &'static str,
+        shader: &'static Shader,
         entry: &'static str,
         constants: &Constants,
         params: &P,
-        buffers: &[(u32, &Tensor)],
+        buffers: &[(Binding, &Tensor)],
         workgroups: [u32; 3],
         cost: Cost,
     ) {

@@ -1,12 +1,14 @@
 //! Everything that talks to wgpu directly: the device, shader pipelines, dispatch recording,
-//! timestamps and readback. Ops above this layer only say which kernel runs on which buffers.
+//! timestamps, readback, and `Tensor`, the buffer with a shape that launches bind. Ops above this
+//! layer only say which kernel runs on which buffers.
 
 mod context;
 mod dispatch;
 pub mod info;
 mod pipelines;
 mod readback;
-pub mod shaders;
+mod shaders;
+mod tensor;
 mod timer;
 
 pub use context::{
@@ -14,4 +16,6 @@ pub use context::{
 };
 pub use dispatch::{grid, groups_for, Cost, Dispatch, KernelInfo, Recorder, MAX_GROUPS_PER_DIM};
 pub use pipelines::Constants;
+pub use shaders::{Binding, Shader};
+pub use tensor::Tensor;
 pub use timer::{KernelTime, MAX_TIMED_PASSES};

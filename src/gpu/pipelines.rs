@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::shaders;
+use super::shaders::Shader;
 
 /// Values for a shader's pipeline-overridable constants (`override NAME: u32`), by name.
 pub type Constants = [(&'static str, u32)];
@@ -35,11 +35,11 @@ impl PipelineCache {
     pub fn get(
         &self,
         device: &wgpu::Device,
-        shader: &'static str,
+        shader: &'static Shader,
         entry: &'static str,
         constants: &Constants,
     ) -> wgpu::ComputePipeline {
-        let key = (shader, entry, constants.to_vec());
+        let key = (shader.name, entry, constants.to_vec());
         if let Some(p) = self.pipelines.lock().unwrap().get(&key) {
             return p.clone();
         }
@@ -47,18 +47,18 @@ impl PipelineCache {
             .modules
             .lock()
             .unwrap()
-            .entry(shader)
+            .entry(shader.name)
             .or_insert_with(|| {
                 let descriptor = wgpu::ShaderModuleDescriptor {
-                    label: Some(shader),
-                    source: wgpu::ShaderSource::Wgsl(shaders::source(shader).into()),
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
                 };
                 // SAFETY: the only check dropped is the loop counter (see `runtime_checks`); every
                 // loop in shaders/ is bounded by its uniform parameters or by constants.
                 unsafe { device.create_shader_module_trusted(descriptor, runtime_checks()) }
             })
             .clone();
-        let label = format!("{shader}::{entry}");
+        let label = format!("{}::{entry}", shader.name);
         let values: Vec<(&str, f64)> = constants.iter().map(|&(name, v)| (name, f64::from(v))).collect();
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),

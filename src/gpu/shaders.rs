@@ -1,29 +1,34 @@
-//! Every WGSL file, compiled into the binary. One file per kernel family; an op's Rust file in
-//! `src/ops/` shares its name.
+//! A WGSL file as the Rust that runs it sees it: its name, its source (compiled into the binary)
+//! and the storage buffers it declares. Each op's module holds its shader's `Shader`, beside the
+//! encoders that launch it, so a launch names its buffers by the same constants the table lists.
 
-/// (name, source) of every shader, in the order the data flows through a training step.
-pub const SHADERS: &[(&str, &str)] = &[
-    ("conv1d", include_str!("../../shaders/conv1d.wgsl")),
-    ("conv1d_tiled", include_str!("../../shaders/conv1d_tiled.wgsl")),
-    ("conv1d_cpu", include_str!("../../shaders/conv1d_cpu.wgsl")),
-    ("batchnorm", include_str!("../../shaders/batchnorm.wgsl")),
-    ("relu", include_str!("../../shaders/relu.wgsl")),
-    ("maxpool1d", include_str!("../../shaders/maxpool1d.wgsl")),
-    ("bn_relu_pool", include_str!("../../shaders/bn_relu_pool.wgsl")),
-    ("bn_relu_pool_cpu", include_str!("../../shaders/bn_relu_pool_cpu.wgsl")),
-    ("softmax", include_str!("../../shaders/softmax.wgsl")),
-    ("kl_div", include_str!("../../shaders/kl_div.wgsl")),
-    ("adam", include_str!("../../shaders/adam.wgsl")),
-    ("ceiling", include_str!("../../shaders/ceiling.wgsl")),
-];
+/// One storage buffer as the shader declares it: `@binding(number) var<storage, read> name` or
+/// `var<storage, read_write> name`. Binding 0 is always the uniform parameters and is not listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Binding {
+    pub number: u32,
+    pub name: &'static str,
+    pub writable: bool,
+}
 
-/// The shaders that use subgroup operations: the host runs them only where the adapter has them.
-pub const NEEDS_SUBGROUPS: &[&str] = &["conv1d_cpu"];
+impl Binding {
+    pub const fn read(number: u32, name: &'static str) -> Binding {
+        Binding { number, name, writable: false }
+    }
 
-pub fn source(name: &str) -> &'static str {
-    SHADERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, src)| *src)
-        .unwrap_or_else(|| panic!("no shader named {name:?} in src/gpu/shaders.rs"))
+    pub const fn read_write(number: u32, name: &'static str) -> Binding {
+        Binding { number, name, writable: true }
+    }
+}
+
+/// A shader file: `shaders/{name}.wgsl`.
+#[derive(Debug)]
+pub struct Shader {
+    pub name: &'static str,
+    pub source: &'static str,
+    /// Every storage buffer it declares, in binding order. `kernels-tests/bindings.rs` holds this
+    /// table to the WGSL declarations, and every launch's buffers to the entry point's.
+    pub bindings: &'static [Binding],
+    /// Whether it uses subgroup operations: the host runs it only where the adapter has them.
+    pub needs_subgroups: bool,
 }

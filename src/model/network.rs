@@ -5,10 +5,11 @@ use anyhow::{Context, Result};
 
 use super::params::{initial_values, parameter_specs, running_stat_specs, NamedTensors};
 use super::Arch;
-use crate::autograd::{BnMode, ConvSpec, RunningStats, Tape, Var};
+use crate::autograd::{Tape, Var};
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;
-use crate::ops::conv1d::ConvKernel;
+use crate::ops::batchnorm::{BnMode, RunningStats};
+use crate::ops::conv1d::{ConvKernel, ConvSpec};
 
 /// A SoundNet on the GPU: its layer table, parameters and batchnorm running statistics.
 pub struct Model {
@@ -152,9 +153,10 @@ impl Model {
             let (w, b) = (param(tape, &format!("conv{n}.weight")), param(tape, &format!("conv{n}.bias")));
             let (gamma, beta) = (param(tape, &format!("bn{n}.weight")), param(tape, &format!("bn{n}.bias")));
             let name = format!("conv{n}");
-            x = tape
+            let (y, conv_stats) = tape
                 .conv1d(x, w, b, self.conv_spec(layer.stride, layer.pad, mode == BnMode::Train), &name)
                 .with_context(|| format!("{name} of {}", self.arch.name))?;
+            x = y;
             let stats = RunningStats {
                 mean: self.running.get(&format!("bn{n}.running_mean")),
                 var: self.running.get(&format!("bn{n}.running_var")),
@@ -165,7 +167,7 @@ impl Model {
                     None => (format!("bn{n}+relu"), name),
                 };
                 x = tape
-                    .bn_relu_pool(x, gamma, beta, stats, layer.pool.unwrap_or(1), &label)
+                    .bn_relu_pool((x, conv_stats.as_ref()), (gamma, beta), stats, layer.pool.unwrap_or(1), &label)
                     .with_context(|| format!("{label} of {}", self.arch.name))?;
                 layers.push((output, x));
                 if done(&layers) {
@@ -173,7 +175,7 @@ impl Model {
                 }
                 continue;
             }
-            x = tape.batchnorm(x, gamma, beta, stats, mode, &format!("bn{n}"))?;
+            x = tape.batchnorm(x, (gamma, beta), stats, mode, &format!("bn{n}"))?;
             x = tape.relu(x, &name)?;
             layers.push((name, x));
             if done(&layers) {
@@ -190,7 +192,7 @@ impl Model {
         }
         for spec in &self.arch.heads {
             let (w, b) = (param(tape, &format!("{}.weight", spec.name)), param(tape, &format!("{}.bias", spec.name)));
-            let logits = tape
+            let (logits, _) = tape
                 .conv1d(x, w, b, self.conv_spec(spec.stride, spec.pad, false), spec.name)
                 .with_context(|| format!("{} head of {}", spec.name, self.arch.name))?;
             layers.push((spec.name.to_string(), logits));

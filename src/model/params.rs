@@ -9,7 +9,7 @@ use rand_distr::{Distribution, Normal};
 use super::Arch;
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;
-use crate::tensor::Tensor;
+use crate::gpu::Tensor;
 
 /// How a tensor starts: the original torch7 SoundNet initialisation.
 #[derive(Debug, Clone, Copy, PartialEq)]

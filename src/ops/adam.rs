@@ -6,7 +6,25 @@ use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
 use crate::gpu::{grid, groups_for, Cost, DeviceClass, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+// The storage buffers of shaders/adam.wgsl, each named once; launches bind them by these names.
+const PARAM: Binding = Binding::read_write(1, "param");
+const GRAD: Binding = Binding::read(2, "grad");
+const M: Binding = Binding::read_write(3, "m");
+const V: Binding = Binding::read_write(4, "v");
+const PARAM4: Binding = Binding::read_write(5, "param4");
+const GRAD4: Binding = Binding::read(6, "grad4");
+const M4: Binding = Binding::read_write(7, "m4");
+const V4: Binding = Binding::read_write(8, "v4");
+
+/// `shaders/adam.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "adam",
+    source: include_str!("../../shaders/adam.wgsl"),
+    bindings: &[PARAM, GRAD, M, V, PARAM4, GRAD4, M4, V4],
+    needs_subgroups: false,
+};
 
 const WG: u32 = 256;
 
@@ -99,18 +117,18 @@ pub fn encode_step(
     // Two moment updates, a square root and a division; param, m and v read and written, the
     // gradient read.
     let cost = |elements: usize| Cost::new(12 * elements, 7 * elements);
-    let scalar = [(1, param), (2, grad), (3, m), (4, v)];
+    let scalar = [(PARAM, param), (GRAD, grad), (M, m), (V, v)];
     if gpu.class == DeviceClass::Gpu {
-        gpu.dispatch(rec, "adam", "step", &params, &scalar, grid(groups_for(n, WG)), cost(n));
+        gpu.dispatch(rec, &SHADER, "step", &params, &scalar, grid(groups_for(n, WG)), cost(n));
         return Ok(());
     }
     let quads = n / 4;
     if quads > 0 {
-        let buffers = [(5, param), (6, grad), (7, m), (8, v)];
-        gpu.dispatch(rec, "adam", "step_vec4", &params, &buffers, grid(groups_for(quads, WG)), cost(4 * quads));
+        let buffers = [(PARAM4, param), (GRAD4, grad), (M4, m), (V4, v)];
+        gpu.dispatch(rec, &SHADER, "step_vec4", &params, &buffers, grid(groups_for(quads, WG)), cost(4 * quads));
     }
     if !n.is_multiple_of(4) {
-        gpu.dispatch(rec, "adam", "step_tail", &params, &scalar, [1, 1, 1], cost(n % 4));
+        gpu.dispatch(rec, &SHADER, "step_tail", &params, &scalar, [1, 1, 1], cost(n % 4));
     }
     Ok(())
 }

@@ -6,8 +6,49 @@
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
+use super::conv1d::TileStats;
+use crate::autograd::{Backward, Tape, Var};
 use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+// The storage buffers of shaders/batchnorm.wgsl, each named once; launches bind them by these names.
+const X: Binding = Binding::read(1, "x");
+const GAMMA: Binding = Binding::read(2, "gamma");
+const BETA: Binding = Binding::read(3, "beta");
+const RUNNING_MEAN: Binding = Binding::read_write(4, "running_mean");
+const RUNNING_VAR: Binding = Binding::read_write(5, "running_var");
+const Y: Binding = Binding::read_write(6, "y");
+const SAVE_MEAN: Binding = Binding::read_write(7, "save_mean");
+const SAVE_INVSTD: Binding = Binding::read_write(8, "save_invstd");
+const DY: Binding = Binding::read(9, "dy");
+const DX: Binding = Binding::read_write(10, "dx");
+const DGAMMA: Binding = Binding::read_write(11, "dgamma");
+const DBETA: Binding = Binding::read_write(12, "dbeta");
+const CHANNEL_SUMS: Binding = Binding::read_write(13, "channel_sums");
+const TILE_STATS: Binding = Binding::read(14, "tile_stats");
+
+/// `shaders/batchnorm.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "batchnorm",
+    source: include_str!("../../shaders/batchnorm.wgsl"),
+    bindings: &[
+        X,
+        GAMMA,
+        BETA,
+        RUNNING_MEAN,
+        RUNNING_VAR,
+        Y,
+        SAVE_MEAN,
+        SAVE_INVSTD,
+        DY,
+        DX,
+        DGAMMA,
+        DBETA,
+        CHANNEL_SUMS,
+        TILE_STATS,
+    ],
+    needs_subgroups: false,
+};
 
 /// PyTorch's default `eps`, added to the variance before the square root.
 pub const DEFAULT_EPS: f32 = 1e-5;
@@ -96,15 +137,6 @@ fn per_element(shape: &BatchNormShape) -> [u32; 3] {
     grid(groups_for(shape.numel(), WG))
 }
 
-/// Statistics of a batchnorm's input left by the tiled conv that produced it
-/// (`conv1d::encode_forward_with_stats`): for each of `tiles` column tiles and each channel, the
-/// count, mean and sum of squared deviations of its values, `[tiles, C, 3]`.
-#[derive(Clone)]
-pub struct TileStats {
-    pub stats: Tensor,
-    pub tiles: usize,
-}
-
 /// The checks of the training statistics' tensors, shared with the CPU-shaped statistics of
 /// `bn_relu_pool`: the shapes, and more than one value per channel (`M = N * L = 1` leaves the
 /// unbiased variance undefined).
@@ -160,14 +192,15 @@ pub fn encode_train_stats(
     momentum: f32,
 ) -> Result<()> {
     check_train_stats(shape, x, running_mean, running_var, save_mean, save_invstd)?;
-    let outputs = [(4, running_mean), (5, running_var), (7, save_mean), (8, save_invstd)];
+    let outputs =
+        [(RUNNING_MEAN, running_mean), (RUNNING_VAR, running_var), (SAVE_MEAN, save_mean), (SAVE_INVSTD, save_invstd)];
     match tile_stats {
         None => gpu.dispatch(
             rec,
-            "batchnorm",
+            &SHADER,
             "train_stats",
             &params(shape, false, eps, momentum),
-            &[&[(1, x)], outputs.as_slice()].concat(),
+            &[&[(X, x)], outputs.as_slice()].concat(),
             per_channel(shape),
             // Sum, then squared deviations: x needs reading once at least.
             Cost::new(4 * shape.numel(), shape.numel() + 6 * shape.c),
@@ -178,10 +211,10 @@ pub fn encode_train_stats(
             p.tiles = u32::try_from(*tiles)?;
             gpu.dispatch(
                 rec,
-                "batchnorm",
+                &SHADER,
                 "train_stats_merge",
                 &p,
-                &[&[(14, stats)], outputs.as_slice()].concat(),
+                &[&[(TILE_STATS, stats)], outputs.as_slice()].concat(),
                 per_channel(shape),
                 Cost::new(7 * stats.numel() / 3, stats.numel() + 6 * shape.c),
             );
@@ -217,10 +250,10 @@ pub fn encode_forward_train(
     encode_train_stats(gpu, rec, shape, x, None, running_mean, running_var, save_mean, save_invstd, eps, momentum)?;
     gpu.dispatch(
         rec,
-        "batchnorm",
+        &SHADER,
         "normalize_train",
         &params(shape, false, eps, momentum),
-        &[(1, x), (2, gamma), (3, beta), (6, y), (7, save_mean), (8, save_invstd)],
+        &[(X, x), (GAMMA, gamma), (BETA, beta), (Y, y), (SAVE_MEAN, save_mean), (SAVE_INVSTD, save_invstd)],
         per_element(shape),
         Cost::new(3 * shape.numel(), 2 * shape.numel() + 4 * shape.c),
     );
@@ -252,10 +285,10 @@ pub fn encode_forward_eval(
     }
     gpu.dispatch(
         rec,
-        "batchnorm",
+        &SHADER,
         "normalize_eval",
         &params(shape, false, eps, 0.0),
-        &[(1, x), (2, gamma), (3, beta), (4, running_mean), (5, running_var), (6, y)],
+        &[(X, x), (GAMMA, gamma), (BETA, beta), (RUNNING_MEAN, running_mean), (RUNNING_VAR, running_var), (Y, y)],
         per_element(shape),
         Cost::new(3 * shape.numel(), 2 * shape.numel() + 4 * shape.c),
     );
@@ -297,23 +330,126 @@ pub fn encode_backward(
     let p = params(shape, accumulate, 0.0, 0.0);
     gpu.dispatch(
         rec,
-        "batchnorm",
+        &SHADER,
         "backward_sums",
         &p,
-        &[(1, x), (7, save_mean), (8, save_invstd), (9, dy), (11, dgamma), (12, dbeta), (13, channel_sums)],
+        &[
+            (X, x),
+            (SAVE_MEAN, save_mean),
+            (SAVE_INVSTD, save_invstd),
+            (DY, dy),
+            (DGAMMA, dgamma),
+            (DBETA, dbeta),
+            (CHANNEL_SUMS, channel_sums),
+        ],
         per_channel(shape),
         Cost::new(5 * shape.numel(), 2 * shape.numel() + 8 * shape.c),
     );
     gpu.dispatch(
         rec,
-        "batchnorm",
+        &SHADER,
         "backward_dx",
         &p,
-        &[(1, x), (2, gamma), (7, save_mean), (8, save_invstd), (9, dy), (10, dx), (13, channel_sums)],
+        &[
+            (X, x),
+            (GAMMA, gamma),
+            (SAVE_MEAN, save_mean),
+            (SAVE_INVSTD, save_invstd),
+            (DY, dy),
+            (DX, dx),
+            (CHANNEL_SUMS, channel_sums),
+        ],
         per_element(shape),
         Cost::new(7 * shape.numel(), 3 * shape.numel() + 5 * shape.c),
     );
     Ok(())
+}
+
+/// Batchnorm's behaviour: batch statistics (and running-stat updates) or the running statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BnMode {
+    Train,
+    Eval,
+}
+
+/// The running statistics a batchnorm layer keeps outside the tape, `[C]` each.
+pub struct RunningStats<'a> {
+    pub mean: &'a Tensor,
+    pub var: &'a Tensor,
+}
+
+impl Tape<'_> {
+    /// `batchnorm(x)` with scale `gamma` and shift `beta`: in training with the batch statistics
+    /// (updating `stats`), in eval with `stats`.
+    pub fn batchnorm(
+        &mut self,
+        x: Var,
+        (gamma, beta): (Var, Var),
+        stats: RunningStats,
+        mode: BnMode,
+        label: &str,
+    ) -> Result<Var> {
+        let xs = self.shape_of(x, 3, "batchnorm: [N, C, L]").map_err(|e| e.context(label.to_string()))?;
+        let shape = BatchNormShape { n: xs[0], c: xs[1], l: xs[2] };
+        // Eval mode has no backward: its output carries no gradient.
+        let grad_inputs: &[Var] = if mode == BnMode::Train { &[x, gamma, beta] } else { &[] };
+        let y = self.output(&xs, label, grad_inputs)?;
+        let [xt, gt, bt, yt] = [x, gamma, beta, y].map(|v| self.value(v).clone());
+        let (running_mean, running_var) = (stats.mean, stats.var);
+        if mode == BnMode::Eval {
+            return self
+                .record(label, None, |g, rec| {
+                    encode_forward_eval(g, rec, &shape, &xt, &gt, &bt, running_mean, running_var, &yt, DEFAULT_EPS)
+                })
+                .map(|()| y);
+        }
+        let (mean, invstd) = (self.alloc(&[shape.c], "bn saved mean")?, self.alloc(&[shape.c], "bn saved invstd")?);
+        let channel_sums = self.alloc(&[2, shape.c], "bn channel sums")?;
+        let node = BatchNormNode { shape, x, gamma, beta, y, mean: mean.clone(), invstd: invstd.clone(), channel_sums };
+        self.record(label, Some(Box::new(node)), |g, rec| {
+            encode_forward_train(
+                g,
+                rec,
+                &shape,
+                &xt,
+                &gt,
+                &bt,
+                running_mean,
+                running_var,
+                &yt,
+                &mean,
+                &invstd,
+                DEFAULT_EPS,
+                DEFAULT_MOMENTUM,
+            )
+        })?;
+        Ok(y)
+    }
+}
+
+/// Training-mode batchnorm on the tape: its input, its scale (beta's gradient needs no more), the
+/// batch statistics it normalised with, and scratch for the backward's per-channel sums.
+struct BatchNormNode {
+    shape: BatchNormShape,
+    x: Var,
+    gamma: Var,
+    beta: Var,
+    y: Var,
+    mean: Tensor,
+    invstd: Tensor,
+    channel_sums: Tensor,
+}
+
+impl Backward for BatchNormNode {
+    fn record_backward(&self, tape: &mut Tape, _grad_scale: f32) -> Result<()> {
+        let Some(dy) = tape.upstream(self.y) else { return Ok(()) };
+        let [dgamma, dbeta] = tape.parameter_grads([self.gamma, self.beta], "batchnorm's gamma and beta")?;
+        let dx = tape.fresh_grad(self.x, "bn input")?;
+        let (x, gamma) = (tape.value(self.x).clone(), tape.value(self.gamma).clone());
+        let (mean, invstd, sums) = (&self.mean, &self.invstd, &self.channel_sums);
+        let (g, rec) = (tape.gpu(), &mut tape.backward);
+        encode_backward(g, rec, &self.shape, &x, &dy, &gamma, mean, invstd, &dx, &dgamma, &dbeta, sums, true)
+    }
 }
 
 /// The f64 CPU reference: the readable specification the GPU kernels are tested against.

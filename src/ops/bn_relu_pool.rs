@@ -11,9 +11,67 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use super::batchnorm::{self, BatchNormShape, TileStats};
+use super::batchnorm::{self, BatchNormShape, RunningStats};
+use super::conv1d::TileStats;
+use crate::autograd::{Backward, Tape, Var};
 use crate::gpu::{grid, groups_for, Cost, DeviceClass, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+// The storage buffers of shaders/bn_relu_pool.wgsl and bn_relu_pool_cpu.wgsl (which declares the
+// same 13 and 5 more), each named once; launches bind them by these names.
+const X: Binding = Binding::read(1, "x");
+const GAMMA: Binding = Binding::read(2, "gamma");
+const BETA: Binding = Binding::read(3, "beta");
+const SAVE_MEAN: Binding = Binding::read(4, "save_mean");
+const SAVE_INVSTD: Binding = Binding::read(5, "save_invstd");
+const Y: Binding = Binding::read_write(6, "y");
+const ARGMAX: Binding = Binding::read_write(7, "argmax");
+const SAVED_ARGMAX: Binding = Binding::read(8, "saved_argmax");
+const DY: Binding = Binding::read(9, "dy");
+const DX: Binding = Binding::read_write(10, "dx");
+const DGAMMA: Binding = Binding::read_write(11, "dgamma");
+const DBETA: Binding = Binding::read_write(12, "dbeta");
+const CHANNEL_SUMS: Binding = Binding::read_write(13, "channel_sums");
+const RUNNING_MEAN: Binding = Binding::read_write(14, "running_mean");
+const RUNNING_VAR: Binding = Binding::read_write(15, "running_var");
+const STATS_MEAN: Binding = Binding::read_write(16, "stats_mean");
+const STATS_INVSTD: Binding = Binding::read_write(17, "stats_invstd");
+const TILE_STATS: Binding = Binding::read(18, "tile_stats");
+
+/// `shaders/bn_relu_pool.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "bn_relu_pool",
+    source: include_str!("../../shaders/bn_relu_pool.wgsl"),
+    bindings: &[X, GAMMA, BETA, SAVE_MEAN, SAVE_INVSTD, Y, ARGMAX, SAVED_ARGMAX, DY, DX, DGAMMA, DBETA, CHANNEL_SUMS],
+    needs_subgroups: false,
+};
+
+/// `shaders/bn_relu_pool_cpu.wgsl` and the storage buffers it declares.
+pub const CPU_SHADER: Shader = Shader {
+    name: "bn_relu_pool_cpu",
+    source: include_str!("../../shaders/bn_relu_pool_cpu.wgsl"),
+    bindings: &[
+        X,
+        GAMMA,
+        BETA,
+        SAVE_MEAN,
+        SAVE_INVSTD,
+        Y,
+        ARGMAX,
+        SAVED_ARGMAX,
+        DY,
+        DX,
+        DGAMMA,
+        DBETA,
+        CHANNEL_SUMS,
+        RUNNING_MEAN,
+        RUNNING_VAR,
+        STATS_MEAN,
+        STATS_INVSTD,
+        TILE_STATS,
+    ],
+    needs_subgroups: false,
+};
 
 const WG: u32 = 256;
 
@@ -253,33 +311,29 @@ pub fn encode_forward_train(
         // The checks of the GPU statistics (one value per channel is refused), then the CPU kernel:
         // from the conv's tile statistics when it left them, else from x.
         batchnorm::check_train_stats(&bn, x, running_mean, running_var, save_mean, save_invstd)?;
-        let outputs = [(14, running_mean), (15, running_var), (16, save_mean), (17, save_invstd)];
+        let outputs = [
+            (RUNNING_MEAN, running_mean),
+            (RUNNING_VAR, running_var),
+            (STATS_MEAN, save_mean),
+            (STATS_INVSTD, save_invstd),
+        ];
         let constants = cpu_constants(shape);
         let mut p = cpu_params(shape, false, eps, momentum);
         match tile_stats {
             Some(TileStats { stats, tiles }) => {
                 expect_shape(OP, "tile statistics", stats, &[*tiles, shape.c, 3])?;
                 p.tiles = u32::try_from(*tiles)?;
-                let buffers = [&[(18, stats)], outputs.as_slice()].concat();
+                let buffers = [&[(TILE_STATS, stats)], outputs.as_slice()].concat();
                 let cost = Cost::new(7 * stats.numel() / 3, stats.numel() + 6 * shape.c);
                 let groups = grid(groups_for(shape.c, CPU_MERGE_WG));
-                gpu.dispatch_specialized(
-                    rec,
-                    "bn_relu_pool_cpu",
-                    "stats_merge",
-                    &constants,
-                    &p,
-                    &buffers,
-                    groups,
-                    cost,
-                );
+                gpu.dispatch_specialized(rec, &CPU_SHADER, "stats_merge", &constants, &p, &buffers, groups, cost);
             }
             None => {
-                let buffers = [&[(1, x)], outputs.as_slice()].concat();
+                let buffers = [&[(X, x)], outputs.as_slice()].concat();
                 // Two passes over x (sum, then squared deviations) and the per-channel outputs.
                 let cost = Cost::new(3 * shape.numel(), 2 * shape.numel() + 6 * shape.c);
                 let groups = grid(groups_for(shape.c, 1));
-                gpu.dispatch_specialized(rec, "bn_relu_pool_cpu", "stats", &constants, &p, &buffers, groups, cost);
+                gpu.dispatch_specialized(rec, &CPU_SHADER, "stats", &constants, &p, &buffers, groups, cost);
             }
         }
     } else {
@@ -297,13 +351,14 @@ pub fn encode_forward_train(
             momentum,
         )?;
     }
-    let mut buffers = vec![(1, x), (2, gamma), (3, beta), (4, save_mean), (5, save_invstd), (6, y)];
+    let mut buffers =
+        vec![(X, x), (GAMMA, gamma), (BETA, beta), (SAVE_MEAN, save_mean), (SAVE_INVSTD, save_invstd), (Y, y)];
     let (p, outputs, covered) = (params(shape, false), shape.outputs(), shape.covered());
     let (entry, cost) = match argmax {
         // Per covered input: normalise (3), ReLU (1), compare (1); the covered inputs read once,
         // y and argmax written, four per-channel values read.
         Some(argmax) => {
-            buffers.push((7, argmax));
+            buffers.push((ARGMAX, argmax));
             ("forward_relu_pool", Cost::new(5 * covered, covered + 2 * outputs + 4 * shape.c))
         }
         None => ("forward_relu", Cost::new(4 * outputs, 2 * outputs + 4 * shape.c)),
@@ -312,9 +367,9 @@ pub fn encode_forward_train(
         let constants = [("POOL", cpu_pool(shape))];
         let p = cpu_params(shape, false, eps, momentum);
         let groups = cpu_run_groups(shape);
-        gpu.dispatch_specialized(rec, "bn_relu_pool_cpu", entry, &constants, &p, &buffers, groups, cost);
+        gpu.dispatch_specialized(rec, &CPU_SHADER, entry, &constants, &p, &buffers, groups, cost);
     } else {
-        gpu.dispatch(rec, "bn_relu_pool", entry, &p, &buffers, grid(groups_for(outputs, WG)), cost);
+        gpu.dispatch(rec, &SHADER, entry, &p, &buffers, grid(groups_for(outputs, WG)), cost);
     }
     Ok(())
 }
@@ -361,12 +416,20 @@ pub fn encode_backward(
     let argmax = expect_argmax(OP, shape, argmax)?;
     let (entry_sums, entry_dx) =
         if shape.pooled() { ("sums_relu_pool", "dx_relu_pool") } else { ("sums_relu", "dx_relu") };
-    let mut inputs = vec![(1, x), (2, gamma), (3, beta), (4, save_mean), (5, save_invstd), (9, dy), (13, channel_sums)];
+    let mut inputs = vec![
+        (X, x),
+        (GAMMA, gamma),
+        (BETA, beta),
+        (SAVE_MEAN, save_mean),
+        (SAVE_INVSTD, save_invstd),
+        (DY, dy),
+        (CHANNEL_SUMS, channel_sums),
+    ];
     if let Some(a) = argmax {
-        inputs.push((8, a));
+        inputs.push((SAVED_ARGMAX, a));
     }
-    let sums_buffers = [inputs.as_slice(), &[(11, dgamma), (12, dbeta)]].concat();
-    let dx_buffers = [inputs.as_slice(), &[(10, dx)]].concat();
+    let sums_buffers = [inputs.as_slice(), &[(DGAMMA, dgamma), (DBETA, dbeta)]].concat();
+    let dx_buffers = [inputs.as_slice(), &[(DX, dx)]].concat();
     let p = params(shape, accumulate);
     let (numel, outputs, covered, c) = (shape.numel(), shape.outputs(), shape.covered(), shape.c);
     // What the gradient at the batchnorm output costs to rebuild: dy and argmax once each, the
@@ -379,7 +442,7 @@ pub fn encode_backward(
     let dx_cost = Cost::new(4 * covered + 7 * numel, 2 * numel + upstream_reads + 6 * c);
     let per_channel = grid(groups_for(c, 1));
     if cpu_shaped(gpu, shape) {
-        let (shader, constants) = ("bn_relu_pool_cpu", cpu_constants(shape));
+        let (shader, constants) = (&CPU_SHADER, cpu_constants(shape));
         let p = cpu_params(shape, accumulate, 0.0, 0.0);
         gpu.dispatch_specialized(rec, shader, entry_sums, &constants, &p, &sums_buffers, per_channel, sums_cost);
         let runs = cpu_run_groups(shape);
@@ -391,15 +454,103 @@ pub fn encode_backward(
         let split_cost =
             if splits > 1 { Cost::new(9 * covered, covered + upstream_reads + 4 * c + pairs) } else { sums_cost };
         let runs = [splits as u32, c as u32, 1];
-        gpu.dispatch(rec, "bn_relu_pool", entry_sums, &p, &sums_buffers, runs, split_cost);
+        gpu.dispatch(rec, &SHADER, entry_sums, &p, &sums_buffers, runs, split_cost);
         if splits > 1 {
             let merge_cost = Cost::new(pairs, pairs + 6 * c);
-            let merge_buffers = [(11, dgamma), (12, dbeta), (13, channel_sums)];
-            gpu.dispatch(rec, "bn_relu_pool", "sums_merge", &p, &merge_buffers, per_channel, merge_cost);
+            let merge_buffers = [(DGAMMA, dgamma), (DBETA, dbeta), (CHANNEL_SUMS, channel_sums)];
+            gpu.dispatch(rec, &SHADER, "sums_merge", &p, &merge_buffers, per_channel, merge_cost);
         }
-        gpu.dispatch(rec, "bn_relu_pool", entry_dx, &p, &dx_buffers, grid(groups_for(numel, WG)), dx_cost);
+        gpu.dispatch(rec, &SHADER, entry_dx, &p, &dx_buffers, grid(groups_for(numel, WG)), dx_cost);
     }
     Ok(())
+}
+
+impl Tape<'_> {
+    /// Training-mode batchnorm, ReLU and, when `k > 1`, max-pool with kernel = stride = `k`, as
+    /// one op: the same value as `batchnorm` -> `relu` -> `maxpool` in 2 launches instead of 3-4
+    /// each way, and without the full-length batchnorm and ReLU outputs or their gradients.
+    /// `conv_stats`: the statistics of `x` its conv left (`Tape::conv1d`), merged instead of
+    /// reading `x` again.
+    pub fn bn_relu_pool(
+        &mut self,
+        (x, conv_stats): (Var, Option<&TileStats>),
+        (gamma, beta): (Var, Var),
+        stats: RunningStats,
+        k: usize,
+        label: &str,
+    ) -> Result<Var> {
+        let context = |e: anyhow::Error| e.context(label.to_string());
+        let xs = self.shape_of(x, 3, "bn_relu_pool: [N, C, L]").map_err(context)?;
+        let shape = BnReluPoolShape::new(xs[0], xs[1], xs[2], k).map_err(context)?;
+        let y = self.output(&shape.output_shape(), label, &[x, gamma, beta])?;
+        let argmax = if shape.pooled() { Some(self.alloc(&shape.output_shape(), "argmax")?) } else { None };
+        let (mean, invstd) = (self.alloc(&[shape.c], "bn saved mean")?, self.alloc(&[shape.c], "bn saved invstd")?);
+        let channel_sums = self.alloc(&channel_sums_shape(self.gpu(), &shape), "bn channel sums")?;
+        let [xt, gt, bt, yt] = [x, gamma, beta, y].map(|v| self.value(v).clone());
+        let saved = (mean.clone(), invstd.clone());
+        let node = BnReluPoolNode { shape, x, gamma, beta, y, argmax: argmax.clone(), mean, invstd, channel_sums };
+        self.record(label, Some(Box::new(node)), |g, rec| {
+            encode_forward_train(
+                g,
+                rec,
+                &shape,
+                (&xt, conv_stats),
+                &gt,
+                &bt,
+                stats.mean,
+                stats.var,
+                &yt,
+                argmax.as_ref(),
+                &saved.0,
+                &saved.1,
+                batchnorm::DEFAULT_EPS,
+                batchnorm::DEFAULT_MOMENTUM,
+            )
+            .map_err(context)
+        })?;
+        Ok(y)
+    }
+}
+
+/// The fused layer on the tape: its input (the batchnorm and ReLU outputs are rebuilt from it),
+/// its scale and shift, the pool's choices, the batch statistics, and scratch for the sums.
+struct BnReluPoolNode {
+    shape: BnReluPoolShape,
+    x: Var,
+    gamma: Var,
+    beta: Var,
+    y: Var,
+    /// None when the layer does not pool.
+    argmax: Option<Tensor>,
+    mean: Tensor,
+    invstd: Tensor,
+    channel_sums: Tensor,
+}
+
+impl Backward for BnReluPoolNode {
+    fn record_backward(&self, tape: &mut Tape, _grad_scale: f32) -> Result<()> {
+        let Some(dy) = tape.upstream(self.y) else { return Ok(()) };
+        let [dgamma, dbeta] = tape.parameter_grads([self.gamma, self.beta], "batchnorm's gamma and beta")?;
+        let dx = tape.fresh_grad(self.x, "bn input")?;
+        let [x, gamma, beta] = [self.x, self.gamma, self.beta].map(|v| tape.value(v).clone());
+        encode_backward(
+            tape.gpu(),
+            &mut tape.backward,
+            &self.shape,
+            &x,
+            &dy,
+            self.argmax.as_ref(),
+            &gamma,
+            &beta,
+            &self.mean,
+            &self.invstd,
+            &dx,
+            &dgamma,
+            &dbeta,
+            &self.channel_sums,
+            true,
+        )
+    }
 }
 
 /// The f64 CPU reference: the composition of the plain ops' references, written out.

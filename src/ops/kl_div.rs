@@ -6,8 +6,24 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
+use crate::autograd::{Backward, Tape, Var};
 use crate::gpu::{grid, Cost, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+// The storage buffers of shaders/kl_div.wgsl, each named once; launches bind them by these names.
+const TEACHER: Binding = Binding::read(1, "teacher");
+const LOGITS: Binding = Binding::read(2, "logits");
+const COLUMN_LOSS: Binding = Binding::read_write(3, "column_loss");
+const LOSS: Binding = Binding::read_write(4, "loss");
+const DLOGITS: Binding = Binding::read_write(5, "dlogits");
+
+/// `shaders/kl_div.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "kl_div",
+    source: include_str!("../../shaders/kl_div.wgsl"),
+    bindings: &[TEACHER, LOGITS, COLUMN_LOSS, LOSS, DLOGITS],
+    needs_subgroups: false,
+};
 
 /// `n` clips, `c` classes (the softmax axis), `t` output steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,17 +104,17 @@ pub fn encode_forward(
     let unscaled = params(shape, 1.0);
     gpu.dispatch(
         rec,
-        "kl_div",
+        &SHADER,
         "forward_columns",
         &unscaled,
-        &[(1, p), (2, z), (3, column_loss)],
+        &[(TEACHER, p), (LOGITS, z), (COLUMN_LOSS, column_loss)],
         grid(columns as u32),
         // Per value: max, exp and sum for the log-sum-exp, then p * (log p - log q).
         Cost::new(8 * z.numel(), p.numel() + z.numel() + columns),
     );
     let mean = params(shape, 1.0 / columns as f64);
-    let buffers = [(3, column_loss), (4, loss)];
-    gpu.dispatch(rec, "kl_div", "reduce_columns", &mean, &buffers, [1, 1, 1], Cost::new(columns, columns + 1));
+    let buffers = [(COLUMN_LOSS, column_loss), (LOSS, loss)];
+    gpu.dispatch(rec, &SHADER, "reduce_columns", &mean, &buffers, [1, 1, 1], Cost::new(columns, columns + 1));
     Ok(())
 }
 
@@ -122,14 +138,52 @@ pub fn encode_backward(
     let scale = params(shape, f64::from(grad_scale) / columns as f64);
     gpu.dispatch(
         rec,
-        "kl_div",
+        &SHADER,
         "backward",
         &scale,
-        &[(1, p), (2, z), (5, dz)],
+        &[(TEACHER, p), (LOGITS, z), (DLOGITS, dz)],
         grid(columns as u32),
         Cost::new(6 * z.numel(), p.numel() + z.numel() + dz.numel()),
     );
     Ok(())
+}
+
+impl Tape<'_> {
+    /// KL(teacher || softmax(logits)) over the channel axis, averaged over batch and steps, into a
+    /// one-element tensor. A loss is a root: `backward` starts from it.
+    pub fn kl_div(&mut self, teacher: Var, logits: Var, label: &str) -> Result<Tensor> {
+        let zs = self.shape_of(logits, 3, "kl_div: logits [N, C, T]").map_err(|e| e.context(label.to_string()))?;
+        ensure!(
+            self.value(teacher).shape == zs,
+            "{label}: teacher {:?} and logits {zs:?} differ",
+            self.value(teacher).shape
+        );
+        let shape = KlDivShape { n: zs[0], c: zs[1], t: zs[2] };
+        let scratch = self.alloc(&[shape.n * shape.t], "kl column losses")?;
+        let loss = self.alloc(&[1], label)?;
+        let (p, z) = (self.value(teacher).clone(), self.value(logits).clone());
+        let node = KlDivNode { shape, teacher, logits };
+        self.record(label, Some(Box::new(node)), |g, rec| encode_forward(g, rec, &shape, &p, &z, &scratch, &loss))?;
+        Ok(loss)
+    }
+}
+
+/// kl_div on the tape: the teacher and the logits, from which the backward recomputes the softmax.
+struct KlDivNode {
+    shape: KlDivShape,
+    teacher: Var,
+    logits: Var,
+}
+
+impl Backward for KlDivNode {
+    fn record_backward(&self, tape: &mut Tape, grad_scale: f32) -> Result<()> {
+        if !tape.needs_grad(self.logits) {
+            return Ok(());
+        }
+        let dz = tape.fresh_grad(self.logits, "logits")?;
+        let (p, z) = (tape.value(self.teacher).clone(), tape.value(self.logits).clone());
+        encode_backward(tape.gpu(), &mut tape.backward, &self.shape, &p, &z, &dz, grad_scale)
+    }
 }
 
 /// The f64 CPU reference: the readable specification the GPU kernels are tested against.

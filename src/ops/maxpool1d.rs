@@ -6,8 +6,25 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
+use crate::autograd::{Backward, Tape, Var};
 use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+// The storage buffers of shaders/maxpool1d.wgsl, each named once; launches bind them by these names.
+const X: Binding = Binding::read(1, "x");
+const Y: Binding = Binding::read_write(2, "y");
+const ARGMAX: Binding = Binding::read_write(3, "argmax");
+const SAVED_ARGMAX: Binding = Binding::read(4, "saved_argmax");
+const DY: Binding = Binding::read(5, "dy");
+const DX: Binding = Binding::read_write(6, "dx");
+
+/// `shaders/maxpool1d.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "maxpool1d",
+    source: include_str!("../../shaders/maxpool1d.wgsl"),
+    bindings: &[X, Y, ARGMAX, SAVED_ARGMAX, DY, DX],
+    needs_subgroups: false,
+};
 
 const WG: u32 = 256;
 
@@ -114,10 +131,10 @@ pub fn encode_forward(
     let outputs = y.numel();
     gpu.dispatch(
         rec,
-        "maxpool1d",
+        &SHADER,
         "forward",
         &p,
-        &[(1, x), (2, y), (3, argmax)],
+        &[(X, x), (Y, y), (ARGMAX, argmax)],
         grid(groups_for(outputs, WG)),
         // One comparison per window element read; the input is read once, y and argmax written.
         Cost::new(outputs * shape.k, x.numel() + 2 * outputs),
@@ -139,14 +156,45 @@ pub fn encode_backward(
     let inputs = dx.numel();
     gpu.dispatch(
         rec,
-        "maxpool1d",
+        &SHADER,
         "backward",
         &p,
-        &[(4, argmax), (5, dy), (6, dx)],
+        &[(SAVED_ARGMAX, argmax), (DY, dy), (DX, dx)],
         grid(groups_for(inputs, WG)),
         Cost::new(0, argmax.numel() + dy.numel() + inputs),
     );
     Ok(())
+}
+
+impl Tape<'_> {
+    /// Max-pool with kernel = stride = `k`, as SoundNet uses.
+    pub fn maxpool(&mut self, x: Var, k: usize, label: &str) -> Result<Var> {
+        let xs = self.shape_of(x, 3, "maxpool1d: [N, C, L]").map_err(|e| e.context(label.to_string()))?;
+        let shape = MaxPool1dShape { n: xs[0], c: xs[1], l: xs[2], k, stride: k };
+        let out = shape.output_shape().map_err(|e| e.context(label.to_string()))?;
+        let y = self.output(&out, label, &[x])?;
+        let argmax = self.alloc(&out, "argmax")?;
+        let (xt, yt) = (self.value(x).clone(), self.value(y).clone());
+        let node = MaxPoolNode { shape, x, y, argmax: argmax.clone() };
+        self.record(label, Some(Box::new(node)), |g, rec| encode_forward(g, rec, &shape, &xt, &yt, &argmax))?;
+        Ok(y)
+    }
+}
+
+/// maxpool1d on the tape: which input each output took (`argmax`) routes its gradient back.
+struct MaxPoolNode {
+    shape: MaxPool1dShape,
+    x: Var,
+    y: Var,
+    argmax: Tensor,
+}
+
+impl Backward for MaxPoolNode {
+    fn record_backward(&self, tape: &mut Tape, _grad_scale: f32) -> Result<()> {
+        let Some(dy) = tape.upstream(self.y) else { return Ok(()) };
+        let dx = tape.fresh_grad(self.x, "pool input")?;
+        encode_backward(tape.gpu(), &mut tape.backward, &self.shape, &self.argmax, &dy, &dx)
+    }
 }
 
 /// The f64 CPU reference: the readable specification the GPU kernels are tested against.

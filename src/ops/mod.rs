@@ -6,9 +6,23 @@ pub mod adam;
 pub mod batchnorm;
 pub mod bn_relu_pool;
 pub mod conv1d;
-pub mod conv1d_cpu;
-pub mod conv1d_tiled;
 pub mod kl_div;
 pub mod maxpool1d;
 pub mod relu;
-pub mod softmax;
+
+use crate::gpu::Shader;
+
+/// Every shader the ops run, in the order the data flows through a training step (the profiler's
+/// `ceiling.wgsl` is `profile::CEILING_SHADER`). The tests translate and reflect each of them.
+pub const SHADERS: &[&Shader] = &[
+    &conv1d::PLAIN_SHADER,
+    &conv1d::tiled::SHADER,
+    &conv1d::cpu::SHADER,
+    &batchnorm::SHADER,
+    &relu::SHADER,
+    &maxpool1d::SHADER,
+    &bn_relu_pool::SHADER,
+    &bn_relu_pool::CPU_SHADER,
+    &kl_div::SHADER,
+    &adam::SHADER,
+];

@@ -3,8 +3,23 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::autograd::{Backward, Tape, Var};
+use crate::gpu::Tensor;
+use crate::gpu::{grid, groups_for, Binding, Cost, Gpu, Recorder, Shader};
+
+// The storage buffers of shaders/relu.wgsl, each named once; launches bind them by these names.
+const X: Binding = Binding::read(1, "x");
+const Y: Binding = Binding::read_write(2, "y");
+const DY: Binding = Binding::read(3, "dy");
+const DX: Binding = Binding::read_write(4, "dx");
+
+/// `shaders/relu.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "relu",
+    source: include_str!("../../shaders/relu.wgsl"),
+    bindings: &[X, Y, DY, DX],
+    needs_subgroups: false,
+};
 
 const WG: u32 = 256;
 
@@ -23,8 +38,8 @@ fn params(n: usize) -> Params {
 pub fn encode_forward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     ensure!(x.shape == y.shape, "relu: input {:?} and output {:?} differ in shape", x.shape, y.shape);
     let n = x.numel();
-    let buffers = [(1, x), (2, y)];
-    gpu.dispatch(rec, "relu", "forward", &params(n), &buffers, grid(groups_for(n, WG)), Cost::new(n, 2 * n));
+    let buffers = [(X, x), (Y, y)];
+    gpu.dispatch(rec, &SHADER, "forward", &params(n), &buffers, grid(groups_for(n, WG)), Cost::new(n, 2 * n));
     Ok(())
 }
 
@@ -40,14 +55,40 @@ pub fn encode_backward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, dy: &Tens
     let n = x.numel();
     gpu.dispatch(
         rec,
-        "relu",
+        &SHADER,
         "backward",
         &params(n),
-        &[(1, x), (3, dy), (4, dx)],
+        &[(X, x), (DY, dy), (DX, dx)],
         grid(groups_for(n, WG)),
         Cost::new(n, 3 * n),
     );
     Ok(())
+}
+
+impl Tape<'_> {
+    /// `relu(x)`.
+    pub fn relu(&mut self, x: Var, label: &str) -> Result<Var> {
+        let shape = self.value(x).shape.clone();
+        let y = self.output(&shape, label, &[x])?;
+        let (xt, yt) = (self.value(x).clone(), self.value(y).clone());
+        self.record(label, Some(Box::new(ReluNode { x, y })), |g, rec| encode_forward(g, rec, &xt, &yt))?;
+        Ok(y)
+    }
+}
+
+/// relu on the tape: its input, whose sign masks the gradient, and its output.
+struct ReluNode {
+    x: Var,
+    y: Var,
+}
+
+impl Backward for ReluNode {
+    fn record_backward(&self, tape: &mut Tape, _grad_scale: f32) -> Result<()> {
+        let Some(dy) = tape.upstream(self.y) else { return Ok(()) };
+        let dx = tape.fresh_grad(self.x, "relu input")?;
+        let x = tape.value(self.x).clone();
+        encode_backward(tape.gpu(), &mut tape.backward, &x, &dy, &dx)
+    }
 }
 
 /// The f64 CPU reference: the readable specification the GPU kernels are tested against.

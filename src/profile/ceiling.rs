@@ -7,7 +7,20 @@ use bytemuck::{Pod, Zeroable};
 
 use super::clock::{time_launches, Clock};
 use crate::gpu::{grid, groups_for, Cost, Gpu};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+// The storage buffers of shaders/ceiling.wgsl.
+const SRC: Binding = Binding::read(1, "src");
+const DST: Binding = Binding::read_write(2, "dst");
+const SINK: Binding = Binding::read_write(3, "sink");
+
+/// `shaders/ceiling.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "ceiling",
+    source: include_str!("../../shaders/ceiling.wgsl"),
+    bindings: &[SRC, DST, SINK],
+    needs_subgroups: false,
+};
 
 const WG: u32 = 256;
 /// Invocations of the FMA kernel: enough to fill the largest GPUs (about 270,000 resident threads).
@@ -65,7 +78,7 @@ fn fma_gflops(gpu: &Gpu, clock: Clock) -> Result<f64> {
         let flops = FLOPS_PER_ITERATION * FMA_INVOCATIONS * iterations as usize;
         let groups = grid(groups_for(FMA_INVOCATIONS, WG));
         let d =
-            gpu.prepare("ceiling", "fma_rate", &[], &params, &[(3, &sink)], groups, Cost::new(flops, FMA_INVOCATIONS));
+            gpu.prepare(&SHADER, "fma_rate", &[], &params, &[(SINK, &sink)], groups, Cost::new(flops, FMA_INVOCATIONS));
         let nanos = best_nanos(gpu, clock, &d)?;
         // (lavapipe before Mesa 23 silently stops a shader after 65,535 loop iterations in all.)
         if nanos >= MIN_NANOS || iterations >= 1 << 14 {
@@ -82,7 +95,7 @@ fn copy_gbs(gpu: &Gpu, clock: Clock) -> Result<f64> {
     let vec4s = floats / 4 / COPIES_PER_INVOCATION * COPIES_PER_INVOCATION;
     let params = Params { n: vec4s as u32, iterations: 0, _pad: [0; 2] };
     let groups = grid(groups_for(vec4s / COPIES_PER_INVOCATION, WG));
-    let buffers = [(1, &src), (2, &dst)];
-    let d = gpu.prepare("ceiling", "copy_rate", &[], &params, &buffers, groups, Cost::new(0, 8 * vec4s));
+    let buffers = [(SRC, &src), (DST, &dst)];
+    let d = gpu.prepare(&SHADER, "copy_rate", &[], &params, &buffers, groups, Cost::new(0, 8 * vec4s));
     Ok(2.0 * 16.0 * vec4s as f64 / best_nanos(gpu, clock, &d)?)
 }

@@ -16,18 +16,19 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use rand::{Rng, SeedableRng};
 
-pub use ceiling::Ceilings;
+pub use ceiling::{Ceilings, SHADER as CEILING_SHADER};
 pub use clock::{time_launches, Clock};
 pub use table::{Row, SortBy};
 
-use crate::autograd::{BnMode, Tape};
+use crate::autograd::Tape;
 use crate::checkpoint::Checkpoint;
 use crate::data::SAMPLE_RATE;
+use crate::gpu::Tensor;
 use crate::gpu::{Gpu, KernelTime};
 use crate::model::{Arch, Fusion, Model};
 use crate::ops::adam::AdamConfig;
+use crate::ops::batchnorm::BnMode;
 use crate::ops::conv1d::ConvKernel;
-use crate::tensor::Tensor;
 use crate::train::{StepShape, TrainStep};
 
 /// Everything `sn-wgpu profile` can be told.

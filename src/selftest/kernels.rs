@@ -11,7 +11,6 @@ mod kl_div;
 mod lab;
 mod maxpool1d;
 mod relu;
-mod softmax;
 
 use anyhow::{Context, Result};
 
@@ -27,13 +26,12 @@ type Family = fn(&Gpu) -> Result<Vec<Check>>;
 
 /// Every family's checks on `gpu`; an error names the family that could not run.
 pub fn kernel_checks(gpu: &Gpu) -> Result<Vec<Check>> {
-    let families: [(&str, Family); 8] = [
+    let families: [(&str, Family); 7] = [
         ("conv1d", conv1d::checks),
         ("bn_relu_pool", bn_relu_pool::checks),
         ("batchnorm", batchnorm::checks),
         ("relu", relu::checks),
         ("maxpool1d", maxpool1d::checks),
-        ("softmax", softmax::checks),
         ("kl_div", kl_div::checks),
         ("adam", adam::checks),
     ];

@@ -17,8 +17,8 @@ pub use kernels::kernel_checks;
 pub use step::training_step_checks;
 
 use crate::gpu::Gpu;
+use crate::ops::conv1d::cpu;
 use crate::ops::conv1d::ConvKernel;
-use crate::ops::conv1d_cpu;
 
 /// One output of one kernel (or of the training step) against its reference.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +112,7 @@ pub fn run(gpu: &Gpu) -> Result<Report> {
 /// has subgroup operations.
 fn forced_conv_kernels(gpu: &Gpu) -> Vec<ConvKernel> {
     let mut kernels = vec![ConvKernel::Plain, ConvKernel::Tiled];
-    if conv1d_cpu::available(gpu) {
+    if cpu::available(gpu) {
         kernels.push(ConvKernel::Cpu);
     }
     kernels

@@ -2,11 +2,12 @@
 
 use anyhow::Result;
 
-use crate::autograd::{BnMode, Tape};
+use crate::autograd::Tape;
 use crate::data::{load_batch, Dataset, Order};
+use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::Model;
-use crate::tensor::Tensor;
+use crate::ops::batchnorm::BnMode;
 
 pub struct EvalLoss {
     batch: usize,

@@ -5,14 +5,15 @@
 use anyhow::{ensure, Result};
 
 use super::loss_readback::{LossReadback, StepLosses};
-use crate::autograd::{BnMode, Tape};
+use crate::autograd::Tape;
 use crate::checkpoint::Checkpoint;
+use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
 use crate::model::params::NamedTensors;
 use crate::model::Model;
 use crate::ops::adam::AdamConfig;
+use crate::ops::batchnorm::BnMode;
 use crate::optim::Adam;
-use crate::tensor::Tensor;
 
 /// The batch a step trains on: `batch` clips of `samples` samples, split into `micro_batches`
 /// equal micro-batches (batchnorm then uses micro-batch statistics).

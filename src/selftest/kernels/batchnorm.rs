@@ -6,9 +6,9 @@ use anyhow::Result;
 use super::lab::Lab;
 use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
+use crate::gpu::Tensor;
 use crate::ops::batchnorm::{self, reference, BatchNormShape, DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::selftest::{to_f64, Check};
-use crate::tensor::Tensor;
 
 pub fn checks(gpu: &Gpu) -> Result<Vec<Check>> {
     let mut checks = check_train(&mut Lab::new(gpu, 200), &BatchNormShape::new(2, 12, 45)?)?;

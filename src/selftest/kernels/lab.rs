@@ -7,7 +7,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::gpu::Gpu;
-use crate::tensor::Tensor;
+use crate::gpu::Tensor;
 
 pub struct Lab<'g> {
     pub gpu: &'g Gpu,

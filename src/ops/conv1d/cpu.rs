@@ -11,10 +11,17 @@
 use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
-use super::conv1d::{Conv1dShape, Pass};
-use super::conv1d_tiled;
+use super::{tiled, Conv1dShape, Pass, B, DB, DW, DX, DY, PARTIALS, STATS, W, X, Y};
 use crate::gpu::{grid, Constants, Cost, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+/// `shaders/conv1d_cpu.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "conv1d_cpu",
+    source: include_str!("../../../shaders/conv1d_cpu.wgsl"),
+    bindings: &[X, W, B, Y, DY, DX, DW, DB, PARTIALS, STATS],
+    needs_subgroups: true,
+};
 
 /// Multiply-adds per invocation per chunk that the driver unrolls into straight-line code.
 const CHUNK_MACS: usize = 128;
@@ -242,12 +249,12 @@ fn dispatch(
     shape: &Conv1dShape,
     plan: &Plan,
     params: &Params,
-    buffers: &[(u32, &Tensor)],
+    buffers: &[(Binding, &Tensor)],
     workgroups: [u32; 3],
     cost: Cost,
 ) {
     let constants: &Constants = &plan.constants(shape, lanes(gpu));
-    gpu.dispatch_specialized(rec, "conv1d_cpu", entry, constants, params, buffers, workgroups, cost);
+    gpu.dispatch_specialized(rec, &SHADER, entry, constants, params, buffers, workgroups, cost);
 }
 
 /// `y = conv1d(x, w) + b`. The tensors are checked by the caller.
@@ -255,7 +262,7 @@ pub(super) fn forward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
-    buffers: &[(u32, &Tensor)],
+    buffers: &[(Binding, &Tensor)],
     cost: Cost,
 ) -> Result<()> {
     let plan = forward_plan(shape, lanes(gpu))?;
@@ -276,7 +283,7 @@ pub(super) fn forward_stats(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
-    buffers: &[(u32, &Tensor)],
+    buffers: &[(Binding, &Tensor)],
     stats: &Tensor,
     cost: Cost,
 ) -> Result<()> {
@@ -290,7 +297,7 @@ pub(super) fn forward_stats(
         [tiles, shape.cout, 3]
     );
     let params = params(shape, false, &plan)?;
-    let buffers = [buffers, &[(10, stats)]].concat();
+    let buffers = [buffers, &[(STATS, stats)]].concat();
     // Besides the forward: per output two additions and a multiply; the statistics written.
     let cost = cost + Cost::new(3 * shape.n * shape.l_out()? * shape.cout, stats.numel());
     let groups = workgroups(plan.blocks, shape.cout, shape.n, lanes);
@@ -304,7 +311,7 @@ pub(super) fn backward_input(
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
     accumulate: bool,
-    buffers: &[(u32, &Tensor)],
+    buffers: &[(Binding, &Tensor)],
     cost: Cost,
 ) -> Result<()> {
     let plan = input_grad_plan(shape, lanes(gpu))?;
@@ -331,14 +338,14 @@ pub(super) fn backward_params(
     let params = params(shape, accumulate, &plan)?;
     let blocks = shape.cin.div_ceil(plan.ci_block) * shape.k.div_ceil(plan.taps) * plan.blocks;
     let groups = workgroups(blocks, shape.cout, 1, lanes);
-    let cost = conv1d_tiled::params_cost(shape, (x, dy), (dw, db), accumulate, plan.blocks)?;
+    let cost = tiled::params_cost(shape, (x, dy), (dw, db), accumulate, plan.blocks)?;
     if plan.blocks == 1 {
-        let buffers = [(1, x), (5, dy), (7, dw), (8, db)];
+        let buffers = [(X, x), (DY, dy), (DW, dw), (DB, db)];
         dispatch(gpu, rec, "backward_params", shape, &plan, &params, &buffers, groups, cost);
         return Ok(());
     }
-    let partials = conv1d_tiled::split_partials(shape, plan.blocks, partials, "CPU-shaped")?;
-    let buffers = [(1, x), (5, dy), (9, partials)];
+    let partials = tiled::split_partials(shape, plan.blocks, partials, "CPU-shaped")?;
+    let buffers = [(X, x), (DY, dy), (PARTIALS, partials)];
     dispatch(gpu, rec, "backward_params_split", shape, &plan, &params, &buffers, groups, cost);
-    conv1d_tiled::reduce_splits(gpu, rec, shape, plan.blocks, (dw, db), accumulate, partials)
+    tiled::reduce_splits(gpu, rec, shape, plan.blocks, (dw, db), accumulate, partials)
 }

@@ -2,17 +2,51 @@
 //! padding): `x [N, Cin, L]`, `w [Cout, Cin, K]`, `b [Cout]` -> `y [N, Cout, Lout]`.
 //! Shaders: `shaders/conv1d.wgsl`, the plain kernels (one invocation per output), whose header
 //! gives the indexing and every backward formula; `shaders/conv1d_tiled.wgsl`, the same passes as
-//! tiled implicit GEMM for GPUs (`conv1d_tiled.rs`); and `shaders/conv1d_cpu.wgsl`, the same passes
-//! shaped for CPU drivers (`conv1d_cpu.rs`). The caller asks for a [`ConvKernel`]; each pass then
+//! tiled implicit GEMM for GPUs (`tiled.rs`); and `shaders/conv1d_cpu.wgsl`, the same passes
+//! shaped for CPU drivers (`cpu.rs`). This file holds what the three share: the shape, the kernel
+//! choice, the bindings, the checked entry points that dispatch to a kernel, and the f64 reference. The caller asks for a [`ConvKernel`]; each pass then
 //! runs the [`PassKernel`] it resolves to on the adapter at hand.
+
+pub mod cpu;
+pub mod tiled;
 
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use super::batchnorm::TileStats;
-use super::{conv1d_cpu, conv1d_tiled};
+use crate::autograd::{Backward, Tape, Var};
 use crate::gpu::{grid, groups_for, Cost, DeviceClass, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+// The storage buffers of the three conv1d shaders, each named once; launches bind them by these
+// names. All three declare 1 to 8 alike (conv1d_cpu reads w as vec4s); the tiled and cpu ones add
+// 9 and 10.
+pub(super) const X: Binding = Binding::read(1, "x");
+pub(super) const W: Binding = Binding::read(2, "w");
+pub(super) const B: Binding = Binding::read(3, "b");
+pub(super) const Y: Binding = Binding::read_write(4, "y");
+pub(super) const DY: Binding = Binding::read(5, "dy");
+pub(super) const DX: Binding = Binding::read_write(6, "dx");
+pub(super) const DW: Binding = Binding::read_write(7, "dw");
+pub(super) const DB: Binding = Binding::read_write(8, "db");
+pub(super) const PARTIALS: Binding = Binding::read_write(9, "partials");
+pub(super) const STATS: Binding = Binding::read_write(10, "stats");
+
+/// `shaders/conv1d.wgsl` and the storage buffers it declares.
+pub const PLAIN_SHADER: Shader = Shader {
+    name: "conv1d",
+    source: include_str!("../../../shaders/conv1d.wgsl"),
+    bindings: &[X, W, B, Y, DY, DX, DW, DB],
+    needs_subgroups: false,
+};
+
+/// Statistics of the output left by the tiled or cpu forward ([`encode_forward_with_stats`]) for
+/// the training-mode batchnorm that reads it: for each of `tiles` column tiles and each channel, the
+/// count, mean and sum of squared deviations of its values, `[tiles, C, 3]`.
+#[derive(Clone)]
+pub struct TileStats {
+    pub stats: Tensor,
+    pub tiles: usize,
+}
 
 /// Which kernels compute forward, dX and dW (and with them db).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -54,13 +88,13 @@ pub enum Pass {
 impl ConvKernel {
     /// The kernel that computes `pass` of `shape` on `gpu`.
     pub fn choose(self, gpu: &Gpu, shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
-        let adapter = Adapter { class: gpu.class, subgroups: conv1d_cpu::available(gpu) };
+        let adapter = Adapter { class: gpu.class, subgroups: cpu::available(gpu) };
         self.choose_on(adapter, shape, pass).map_err(|e| e.context(format!("adapter {}", gpu.info.name)))
     }
 
     /// The kernel that computes `pass` of `shape` on an adapter like `adapter`.
     pub fn choose_on(self, adapter: Adapter, shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
-        let cpu_fits = adapter.subgroups && conv1d_cpu::supports(shape, pass);
+        let cpu_fits = adapter.subgroups && cpu::supports(shape, pass);
         Ok(match self {
             ConvKernel::Plain => PassKernel::Plain,
             ConvKernel::Tiled => PassKernel::Tiled,
@@ -97,7 +131,7 @@ const MIN_TILED_WORKGROUPS: usize = 96;
 
 /// Tiled where it launches enough workgroups to fill a GPU, plain elsewhere.
 fn gpu_rule(shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
-    let tiled = conv1d_tiled::workgroups_launched(shape, pass)? >= MIN_TILED_WORKGROUPS;
+    let tiled = tiled::workgroups_launched(shape, pass)? >= MIN_TILED_WORKGROUPS;
     Ok(if tiled { PassKernel::Tiled } else { PassKernel::Plain })
 }
 
@@ -105,8 +139,8 @@ fn gpu_rule(shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
 pub fn weight_grad_partials(gpu: &Gpu, kernel: ConvKernel, shape: &Conv1dShape) -> Result<usize> {
     match kernel.choose(gpu, shape, Pass::WeightGrad)? {
         PassKernel::Plain => Ok(0),
-        PassKernel::Tiled => conv1d_tiled::weight_grad_partials(shape),
-        PassKernel::Cpu => conv1d_cpu::weight_grad_partials(shape, conv1d_cpu::lanes(gpu)),
+        PassKernel::Tiled => tiled::weight_grad_partials(shape),
+        PassKernel::Cpu => cpu::weight_grad_partials(shape, cpu::lanes(gpu)),
     }
 }
 
@@ -192,7 +226,7 @@ impl Conv1dShape {
             l_out: u(l_out),
             accumulate: u32::from(accumulate),
             lanes: weight_lanes(self.n * l_out),
-            _pad: [0; 3],
+            _pad: [0; 2],
         })
     }
 }
@@ -210,7 +244,7 @@ struct Params {
     l_out: u32,
     accumulate: u32,
     lanes: u32,
-    _pad: [u32; 3],
+    _pad: [u32; 2],
 }
 
 fn check(what: &str, tensor: &Tensor, expected: &[usize], shape: &Conv1dShape) -> Result<()> {
@@ -223,7 +257,7 @@ fn check(what: &str, tensor: &Tensor, expected: &[usize], shape: &Conv1dShape) -
 }
 
 /// The forward's checked tensors: its uniform parameters, bindings and least cost.
-type ForwardOperands<'t> = (Params, [(u32, &'t Tensor); 4], Cost);
+type ForwardOperands<'t> = (Params, [(Binding, &'t Tensor); 4], Cost);
 
 fn forward_operands<'t>(
     shape: &Conv1dShape,
@@ -238,7 +272,7 @@ fn forward_operands<'t>(
     check("bias b", b, &[shape.cout], shape)?;
     check("output y", y, &shape.output_dims()?, shape)?;
     let cost = Cost::new(2 * shape.macs(y.shape[2]), x.numel() + w.numel() + b.numel() + y.numel());
-    Ok((params, [(1, x), (2, w), (3, b), (4, y)], cost))
+    Ok((params, [(X, x), (W, w), (B, b), (Y, y)], cost))
 }
 
 /// Records `y = conv1d(x, w) + b`.
@@ -255,10 +289,10 @@ pub fn encode_forward(
 ) -> Result<()> {
     let (params, buffers, cost) = forward_operands(shape, x, w, b, y)?;
     match kernel.choose(gpu, shape, Pass::Forward)? {
-        PassKernel::Tiled => conv1d_tiled::forward(gpu, rec, shape, &buffers, cost)?,
-        PassKernel::Cpu => conv1d_cpu::forward(gpu, rec, shape, &buffers, cost)?,
+        PassKernel::Tiled => tiled::forward(gpu, rec, shape, &buffers, cost)?,
+        PassKernel::Cpu => cpu::forward(gpu, rec, shape, &buffers, cost)?,
         PassKernel::Plain => {
-            gpu.dispatch(rec, "conv1d", "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost)
+            gpu.dispatch(rec, &PLAIN_SHADER, "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost)
         }
     }
     Ok(())
@@ -268,8 +302,8 @@ pub fn encode_forward(
 /// (see [`encode_forward_with_stats`]), or None when its kernel (plain) leaves none.
 pub fn stats_tiles(gpu: &Gpu, kernel: ConvKernel, shape: &Conv1dShape) -> Result<Option<usize>> {
     Ok(match kernel.choose(gpu, shape, Pass::Forward)? {
-        PassKernel::Tiled => Some(conv1d_tiled::forward_tiles(shape)?),
-        PassKernel::Cpu => Some(conv1d_cpu::forward_tiles(shape, conv1d_cpu::lanes(gpu))?),
+        PassKernel::Tiled => Some(tiled::forward_tiles(shape)?),
+        PassKernel::Cpu => Some(cpu::forward_tiles(shape, cpu::lanes(gpu))?),
         PassKernel::Plain => None,
     })
 }
@@ -291,8 +325,8 @@ pub fn encode_forward_with_stats(
 ) -> Result<()> {
     let (_, buffers, cost) = forward_operands(shape, x, w, b, y)?;
     match kernel.choose(gpu, shape, Pass::Forward)? {
-        PassKernel::Tiled => conv1d_tiled::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost),
-        PassKernel::Cpu => conv1d_cpu::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost),
+        PassKernel::Tiled => tiled::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost),
+        PassKernel::Cpu => cpu::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost),
         PassKernel::Plain => bail!("conv1d {shape:?}: the plain forward leaves no batch statistics"),
     }
 }
@@ -314,15 +348,15 @@ pub fn encode_backward_input(
     check("output gradient dy", dy, &shape.output_dims()?, shape)?;
     check("weight w", w, &shape.weight_dims(), shape)?;
     check("input gradient dx", dx, &shape.input_dims(), shape)?;
-    let buffers = [(2, w), (5, dy), (6, dx)];
+    let buffers = [(W, w), (DY, dy), (DX, dx)];
     let dx_moves = if accumulate { 2 } else { 1 } * dx.numel();
     let cost = Cost::new(2 * shape.macs(dy.shape[2]), dy.numel() + w.numel() + dx_moves);
     match kernel.choose(gpu, shape, Pass::InputGrad)? {
-        PassKernel::Tiled => conv1d_tiled::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?,
-        PassKernel::Cpu => conv1d_cpu::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?,
+        PassKernel::Tiled => tiled::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?,
+        PassKernel::Cpu => cpu::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?,
         PassKernel::Plain => {
             let groups = grid(groups_for(dx.numel(), WG));
-            gpu.dispatch(rec, "conv1d", "backward_input", &params, &buffers, groups, cost);
+            gpu.dispatch(rec, &PLAIN_SHADER, "backward_input", &params, &buffers, groups, cost);
         }
     }
     Ok(())
@@ -349,20 +383,16 @@ pub fn encode_backward_params(
     check("weight gradient dw", dw, &shape.weight_dims(), shape)?;
     check("bias gradient db", db, &[shape.cout], shape)?;
     match kernel.choose(gpu, shape, Pass::WeightGrad)? {
-        PassKernel::Tiled => {
-            return conv1d_tiled::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials)
-        }
-        PassKernel::Cpu => {
-            return conv1d_cpu::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials)
-        }
+        PassKernel::Tiled => return tiled::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials),
+        PassKernel::Cpu => return cpu::backward_params(gpu, rec, shape, (x, dy), (dw, db), accumulate, partials),
         PassKernel::Plain => {}
     }
-    let buffers = [(1, x), (5, dy), (7, dw)];
+    let buffers = [(X, x), (DY, dy), (DW, dw)];
     let weights_per_group = WG / params.lanes;
     let dw_moves = if accumulate { 2 } else { 1 } * dw.numel();
     let cost = Cost::new(2 * shape.macs(dy.shape[2]), x.numel() + dy.numel() + dw_moves);
     let groups = grid(groups_for(dw.numel(), weights_per_group));
-    gpu.dispatch(rec, "conv1d", "backward_weight", &params, &buffers, groups, cost);
+    gpu.dispatch(rec, &PLAIN_SHADER, "backward_weight", &params, &buffers, groups, cost);
     encode_backward_bias(gpu, rec, shape, dy, db, accumulate)
 }
 
@@ -381,14 +411,87 @@ pub fn encode_backward_bias(
     // One workgroup per bias element.
     gpu.dispatch(
         rec,
-        "conv1d",
+        &PLAIN_SHADER,
         "backward_bias",
         &params,
-        &[(5, dy), (8, db)],
+        &[(DY, dy), (DB, db)],
         grid(groups_for(shape.cout, 1)),
         Cost::new(dy.numel(), dy.numel() + if accumulate { 2 } else { 1 } * db.numel()),
     );
     Ok(())
+}
+
+/// How a convolution is recorded on the tape.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub stride: usize,
+    pub pad: usize,
+    pub kernel: ConvKernel,
+    /// Whether a training-mode batchnorm follows: the tiled or cpu forward then leaves per-tile
+    /// statistics of the output, which `Tape::bn_relu_pool` merges instead of reading the output.
+    pub batch_stats: bool,
+}
+
+impl Tape<'_> {
+    /// `conv1d(x, w) + b` as `spec` says, and, with `spec.batch_stats`, the statistics of the
+    /// output that its kernel left for the batchnorm after it (None from the plain kernel).
+    pub fn conv1d(&mut self, x: Var, w: Var, b: Var, spec: ConvSpec, label: &str) -> Result<(Var, Option<TileStats>)> {
+        let context = |e: anyhow::Error| e.context(label.to_string());
+        let xs = self.shape_of(x, 3, "conv1d: input [N, Cin, L]").map_err(context)?;
+        let ws = self.shape_of(w, 3, "conv1d: weight [Cout, Cin, K]").map_err(context)?;
+        let ConvSpec { stride, pad, kernel, batch_stats } = spec;
+        let shape = Conv1dShape { n: xs[0], cin: xs[1], l: xs[2], cout: ws[0], k: ws[2], stride, pad };
+        let y = self.output(&shape.output_dims().map_err(context)?, label, &[x, w, b])?;
+        let tiles = if batch_stats { stats_tiles(self.gpu(), kernel, &shape)? } else { None };
+        let stats = match tiles {
+            Some(tiles) => {
+                Some(TileStats { stats: self.alloc(&[tiles, shape.cout, 3], "conv tile statistics")?, tiles })
+            }
+            None => None,
+        };
+        let [xt, wt, bt, yt] = [x, w, b, y].map(|v| self.value(v).clone());
+        let node = ConvNode { shape, kernel, x, w, b, y };
+        self.record(label, Some(Box::new(node)), |g, rec| match &stats {
+            Some(stats) => encode_forward_with_stats(g, rec, kernel, &shape, &xt, &wt, &bt, &yt, stats),
+            None => encode_forward(g, rec, kernel, &shape, &xt, &wt, &bt, &yt),
+        })?;
+        Ok((y, stats))
+    }
+}
+
+/// conv1d on the tape: its input and weight, each the other's partner in the gradients.
+struct ConvNode {
+    shape: Conv1dShape,
+    kernel: ConvKernel,
+    x: Var,
+    w: Var,
+    b: Var,
+    y: Var,
+}
+
+impl Backward for ConvNode {
+    fn record_backward(&self, tape: &mut Tape, _grad_scale: f32) -> Result<()> {
+        let Some(dy) = tape.upstream(self.y) else { return Ok(()) };
+        let (g, shape, kernel) = (tape.gpu(), &self.shape, self.kernel);
+        if tape.needs_grad(self.w) || tape.needs_grad(self.b) {
+            let what = format!("conv {shape:?}: its weight and bias");
+            let [dw, db] = tape.parameter_grads([self.w, self.b], &what)?;
+            let partials = match weight_grad_partials(g, kernel, shape)? {
+                0 => None,
+                len => Some(tape.alloc(&[len], "conv parameter gradient partial sums")?),
+            };
+            let x = tape.value(self.x).clone();
+            // Parameter gradients always add: micro-batches sum into them.
+            let rec = &mut tape.backward;
+            encode_backward_params(g, rec, kernel, shape, (&x, &dy), (&dw, &db), true, partials.as_ref())?;
+        }
+        if tape.needs_grad(self.x) {
+            let (dx, accumulate) = tape.grad_target(self.x, "conv input")?;
+            let w = tape.value(self.w).clone();
+            encode_backward_input(g, &mut tape.backward, kernel, shape, &dy, &w, &dx, accumulate)?;
+        }
+        Ok(())
+    }
 }
 
 /// The f64 CPU reference: the readable specification the GPU kernels are tested against.

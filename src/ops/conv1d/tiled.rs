@@ -4,9 +4,17 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use super::conv1d::{Conv1dShape, Pass};
+use super::{Conv1dShape, Pass, B, DB, DW, DX, DY, PARTIALS, STATS, W, X, Y};
 use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
-use crate::tensor::Tensor;
+use crate::gpu::{Binding, Shader, Tensor};
+
+/// `shaders/conv1d_tiled.wgsl` and the storage buffers it declares.
+pub const SHADER: Shader = Shader {
+    name: "conv1d_tiled",
+    source: include_str!("../../../shaders/conv1d_tiled.wgsl"),
+    bindings: &[X, W, B, Y, DY, DX, DW, DB, PARTIALS, STATS],
+    needs_subgroups: false,
+};
 
 /// Entries of C per workgroup tile (the shader's TILE), and the reduction chunk (its RK).
 const TILE: usize = 4096;
@@ -157,12 +165,12 @@ pub(super) fn forward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
-    buffers: &[(u32, &Tensor)],
+    buffers: &[(Binding, &Tensor)],
     cost: Cost,
 ) -> Result<()> {
     let plan = TilePlan::for_output(shape.cout, shape.n * shape.l_out()?);
     let params = params(shape, false, plan, 1)?;
-    gpu.dispatch(rec, "conv1d_tiled", "forward", &params, buffers, workgroups(plan, 1), cost);
+    gpu.dispatch(rec, &SHADER, "forward", &params, buffers, workgroups(plan, 1), cost);
     Ok(())
 }
 
@@ -177,7 +185,7 @@ pub(super) fn forward_stats(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
-    buffers: &[(u32, &Tensor)],
+    buffers: &[(Binding, &Tensor)],
     stats: &Tensor,
     cost: Cost,
 ) -> Result<()> {
@@ -189,10 +197,10 @@ pub(super) fn forward_stats(
         [plan.tiles_n, shape.cout, 3]
     );
     let params = params(shape, false, plan, 1)?;
-    let buffers = [buffers, &[(10, stats)]].concat();
+    let buffers = [buffers, &[(STATS, stats)]].concat();
     // Besides the forward: for every output, two additions and a multiply; the statistics written.
     let cost = cost + Cost::new(3 * shape.n * shape.l_out()? * shape.cout, stats.numel());
-    gpu.dispatch(rec, "conv1d_tiled", "forward_stats", &params, &buffers, workgroups(plan, 1), cost);
+    gpu.dispatch(rec, &SHADER, "forward_stats", &params, &buffers, workgroups(plan, 1), cost);
     Ok(())
 }
 
@@ -207,14 +215,14 @@ pub(super) fn backward_input(
     rec: &mut impl Recorder,
     shape: &Conv1dShape,
     accumulate: bool,
-    buffers: &[(u32, &Tensor)],
+    buffers: &[(Binding, &Tensor)],
     cost: Cost,
 ) -> Result<()> {
     let q_len = residue_columns(shape);
     let plan = TilePlan::for_output(shape.cin, shape.n * q_len);
     let mut params = params(shape, accumulate, plan, shape.stride)?;
     params.q_len = u32::try_from(q_len)?;
-    gpu.dispatch(rec, "conv1d_tiled", "backward_input", &params, buffers, workgroups(plan, shape.stride), cost);
+    gpu.dispatch(rec, &SHADER, "backward_input", &params, buffers, workgroups(plan, shape.stride), cost);
     Ok(())
 }
 
@@ -237,14 +245,14 @@ pub(super) fn backward_params(
     params.rows_per_split = u32::try_from(split.rows_per_split)?;
     let cost = params_cost(shape, (x, dy), (dw, db), accumulate, split.splits)?;
     if split.splits == 1 {
-        let buffers = [(1, x), (5, dy), (7, dw), (8, db)];
-        gpu.dispatch(rec, "conv1d_tiled", "backward_params", &params, &buffers, workgroups(plan, 1), cost);
+        let buffers = [(X, x), (DY, dy), (DW, dw), (DB, db)];
+        gpu.dispatch(rec, &SHADER, "backward_params", &params, &buffers, workgroups(plan, 1), cost);
         return Ok(());
     }
     let partials = split_partials(shape, split.splits, partials, "tiled")?;
-    let buffers = [(1, x), (5, dy), (9, partials)];
+    let buffers = [(X, x), (DY, dy), (PARTIALS, partials)];
     let groups = workgroups(plan, split.splits);
-    gpu.dispatch(rec, "conv1d_tiled", "backward_params_split", &params, &buffers, groups, cost);
+    gpu.dispatch(rec, &SHADER, "backward_params_split", &params, &buffers, groups, cost);
     reduce_splits(gpu, rec, shape, split.splits, (dw, db), accumulate, partials)
 }
 
@@ -300,7 +308,7 @@ pub(super) fn reduce_splits(
     let outputs = dw.numel() + db.numel();
     let needed = splits * outputs;
     let cost = Cost::new(needed, needed + if accumulate { 2 } else { 1 } * outputs);
-    let buffers = [(7, dw), (8, db), (9, partials)];
-    gpu.dispatch(rec, "conv1d_tiled", "reduce_splits", &params, &buffers, grid(groups_for(outputs, WG)), cost);
+    let buffers = [(DW, dw), (DB, db), (PARTIALS, partials)];
+    gpu.dispatch(rec, &SHADER, "reduce_splits", &params, &buffers, grid(groups_for(outputs, WG)), cost);
     Ok(())
 }

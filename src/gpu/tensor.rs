@@ -3,7 +3,7 @@
 use anyhow::{bail, ensure, Result};
 use wgpu::util::DeviceExt;
 
-use crate::gpu::Gpu;
+use super::Gpu;
 
 /// Cloning shares the buffer (wgpu buffers are reference-counted): a clone is another handle, not a copy.
 /// A tensor may be a view of part of a larger buffer (the model's parameters share one, so that
