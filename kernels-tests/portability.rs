@@ -126,3 +126,40 @@ fn translates_to_glsl() {
         }
     }
 }
+
+/// The text of `fn NAME` in `source` (to its closing brace at column 0), if it defines one.
+fn helper_text(source: &str, name: &str) -> Option<String> {
+    let start = source.find(&format!("\nfn {name}("))? + 1;
+    let end = start + source[start..].find("\n}\n")? + 3;
+    Some(source[start..end].to_string())
+}
+
+#[test]
+fn shared_helpers_are_identical_in_every_shader() {
+    // Each shader stays readable on its own, so the helpers are copied, not prepended; this keeps
+    // the copies from drifting (f32 and vec2<f32> sums are the same text but for the type).
+    for name in ["workgroup_sum", "flat_group"] {
+        let copies: Vec<(&str, String)> = shaders()
+            .iter()
+            .filter_map(|s| helper_text(s.source, name).map(|t| (s.name, t.replace("vec2<f32>", "f32"))))
+            .collect();
+        assert!(copies.len() >= 2, "{name}: expected copies in several shaders, found {}", copies.len());
+        for (shader, text) in &copies[1..] {
+            assert_eq!(
+                text, &copies[0].1,
+                "shaders/{shader}.wgsl's {name} differs from shaders/{}.wgsl's",
+                copies[0].0
+            );
+        }
+    }
+    // The flat workgroup index is written once per shader, in flat_group.
+    for shader in shaders() {
+        let inline = shader
+            .source
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//") && l.contains("wid.y * nwg.x + wid.x"))
+            .filter(|l| l.trim() != "return wid.y * nwg.x + wid.x;")
+            .count();
+        assert_eq!(inline, 0, "shaders/{}.wgsl computes the flat workgroup index inline; call flat_group", shader.name);
+    }
+}

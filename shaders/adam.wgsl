@@ -40,10 +40,15 @@ struct Params {
 
 const WG: u32 = 256u;
 
+// The flat index of this workgroup in a 2-D grid of them (x up to 65,535; see gpu::grid).
+fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
+}
+
 @compute @workgroup_size(256)
 fn step(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
-    update((wid.y * nwg.x + wid.x) * WG + lid.x);
+    update(flat_group(wid, nwg) * WG + lid.x);
 }
 
 @compute @workgroup_size(256)
@@ -64,7 +69,7 @@ fn update(i: u32) {
 @compute @workgroup_size(256)
 fn step_vec4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    let i = flat_group(wid, nwg) * WG + lid.x;
     if (i >= params.n / 4u) { return; }
     let g = grad4[i];
     let m_new = params.beta1 * m4[i] + params.one_minus_beta1 * g;

@@ -75,9 +75,12 @@ struct Params {
 @group(0) @binding(13) var<storage, read_write> channel_sums: array<f32>;
 
 const WG: u32 = 256u;
+// Invocations that take part in workgroup_sum: the whole workgroup.
+const REDUCE_WG: u32 = WG;
 
 var<workgroup> partial: array<vec2<f32>, WG>;
 
+// The flat index of this workgroup in a 2-D grid of them (x up to 65,535; see gpu::grid).
 fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y * nwg.x + wid.x;
 }
@@ -109,18 +112,22 @@ fn grad_relu_pool(c: u32, i: u32) -> f32 {
     return select(0.0, dy[e], bn(c, i) > 0.0);
 }
 
-// Adds each invocation's pair of partial sums over the workgroup; every invocation gets the total.
-// Must be called by all invocations of the workgroup (it holds barriers).
+// Adds up one value from each of the REDUCE_WG invocations taking part (a tree in workgroup
+// memory); every one of them gets the total. All of them must call it, as it holds barriers; the
+// last barrier keeps partial[0] until everyone has read it, before a next reduction overwrites it.
+// (Identical in every shader that reduces; kernels-tests/shader_helpers.rs keeps it so.)
 fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
     partial[lid] = v;
     workgroupBarrier();
-    for (var span = WG / 2u; span > 0u; span = span / 2u) {
+    for (var span = REDUCE_WG / 2u; span > 0u; span = span / 2u) {
         if (lid < span) {
             partial[lid] = partial[lid] + partial[lid + span];
         }
         workgroupBarrier();
     }
-    return partial[0];
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
 }
 
 // (g, g * xhat) for element i of channel c, given its gradient g at z.

@@ -108,8 +108,10 @@ fn bn(ch: Channel, v: f32) -> f32 {
     return ch.gamma * (v - ch.mean) * ch.invstd + ch.beta;
 }
 
-// Adds each invocation's pair of partial sums over the workgroup; every invocation gets the total.
-// Must be called by all invocations of the workgroup (it holds barriers).
+// Adds up one value from each of the REDUCE_WG invocations taking part (a tree in workgroup
+// memory); every one of them gets the total. All of them must call it, as it holds barriers; the
+// last barrier keeps partial[0] until everyone has read it, before a next reduction overwrites it.
+// (Identical in every shader that reduces; kernels-tests/shader_helpers.rs keeps it so.)
 fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
     partial[lid] = v;
     workgroupBarrier();
@@ -120,7 +122,6 @@ fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
         workgroupBarrier();
     }
     let total = partial[0];
-    // Nobody may start the next reduction (and overwrite partial[0]) before everyone has read it.
     workgroupBarrier();
     return total;
 }
@@ -151,10 +152,15 @@ fn channel_share(c: u32, lid: u32, centre: f32, square: bool) -> f32 {
     return sum;
 }
 
+// The flat index of this workgroup in a 2-D grid of them (x up to 65,535; see gpu::grid).
+fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
+}
+
 @compute @workgroup_size(REDUCE_WG)
 fn stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let c = wid.y * nwg.x + wid.x;
+    let c = flat_group(wid, nwg);
     if (c >= p.c) { return; }
     let lid = lid3.x;
     let count = f32(p.n * p.l);
@@ -181,7 +187,7 @@ fn save_statistics(c: u32, mean: f32, variance: f32, count: f32) {
 @compute @workgroup_size(8)
 fn stats_merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-    let c = (wid.y * nwg.x + wid.x) * 8u + lid.x;
+    let c = flat_group(wid, nwg) * 8u + lid.x;
     if (c >= p.c) { return; }
     // Sums over blocks of TILE_BLOCK tiles, then over blocks: a conv's forward leaves tens of
     // thousands of tiles per channel, and one running f32 sum of them would lose digits.
@@ -217,7 +223,7 @@ struct Run {
 }
 
 fn run_of(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, run: ptr<function, Run>) -> bool {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    let i = flat_group(wid, nwg) * WG + lid.x;
     (*run).row = i / runs_per_row();
     (*run).first = (i % runs_per_row()) * RUN;
     return (*run).row < p.n * p.c;
@@ -331,7 +337,7 @@ fn store_sums(c: u32, lid: u32, total: vec2<f32>) {
 @compute @workgroup_size(REDUCE_WG)
 fn sums_relu_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let c = wid.y * nwg.x + wid.x;
+    let c = flat_group(wid, nwg);
     if (c >= p.c) { return; }
     let ch = channel(c);
     var sums = vec2<f32>();
@@ -351,7 +357,7 @@ fn sums_relu_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(REDUCE_WG)
 fn sums_relu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid3: vec3<u32>) {
-    let c = wid.y * nwg.x + wid.x;
+    let c = flat_group(wid, nwg);
     if (c >= p.c) { return; }
     let ch = channel(c);
     var sums = vec2<f32>();

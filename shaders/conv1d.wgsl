@@ -68,6 +68,7 @@ const WG: u32 = 256u;
 
 var<workgroup> partial: array<f32, 256>;
 
+// The flat index of this workgroup in a 2-D grid of them (x up to 65,535; see gpu::grid).
 fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.y * nwg.x + wid.x;
 }

@@ -170,7 +170,7 @@ struct Block {
 }
 
 fn block_of(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, channels: u32, blocks: u32, items: u32) -> Block {
-    let flat = wid.y * nwg.x + wid.x;
+    let flat = flat_group(wid, nwg);
     let groups = (channels + LANES - 1u) / LANES;
     var blk: Block;
     blk.lane = lane;
@@ -255,6 +255,11 @@ fn store_forward(blk: Block, acc: ptr<function, array<f32, MAX_COLS>>) {
             }
         }
     }
+}
+
+// The flat index of this workgroup in a 2-D grid of them (x up to 65,535; see gpu::grid).
+fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
 }
 
 @compute @workgroup_size(LANES)

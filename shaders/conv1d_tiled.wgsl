@@ -109,7 +109,7 @@ fn tile_n() -> u32 {
 
 // The tile this workgroup owns, or false past the last one (the 2-D grid may hold extra groups).
 fn tile_of(wid: vec3<u32>, nwg: vec3<u32>, tile: ptr<function, Tile>) -> bool {
-    let flat = wid.y * nwg.x + wid.x;
+    let flat = flat_group(wid, nwg);
     let per_layer = p.tiles_m * p.tiles_n;
     (*tile).m0 = (flat % p.tiles_m) * p.tile_m;
     (*tile).c0 = ((flat / p.tiles_m) % p.tiles_n) * tile_n();
@@ -234,6 +234,11 @@ fn write_forward_block(tile: Tile, t: u32, acc: ptr<function, array<f32, 16>>) {
             y[(n * p.cout + co) * p.l_out + c % p.l_out] = (*acc)[e];
         }
     }
+}
+
+// The flat index of this workgroup in a 2-D grid of them (x up to 65,535; see gpu::grid).
+fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
 }
 
 @compute @workgroup_size(256)
@@ -479,7 +484,7 @@ fn backward_params_split(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_wor
 @compute @workgroup_size(256)
 fn reduce_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.y * nwg.x + wid.x) * WG + lid.x;
+    let i = flat_group(wid, nwg) * WG + lid.x;
     let weights = p.cout * p.cin * p.k;
     if (i >= weights + p.cout) { return; }
     var sum = 0.0;

@@ -39,37 +39,41 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> dlogits: array<f32>;
 
 const WG: u32 = 256u;
+// Invocations that take part in workgroup_sum: the whole workgroup.
+const REDUCE_WG: u32 = WG;
 const LOWEST_F32: f32 = -3.40282347e38;
 
-var<workgroup> shared_vals: array<f32, WG>;
+var<workgroup> partial: array<f32, WG>;
 
-// Tree reductions over the workgroup. Every invocation must call them (they hold barriers) and
-// every invocation gets the result. The last barrier lets all of them read shared_vals[0] before
-// the next reduction overwrites it.
-fn workgroup_sum(lid: u32, value: f32) -> f32 {
-    shared_vals[lid] = value;
+// Adds up one value from each of the REDUCE_WG invocations taking part (a tree in workgroup
+// memory); every one of them gets the total. All of them must call it, as it holds barriers; the
+// last barrier keeps partial[0] until everyone has read it, before a next reduction overwrites it.
+// (Identical in every shader that reduces; kernels-tests/shader_helpers.rs keeps it so.)
+fn workgroup_sum(lid: u32, v: f32) -> f32 {
+    partial[lid] = v;
     workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            shared_vals[lid] = shared_vals[lid] + shared_vals[lid + stride];
+    for (var span = REDUCE_WG / 2u; span > 0u; span = span / 2u) {
+        if (lid < span) {
+            partial[lid] = partial[lid] + partial[lid + span];
         }
         workgroupBarrier();
     }
-    let total = shared_vals[0];
+    let total = partial[0];
     workgroupBarrier();
     return total;
 }
 
-fn workgroup_max(lid: u32, value: f32) -> f32 {
-    shared_vals[lid] = value;
+// workgroup_sum with max in place of +.
+fn workgroup_max(lid: u32, v: f32) -> f32 {
+    partial[lid] = v;
     workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            shared_vals[lid] = max(shared_vals[lid], shared_vals[lid + stride]);
+    for (var span = REDUCE_WG / 2u; span > 0u; span = span / 2u) {
+        if (lid < span) {
+            partial[lid] = max(partial[lid], partial[lid + span]);
         }
         workgroupBarrier();
     }
-    let largest = shared_vals[0];
+    let largest = partial[0];
     workgroupBarrier();
     return largest;
 }
@@ -82,40 +86,45 @@ fn column_base(column: u32) -> u32 {
 }
 
 fn column_max(lid: u32, base: u32) -> f32 {
-    var partial = LOWEST_F32;
+    var mine = LOWEST_F32;
     for (var c = lid; c < params.c; c += WG) {
-        partial = max(partial, logits[base + c * params.t]);
+        mine = max(mine, logits[base + c * params.t]);
     }
-    return workgroup_max(lid, partial);
+    return workgroup_max(lid, mine);
 }
 
 fn column_sum_exp(lid: u32, base: u32, zmax: f32) -> f32 {
-    var partial = 0.0;
+    var mine = 0.0;
     for (var c = lid; c < params.c; c += WG) {
-        partial += exp(logits[base + c * params.t] - zmax);
+        mine += exp(logits[base + c * params.t] - zmax);
     }
-    return workgroup_sum(lid, partial);
+    return workgroup_sum(lid, mine);
+}
+
+// The flat index of this workgroup in a 2-D grid of them (x up to 65,535; see gpu::grid).
+fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
 }
 
 @compute @workgroup_size(256)
 fn forward_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
-    let column = wid.y * nwg.x + wid.x;
+    let column = flat_group(wid, nwg);
     if (column >= params.n * params.t) { return; }
     let base = column_base(column);
     let zmax = column_max(lid.x, base);
     let log_sum_exp = log(column_sum_exp(lid.x, base, zmax));
-    var partial = 0.0;
+    var mine = 0.0;
     for (var c = lid.x; c < params.c; c += WG) {
         let i = base + c * params.t;
         let p = teacher[i];
         // 0 log 0 = 0: a class the teacher rules out adds nothing, whatever the student says.
         if (p > 0.0) {
             let log_q = (logits[i] - zmax) - log_sum_exp;
-            partial += p * (log(p) - log_q);
+            mine += p * (log(p) - log_q);
         }
     }
-    let total = workgroup_sum(lid.x, partial);
+    let total = workgroup_sum(lid.x, mine);
     if (lid.x == 0u) {
         column_loss[column] = total;
     }
@@ -123,11 +132,11 @@ fn forward_columns(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 
 @compute @workgroup_size(256)
 fn reduce_columns(@builtin(local_invocation_id) lid: vec3<u32>) {
-    var partial = 0.0;
+    var mine = 0.0;
     for (var i = lid.x; i < params.n * params.t; i += WG) {
-        partial += column_loss[i];
+        mine += column_loss[i];
     }
-    let total = workgroup_sum(lid.x, partial);
+    let total = workgroup_sum(lid.x, mine);
     if (lid.x == 0u) {
         loss[0] = total * params.scale;
     }
@@ -136,16 +145,16 @@ fn reduce_columns(@builtin(local_invocation_id) lid: vec3<u32>) {
 @compute @workgroup_size(256)
 fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
-    let column = wid.y * nwg.x + wid.x;
+    let column = flat_group(wid, nwg);
     if (column >= params.n * params.t) { return; }
     let base = column_base(column);
     let zmax = column_max(lid.x, base);
     let sum_exp = column_sum_exp(lid.x, base, zmax);
-    var partial = 0.0;
+    var mine = 0.0;
     for (var c = lid.x; c < params.c; c += WG) {
-        partial += teacher[base + c * params.t];
+        mine += teacher[base + c * params.t];
     }
-    let teacher_mass = workgroup_sum(lid.x, partial);
+    let teacher_mass = workgroup_sum(lid.x, mine);
     for (var c = lid.x; c < params.c; c += WG) {
         let i = base + c * params.t;
         let q = exp(logits[i] - zmax) / sum_exp;

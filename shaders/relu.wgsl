@@ -23,7 +23,12 @@ struct Params {
 const WG: u32 = 256u;
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.y * nwg.x + wid.x) * WG + lid.x;
+    return flat_group(wid, nwg) * WG + lid.x;
+}
+
+// The flat index of this workgroup in a 2-D grid of them (x up to 65,535; see gpu::grid).
+fn flat_group(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.y * nwg.x + wid.x;
 }
 
 @compute @workgroup_size(256)

@@ -18,6 +18,30 @@ struct Cli {
     command: Command,
 }
 
+/// `--conv-kernel`: the command line's names for [`ConvKernel`] (documented there).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConvKernelArg {
+    /// One invocation per output: the readable version, to compare the others with.
+    Plain,
+    /// Workgroup tiles in workgroup memory: shaped for GPUs.
+    Tiled,
+    /// Register rows and subgroup shuffles: shaped for CPU drivers (needs subgroups).
+    Cpu,
+    /// cpu on CPU adapters, elsewhere tiled where the tiles fill the GPU and plain otherwise.
+    Auto,
+}
+
+impl From<ConvKernelArg> for ConvKernel {
+    fn from(arg: ConvKernelArg) -> ConvKernel {
+        match arg {
+            ConvKernelArg::Plain => ConvKernel::Plain,
+            ConvKernelArg::Tiled => ConvKernel::Tiled,
+            ConvKernelArg::Cpu => ConvKernel::Cpu,
+            ConvKernelArg::Auto => ConvKernel::Auto,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// List every GPU adapter, the one sn-wgpu picks, its limits and timestamp support.
@@ -80,7 +104,7 @@ struct ProfileArgs {
     /// Which convolution kernels run: tiled where the tiles fill the GPU (auto), tiled
     /// everywhere, or plain everywhere.
     #[arg(long, value_enum, default_value = "auto")]
-    conv_kernel: ConvKernel,
+    conv_kernel: ConvKernelArg,
     /// The device's peak FP32 rate in GFLOP/s (datasheet) instead of measuring it.
     #[arg(long)]
     peak_gflops: Option<f64>,
@@ -327,7 +351,7 @@ fn main() -> Result<()> {
                 inference: a.inference,
                 cpu_timing: a.cpu_timing,
                 plain: a.plain,
-                conv_kernel: a.conv_kernel,
+                conv_kernel: a.conv_kernel.into(),
                 peak_gflops: a.peak_gflops,
                 peak_gbs: a.peak_gbs,
             };

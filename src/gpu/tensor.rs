@@ -127,6 +127,9 @@ impl Tensor {
 
     /// Blocking copy to the CPU of a buffer that holds u32 (max-pool argmax indices).
     pub fn read_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
+        if self.numel() == 0 {
+            return Ok(Vec::new());
+        }
         let bytes = gpu.read_bytes(gpu.encoder("read tensor"), &self.buffer, self.offset, self.bytes())?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }

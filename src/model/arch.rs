@@ -1,5 +1,6 @@
 //! SoundNet as data: the layer tables of the original torch7 definitions, and the lengths an input
-//! takes through them. The same table drives benches, memory estimates and (later) the model.
+//! takes through them. The same table builds the model
+//! (`network.rs`) and drives benches and memory estimates.
 
 /// One convolution of the body, followed by batchnorm and ReLU, and optionally a max-pool whose
 /// kernel equals its stride.

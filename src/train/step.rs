@@ -30,7 +30,8 @@ impl StepShape {
     }
 }
 
-/// Host-side buffers the whole batch is uploaded into, copied from per micro-batch.
+/// GPU buffers the whole batch is written into once per step; each micro-batch copies its share
+/// from them into the tape's input tensors.
 struct Staging {
     waveform: wgpu::Buffer,
     objects: wgpu::Buffer,
@@ -87,10 +88,11 @@ impl TrainStep {
         let arch = &model.arch;
         let lengths = arch.lengths(shape.samples).ok_or_else(|| {
             anyhow::anyhow!(
-                "{} needs at least {} samples ({:.2} s at 22,050 Hz) for one output step; got {}",
+                "{} needs at least {} samples ({:.2} s at {} Hz) for one output step; got {}",
                 arch.name,
                 arch.min_samples(),
-                arch.min_samples() as f64 / 22_050.0,
+                arch.min_samples() as f64 / f64::from(crate::data::SAMPLE_RATE),
+                crate::data::SAMPLE_RATE,
                 shape.samples
             )
         })?;

@@ -49,7 +49,7 @@ pub struct TileStats {
 }
 
 /// Which kernels compute forward, dX and dW (and with them db).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConvKernel {
     /// One invocation per output element, every operand read from global memory: the readable
     /// version, kept to test and time the others against.
