@@ -18,7 +18,7 @@ use sn_wgpu::gpu::MAX_TIMED_PASSES;
 use sn_wgpu::model::params::parameter_specs;
 use sn_wgpu::model::soundnet8;
 use sn_wgpu::ops::adam::{self, AdamConfig};
-use sn_wgpu::ops::batchnorm::{self, BatchNormShape};
+use sn_wgpu::ops::batchnorm::{self, Affine, BatchNormShape, Grads, RunningStats, Saved};
 use sn_wgpu::ops::conv1d::{self, Conv1dShape, ConvKernel};
 use sn_wgpu::ops::kl_div::{self, KlDivShape};
 use sn_wgpu::ops::maxpool1d::{self, MaxPool1dShape};
@@ -143,16 +143,11 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                         g_,
                         e,
                         &bn,
-                        &x,
-                        &g,
-                        &b,
-                        &rm,
-                        &rv,
-                        &y,
-                        &mean,
-                        &invstd,
-                        batchnorm::DEFAULT_EPS,
-                        batchnorm::DEFAULT_MOMENTUM,
+                        (&x, &y),
+                        Affine { gamma: &g, beta: &b },
+                        RunningStats { mean: &rm, var: &rv },
+                        Saved { mean: &mean, invstd: &invstd },
+                        (batchnorm::DEFAULT_EPS, batchnorm::DEFAULT_MOMENTUM),
                     )
                     .unwrap()
                 },
@@ -161,7 +156,16 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         {
             let (x, dy, dx, g) = (x.clone(), dy.clone(), dx.clone(), gamma.clone());
             cases.push(case(format!("batchnorm backward {} {act:?}", layer.name), 10.0 * n, 16.0 * n, move |g_, e| {
-                batchnorm::encode_backward(g_, e, &bn, &x, &dy, &g, &mean, &invstd, &dx, &dg, &db, &sums, true).unwrap()
+                batchnorm::encode_backward(
+                    g_,
+                    e,
+                    &bn,
+                    (&x, &dy),
+                    &g,
+                    Saved { mean: &mean, invstd: &invstd },
+                    Grads { dx: &dx, dgamma: &dg, dbeta: &db, channel_sums: &sums, accumulate: true },
+                )
+                .unwrap()
             }));
         }
         {

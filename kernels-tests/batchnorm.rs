@@ -3,7 +3,8 @@
 
 mod common;
 use common::*;
-use sn_wgpu::ops::batchnorm::{self, reference, BatchNormShape, DEFAULT_EPS, DEFAULT_MOMENTUM};
+use sn_wgpu::ops::batchnorm::{self, reference, Affine, BatchNormShape, Grads, RunningStats, Saved};
+use sn_wgpu::ops::batchnorm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
 use sn_wgpu::Tensor;
 
 const EPS: f64 = DEFAULT_EPS as f64;
@@ -67,32 +68,27 @@ fn run_train(inp: &Inputs, accumulate_onto: Option<(&[f32], &[f32])>) -> TrainOu
             g,
             enc,
             &s,
-            &x,
-            &gamma,
-            &beta,
-            &running_mean,
-            &running_var,
-            &y,
-            &save_mean,
-            &save_invstd,
-            DEFAULT_EPS,
-            DEFAULT_MOMENTUM,
+            (&x, &y),
+            Affine { gamma: &gamma, beta: &beta },
+            RunningStats { mean: &running_mean, var: &running_var },
+            Saved { mean: &save_mean, invstd: &save_invstd },
+            (DEFAULT_EPS, DEFAULT_MOMENTUM),
         )
         .unwrap();
         batchnorm::encode_backward(
             g,
             enc,
             &s,
-            &x,
-            &dy,
+            (&x, &dy),
             &gamma,
-            &save_mean,
-            &save_invstd,
-            &dx,
-            &dgamma,
-            &dbeta,
-            &channel_sums,
-            accumulate_onto.is_some(),
+            Saved { mean: &save_mean, invstd: &save_invstd },
+            Grads {
+                dx: &dx,
+                dgamma: &dgamma,
+                dbeta: &dbeta,
+                channel_sums: &channel_sums,
+                accumulate: accumulate_onto.is_some(),
+            },
         )
         .unwrap();
     });
@@ -202,16 +198,11 @@ fn running_statistics_follow_consecutive_steps() {
                 gpu(),
                 enc,
                 &s,
-                x,
-                &gamma,
-                &beta,
-                &running_mean,
-                &running_var,
-                y,
-                &save_mean,
-                &save_invstd,
-                DEFAULT_EPS,
-                DEFAULT_MOMENTUM,
+                (x, y),
+                Affine { gamma: &gamma, beta: &beta },
+                RunningStats { mean: &running_mean, var: &running_var },
+                Saved { mean: &save_mean, invstd: &save_invstd },
+                (DEFAULT_EPS, DEFAULT_MOMENTUM),
             )
             .unwrap();
         }
@@ -243,12 +234,9 @@ fn eval_matches_reference() {
                 gpu(),
                 enc,
                 &s,
-                &x,
-                &gamma,
-                &beta,
-                &running_mean,
-                &running_var,
-                &y,
+                (&x, &y),
+                Affine { gamma: &gamma, beta: &beta },
+                RunningStats { mean: &running_mean, var: &running_var },
                 DEFAULT_EPS,
             )
             .unwrap();
@@ -288,13 +276,30 @@ fn refuses_one_value_per_channel_in_training_and_wrong_shapes() {
     let s = BatchNormShape::new(1, 3, 1).unwrap();
     let (x, c) = (upload(&[0.0; 3], &[1, 3, 1]), upload(&[1.0; 3], &[3]));
     let mut enc = g.encoder("errors");
-    let err =
-        batchnorm::encode_forward_train(g, &mut enc, &s, &x, &c, &c, &c, &c, &x, &c, &c, DEFAULT_EPS, DEFAULT_MOMENTUM)
-            .unwrap_err();
+    let err = batchnorm::encode_forward_train(
+        g,
+        &mut enc,
+        &s,
+        (&x, &x),
+        Affine { gamma: &c, beta: &c },
+        RunningStats { mean: &c, var: &c },
+        Saved { mean: &c, invstd: &c },
+        (DEFAULT_EPS, DEFAULT_MOMENTUM),
+    )
+    .unwrap_err();
     assert!(format!("{err}").contains("one value per channel"), "{err}");
 
     let s = BatchNormShape::new(2, 3, 1).unwrap();
-    let err = batchnorm::encode_forward_eval(g, &mut enc, &s, &x, &c, &c, &c, &c, &x, DEFAULT_EPS).unwrap_err();
+    let err = batchnorm::encode_forward_eval(
+        g,
+        &mut enc,
+        &s,
+        (&x, &x),
+        Affine { gamma: &c, beta: &c },
+        RunningStats { mean: &c, var: &c },
+        DEFAULT_EPS,
+    )
+    .unwrap_err();
     assert!(format!("{err}").contains("expected [2, 3, 1]"), "{err}");
     assert!(BatchNormShape::new(2, 0, 4).is_err());
 }
@@ -347,12 +352,9 @@ fn matches_pytorch_fixture() {
                     gpu(),
                     enc,
                     &s,
-                    &xg,
-                    &gamma,
-                    &beta,
-                    &running_mean,
-                    &running_var,
-                    &y,
+                    (&xg, &y),
+                    Affine { gamma: &gamma, beta: &beta },
+                    RunningStats { mean: &running_mean, var: &running_var },
                     eps,
                 )
                 .unwrap();
@@ -370,32 +372,21 @@ fn matches_pytorch_fixture() {
                 g,
                 enc,
                 &s,
-                &xg,
-                &gamma,
-                &beta,
-                &running_mean,
-                &running_var,
-                &y,
-                &save_mean,
-                &save_invstd,
-                eps,
-                momentum,
+                (&xg, &y),
+                Affine { gamma: &gamma, beta: &beta },
+                RunningStats { mean: &running_mean, var: &running_var },
+                Saved { mean: &save_mean, invstd: &save_invstd },
+                (eps, momentum),
             )
             .unwrap();
             batchnorm::encode_backward(
                 g,
                 enc,
                 &s,
-                &xg,
-                &dy,
+                (&xg, &dy),
                 &gamma,
-                &save_mean,
-                &save_invstd,
-                &dx,
-                &dgamma,
-                &dbeta,
-                &channel_sums,
-                false,
+                Saved { mean: &save_mean, invstd: &save_invstd },
+                Grads { dx: &dx, dgamma: &dgamma, dbeta: &dbeta, channel_sums: &channel_sums, accumulate: false },
             )
             .unwrap();
         });

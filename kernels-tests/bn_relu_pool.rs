@@ -8,7 +8,7 @@ use common::*;
 use sn_wgpu::model::params::NamedTensors;
 use sn_wgpu::model::{soundnet8, Fusion, Model};
 use sn_wgpu::ops::adam::AdamConfig;
-use sn_wgpu::ops::batchnorm::{self, BnMode, DEFAULT_EPS, DEFAULT_MOMENTUM};
+use sn_wgpu::ops::batchnorm::{self, Affine, BnMode, Grads, RunningStats, Saved, DEFAULT_EPS, DEFAULT_MOMENTUM};
 use sn_wgpu::ops::bn_relu_pool::{self, reference, BnReluPoolShape};
 use sn_wgpu::ops::maxpool1d::{self, MaxPool1dShape};
 use sn_wgpu::ops::relu;
@@ -127,34 +127,27 @@ fn run_fused(inp: &Inputs, accumulate_onto: Option<(&[f32], &[f32])>) -> Outputs
             enc,
             &s,
             (&b.x, None),
-            &b.gamma,
-            &b.beta,
-            &b.running_mean,
-            &b.running_var,
-            &y,
-            argmax.as_ref(),
-            &b.save_mean,
-            &b.save_invstd,
-            DEFAULT_EPS,
-            DEFAULT_MOMENTUM,
+            (&y, argmax.as_ref()),
+            Affine { gamma: &b.gamma, beta: &b.beta },
+            RunningStats { mean: &b.running_mean, var: &b.running_var },
+            Saved { mean: &b.save_mean, invstd: &b.save_invstd },
+            (DEFAULT_EPS, DEFAULT_MOMENTUM),
         )
         .unwrap();
         bn_relu_pool::encode_backward(
             g,
             enc,
             &s,
-            &b.x,
-            &b.dy,
-            argmax.as_ref(),
-            &b.gamma,
-            &b.beta,
-            &b.save_mean,
-            &b.save_invstd,
-            &b.dx,
-            &b.dgamma,
-            &b.dbeta,
-            &b.channel_sums,
-            accumulate_onto.is_some(),
+            (&b.x, &b.dy, argmax.as_ref()),
+            Affine { gamma: &b.gamma, beta: &b.beta },
+            Saved { mean: &b.save_mean, invstd: &b.save_invstd },
+            Grads {
+                dx: &b.dx,
+                dgamma: &b.dgamma,
+                dbeta: &b.dbeta,
+                channel_sums: &b.channel_sums,
+                accumulate: accumulate_onto.is_some(),
+            },
         )
         .unwrap();
     });
@@ -176,16 +169,11 @@ fn run_plain(inp: &Inputs) -> Outputs {
             g,
             enc,
             &s.batchnorm(),
-            &b.x,
-            &b.gamma,
-            &b.beta,
-            &b.running_mean,
-            &b.running_var,
-            &z,
-            &b.save_mean,
-            &b.save_invstd,
-            DEFAULT_EPS,
-            DEFAULT_MOMENTUM,
+            (&b.x, &z),
+            Affine { gamma: &b.gamma, beta: &b.beta },
+            RunningStats { mean: &b.running_mean, var: &b.running_var },
+            Saved { mean: &b.save_mean, invstd: &b.save_invstd },
+            (DEFAULT_EPS, DEFAULT_MOMENTUM),
         )
         .unwrap();
         relu::encode_forward(g, enc, &z, &r).unwrap();
@@ -202,16 +190,10 @@ fn run_plain(inp: &Inputs) -> Outputs {
             g,
             enc,
             &s.batchnorm(),
-            &b.x,
-            &dz,
+            (&b.x, &dz),
             &b.gamma,
-            &b.save_mean,
-            &b.save_invstd,
-            &b.dx,
-            &b.dgamma,
-            &b.dbeta,
-            &channel_sums,
-            false,
+            Saved { mean: &b.save_mean, invstd: &b.save_invstd },
+            Grads { dx: &b.dx, dgamma: &b.dgamma, dbeta: &b.dbeta, channel_sums: &channel_sums, accumulate: false },
         )
         .unwrap();
     });
@@ -399,9 +381,19 @@ fn refuses_missing_or_extra_argmax_and_wrong_shapes() {
     let (x, c, y) = (upload(&[0.5; 60], &[2, 3, 10]), upload(&[1.0; 3], &[3]), poisoned(&[2, 3, 2]));
     let mut enc = g.encoder("errors");
     let mut forward = |y: &Tensor, argmax: Option<&Tensor>| {
-        bn_relu_pool::encode_forward_train(g, &mut enc, &s, (&x, None), &c, &c, &c, &c, y, argmax, &c, &c, 1e-5, 0.1)
-            .unwrap_err()
-            .to_string()
+        bn_relu_pool::encode_forward_train(
+            g,
+            &mut enc,
+            &s,
+            (&x, None),
+            (y, argmax),
+            Affine { gamma: &c, beta: &c },
+            RunningStats { mean: &c, var: &c },
+            Saved { mean: &c, invstd: &c },
+            (1e-5, 0.1),
+        )
+        .unwrap_err()
+        .to_string()
     };
     assert!(forward(&y, None).contains("needs an argmax"));
     let wrong = poisoned(&[2, 3, 3]);

@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::conv1d::TileStats;
 use crate::autograd::{Backward, Tape, Var};
-use crate::gpu::{grid, groups_for, Cost, Gpu, Recorder};
+use crate::gpu::{grid, groups_for, Cost, Dispatch, Gpu, Recorder};
 use crate::gpu::{Binding, Shader, Tensor};
 
 // The storage buffers of shaders/batchnorm.wgsl, each named once; launches bind them by these names.
@@ -171,6 +171,34 @@ pub fn check_train_stats(
     Ok(())
 }
 
+/// A batchnorm layer's learned scale and shift, `[C]` each.
+#[derive(Clone, Copy)]
+pub struct Affine<'t> {
+    pub gamma: &'t Tensor,
+    pub beta: &'t Tensor,
+}
+
+/// What a training-mode forward saves for its backward: the batch mean and `1 / sqrt(var + eps)`,
+/// `[C]` each.
+#[derive(Clone, Copy)]
+pub struct Saved<'t> {
+    pub mean: &'t Tensor,
+    pub invstd: &'t Tensor,
+}
+
+/// What a backward writes: the input's gradient, overwritten; gamma's and beta's, overwritten, or
+/// added to when `accumulate` (micro-batches); and first `channel_sums`, this batch's two sums per
+/// channel that dx needs even when the parameter gradients accumulate (`[2, C]` for the plain
+/// batchnorm, `bn_relu_pool::channel_sums_shape` for the fused layer).
+#[derive(Clone, Copy)]
+pub struct Grads<'t> {
+    pub dx: &'t Tensor,
+    pub dgamma: &'t Tensor,
+    pub dbeta: &'t Tensor,
+    pub channel_sums: &'t Tensor,
+    pub accumulate: bool,
+}
+
 /// Records the batch statistics of training mode: the per-channel mean and biased variance of
 /// `x`, written as `save_mean` and `save_invstd = 1 / sqrt(var + eps)` (`[C]`), and the update of
 /// `running_mean` / `running_var` in place (the variance unbiased, as PyTorch does). One launch;
@@ -223,23 +251,18 @@ pub fn encode_train_stats(
     Ok(())
 }
 
-/// Records training-mode batch normalization: the batch statistics ([`encode_train_stats`]), then
-/// `y = gamma * (x - mean) / sqrt(var + eps) + beta` with them.
+/// Records training-mode batch normalization: the batch statistics ([`encode_train_stats`], into
+/// `saved` and `running`), then `y = gamma * (x - mean) / sqrt(var + eps) + beta` with them.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_forward_train(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &BatchNormShape,
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    y: &Tensor,
-    save_mean: &Tensor,
-    save_invstd: &Tensor,
-    eps: f32,
-    momentum: f32,
+    (x, y): (&Tensor, &Tensor),
+    Affine { gamma, beta }: Affine,
+    running: RunningStats,
+    saved: Saved,
+    (eps, momentum): (f32, f32),
 ) -> Result<()> {
     const OP: &str = "batchnorm forward (training)";
     shape.validate()?;
@@ -247,7 +270,8 @@ pub fn encode_forward_train(
     for (name, t) in [("gamma", gamma), ("beta", beta)] {
         expect_shape(OP, name, t, &[shape.c])?;
     }
-    encode_train_stats(gpu, rec, shape, x, None, running_mean, running_var, save_mean, save_invstd, eps, momentum)?;
+    let (save_mean, save_invstd) = (saved.mean, saved.invstd);
+    encode_train_stats(gpu, rec, shape, x, None, running.mean, running.var, save_mean, save_invstd, eps, momentum)?;
     gpu.dispatch(
         rec,
         &SHADER,
@@ -262,19 +286,16 @@ pub fn encode_forward_train(
 
 /// Records eval-mode batch normalization with the running statistics:
 /// `y = gamma * (x - running_mean) / sqrt(running_var + eps) + beta`.
-#[allow(clippy::too_many_arguments)]
 pub fn encode_forward_eval(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &BatchNormShape,
-    x: &Tensor,
-    gamma: &Tensor,
-    beta: &Tensor,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    y: &Tensor,
+    (x, y): (&Tensor, &Tensor),
+    Affine { gamma, beta }: Affine,
+    running: RunningStats,
     eps: f32,
 ) -> Result<()> {
+    let (running_mean, running_var) = (running.mean, running.var);
     const OP: &str = "batchnorm forward (eval)";
     shape.validate()?;
     let (dims, channel) = (shape.dims(), [shape.c]);
@@ -296,24 +317,15 @@ pub fn encode_forward_eval(
 }
 
 /// Records the training-mode backward pass from the forward's `x`, `gamma` and saved
-/// statistics: `dx`, and `dgamma = sum dy * xhat`, `dbeta = sum dy` (overwritten, or added to
-/// when `accumulate`). `channel_sums` (`[2, C]`) is scratch: this batch's two sums, which `dx`
-/// needs even when `dgamma`/`dbeta` accumulate over micro-batches.
-#[allow(clippy::too_many_arguments)]
+/// statistics: `dx`, and `dgamma = sum dy * xhat`, `dbeta = sum dy` (see [`Grads`]).
 pub fn encode_backward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &BatchNormShape,
-    x: &Tensor,
-    dy: &Tensor,
+    (x, dy): (&Tensor, &Tensor),
     gamma: &Tensor,
-    save_mean: &Tensor,
-    save_invstd: &Tensor,
-    dx: &Tensor,
-    dgamma: &Tensor,
-    dbeta: &Tensor,
-    channel_sums: &Tensor,
-    accumulate: bool,
+    Saved { mean: save_mean, invstd: save_invstd }: Saved,
+    Grads { dx, dgamma, dbeta, channel_sums, accumulate }: Grads,
 ) -> Result<()> {
     const OP: &str = "batchnorm backward";
     shape.validate()?;
@@ -373,6 +385,7 @@ pub enum BnMode {
 }
 
 /// The running statistics a batchnorm layer keeps outside the tape, `[C]` each.
+#[derive(Clone, Copy)]
 pub struct RunningStats<'a> {
     pub mean: &'a Tensor,
     pub var: &'a Tensor,
@@ -395,60 +408,51 @@ impl Tape<'_> {
         let grad_inputs: &[Var] = if mode == BnMode::Train { &[x, gamma, beta] } else { &[] };
         let y = self.output(&xs, label, grad_inputs)?;
         let [xt, gt, bt, yt] = [x, gamma, beta, y].map(|v| self.value(v).clone());
-        let (running_mean, running_var) = (stats.mean, stats.var);
+        let affine = Affine { gamma: &gt, beta: &bt };
         if mode == BnMode::Eval {
-            return self
-                .record(label, None, |g, rec| {
-                    encode_forward_eval(g, rec, &shape, &xt, &gt, &bt, running_mean, running_var, &yt, DEFAULT_EPS)
-                })
-                .map(|()| y);
+            let record = |g, rec: &mut Vec<Dispatch>| {
+                encode_forward_eval(g, rec, &shape, (&xt, &yt), affine, stats, DEFAULT_EPS)
+            };
+            return self.record(label, None, record).map(|()| y);
         }
         let (mean, invstd) = (self.alloc(&[shape.c], "bn saved mean")?, self.alloc(&[shape.c], "bn saved invstd")?);
         let channel_sums = self.alloc(&[2, shape.c], "bn channel sums")?;
-        let node = BatchNormNode { shape, x, gamma, beta, y, mean: mean.clone(), invstd: invstd.clone(), channel_sums };
+        let saved = [mean.clone(), invstd.clone()];
+        let node = BatchNormNode { shape, x, gamma, y, grads_of: [gamma, beta], saved, channel_sums };
+        let config = (DEFAULT_EPS, DEFAULT_MOMENTUM);
         self.record(label, Some(Box::new(node)), |g, rec| {
-            encode_forward_train(
-                g,
-                rec,
-                &shape,
-                &xt,
-                &gt,
-                &bt,
-                running_mean,
-                running_var,
-                &yt,
-                &mean,
-                &invstd,
-                DEFAULT_EPS,
-                DEFAULT_MOMENTUM,
-            )
+            let saved = Saved { mean: &mean, invstd: &invstd };
+            encode_forward_train(g, rec, &shape, (&xt, &yt), affine, stats, saved, config)
         })?;
         Ok(y)
     }
 }
 
-/// Training-mode batchnorm on the tape: its input, its scale (beta's gradient needs no more), the
-/// batch statistics it normalised with, and scratch for the backward's per-channel sums.
+/// Training-mode batchnorm on the tape: its input, its scale (beta's gradient needs no more), and
+/// what its forward saved.
 struct BatchNormNode {
     shape: BatchNormShape,
     x: Var,
     gamma: Var,
-    beta: Var,
     y: Var,
-    mean: Tensor,
-    invstd: Tensor,
+    /// gamma and beta, whose gradients it adds to.
+    grads_of: [Var; 2],
+    /// The batch mean and invstd.
+    saved: [Tensor; 2],
     channel_sums: Tensor,
 }
 
 impl Backward for BatchNormNode {
     fn record_backward(&self, tape: &mut Tape, _grad_scale: f32) -> Result<()> {
         let Some(dy) = tape.upstream(self.y) else { return Ok(()) };
-        let [dgamma, dbeta] = tape.parameter_grads([self.gamma, self.beta], "batchnorm's gamma and beta")?;
+        let [dgamma, dbeta] = tape.parameter_grads(self.grads_of, "batchnorm's gamma and beta")?;
         let dx = tape.fresh_grad(self.x, "bn input")?;
         let (x, gamma) = (tape.value(self.x).clone(), tape.value(self.gamma).clone());
-        let (mean, invstd, sums) = (&self.mean, &self.invstd, &self.channel_sums);
+        let saved = Saved { mean: &self.saved[0], invstd: &self.saved[1] };
+        let grads =
+            Grads { dx: &dx, dgamma: &dgamma, dbeta: &dbeta, channel_sums: &self.channel_sums, accumulate: true };
         let (g, rec) = (tape.gpu(), &mut tape.backward);
-        encode_backward(g, rec, &self.shape, &x, &dy, &gamma, mean, invstd, &dx, &dgamma, &dbeta, sums, true)
+        encode_backward(g, rec, &self.shape, (&x, &dy), &gamma, saved, grads)
     }
 }
 

@@ -11,7 +11,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use super::batchnorm::{self, BatchNormShape, RunningStats};
+use super::batchnorm::{self, Affine, BatchNormShape, Grads, RunningStats, Saved};
 use super::conv1d::TileStats;
 use crate::autograd::{Backward, Tape, Var};
 use crate::gpu::{grid, groups_for, Cost, DeviceClass, Gpu, Recorder};
@@ -286,18 +286,14 @@ pub fn encode_forward_train(
     rec: &mut impl Recorder,
     shape: &BnReluPoolShape,
     (x, tile_stats): (&Tensor, Option<&TileStats>),
-    gamma: &Tensor,
-    beta: &Tensor,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    y: &Tensor,
-    argmax: Option<&Tensor>,
-    save_mean: &Tensor,
-    save_invstd: &Tensor,
-    eps: f32,
-    momentum: f32,
+    (y, argmax): (&Tensor, Option<&Tensor>),
+    Affine { gamma, beta }: Affine,
+    running: RunningStats,
+    saved: Saved,
+    (eps, momentum): (f32, f32),
 ) -> Result<()> {
     const OP: &str = "bn_relu_pool forward (training)";
+    let (running_mean, running_var, save_mean, save_invstd) = (running.mean, running.var, saved.mean, saved.invstd);
     shape.validate()?;
     expect_shape(OP, "x", x, &shape.input_shape())?;
     expect_shape(OP, "y", y, &shape.output_shape())?;
@@ -383,18 +379,10 @@ pub fn encode_backward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &BnReluPoolShape,
-    x: &Tensor,
-    dy: &Tensor,
-    argmax: Option<&Tensor>,
-    gamma: &Tensor,
-    beta: &Tensor,
-    save_mean: &Tensor,
-    save_invstd: &Tensor,
-    dx: &Tensor,
-    dgamma: &Tensor,
-    dbeta: &Tensor,
-    channel_sums: &Tensor,
-    accumulate: bool,
+    (x, dy, argmax): (&Tensor, &Tensor, Option<&Tensor>),
+    Affine { gamma, beta }: Affine,
+    Saved { mean: save_mean, invstd: save_invstd }: Saved,
+    Grads { dx, dgamma, dbeta, channel_sums, accumulate }: Grads,
 ) -> Result<()> {
     const OP: &str = "bn_relu_pool backward";
     shape.validate()?;
@@ -487,69 +475,45 @@ impl Tape<'_> {
         let (mean, invstd) = (self.alloc(&[shape.c], "bn saved mean")?, self.alloc(&[shape.c], "bn saved invstd")?);
         let channel_sums = self.alloc(&channel_sums_shape(self.gpu(), &shape), "bn channel sums")?;
         let [xt, gt, bt, yt] = [x, gamma, beta, y].map(|v| self.value(v).clone());
-        let saved = (mean.clone(), invstd.clone());
-        let node = BnReluPoolNode { shape, x, gamma, beta, y, argmax: argmax.clone(), mean, invstd, channel_sums };
+        let saved = [mean.clone(), invstd.clone()];
+        let node = BnReluPoolNode { shape, x, y, affine: [gamma, beta], argmax: argmax.clone(), saved, channel_sums };
+        let config = (batchnorm::DEFAULT_EPS, batchnorm::DEFAULT_MOMENTUM);
         self.record(label, Some(Box::new(node)), |g, rec| {
-            encode_forward_train(
-                g,
-                rec,
-                &shape,
-                (&xt, conv_stats),
-                &gt,
-                &bt,
-                stats.mean,
-                stats.var,
-                &yt,
-                argmax.as_ref(),
-                &saved.0,
-                &saved.1,
-                batchnorm::DEFAULT_EPS,
-                batchnorm::DEFAULT_MOMENTUM,
-            )
-            .map_err(context)
+            let (affine, saved) = (Affine { gamma: &gt, beta: &bt }, Saved { mean: &mean, invstd: &invstd });
+            let outputs = (&yt, argmax.as_ref());
+            encode_forward_train(g, rec, &shape, (&xt, conv_stats), outputs, affine, stats, saved, config)
+                .map_err(context)
         })?;
         Ok(y)
     }
 }
 
 /// The fused layer on the tape: its input (the batchnorm and ReLU outputs are rebuilt from it),
-/// its scale and shift, the pool's choices, the batch statistics, and scratch for the sums.
+/// its scale and shift, the pool's choices (None when it does not pool), and what its forward saved.
 struct BnReluPoolNode {
     shape: BnReluPoolShape,
     x: Var,
-    gamma: Var,
-    beta: Var,
     y: Var,
-    /// None when the layer does not pool.
+    affine: [Var; 2],
     argmax: Option<Tensor>,
-    mean: Tensor,
-    invstd: Tensor,
+    /// The batch mean and invstd.
+    saved: [Tensor; 2],
     channel_sums: Tensor,
 }
 
 impl Backward for BnReluPoolNode {
     fn record_backward(&self, tape: &mut Tape, _grad_scale: f32) -> Result<()> {
         let Some(dy) = tape.upstream(self.y) else { return Ok(()) };
-        let [dgamma, dbeta] = tape.parameter_grads([self.gamma, self.beta], "batchnorm's gamma and beta")?;
+        let [dgamma, dbeta] = tape.parameter_grads(self.affine, "batchnorm's gamma and beta")?;
         let dx = tape.fresh_grad(self.x, "bn input")?;
-        let [x, gamma, beta] = [self.x, self.gamma, self.beta].map(|v| tape.value(v).clone());
-        encode_backward(
-            tape.gpu(),
-            &mut tape.backward,
-            &self.shape,
-            &x,
-            &dy,
-            self.argmax.as_ref(),
-            &gamma,
-            &beta,
-            &self.mean,
-            &self.invstd,
-            &dx,
-            &dgamma,
-            &dbeta,
-            &self.channel_sums,
-            true,
-        )
+        let x = tape.value(self.x).clone();
+        let [gamma, beta] = self.affine.map(|v| tape.value(v).clone());
+        let affine = Affine { gamma: &gamma, beta: &beta };
+        let saved = Saved { mean: &self.saved[0], invstd: &self.saved[1] };
+        let grads =
+            Grads { dx: &dx, dgamma: &dgamma, dbeta: &dbeta, channel_sums: &self.channel_sums, accumulate: true };
+        let (g, rec) = (tape.gpu(), &mut tape.backward);
+        encode_backward(g, rec, &self.shape, (&x, &dy, self.argmax.as_ref()), affine, saved, grads)
     }
 }
 

@@ -7,7 +7,8 @@ use super::lab::Lab;
 use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
-use crate::ops::batchnorm::{self, reference, BatchNormShape, DEFAULT_EPS, DEFAULT_MOMENTUM};
+use crate::ops::batchnorm::{self, reference, Affine, BatchNormShape, Grads, RunningStats, Saved};
+use crate::ops::batchnorm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::selftest::{to_f64, Check};
 
 pub fn checks(gpu: &Gpu) -> Result<Vec<Check>> {
@@ -58,31 +59,20 @@ fn check_train(lab: &mut Lab, s: &BatchNormShape) -> Result<Vec<Check>> {
             g,
             enc,
             s,
-            x,
-            gamma,
-            beta,
-            rm,
-            rv,
-            &y,
-            &save_mean,
-            &save_invstd,
-            eps,
-            momentum,
+            (x, &y),
+            Affine { gamma, beta },
+            RunningStats { mean: rm, var: rv },
+            Saved { mean: &save_mean, invstd: &save_invstd },
+            (eps, momentum),
         )?;
         batchnorm::encode_backward(
             g,
             enc,
             s,
-            x,
-            &dyg,
+            (x, &dyg),
             gamma,
-            &save_mean,
-            &save_invstd,
-            &dx,
-            &dgamma,
-            &dbeta,
-            &channel_sums,
-            false,
+            Saved { mean: &save_mean, invstd: &save_invstd },
+            Grads { dx: &dx, dgamma: &dgamma, dbeta: &dbeta, channel_sums: &channel_sums, accumulate: false },
         )
     })?;
     let (x, gamma) = (to_f64(&layer.x), to_f64(&layer.gamma));
@@ -107,7 +97,17 @@ fn check_eval(lab: &mut Lab, s: &BatchNormShape) -> Result<Vec<Check>> {
     let layer = Layer::random(lab, s)?;
     let [x, gamma, beta, rm, rv] = &layer.tensors;
     let y = lab.poisoned(&[s.n, s.c, s.l])?;
-    lab.run(|g, enc| batchnorm::encode_forward_eval(g, enc, s, x, gamma, beta, rm, rv, &y, DEFAULT_EPS))?;
+    lab.run(|g, enc| {
+        batchnorm::encode_forward_eval(
+            g,
+            enc,
+            s,
+            (x, &y),
+            Affine { gamma, beta },
+            RunningStats { mean: rm, var: rv },
+            DEFAULT_EPS,
+        )
+    })?;
     let expected = reference::forward_eval(
         s,
         &to_f64(&layer.x),

@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::lab::Lab;
 use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
-use crate::ops::batchnorm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
+use crate::ops::batchnorm::{Affine, Grads, RunningStats, Saved, DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::ops::bn_relu_pool::{self, reference, BnReluPoolShape};
 use crate::selftest::{to_f64, Check};
 
@@ -41,33 +41,20 @@ fn check_layer(lab: &mut Lab, s: &BnReluPoolShape) -> Result<Vec<Check>> {
             enc,
             s,
             (&xg, None),
-            &gamma_g,
-            &beta_g,
-            &rm,
-            &rv,
-            &y,
-            argmax,
-            &save_mean,
-            &save_invstd,
-            DEFAULT_EPS,
-            DEFAULT_MOMENTUM,
+            (&y, argmax),
+            Affine { gamma: &gamma_g, beta: &beta_g },
+            RunningStats { mean: &rm, var: &rv },
+            Saved { mean: &save_mean, invstd: &save_invstd },
+            (DEFAULT_EPS, DEFAULT_MOMENTUM),
         )?;
         bn_relu_pool::encode_backward(
             g,
             enc,
             s,
-            &xg,
-            &dyg,
-            argmax,
-            &gamma_g,
-            &beta_g,
-            &save_mean,
-            &save_invstd,
-            &dx,
-            &dgamma,
-            &dbeta,
-            &channel_sums,
-            false,
+            (&xg, &dyg, argmax),
+            Affine { gamma: &gamma_g, beta: &beta_g },
+            Saved { mean: &save_mean, invstd: &save_invstd },
+            Grads { dx: &dx, dgamma: &dgamma, dbeta: &dbeta, channel_sums: &channel_sums, accumulate: false },
         )
     })?;
 
