@@ -1,9 +1,12 @@
 //! sn-wgpu: SoundNet on any GPU through wgpu, with every kernel written by hand in WGSL.
 //!
-//! Layers, bottom to top: `gpu` (device, pipelines, dispatch) -> `tensor` (a buffer with a shape)
-//! -> `ops` (one file per op: shapes, kernel encoding, the f64 CPU reference) -> `model`
-//! (SoundNet's layer tables). `selftest` holds the ops and a whole training step to their
-//! references on whatever adapter it is given.
+//! Layers, bottom to top; each uses only those below it (`kernels-tests/layers.rs` checks it):
+//! `gpu` (device, pipelines, dispatch, `Tensor`)
+//! -> `autograd` (the tape: values, gradients, order, accumulation; it knows no op) -> `ops` (one
+//! module per op: its shapes, kernels and their bindings, its `Tape` method and backward node, its
+//! f64 reference) -> `model` (SoundNet's layer tables and weights) -> `data` (audio, datasets,
+//! batches), `optim` (Adam) -> `train`, `eval`, `probe`, `profile`, `selftest` (the commands).
+//! `checkpoint` and `plot` stand alone.
 
 pub mod autograd;
 pub mod checkpoint;
