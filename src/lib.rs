@@ -9,6 +9,7 @@ pub mod autograd;
 pub mod checkpoint;
 pub mod data;
 pub mod eval;
+pub mod filters;
 pub mod gpu;
 pub mod model;
 pub mod ops;
@@ -19,6 +20,7 @@ pub mod profile;
 pub mod selftest;
 pub mod tensor;
 pub mod train;
+pub mod units;
 
 pub use gpu::Gpu;
 pub use tensor::Tensor;
