@@ -84,13 +84,12 @@ pub fn run(opts: &FiltersOptions) -> Result<FiltersReport> {
             }
         })
         .collect();
-    let title = format!(
-        "{}: the first {} of conv1's {} filters ({} taps)",
-        name(&opts.weights),
-        opts.count,
-        first.cout,
-        first.k
-    );
+    let which = if opts.count == first.cout {
+        format!("conv1's {} filters", first.cout)
+    } else {
+        format!("the first {} of conv1's {} filters", opts.count, first.cout)
+    };
+    let title = format!("{}: {which} ({} taps), waveform and |H(f)|", name(&opts.weights), first.k);
     plot::filters::draw(&opts.png, &title, &filters)?;
     Ok(FiltersReport { weights: opts.weights.clone(), model, shape, filters, png: opts.png.clone() })
 }

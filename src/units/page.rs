@@ -23,9 +23,9 @@ audio{height:2em;vertical-align:middle}";
 /// Loads each distinct excerpt in turn and reports in `#status`; `data-state` ends as `ok` or
 /// `error`, which tests read from the rendered page.
 const CHECK: &str = r#"(function () {
-  var status = document.getElementById('status');
+  var status = document.getElementById('status'), scriptError = false;
   function fail(text) { status.dataset.state = 'error'; status.textContent = text; }
-  window.addEventListener('error', function (e) { fail('Script error: ' + e.message); });
+  window.addEventListener('error', function (e) { scriptError = true; fail('Script error: ' + e.message); });
   var sources = [];
   document.querySelectorAll('audio').forEach(function (a) {
     var s = a.getAttribute('src');
@@ -34,6 +34,7 @@ const CHECK: &str = r#"(function () {
   var probe = new Audio(), next = 0, missing = [];
   function step() {
     if (next >= sources.length) {
+      if (scriptError) return;
       if (missing.length) fail(missing.length + ' of ' + sources.length + ' excerpts do not load: ' + missing.join(', '));
       else { status.dataset.state = 'ok'; status.textContent = 'All ' + sources.length + ' excerpt files load.'; }
       return;
