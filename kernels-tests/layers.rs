@@ -17,6 +17,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("eval", 5),
     ("train", 5),
     ("probe", 6),
+    ("filters", 6),
+    ("units", 6),
     ("profile", 6),
     ("selftest", 6),
 ];

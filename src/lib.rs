@@ -5,13 +5,14 @@
 //! -> `autograd` (the tape: values, gradients, order, accumulation; it knows no op) -> `ops` (one
 //! module per op: its shapes, kernels and their bindings, its `Tape` method and backward node, its
 //! f64 reference) -> `model` (SoundNet's layer tables and weights) -> `data` (audio, datasets,
-//! batches), `optim` (Adam) -> `train`, `eval`, `probe`, `profile`, `selftest` (the commands).
+//! batches), `optim` (Adam) -> `train`, `eval`, `probe`, `filters`, `units`, `profile`, `selftest` (the commands).
 //! `checkpoint` and `plot` stand alone.
 
 pub mod autograd;
 pub mod checkpoint;
 pub mod data;
 pub mod eval;
+pub mod filters;
 pub mod gpu;
 pub mod model;
 pub mod ops;
@@ -21,5 +22,6 @@ pub mod probe;
 pub mod profile;
 pub mod selftest;
 pub mod train;
+pub mod units;
 
 pub use gpu::{Gpu, Tensor};

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use sn_wgpu::eval::{self, ExtractOptions, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
+use sn_wgpu::filters::{self, FiltersOptions};
 use sn_wgpu::ops::conv1d::ConvKernel;
-use sn_wgpu::probe::{self, ClassifierKind, ProbeOptions};
+use sn_wgpu::probe::{self, CSetting, ClassifierKind, Extensions, ProbeOptions, Tail, WindowSpec};
 use sn_wgpu::profile::{self, ProfileOptions, SortBy};
 use sn_wgpu::selftest;
 use sn_wgpu::train::{self, TrainRequest};
+use sn_wgpu::units::{self, UnitsOptions};
 
 #[derive(Parser)]
 #[command(name = "sn-wgpu", version, about = "SoundNet training and inference on any GPU through wgpu")]
@@ -57,9 +59,63 @@ enum Command {
     /// The paper's transfer experiment: a linear classifier on one layer's features of an ESC-style
     /// dataset (meta.csv + audio/), leave-one-fold-out; accuracy, confusion matrix, t-SNE map.
     Probe(ProbeArgs),
+    /// What each hidden unit of a layer detects: for every unit (or the --units N most selective),
+    /// the top-k clips of a folder that activate it most, cut to its receptive field as WAVs, on
+    /// one HTML page with players, classes (from meta.csv) and purity.
+    Units(UnitsArgs),
+    /// The first layer's filters as a PNG, each as its waveform and its magnitude frequency response
+    /// (the paper's Figure 5), with each one's peak frequency.
+    Filters(FiltersArgs),
     /// Check every kernel family on this adapter against its f64 CPU reference, and two training
     /// steps against PyTorch; exits with status 1 when any check fails.
     Selftest(SelftestArgs),
+}
+
+#[derive(Args)]
+struct UnitsArgs {
+    /// A folder of clips (wav, mp3, flac, ogg), or one laid out as ESC-50 ships (meta.csv and
+    /// audio/); a meta.csv with filename and category (or target) columns labels the clips.
+    dir: PathBuf,
+    /// An sn-wgpu checkpoint (from `sn-wgpu train`, or tools/import_soundnet8.py).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// conv1..conv7, pool1, pool2, pool5, objects or scenes.
+    #[arg(long, default_value = "conv7")]
+    layer: String,
+    /// Excerpts per unit (each from a different clip).
+    #[arg(long, default_value_t = 5)]
+    top_k: usize,
+    /// Show only the N most selective units [default: every unit that varies].
+    #[arg(long)]
+    units: Option<usize>,
+    /// A unit is a pure detector when at least this share of its top k is one class.
+    #[arg(long, default_value_t = 0.8)]
+    pure: f64,
+    /// Folder for index.html and its excerpts/ [default: units-<layer>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Samples per chunk for long recordings (GPU memory grows with it).
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SAMPLES)]
+    chunk_samples: usize,
+}
+
+#[derive(Args)]
+struct FiltersArgs {
+    /// An sn-wgpu checkpoint (from `sn-wgpu train`, or tools/import_soundnet8.py).
+    #[arg(long)]
+    weights: PathBuf,
+    /// How many filters, from the first.
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// Where the PNG goes.
+    #[arg(long, default_value = "filters.png")]
+    out: PathBuf,
+    /// Print JSON (with every filter's taps) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -129,17 +185,38 @@ struct ProbeArgs {
     #[arg(long, conflicts_with = "weights")]
     features: Option<PathBuf>,
     /// The layer the classifier reads (with --features: a label for what the files hold).
-    #[arg(long, default_value = "pool5")]
+    #[arg(long, default_value = "pool5", conflicts_with = "layers")]
     layer: String,
+    /// Several layers, comma-separated (e.g. conv4,conv5,pool5,conv6,conv7,conv8; conv8 is both
+    /// heads' logits), probed from one extraction pass into one table and bar chart.
+    #[arg(long, value_delimiter = ',')]
+    layers: Vec<String>,
     /// svm (one-vs-rest linear SVM, squared hinge, the paper's) or softmax (logistic regression).
     #[arg(long, default_value = "svm")]
     classifier: ClassifierKind,
-    /// Inverse regularisation strength, as scikit-learn's C.
-    #[arg(long, default_value_t = 0.01)]
-    c: f64,
-    /// Where the confusion matrix PNG goes.
+    /// Inverse regularisation strength, as scikit-learn's C: one value, a comma-separated list, or
+    /// auto (1e-4,1e-3,1e-2,0.1,1). From a list, each fold's C is chosen by leave-one-fold-out on
+    /// its training folds only (ties: the smallest C).
+    #[arg(long, default_value = "0.01")]
+    c: CSetting,
+    /// Seconds of audio per excerpt (window) the classifier sees; clips are tiled to 10 s first.
+    #[arg(long, default_value_t = 1.0)]
+    window: f64,
+    /// Seconds between excerpt starts [default: --window, no overlap].
+    #[arg(long)]
+    hop: Option<f64>,
+    /// Frames after the last whole window: drop them, or add one window ending on the last frame.
+    #[arg(long, default_value = "drop")]
+    tail: Tail,
+    /// Where the confusion matrix PNG goes (with --layers: one per layer, the layer added to the name).
     #[arg(long, default_value = "confusion.png")]
     confusion: PathBuf,
+    /// With --layers: where the bar chart of mean accuracy by layer goes.
+    #[arg(long, default_value = "layers.png")]
+    layers_chart: PathBuf,
+    /// Also write the extracted features as DIR/<layer>/<clip stem>.npy, to rerun with --features DIR.
+    #[arg(long, conflicts_with = "features")]
+    save_features: Option<PathBuf>,
     /// Also draw a 2-D t-SNE map of the clips (each clip's features averaged over time) here.
     #[arg(long)]
     tsne: Option<PathBuf>,
@@ -363,18 +440,48 @@ fn main() -> Result<()> {
             }
         }
         Command::Probe(a) => {
+            // A grid replaces the fixed C, which is then never read.
+            let (c, c_grid) = match a.c {
+                CSetting::Fixed(c) => (c, None),
+                CSetting::Grid { grid } => (f64::NAN, Some(grid)),
+            };
+            let ext = Extensions {
+                layers_png: (a.layers.len() > 1).then(|| a.layers_chart.clone()),
+                layers: a.layers,
+                windows: WindowSpec::new(a.window, a.hop.unwrap_or(a.window), a.tail)?,
+                c_grid,
+                save_features: a.save_features,
+            };
             let opts = ProbeOptions {
                 dir: a.dir,
                 weights: a.weights,
                 features: a.features,
                 layer: a.layer,
                 classifier: a.classifier,
-                c: a.c,
+                c,
                 confusion_png: a.confusion,
                 tsne_png: a.tsne,
                 chunk_samples: a.chunk_samples,
             };
-            let report = probe::run(&opts)?;
+            let run = probe::run_with(&opts, &ext)?;
+            print!("{}", if a.json { run.json()? } else { run.text() });
+        }
+        Command::Units(a) => {
+            let opts = UnitsOptions {
+                out: a.out.unwrap_or_else(|| PathBuf::from(format!("units-{}", a.layer))),
+                dir: a.dir,
+                weights: a.weights,
+                layer: a.layer,
+                top_k: a.top_k,
+                units: a.units,
+                pure: a.pure,
+                chunk_samples: a.chunk_samples,
+            };
+            let report = units::run(&sn_wgpu::Gpu::new()?, &opts)?;
+            print!("{}", if a.json { report.json()? } else { report.text() });
+        }
+        Command::Filters(a) => {
+            let report = filters::run(&FiltersOptions { weights: a.weights, count: a.count, png: a.out })?;
             print!("{}", if a.json { report.json()? } else { report.text() });
         }
         Command::Selftest(a) => {

@@ -51,6 +51,12 @@ if ! python3 -c "import numpy" 2>/dev/null; then
   python3 -m pip install --quiet numpy
 fi
 
+# The units page is tested in a real headless browser: Debian's chromium.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "tools/test.sh: installing chromium for the units page test (apt-get install chromium)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 cargo test "$@"
 
 # The ops with kernels for both device classes pick by the adapter (CPU-shaped on lavapipe); run

@@ -1,6 +1,8 @@
-//! PNG charts: the training loss curve (and, for `probe`, a confusion matrix and a t-SNE map).
+//! PNG charts: the training loss curve; for `probe`, a confusion matrix, a t-SNE map and accuracy
+//! by layer as bars.
 //! Text uses DejaVu Sans compiled into the binary, so charts render the same with no system fonts.
 
+pub mod bars;
 pub mod confusion;
 pub mod loss_curve;
 pub mod scatter;

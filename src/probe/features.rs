@@ -1,6 +1,12 @@
 //! Each clip's `[C, T]` features, in `meta.csv` order: from the network (every clip tiled to 10 s,
-//! the protocol), or from the `.npy` files `sn-wgpu extract --layer L --out DIR` wrote, so the
-//! classifiers can be rerun (another --c, the other classifier) without the network.
+//! the protocol; several layers in one pass), or from the `.npy` files `sn-wgpu extract --layer L
+//! --out DIR` or `probe --save-features DIR` wrote, so the classifiers can be rerun (another --c,
+//! other windows, the other classifier) without the network.
+//!
+//! Layers go by the network's names (`conv1`..`conv7`, `pool1`, `pool2`, `pool5`, `objects`,
+//! `scenes`), plus the paper's name for the output layer: `conv8` in SoundNet-8 (`conv5` in
+//! SoundNet-5), the layer after the last body layer, is the two heads' logits side by side,
+//! `objects` channels first, then `scenes` (1000 + 401 channels).
 
 use std::fs::File;
 use std::io::{BufReader, IsTerminal};
@@ -13,12 +19,12 @@ use npyz::{NpyFile, Order};
 use super::meta::Meta;
 use super::windows::CLIP_SAMPLES;
 use crate::data::{audio, crop, Problem, ValidationError};
+use crate::eval::extract::write_npy;
 use crate::eval::{load_model, Extractor, Features};
 use crate::gpu::Gpu;
+use crate::model::Arch;
 
-/// Runs the model in `weights` on every clip of `meta` and keeps `layer`. Every audio file is
-/// checked to exist first, so a missing one stops the run before any GPU work, with all of them
-/// named.
+/// Runs the model in `weights` on every clip of `meta` and keeps `layer`.
 pub fn extract(
     gpu: &Gpu,
     meta: &Meta,
@@ -26,6 +32,20 @@ pub fn extract(
     layer: &str,
     chunk_samples: usize,
 ) -> Result<Vec<Features>> {
+    let mut layers = extract_layers(gpu, meta, weights, &[layer.to_string()], chunk_samples)?;
+    Ok(layers.pop().expect("one layer asked"))
+}
+
+/// Runs the model in `weights` once on every clip of `meta` and keeps every one of `layers`:
+/// `result[l][i]` is layer `l` of clip `i`. Every audio file is checked to exist and every layer
+/// name to be known first, so a mistake stops the run before any GPU work, with all of them named.
+pub fn extract_layers(
+    gpu: &Gpu,
+    meta: &Meta,
+    weights: Option<&Path>,
+    layers: &[String],
+    chunk_samples: usize,
+) -> Result<Vec<Vec<Features>>> {
     let missing: Vec<Problem> = meta
         .clips
         .iter()
@@ -36,22 +56,103 @@ pub fn extract(
         return Err(ValidationError { dataset: meta.dir.clone(), problems: missing }.into());
     }
     let model = load_model(gpu, weights, "probe")?;
-    let mut extractor = Extractor::new(&model, &[layer], chunk_samples)?.tile_short_clips_to(CLIP_SAMPLES);
+    // The network layers behind each probe layer, and all of them once, in the order first needed.
+    let sources: Vec<Vec<String>> = layers.iter().map(|l| network_layers(&model.arch, l)).collect();
+    let mut wanted: Vec<&str> = Vec::new();
+    for s in sources.iter().flatten() {
+        if !wanted.contains(&s.as_str()) {
+            wanted.push(s);
+        }
+    }
+    let names = model.layer_names();
+    if let Some(bad) = wanted.iter().find(|w| !names.iter().any(|n| n == *w)) {
+        anyhow::bail!(
+            "{} has no layer {bad:?}; its layers are {}, and {} (the paper's name for both heads' logits)",
+            model.arch.name,
+            names.join(", "),
+            head_alias(&model.arch)
+        );
+    }
+    let mut extractor = Extractor::new(&model, &wanted, chunk_samples)?.tile_short_clips_to(CLIP_SAMPLES);
     let bar = progress_bar(meta.clips.len() as u64);
-    let mut features = Vec::with_capacity(meta.clips.len());
+    let mut features: Vec<Vec<Features>> = layers.iter().map(|_| Vec::with_capacity(meta.clips.len())).collect();
     for clip in &meta.clips {
         let waveform = audio::load(&clip.audio)?;
         // Exactly 10 s: shorter clips repeat from the start, longer ones keep their first 10 s,
         // so every clip gives the same T and a window is one second.
         let waveform = crop::tile(&waveform, CLIP_SAMPLES);
-        let mut out = extractor
+        let out = extractor
             .extract(gpu, &waveform)
             .with_context(|| format!("{}: running the model", clip.audio.display()))?;
-        features.push(out.features.pop().expect("one layer asked"));
+        for ((layer, sources), into) in layers.iter().zip(&sources).zip(&mut features) {
+            let parts: Vec<&Features> =
+                sources.iter().map(|s| &out.features[wanted.iter().position(|w| w == s).expect("wanted")]).collect();
+            into.push(join_channels(layer, &parts));
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
     Ok(features)
+}
+
+/// The paper's name for the output layer: `conv<body layers + 1>` (`conv8` for SoundNet-8).
+pub fn head_alias(arch: &Arch) -> String {
+    format!("conv{}", arch.body.len() + 1)
+}
+
+/// The network layers a probe layer is made of: the heads for [`head_alias`], else itself.
+fn network_layers(arch: &Arch, layer: &str) -> Vec<String> {
+    if layer == head_alias(arch) {
+        arch.heads.iter().map(|h| h.name.to_string()).collect()
+    } else {
+        vec![layer.to_string()]
+    }
+}
+
+/// `parts` (of one number of steps) stacked along channels, in order, named `layer`.
+fn join_channels(layer: &str, parts: &[&Features]) -> Features {
+    let steps = parts[0].steps;
+    assert!(parts.iter().all(|p| p.steps == steps), "joined layers have one length");
+    Features {
+        layer: layer.to_string(),
+        channels: parts.iter().map(|p| p.channels).sum(),
+        steps,
+        data: parts.iter().flat_map(|p| p.data.iter().copied()).collect(),
+    }
+}
+
+/// Writes every clip's features of one layer to `dir/<layer>/<stem>.npy`, the layout
+/// `read_npy_dir` reads back for that layer.
+pub fn save(dir: &Path, meta: &Meta, layer: &str, features: &[Features]) -> Result<()> {
+    let folder = dir.join(layer);
+    std::fs::create_dir_all(&folder).with_context(|| format!("{}: cannot create the folder", folder.display()))?;
+    for (clip, f) in meta.clips.iter().zip(features) {
+        let path = folder.join(format!("{}.npy", stem(&clip.filename)));
+        write_npy(&path, &[f.channels, f.steps], &f.data)
+            .with_context(|| format!("{}: writing the {layer} features of {}", path.display(), clip.filename))?;
+    }
+    Ok(())
+}
+
+/// Where the features of `layer` are under a `--features` folder: its subfolder named after the
+/// layer when there is one (as `--save-features` writes), else, for a single layer, the folder
+/// itself (as `sn-wgpu extract --out` writes).
+pub fn layer_dir(dir: &Path, layer: &str, single: bool) -> Result<PathBuf> {
+    let sub = dir.join(layer);
+    if sub.is_dir() {
+        return Ok(sub);
+    }
+    anyhow::ensure!(
+        single,
+        "{}: no such folder: with several layers, --features DIR reads DIR/<layer>/<file stem>.npy, as \
+         `probe --save-features DIR` writes them",
+        sub.display()
+    );
+    Ok(dir.to_path_buf())
+}
+
+fn stem(filename: &str) -> String {
+    Path::new(filename).file_stem().unwrap_or_default().to_string_lossy().into_owned()
 }
 
 /// Reads `<stem>.npy` under `dir` for every clip of `meta` (`stem`: the clip's file name without
@@ -66,8 +167,7 @@ pub fn read_npy_dir(dir: &Path, meta: &Meta, layer: &str) -> Result<Vec<Features
     // The first file read and its shape: every other file must match it.
     let mut expected: Option<(PathBuf, usize, usize)> = None;
     for clip in &meta.clips {
-        let stem = Path::new(&clip.filename).file_stem().unwrap_or_default().to_string_lossy().into_owned();
-        let path = dir.join(format!("{stem}.npy"));
+        let path = dir.join(format!("{}.npy", stem(&clip.filename)));
         if !path.is_file() {
             problems.push(Problem::new(
                 &path,
