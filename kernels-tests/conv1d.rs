@@ -128,6 +128,10 @@ fn awkward_shapes() {
         ("stride > K with padding", shape(2, 3, 2, 41, 2, 5, 3)),
         ("K = 1", shape(2, 4, 3, 15, 1, 1, 0)),
         ("K = 1, stride 3", shape(2, 4, 3, 16, 1, 3, 0)),
+        // Sums long enough for the plain kernels' workgroup per output (forward_rows,
+        // backward_input_rows): padding, and inputs no output touches (stride > K).
+        ("a workgroup per output, padded", shape(2, 130, 9, 13, 9, 3, 4)),
+        ("a workgroup per output, stride > K", shape(1, 2, 1100, 20, 2, 3, 1)),
         ("L = 1", shape(2, 3, 2, 1, 3, 1, 1)),
         ("N = Cin = Cout = 1", shape(1, 1, 1, 10, 3, 2, 1)),
     ];

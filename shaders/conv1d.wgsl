@@ -14,6 +14,13 @@
 //   backward_weight `lanes` consecutive invocations per weight element dw[co, ci, k], so one
 //                   workgroup holds 256 / lanes weight elements
 //   backward_bias   one workgroup (256 invocations) per bias element db[co]
+//   forward_rows, backward_input_rows: the same outputs as forward and backward_input, one
+//                   WORKGROUP per output element: its 256 invocations split that element's sum
+//                   (forward: the Cin*K products, j = lid, lid + 256, ...; ci = j / K, k = j % K;
+//                   backward_input: the Cout * span products, span = the output positions that
+//                   touch l, co = j / span) and reduce_partials adds them. For passes with few
+//                   outputs and long sums (a head at batch 1: 4,000 outputs of 8,192 products),
+//                   where one invocation per output leaves most of a GPU idle.
 // The two parameter gradients are sums over all N * Lout output positions: millions for the first
 // layer, too many for one invocation. Each of the `lanes` invocations of a weight element adds up
 // every lanes-th term, then the partial sums are added pairwise in workgroup memory. `lanes` is a
@@ -184,5 +191,62 @@ fn backward_bias(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     reduce_partials(lid.x, WG);
     if (lid.x == 0u) {
         db[co] = select(partial[0], db[co] + partial[0], p.accumulate != 0u);
+    }
+}
+
+@compute @workgroup_size(256)
+fn forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    // One workgroup per output: the whole group returns together, so no barrier is skipped.
+    let o = flat_group(wid, nwg);
+    if (o >= p.n * p.cout * p.l_out) { return; }
+    let lo = o % p.l_out;
+    let co = (o / p.l_out) % p.cout;
+    let n = o / (p.l_out * p.cout);
+
+    var acc = 0.0;
+    for (var j = lid.x; j < p.cin * p.k; j += WG) {
+        let ci = j / p.k;
+        let k = j % p.k;
+        let pos = i32(lo * p.stride + k) - i32(p.pad);
+        if (pos >= 0 && pos < i32(p.l)) {
+            acc += x[(n * p.cin + ci) * p.l + u32(pos)] * w[(co * p.cin + ci) * p.k + k];
+        }
+    }
+    partial[lid.x] = acc;
+    reduce_partials(lid.x, WG);
+    if (lid.x == 0u) {
+        y[o] = b[co] + partial[0];
+    }
+}
+
+@compute @workgroup_size(256)
+fn backward_input_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = flat_group(wid, nwg);
+    if (i >= p.n * p.cin * p.l) { return; }
+    let l = i % p.l;
+    let ci = (i / p.l) % p.cin;
+    let n = i / (p.l * p.cin);
+
+    // The output positions that touch l, as in backward_input.
+    let t = l + p.pad;
+    var lo_first = 0u;
+    if (t >= p.k) {
+        lo_first = (t - p.k) / p.stride + 1u;
+    }
+    let lo_end = min(t / p.stride + 1u, p.l_out);
+    let span = select(0u, lo_end - lo_first, lo_end > lo_first);
+
+    var acc = 0.0;
+    for (var j = lid.x; j < p.cout * span; j += WG) {
+        let co = j / span;
+        let lo = lo_first + j % span;
+        acc += dy[(n * p.cout + co) * p.l_out + lo] * w[(co * p.cin + ci) * p.k + t - lo * p.stride];
+    }
+    partial[lid.x] = acc;
+    reduce_partials(lid.x, WG);
+    if (lid.x == 0u) {
+        dx[i] = select(partial[0], dx[i] + partial[0], p.accumulate != 0u);
     }
 }
