@@ -1,8 +1,8 @@
 //! `sn-wgpu teach` through the binary: a random narrow SoundNet-8 with 10 object and 7 scene
 //! classes teaches generated clips of several lengths and rates past a bad file; its shards cover
 //! the inputs once each, stably; students train on the shards as one dataset with heads sized from
-//! the arrays (both heads, or one with `--teacher scenes`), and `predict` names the classes it has
-//! no list for by number.
+//! the arrays (both heads, or one with `--teacher scenes` and `--loss l2`), and `predict` names the
+//! classes it has no list for by number.
 
 mod common;
 use std::path::{Path, PathBuf};
@@ -136,8 +136,10 @@ fn teach_writes_datasets_that_train_students_with_heads_sized_from_the_data() {
     let c = Checkpoint::load(&both).unwrap();
     assert_eq!(c.tensors["objects.weight"].0, vec![10, 128, 8]);
     assert_eq!(c.tensors["scenes.weight"].0, vec![7, 128, 8]);
-    // One head: the scenes teacher only.
-    let (scenes, _) = student("scenes", &["--teacher", "scenes"]);
+    assert!(log.contains("the heads' kl losses"), "{log}");
+    // One head: the scenes teacher only, with the paper's squared-error loss.
+    let (scenes, log) = student("scenes", &["--teacher", "scenes", "--loss", "l2"]);
+    assert!(log.contains("the heads' l2 losses"), "{log}");
     let c = Checkpoint::load(&scenes).unwrap();
     assert!(!c.tensors.contains_key("objects.weight"));
     assert_eq!(c.tensors["scenes.weight"].0, vec![7, 128, 8]);

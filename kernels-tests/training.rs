@@ -24,6 +24,7 @@ fn options(out: &Path, steps: u64) -> TrainOptions {
     TrainOptions {
         data: Vec::new(),
         teacher: None,
+        loss: train::TeacherLoss::Kl,
         model: MODEL.into(),
         batch_size: 2,
         accumulate: 1,

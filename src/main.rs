@@ -9,7 +9,7 @@ use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::probe::{self, ClassifierKind, ProbeOptions};
 use sn_wgpu::profile::{self, ProfileOptions, SortBy};
 use sn_wgpu::selftest;
-use sn_wgpu::train::{self, TeacherChoice, TrainRequest};
+use sn_wgpu::train::{self, TeacherChoice, TeacherLoss, TrainRequest};
 
 #[derive(Parser)]
 #[command(name = "sn-wgpu", version, about = "SoundNet training and inference on any GPU through wgpu")]
@@ -238,6 +238,10 @@ struct TrainArgs {
     /// every teacher the data has].
     #[arg(long)]
     teacher: Option<TeacherChoice>,
+    /// How the student's probabilities are compared with the teacher's: kl (KL divergence, the
+    /// paper's) or l2 (squared error, the paper's comparison) [default: kl].
+    #[arg(long)]
+    loss: Option<TeacherLoss>,
     /// soundnet8, soundnet5, or soundnet8-narrowN (body channels divided by N) [default: soundnet8].
     #[arg(long)]
     model: Option<String>,
@@ -312,6 +316,7 @@ impl TrainArgs {
         TrainRequest {
             data: self.data,
             teacher: self.teacher,
+            loss: self.loss,
             model: self.model,
             batch_size: self.batch_size,
             accumulate: self.accumulate,

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 
+use super::step::TeacherLoss;
 use crate::autograd::Tape;
 use crate::data::{load_batch, Dataset, Order};
 use crate::gpu::Tensor;
@@ -19,8 +20,8 @@ pub struct EvalLoss {
 }
 
 impl EvalLoss {
-    /// Records a forward pass of `batch` clips of `samples` samples and each head's loss.
-    pub fn new(gpu: &Gpu, model: &Model, batch: usize, samples: usize) -> Result<EvalLoss> {
+    /// Records a forward pass of `batch` clips of `samples` samples and each head's `loss`.
+    pub fn new(gpu: &Gpu, model: &Model, batch: usize, samples: usize, loss: TeacherLoss) -> Result<EvalLoss> {
         let steps = model.arch.lengths(samples).map(|l| l.steps).unwrap_or(0);
         let mut tape = Tape::new(gpu);
         let input = Tensor::zeros(gpu, &[batch, 1, samples], "val waveform")?;
@@ -30,9 +31,9 @@ impl EvalLoss {
         for (head, logits) in model.arch.heads.iter().zip(out.heads) {
             let teacher = Tensor::zeros(gpu, &[batch, head.classes, steps], &format!("val teacher {}", head.name))?;
             let p = tape.input(&teacher);
-            let loss = tape.kl_div(p, logits, &format!("val {} loss", head.name))?;
+            let value = loss.record(&mut tape, p, logits, &format!("val {} loss", head.name))?;
             let index = HEAD_NAMES.iter().position(|n| *n == head.name).expect("a known head");
-            heads.push((index, teacher, loss));
+            heads.push((index, teacher, value));
         }
         Ok(EvalLoss { batch, input, heads, forward: tape.forward })
     }

@@ -12,4 +12,4 @@ pub mod step;
 
 pub use request::{RunRecord, TrainRequest};
 pub use run::{run, TeacherChoice, TrainOptions, TrainSummary};
-pub use step::{StepShape, TrainStep};
+pub use step::{StepShape, TeacherLoss, TrainStep};

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::run::{TeacherChoice, TrainOptions};
 use super::run_dir;
+use super::step::TeacherLoss;
 use crate::ops::adam::AdamConfig;
 
 /// The checkpoint metadata key that holds a `RunRecord` as JSON.
@@ -29,6 +30,9 @@ pub struct RunRecord {
     /// `--teacher`; None (and in runs recorded before it existed): every teacher the data has.
     #[serde(default)]
     pub teacher: Option<TeacherChoice>,
+    /// `--loss`; kl in runs recorded before it existed.
+    #[serde(default)]
+    pub loss: TeacherLoss,
     pub model: String,
     pub batch_size: usize,
     pub accumulate: usize,
@@ -52,6 +56,7 @@ impl RunRecord {
         RunRecord {
             data: opts.data.iter().map(|p| absolute(p)).collect(),
             teacher: opts.teacher,
+            loss: opts.loss,
             model: opts.model.clone(),
             batch_size: opts.batch_size,
             accumulate: opts.accumulate,
@@ -117,6 +122,7 @@ pub struct TrainRequest {
     /// Dataset folders; empty: the demo (or, with `--resume`, the run's).
     pub data: Vec<PathBuf>,
     pub teacher: Option<TeacherChoice>,
+    pub loss: Option<TeacherLoss>,
     pub model: Option<String>,
     pub batch_size: Option<usize>,
     pub accumulate: Option<usize>,
@@ -187,6 +193,7 @@ impl TrainRequest {
             skip_bad: self.skip_bad,
             data: self.data,
             teacher: self.teacher,
+            loss: self.loss.unwrap_or_default(),
             demo_clips_per_class: 4,
         })
     }
@@ -233,6 +240,7 @@ impl TrainRequest {
         let teacher_text =
             |t: Option<TeacherChoice>| t.map_or("every teacher of the data".to_string(), |t| t.to_string());
         check("--teacher", self.teacher.map(|t| t.to_string()), teacher_text(record.teacher));
+        check("--loss", self.loss.map(|l| l.to_string()), record.loss.to_string());
         check("--model", self.model.clone(), record.model.clone());
         check("--batch-size", self.batch_size.map(|v| v.to_string()), record.batch_size.to_string());
         check("--accumulate", self.accumulate.map(|v| v.to_string()), record.accumulate.to_string());
@@ -276,6 +284,7 @@ impl TrainRequest {
         Ok(TrainOptions {
             data: record.data,
             teacher: record.teacher,
+            loss: record.loss,
             model: record.model,
             batch_size: record.batch_size,
             accumulate: record.accumulate,
@@ -349,7 +358,7 @@ mod tests {
         assert_eq!(parse(r#""/d/one""#).data, vec![PathBuf::from("/d/one")]);
         assert_eq!(parse("null").data, Vec::<PathBuf>::new());
         let many = parse(r#"["/d/a","/d/b"]"#);
-        assert_eq!((many.data.len(), many.teacher), (2, None));
+        assert_eq!((many.data.len(), many.teacher, many.loss), (2, None, TeacherLoss::Kl));
         let again: RunRecord = serde_json::from_str(&many.to_json()).unwrap();
         assert_eq!(again, many);
     }

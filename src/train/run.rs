@@ -16,7 +16,7 @@ use super::eval_loss::EvalLoss;
 use super::loss_readback::StepLosses;
 use super::metrics::{MetricsLog, TrainRecord, ValRecord};
 use super::request::{RunRecord, RUN_KEY};
-use super::step::{StepShape, TrainStep};
+use super::step::{StepShape, TeacherLoss, TrainStep};
 use super::{run_dir, signals};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDataset, Order};
@@ -73,6 +73,8 @@ pub struct TrainOptions {
     pub data: Vec<PathBuf>,
     /// The teachers to learn from; None: every teacher the data has.
     pub teacher: Option<TeacherChoice>,
+    /// How each head's probabilities are compared with its teacher's.
+    pub loss: TeacherLoss,
     pub model: String,
     pub batch_size: usize,
     pub accumulate: usize,
@@ -106,6 +108,8 @@ pub struct TrainSummary {
     pub last_loss: Option<f32>,
     pub loss_window: usize,
     pub checkpoint: PathBuf,
+    /// The loss trained with, for the summary.
+    pub loss: TeacherLoss,
     /// The signal that stopped the run early, if one did (the process should exit 128 + it).
     pub interrupted: Option<i32>,
 }
@@ -303,9 +307,9 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let shape = StepShape { batch: opts.batch_size, micro_batches: opts.accumulate, samples: crop.samples };
     let memory = super::memory::plan(&gpu, &model, shape)?;
     println!("{memory}");
-    let mut step = TrainStep::new(&gpu, &model, shape, opts.adam, resume_ckpt.as_ref())?;
+    let mut step = TrainStep::with_loss(&gpu, &model, shape, opts.loss, opts.adam, resume_ckpt.as_ref())?;
     let mut val_eval = match &val {
-        Some(_) => Some(EvalLoss::new(&gpu, &model, shape.micro_batch(), crop.samples)?),
+        Some(_) => Some(EvalLoss::new(&gpu, &model, shape.micro_batch(), crop.samples, opts.loss)?),
         None => None,
     };
     if opts.accumulate > 1 {
@@ -380,6 +384,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         last_loss: mean(&totals[totals.len().saturating_sub(window)..]),
         loss_window: window,
         checkpoint,
+        loss: opts.loss,
         // A signal during the last step stopped nothing.
         interrupted: signals::received().filter(|_| step.adam.step < opts.steps),
     })
@@ -532,7 +537,10 @@ impl TrainSummary {
                 1 => "first and last step".to_string(),
                 w => format!("mean of the first and of the last {w} steps"),
             };
-            s.push_str(&format!("loss {first:.4} -> {last:.4} over the run (the heads' losses summed, {over})\n"));
+            s.push_str(&format!(
+                "loss {first:.4} -> {last:.4} over the run (the heads' {} losses summed, {over})\n",
+                self.loss
+            ));
         }
         let dir = self.checkpoint.parent().unwrap_or(std::path::Path::new("."));
         s.push_str(&format!("checkpoint: {} (step {})\n", self.checkpoint.display(), self.steps_done));

@@ -1,11 +1,11 @@
 //! One training step as a plan, built once and replayed: upload the batch, then for each
-//! micro-batch copy its slice into the network's input, run forward, each head's KL loss and
+//! micro-batch copy its slice into the network's input, run forward, each head's loss (KL or L2) and
 //! backward (gradients add up across micro-batches), then one Adam update — all in one submission.
 
 use anyhow::{ensure, Result};
 
 use super::loss_readback::{LossReadback, StepLosses};
-use crate::autograd::Tape;
+use crate::autograd::{Tape, Var};
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
@@ -28,6 +28,47 @@ pub struct StepShape {
 impl StepShape {
     pub fn micro_batch(&self) -> usize {
         self.batch / self.micro_batches
+    }
+}
+
+/// How the student's probabilities are compared with the teacher's (`--loss`, the paper's Table 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeacherLoss {
+    /// KL(teacher || softmax(logits)): the paper's loss.
+    #[default]
+    Kl,
+    /// Squared error between softmax(logits) and the teacher's probabilities.
+    L2,
+}
+
+impl TeacherLoss {
+    /// Records this loss of `logits` against `teacher` on the tape.
+    pub fn record(self, tape: &mut Tape, teacher: Var, logits: Var, label: &str) -> Result<Tensor> {
+        match self {
+            TeacherLoss::Kl => tape.kl_div(teacher, logits, label),
+            TeacherLoss::L2 => tape.l2_prob(teacher, logits, label),
+        }
+    }
+}
+
+impl std::str::FromStr for TeacherLoss {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TeacherLoss, String> {
+        match s {
+            "kl" => Ok(TeacherLoss::Kl),
+            "l2" => Ok(TeacherLoss::L2),
+            other => Err(format!("unknown loss {other:?}: expected kl or l2")),
+        }
+    }
+}
+
+impl std::fmt::Display for TeacherLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            TeacherLoss::Kl => "kl",
+            TeacherLoss::L2 => "l2",
+        })
     }
 }
 
@@ -72,12 +113,24 @@ fn staging_buffer(gpu: &Gpu, values: usize, label: &str) -> wgpu::Buffer {
 }
 
 impl TrainStep {
-    /// Allocates every buffer and records every launch of the step. `resume_from` restores Adam's
-    /// moments and step count.
+    /// A step with the KL loss: see `with_loss`.
     pub fn new(
         gpu: &Gpu,
         model: &Model,
         shape: StepShape,
+        adam: AdamConfig,
+        resume_from: Option<&Checkpoint>,
+    ) -> Result<TrainStep> {
+        TrainStep::with_loss(gpu, model, shape, TeacherLoss::Kl, adam, resume_from)
+    }
+
+    /// Allocates every buffer and records every launch of the step, each head trained with `loss`.
+    /// `resume_from` restores Adam's moments and step count.
+    pub fn with_loss(
+        gpu: &Gpu,
+        model: &Model,
+        shape: StepShape,
+        loss: TeacherLoss,
         adam: AdamConfig,
         resume_from: Option<&Checkpoint>,
     ) -> Result<TrainStep> {
@@ -114,7 +167,7 @@ impl TrainStep {
         let mut losses = Vec::with_capacity(heads.len());
         for ((name, _), (p, logits)) in heads.iter().zip(teacher.iter().zip(out.heads)) {
             let p = tape.input(p);
-            losses.push(tape.kl_div(p, logits, &format!("{name} loss"))?);
+            losses.push(loss.record(&mut tape, p, logits, &format!("{name} loss"))?);
         }
         tape.backward(1.0 / shape.micro_batches as f32)?;
 
