@@ -51,6 +51,18 @@ if ! python3 -c "import numpy" 2>/dev/null; then
   python3 -m pip install --quiet numpy
 fi
 
+# tools/teacher_from_video.py's test (kernels-tests/tools.rs) runs ffmpeg and small torchvision
+# networks: ffmpeg from the distribution, torchvision (and Pillow, which it imports) beside the
+# installed torch (--no-deps: never a second torch).
+if ! command -v ffmpeg >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "tools/test.sh: installing ffmpeg (apt-get install -y ffmpeg)"
+  apt-get install -y -qq ffmpeg >/dev/null
+fi
+if python3 -c "import torch" 2>/dev/null && ! python3 -c "import torchvision" 2>/dev/null; then
+  echo "tools/test.sh: installing torchvision for tools/teacher_from_video.py (pip install --no-deps torchvision pillow)"
+  python3 -m pip install --quiet --no-deps torchvision pillow
+fi
+
 cargo test "$@"
 
 # The ops with kernels for both device classes pick by the adapter (CPU-shaped on lavapipe); run
