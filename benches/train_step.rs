@@ -51,7 +51,7 @@ fn main() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(0);
         let waveform: Vec<f32> = (0..batch * samples).map(|_| rng.random_range(-256.0..256.0)).collect();
         let teacher = |classes: usize| vec![1.0 / classes as f32; batch * classes * step.steps];
-        let (objects, scenes) = (teacher(step.classes[0]), teacher(step.classes[1]));
+        let (objects, scenes) = (teacher(step.heads[0].1), teacher(step.heads[1].1));
         let (mut total, mut count) = (Duration::ZERO, 0u64);
         group.throughput(Throughput::Elements(batch as u64));
         group.bench_function(format!("batch {batch}"), |b| {

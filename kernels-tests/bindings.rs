@@ -20,7 +20,7 @@ use sn_wgpu::model::{soundnet8, Fusion, Model};
 use sn_wgpu::ops::adam::AdamConfig;
 use sn_wgpu::ops::batchnorm::BnMode;
 use sn_wgpu::ops::conv1d::ConvKernel;
-use sn_wgpu::train::{StepShape, TrainStep};
+use sn_wgpu::train::{StepShape, TeacherLoss, TrainStep};
 use sn_wgpu::Tensor;
 
 fn shaders() -> Vec<&'static Shader> {
@@ -103,16 +103,18 @@ fn check_launch(dispatch: &Dispatch) -> Result<(), String> {
     Ok(())
 }
 
-/// Every launch of a narrow SoundNet-8 training step (Adam included) and of an eval-mode forward,
-/// with `kernel` and `fusion`.
+/// Every launch of a narrow SoundNet-8 training step (Adam included) with each teacher loss, and of
+/// an eval-mode forward, with `kernel` and `fusion`.
 fn step_and_inference_launches(kernel: ConvKernel, fusion: Fusion, check: &mut impl FnMut(&Dispatch)) {
     let g = gpu();
     let mut model = Model::init(g, soundnet8().narrow(8, 10, 7), 0).unwrap();
     model.fusion = fusion;
     model.conv_kernel = kernel;
     let shape = StepShape { batch: 2, micro_batches: 1, samples: model.arch.min_samples() };
-    let step = TrainStep::new(g, &model, shape, AdamConfig::default(), None).unwrap();
-    step.launches().into_iter().for_each(&mut *check);
+    for loss in [TeacherLoss::Kl, TeacherLoss::L2] {
+        let step = TrainStep::with_loss(g, &model, shape, loss, AdamConfig::default(), None).unwrap();
+        step.launches().into_iter().for_each(&mut *check);
+    }
     let input = Tensor::zeros(g, &[1, 1, model.arch.min_samples()], "waveform").unwrap();
     let mut tape = Tape::new(g);
     let x = tape.input(&input);
@@ -139,7 +141,9 @@ fn every_launch_binds_exactly_what_its_entry_point_uses() {
     println!("checked {} distinct entry points: {seen:?}", seen.len());
     assert!(problems.is_empty(), "launches that disagree with their WGSL:\n{}", problems.join("\n"));
     // The check must have reached every family the step uses.
-    for family in ["conv1d::", "conv1d_tiled::", "batchnorm::", "relu::", "maxpool1d::", "kl_div::", "adam::"] {
+    for family in
+        ["conv1d::", "conv1d_tiled::", "batchnorm::", "relu::", "maxpool1d::", "kl_div::", "l2_prob::", "adam::"]
+    {
         assert!(seen.iter().any(|l| l.starts_with(family)), "no {family} launch was checked");
     }
 }

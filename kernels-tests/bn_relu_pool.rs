@@ -429,7 +429,7 @@ fn random_batch(step: &TrainStep) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
         }
         p
     };
-    let (objects, scenes) = (teacher(step.classes[0]), teacher(step.classes[1]));
+    let (objects, scenes) = (teacher(step.heads[0].1), teacher(step.heads[1].1));
     (waveform, objects, scenes)
 }
 
@@ -456,7 +456,7 @@ fn fused_and_plain_training_steps_agree() {
             let mut done = s.submit(g, &waveform, &objects, &scenes).unwrap();
             done.extend(s.finish(g).unwrap());
             assert_eq!(done.len(), 1, "step {step}: one step's losses");
-            s.head_losses(&done[0])
+            s.head_losses(&done[0]).map(Option::unwrap)
         };
         let (f, p) = (losses(&mut fused), losses(&mut plain));
         assert_close(&format!("step {step} losses"), &f, &to_f64(&p), 1e-5);

@@ -78,7 +78,7 @@ fn good_dataset(name: &str, n: usize, seconds: f64, rows: usize) -> PathBuf {
 }
 
 fn open(dir: &Path, crop: Crop) -> ManifestDataset {
-    ManifestDataset::open(dir, &DatasetOptions::new(crop)).unwrap().0
+    ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(crop)).unwrap().0
 }
 
 #[test]
@@ -175,7 +175,10 @@ fn fortran_order_arrays_read_as_rows() {
     let rows = distributions(3, SCENE_CLASSES);
     let column_major: Vec<f32> = (0..rows.len()).map(|i| rows[(i % 3) * SCENE_CLASSES + i / 3]).collect();
     write_npy(&dir.join("s.npy"), &[3, SCENE_CLASSES], &column_major, true);
-    assert!(teacher::read(&dir.join("s.npy"), SCENE_CLASSES).unwrap().data == rows, "Fortran order transposed to rows");
+    assert!(
+        teacher::read(&dir.join("s.npy"), Some(SCENE_CLASSES)).unwrap().data == rows,
+        "Fortran order transposed to rows"
+    );
 }
 
 /// A folder where every item but the first two is broken in one way, and the reason each
@@ -225,8 +228,8 @@ fn broken_dataset() -> (PathBuf, Vec<(&'static str, &'static str)>) {
         ("empty_audio.wav", "no audio samples"),
         ("garbage_audio.wav", "not a readable WAV, MP3, FLAC or Ogg Vorbis file"),
         ("missing_npy.scenes.npy", "cannot open teacher array"),
-        ("one_d.objects.npy", "shape [1000]: expected a 2-D array [rows, 1000]"),
-        ("wrong_classes.objects.npy", "expected 1000 classes per row, found 999"),
+        ("one_d.objects.npy", "shape [1000]: expected a 2-D array [rows, classes]"),
+        ("wrong_classes.objects.npy", "999 classes per row, but most of the dataset's objects arrays have 1000"),
         ("zero_rows.scenes.npy", "expected at least one row"),
         ("nan_row.scenes.npy: row 1: class 4 is NaN: expected finite", ""),
         ("inf_row.objects.npy: row 2: class 0 is inf: expected finite", ""),
@@ -239,7 +242,8 @@ fn broken_dataset() -> (PathBuf, Vec<(&'static str, &'static str)>) {
 #[test]
 fn every_bad_input_is_reported_with_file_row_and_reason() {
     let (dir, expected) = broken_dataset();
-    let err = ManifestDataset::open(&dir, &DatasetOptions::new(Crop::new(1000, 1).unwrap())).unwrap_err();
+    let err =
+        ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(Crop::new(1000, 1).unwrap())).unwrap_err();
     let validation = err.downcast_ref::<ValidationError>().expect("a ValidationError");
     assert_eq!(validation.problems.len(), expected.len(), "{err}");
     let message = err.to_string();
@@ -253,13 +257,13 @@ fn every_bad_input_is_reported_with_file_row_and_reason() {
 #[test]
 fn manifest_errors_name_the_manifest() {
     let dir = good_dataset("columns", 1, 0.1, 1);
-    std::fs::write(dir.join("manifest.csv"), "audio,objects\nclip0.wav,clip0.objects.npy\n").unwrap();
+    std::fs::write(dir.join("manifest.csv"), "audio,labels\nclip0.wav,clip0.objects.npy\n").unwrap();
     let crop = Crop::new(100, 1).unwrap();
-    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
-    assert!(err.contains("manifest.csv: missing column `scenes`"), "{err}");
+    let err = ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(crop)).unwrap_err().to_string();
+    assert!(err.contains("manifest.csv: expected columns audio and objects, scenes or both"), "{err}");
 
     std::fs::write(dir.join("manifest.csv"), "audio,objects,scenes\nclip0.wav,,clip0.scenes.npy\n").unwrap();
-    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+    let err = ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(crop)).unwrap_err().to_string();
     assert!(err.contains("manifest.csv: line 2: empty `objects` field"), "{err}");
     // Lines as an editor counts them, past blank lines and in a CRLF file.
     let good = "clip0.wav,clip0.objects.npy,clip0.scenes.npy";
@@ -268,17 +272,17 @@ fn manifest_errors_name_the_manifest() {
         format!("audio,objects,scenes\r\n{good}\r\n\r\nclip0.wav,,clip0.scenes.npy\r\n"),
     ] {
         std::fs::write(dir.join("manifest.csv"), &text).unwrap();
-        let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+        let err = ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(crop)).unwrap_err().to_string();
         let want = if text.contains('\r') { "line 4:" } else { "line 5:" };
         assert!(err.contains(&format!("manifest.csv: {want} empty `objects` field")), "{text:?}: {err}");
     }
 
     std::fs::write(dir.join("manifest.csv"), "audio,objects,scenes\n").unwrap();
-    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+    let err = ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(crop)).unwrap_err().to_string();
     assert!(err.contains("no items"), "{err}");
 
     std::fs::remove_file(dir.join("manifest.csv")).unwrap();
-    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err().to_string();
+    let err = ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(crop)).unwrap_err().to_string();
     assert!(err.contains("manifest.csv: cannot read the manifest"), "{err}");
 }
 
@@ -286,7 +290,7 @@ fn manifest_errors_name_the_manifest() {
 fn skip_bad_keeps_the_good_items_and_lists_the_rest() {
     let (dir, expected) = broken_dataset();
     let options = DatasetOptions { skip_bad: true, ..DatasetOptions::new(Crop::new(1000, 1).unwrap()) };
-    let (d, skipped) = ManifestDataset::open(&dir, &options).unwrap();
+    let (d, skipped) = ManifestDataset::open(&[dir.to_path_buf()], &options).unwrap();
     assert_eq!(d.len(), 2);
     assert_eq!(d.audio_path(1), dir.join("good1.wav"));
     assert_eq!(d.example(1).unwrap().waveform[0], 200.0 / 128.0);
@@ -365,13 +369,14 @@ fn non_finite_and_absurd_float_samples_are_refused_with_the_sample_named() {
     std::fs::remove_file(dir.join("missing.objects.npy")).unwrap();
     write_manifest(&dir, &lines);
     let crop = Crop::new(1000, 1).unwrap();
-    let err = ManifestDataset::open(&dir, &DatasetOptions::new(crop)).unwrap_err();
+    let err = ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(crop)).unwrap_err();
     let problems = &err.downcast_ref::<ValidationError>().expect("a ValidationError").problems;
     assert_eq!(problems.len(), 2, "{err}");
     assert_eq!(problems[0].file, dir.join("nan.wav"));
     assert_eq!(problems[0].reason, "sample 2 (0.000 s) is NaN: audio samples must be finite (manifest line 3)");
     let (d, skipped) =
-        ManifestDataset::open(&dir, &DatasetOptions { skip_bad: true, ..DatasetOptions::new(crop) }).unwrap();
+        ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions { skip_bad: true, ..DatasetOptions::new(crop) })
+            .unwrap();
     assert_eq!((d.len(), d.audio_path(0)), (1, dir.join("good.wav").as_path()));
     assert_eq!(skipped[0].file, dir.join("nan.wav"));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -512,7 +517,7 @@ fn batches_hold_teachers_channel_major() {
     assert_eq!((b.n, b.samples, b.steps), (2, 2000, 3));
     // Without the cache, clips are decoded again when served, to the same batch.
     let uncached = DatasetOptions { cache_bytes: 0, ..DatasetOptions::new(d.crop()) };
-    let (d0, _) = ManifestDataset::open(&dir, &uncached).unwrap();
+    let (d0, _) = ManifestDataset::open(&[dir.to_path_buf()], &uncached).unwrap();
     assert!(load_batch(&d0, &[2, 0]).unwrap() == b, "uncached batch differs");
     assert_eq!(b.waveform.len(), 2 * 2000);
     assert_eq!(b.objects.len(), 2 * OBJECT_CLASSES * 3);
@@ -582,6 +587,9 @@ impl Dataset for Faulty {
     }
     fn crop(&self) -> Crop {
         Crop::new(10, 1).unwrap()
+    }
+    fn classes(&self) -> [Option<usize>; 2] {
+        [Some(OBJECT_CLASSES), Some(SCENE_CLASSES)]
     }
     fn example(&self, i: usize) -> Result<Example> {
         if i == self.bad {

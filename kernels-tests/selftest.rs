@@ -41,6 +41,7 @@ fn json_report_covers_every_family_and_passes() {
         "relu",
         "maxpool1d",
         "kl_div",
+        "l2_prob",
         "training step (plain)",
         "training step (tiled)",
     ]);

@@ -22,7 +22,9 @@ const SECONDS: f64 = 9.5;
 
 fn options(out: &Path, steps: u64) -> TrainOptions {
     TrainOptions {
-        data: None,
+        data: Vec::new(),
+        teacher: None,
+        loss: train::TeacherLoss::Kl,
         model: MODEL.into(),
         batch_size: 2,
         accumulate: 1,
@@ -140,7 +142,7 @@ fn trains_on_a_dataset_folder_with_validation_and_accumulation() {
     let data = tone_dataset("tones", 3, 2);
     let out = temp_dir("tones-run");
     let opts = TrainOptions {
-        data: Some(data.clone()),
+        data: vec![data.clone()],
         val_data: Some(data),
         val_every: 2,
         accumulate: 2,
@@ -158,11 +160,11 @@ fn bad_data_is_named_before_training_starts() {
     let data = tone_dataset("bad", 2, 2);
     std::fs::remove_file(data.join("tone1.wav")).unwrap();
     let out = temp_dir("bad-run");
-    let err = format!("{:#}", train::run(&TrainOptions { data: Some(data.clone()), ..options(&out, 2) }).unwrap_err());
+    let err = format!("{:#}", train::run(&TrainOptions { data: vec![data.clone()], ..options(&out, 2) }).unwrap_err());
     assert!(err.contains("tone1.wav"), "{err}");
     assert!(!out.join("metrics.jsonl").exists(), "nothing may be trained on a bad dataset");
     // --skip-bad trains on the rest.
-    train::run(&TrainOptions { data: Some(data), skip_bad: true, ..options(&out, 1) }).unwrap();
+    train::run(&TrainOptions { data: vec![data], skip_bad: true, ..options(&out, 1) }).unwrap();
 }
 
 #[test]

@@ -4,13 +4,13 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use sn_wgpu::eval::{self, ExtractOptions, Pool, PredictOptions, DEFAULT_CHUNK_SAMPLES};
+use sn_wgpu::eval::{self, ExtractOptions, Pool, PredictOptions, Shard, TeachOptions, DEFAULT_CHUNK_SAMPLES};
 use sn_wgpu::filters::{self, FiltersOptions};
 use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::probe::{self, CSetting, ClassifierKind, Extensions, ProbeOptions, Tail, WindowSpec};
 use sn_wgpu::profile::{self, ProfileOptions, SortBy};
 use sn_wgpu::selftest;
-use sn_wgpu::train::{self, TrainRequest};
+use sn_wgpu::train::{self, TeacherChoice, TeacherLoss, TrainRequest};
 use sn_wgpu::units::{self, UnitsOptions};
 
 #[derive(Parser)]
@@ -54,6 +54,9 @@ enum Command {
     Predict(PredictArgs),
     /// One layer's features of each clip as float32 .npy files [C, T] (or [C] with --pool).
     Extract(ExtractArgs),
+    /// A trained SoundNet as the teacher of unlabeled audio: writes a dataset folder for
+    /// `train --data` (manifest.csv and per-5 s class probabilities of each head).
+    Teach(TeachArgs),
     /// Per-kernel GPU time of a training step (or --inference pass) against the device's limits.
     Profile(ProfileArgs),
     /// The paper's transfer experiment: a linear classifier on one layer's features of an ESC-style
@@ -277,11 +280,45 @@ struct ExtractArgs {
 }
 
 #[derive(Args)]
-struct TrainArgs {
-    /// Dataset folder holding manifest.csv (columns audio,objects,scenes). Without it, a synthetic
-    /// demo set is generated in memory.
+struct TeachArgs {
+    /// Audio files, or folders whose audio files (wav, mp3, flac, ogg) are all taken, sorted.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// The teacher: an sn-wgpu checkpoint (from `sn-wgpu train`, or tools/import_soundnet8.py).
     #[arg(long)]
-    data: Option<PathBuf>,
+    weights: Option<PathBuf>,
+    /// The dataset folder to write (manifest.csv, teacher/<stem>.<head>.npy); rewritten if present.
+    #[arg(long)]
+    out: PathBuf,
+    /// Softmax temperature of the teacher's logits (above 1: softer targets).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Take only shard K of N (0-based): each input goes to exactly one shard, by a hash of its path.
+    #[arg(long)]
+    shard: Option<Shard>,
+    /// Samples per chunk for long recordings (GPU memory grows with it).
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SAMPLES)]
+    chunk_samples: usize,
+    /// Exit zero when some files cannot be read, listing them (the others are taught either way).
+    #[arg(long)]
+    skip_bad: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Dataset folders holding manifest.csv (columns audio and objects, scenes or both), trained on
+    /// as one: `--data shard-*` takes the shards of `sn-wgpu teach --shard`. Without it, a
+    /// synthetic demo set is generated in memory.
+    #[arg(long, num_args = 1..)]
+    data: Vec<PathBuf>,
+    /// Which teachers the student learns from, one head each (objects, scenes or both) [default:
+    /// every teacher the data has].
+    #[arg(long)]
+    teacher: Option<TeacherChoice>,
+    /// How the student's probabilities are compared with the teacher's: kl (KL divergence, the
+    /// paper's) or l2 (squared error, the paper's comparison) [default: kl].
+    #[arg(long)]
+    loss: Option<TeacherLoss>,
     /// soundnet8, soundnet5, or soundnet8-narrowN (body channels divided by N) [default: soundnet8].
     #[arg(long)]
     model: Option<String>,
@@ -355,6 +392,8 @@ impl TrainArgs {
     fn request(self) -> TrainRequest {
         TrainRequest {
             data: self.data,
+            teacher: self.teacher,
+            loss: self.loss,
             model: self.model,
             batch_size: self.batch_size,
             accumulate: self.accumulate,
@@ -385,7 +424,7 @@ fn main() -> Result<()> {
         Command::Train(args) => {
             let opts = args.request().resolve()?;
             let summary = train::run(&opts)?;
-            print!("{}", summary.describe(opts.data.is_none()));
+            print!("{}", summary.describe(opts.data.is_empty()));
             if let Some(signal) = summary.interrupted {
                 // A script must see an interrupted run as interrupted: 130 for Ctrl-C, 143 for SIGTERM.
                 std::process::exit(128 + signal);
@@ -414,6 +453,22 @@ fn main() -> Result<()> {
             print!("{}", summary.describe());
             let done = summary.written.len();
             if let Some(skipped) = eval::bad_files::settle("extract", done, &summary.errors, a.skip_bad)? {
+                eprint!("{skipped}");
+            }
+        }
+        Command::Teach(a) => {
+            let opts = TeachOptions {
+                paths: a.paths,
+                weights: a.weights,
+                out: a.out,
+                temperature: a.temperature,
+                shard: a.shard,
+                chunk_samples: a.chunk_samples,
+            };
+            let summary = eval::teach(&sn_wgpu::Gpu::new()?, &opts)?;
+            print!("{}", summary.describe());
+            let done = summary.taught.len();
+            if let Some(skipped) = eval::bad_files::settle("teach", done, &summary.errors, a.skip_bad)? {
                 eprint!("{skipped}");
             }
         }

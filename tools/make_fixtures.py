@@ -16,7 +16,7 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FAMILIES = ["relu", "conv1d", "batchnorm", "maxpool1d", "bn_relu_pool", "kl_div", "adam", "train_step", "pretrained"]
+FAMILIES = ["relu", "conv1d", "batchnorm", "maxpool1d", "bn_relu_pool", "kl_div", "l2_prob", "adam", "train_step", "pretrained"]
 
 
 def main(names):

@@ -57,6 +57,22 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
+# tools/teacher_from_video.py's test (kernels-tests/tools.rs) runs ffmpeg and small torchvision
+# networks: ffmpeg from the distribution; torch and torchvision from PyPI when missing (its Linux
+# torch brings CUDA libraries, a few GB to download, unused here); torchvision alone (--no-deps:
+# never a second torch) beside a torch already installed.
+if ! command -v ffmpeg >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "tools/test.sh: installing ffmpeg (apt-get install -y ffmpeg)"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
+fi
+if ! python3 -c "import torch" 2>/dev/null; then
+  echo "tools/test.sh: installing torch and torchvision for tools/teacher_from_video.py (pip install torch torchvision)"
+  python3 -m pip install --quiet torch torchvision
+elif ! python3 -c "import torchvision" 2>/dev/null; then
+  echo "tools/test.sh: installing torchvision for tools/teacher_from_video.py (pip install --no-deps torchvision pillow)"
+  python3 -m pip install --quiet --no-deps torchvision pillow
+fi
+
 cargo test "$@"
 
 # The ops with kernels for both device classes pick by the adapter (CPU-shaped on lavapipe); run

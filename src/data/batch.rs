@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::{Dataset, Example, OBJECT_CLASSES, SCENE_CLASSES};
+use super::{Dataset, Example};
 
 /// `n` examples of `samples` samples and `steps` output steps. The teachers are channel-major,
 /// `[n, classes, steps]`, because the loss on the GPU reads `[N, C, T]` like the network's output.
@@ -19,9 +19,9 @@ pub struct Batch {
     pub indices: Vec<usize>,
     /// `[n, 1, samples]`
     pub waveform: Vec<f32>,
-    /// `[n, 1000, steps]`
+    /// `[n, object classes, steps]` (empty when the dataset has no objects teacher)
     pub objects: Vec<f32>,
-    /// `[n, 401, steps]`
+    /// `[n, scene classes, steps]` (empty when the dataset has no scenes teacher)
     pub scenes: Vec<f32>,
 }
 
@@ -30,13 +30,13 @@ impl Batch {
     pub fn assemble(indices: Vec<usize>, examples: &[Example], samples: usize, steps: usize) -> Batch {
         let n = examples.len();
         let mut waveform = Vec::with_capacity(n * samples);
-        let mut objects = Vec::with_capacity(n * OBJECT_CLASSES * steps);
-        let mut scenes = Vec::with_capacity(n * SCENE_CLASSES * steps);
+        let mut objects = Vec::new();
+        let mut scenes = Vec::new();
         for e in examples {
             assert_eq!(e.waveform.len(), samples, "example waveform length");
             waveform.extend_from_slice(&e.waveform);
-            transpose_into(&mut objects, &e.objects, steps, OBJECT_CLASSES);
-            transpose_into(&mut scenes, &e.scenes, steps, SCENE_CLASSES);
+            transpose_into(&mut objects, &e.objects, steps, e.objects.len() / steps);
+            transpose_into(&mut scenes, &e.scenes, steps, e.scenes.len() / steps);
         }
         Batch { n, samples, steps, indices, waveform, objects, scenes }
     }
@@ -125,6 +125,7 @@ impl Order {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{OBJECT_CLASSES, SCENE_CLASSES};
 
     #[test]
     fn epochs_are_permutations_and_drop_the_rest() {

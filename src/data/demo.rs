@@ -126,6 +126,10 @@ impl Dataset for DemoDataset {
         self.clips_per_class * DEMO_CLASSES.len()
     }
 
+    fn classes(&self) -> [Option<usize>; 2] {
+        [Some(OBJECT_CLASSES), Some(SCENE_CLASSES)]
+    }
+
     fn crop(&self) -> Crop {
         self.crop
     }

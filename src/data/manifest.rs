@@ -1,6 +1,8 @@
-//! A dataset folder: `manifest.csv` with columns `audio,objects,scenes` (paths relative to the
-//! folder), the audio files and the teachers' `.npy` arrays. Everything is validated when the
-//! folder is opened, so a bad file stops the run before training rather than hours into it.
+//! A dataset folder: `manifest.csv` with columns `audio` and `objects`, `scenes` or both (paths
+//! relative to the folder, or absolute), the audio files and the teachers' `.npy` arrays. Several
+//! folders (the shards `sn-wgpu teach --shard` writes) open as one dataset. The arrays' widths size
+//! the heads. Everything is validated when the folders are opened, so a bad file stops the run
+//! before training rather than hours into it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,10 +12,10 @@ use anyhow::Result;
 use super::crop::{tile, tile_rows, Crop};
 use super::problem::{Problem, ValidationError};
 use super::tiling::{self, Tiled};
-use super::{audio, csv_lines, teacher, Dataset, Example, OBJECT_CLASSES, SCENE_CLASSES};
+use super::{audio, csv_lines, teacher, Dataset, Example};
+use crate::model::arch::HEAD_NAMES;
 
 pub const MANIFEST: &str = "manifest.csv";
-const COLUMNS: [&str; 3] = ["audio", "objects", "scenes"];
 
 /// How to open a dataset folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,48 +26,67 @@ pub struct DatasetOptions {
     /// Decoded clips are kept in memory until they take this many bytes; the rest are decoded
     /// again each time they are served.
     pub cache_bytes: usize,
+    /// Which teacher columns (objects, scenes) to read where the manifests have them
+    /// (`train --teacher`); a column left unread is not checked either.
+    pub columns: [bool; 2],
 }
 
 impl DatasetOptions {
     pub fn new(crop: Crop) -> DatasetOptions {
-        DatasetOptions { crop, skip_bad: false, cache_bytes: 1 << 30 }
+        DatasetOptions { crop, skip_bad: false, cache_bytes: 1 << 30, columns: [true, true] }
     }
 }
 
 /// An item that was left out by `skip_bad`: the file and why.
 pub type Skipped = Problem;
 
-/// A validated dataset folder.
+/// Validated dataset folders, as one dataset.
 #[derive(Debug)]
 pub struct ManifestDataset {
-    dir: PathBuf,
+    dirs: Vec<PathBuf>,
     crop: Crop,
     items: Vec<Item>,
     tiled: Vec<Tiled>,
+    /// The width of each teacher column read (objects, scenes), None for a column not read.
+    classes: [Option<usize>; 2],
 }
 
 #[derive(Debug)]
 struct Item {
     audio: PathBuf,
-    /// The first rows of each teacher array, up to the crop's steps (later rows are never used).
-    objects: Vec<f32>,
-    scenes: Vec<f32>,
+    /// The first rows of each teacher array read (objects, scenes; empty when not read), up to the
+    /// crop's steps (later rows are never used).
+    targets: [Vec<f32>; 2],
     /// The decoded clip, cut to the crop length, when the cache had room for it.
     clip: Option<Vec<f32>>,
     /// The decoded clip's whole length, for the note on clips tiled many times.
     samples: usize,
+    /// Each teacher array read: its classes and its file, and the manifest line, for the check
+    /// that all agree.
+    widths: [usize; 2],
+    paths: [PathBuf; 2],
+    line: u64,
 }
 
 impl ManifestDataset {
-    /// Opens and validates the whole of `dir`. Without `skip_bad`, any problem fails with a
-    /// [`ValidationError`] listing all of them; with it, the bad items are returned as skipped.
-    /// A missing or unreadable manifest, a missing column, or no usable item always fails.
-    /// Clips the crop repeats more than 4 times are listed on stderr (see `tiling`).
-    pub fn open(dir: &Path, options: &DatasetOptions) -> Result<(ManifestDataset, Vec<Skipped>)> {
-        let fail = |problems: Vec<Problem>| ValidationError { dataset: dir.to_path_buf(), problems };
-        let rows = read_manifest(dir).map_err(|p| fail(vec![p]))?;
+    /// Opens and validates the whole of `dirs`, one dataset in their order. Without `skip_bad`,
+    /// any problem fails with a [`ValidationError`] listing all of them; with it, the bad items are
+    /// returned as skipped. A missing or unreadable manifest, a missing column, or no usable item
+    /// in all of them always fails (one folder may be empty: a shard that got no input). Clips the
+    /// crop repeats more than 4 times are listed on stderr (see `tiling`).
+    pub fn open(dirs: &[PathBuf], options: &DatasetOptions) -> Result<(ManifestDataset, Vec<Skipped>)> {
+        let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let fail = |problems: Vec<Problem>| ValidationError { dataset: PathBuf::from(names.join(", ")), problems };
+        let mut rows = Vec::new();
+        let mut has = Vec::new();
+        for dir in dirs {
+            let (columns, mut more) = read_manifest(dir).map_err(|p| fail(vec![p]))?;
+            has.push((dir.join(MANIFEST), columns));
+            rows.append(&mut more);
+        }
+        let read = columns_to_read(&has, options.columns).map_err(|p| fail(vec![p]))?;
         let cache_left = AtomicUsize::new(options.cache_bytes);
-        let results = validate_all(&rows, options.crop, &cache_left);
+        let results = validate_all(&rows, read, options.crop, &cache_left);
         let mut items = Vec::with_capacity(results.len());
         let mut problems = Vec::new();
         for result in results {
@@ -74,9 +95,10 @@ impl ManifestDataset {
                 Err(p) => problems.extend(p),
             }
         }
+        let classes = agree_on_widths(&mut items, &mut problems, read);
         if items.is_empty() || (!problems.is_empty() && !options.skip_bad) {
             if items.is_empty() && problems.is_empty() {
-                problems.push(Problem::new(dir.join(MANIFEST), "no items: expected at least one row"));
+                problems.push(Problem::new(dirs[0].join(MANIFEST), "no items: expected at least one row"));
             }
             return Err(fail(problems).into());
         }
@@ -85,11 +107,11 @@ impl ManifestDataset {
         if let Some(note) = tiling::note(&tiled, options.crop) {
             eprintln!("{note}");
         }
-        Ok((ManifestDataset { dir: dir.to_path_buf(), crop: options.crop, items, tiled }, problems))
+        Ok((ManifestDataset { dirs: dirs.to_vec(), crop: options.crop, items, tiled, classes }, problems))
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
     }
 
     /// The audio file of item `i`.
@@ -112,57 +134,127 @@ impl Dataset for ManifestDataset {
         self.crop
     }
 
+    fn classes(&self) -> [Option<usize>; 2] {
+        self.classes
+    }
+
     fn example(&self, i: usize) -> Result<Example> {
         let item = &self.items[i];
         let waveform = match &item.clip {
             Some(clip) => tile(clip, self.crop.samples),
             None => tile(&audio::load(&item.audio)?, self.crop.samples),
         };
-        Ok(Example {
-            waveform,
-            objects: tile_rows(&item.objects, OBJECT_CLASSES, self.crop.steps),
-            scenes: tile_rows(&item.scenes, SCENE_CLASSES, self.crop.steps),
-        })
+        let [objects, scenes] = [0, 1].map(|h| match self.classes[h] {
+            Some(classes) => tile_rows(&item.targets[h], classes, self.crop.steps),
+            None => Vec::new(),
+        });
+        Ok(Example { waveform, objects, scenes })
     }
 }
 
-/// One manifest line: its line number in the file (the header is line 1) and its three paths.
-struct Row {
-    line: u64,
-    paths: Result<[PathBuf; 3], Problem>,
+/// The teacher columns to read: those `wanted` that the manifests have. A wanted column that
+/// some manifests have and others lack is a problem (shards of one teacher have the same columns),
+/// and so is reading none.
+fn columns_to_read(has: &[(PathBuf, [bool; 2])], wanted: [bool; 2]) -> Result<[bool; 2], Problem> {
+    let mut read = [false; 2];
+    for h in 0..2 {
+        let with: Vec<&PathBuf> = has.iter().filter(|(_, c)| c[h]).map(|(p, _)| p).collect();
+        if let (Some(a), Some((b, _))) = (with.first(), has.iter().find(|(_, c)| !c[h])) {
+            if wanted[h] {
+                return Err(Problem::new(
+                    b,
+                    format!(
+                        "no `{}` column, which {} has: the folders must come from one teacher",
+                        HEAD_NAMES[h],
+                        a.display()
+                    ),
+                ));
+            }
+        }
+        read[h] = wanted[h] && with.len() == has.len();
+    }
+    if read == [false, false] {
+        let wanted: Vec<&str> = (0..2).filter(|&h| wanted[h]).map(|h| HEAD_NAMES[h]).collect();
+        return Err(Problem::new(
+            &has[0].0,
+            format!("no teacher column to train on: expected a column {} besides audio", wanted.join(" or ")),
+        ));
+    }
+    Ok(read)
 }
 
-fn read_manifest(dir: &Path) -> Result<Vec<Row>, Problem> {
+/// The width of each column read: the one most items have (the first of equals). Items whose
+/// arrays are another width are moved to `problems` (a teacher gives every clip the same classes).
+fn agree_on_widths(items: &mut Vec<Item>, problems: &mut Vec<Problem>, read: [bool; 2]) -> [Option<usize>; 2] {
+    let classes = [0, 1].map(|h| {
+        let widths: Vec<usize> = items.iter().map(|i| i.widths[h]).collect();
+        let count = |w: usize| widths.iter().filter(|&&x| x == w).count();
+        read[h].then(|| widths.iter().copied().max_by(|&a, &b| count(a).cmp(&count(b)).then(b.cmp(&a)))).flatten()
+    });
+    items.retain(|item| {
+        let wrong: Vec<Problem> = (0..2)
+            .filter_map(|h| {
+                let c = classes[h]?;
+                (item.widths[h] != c).then(|| {
+                    let reason = format!(
+                        "{} classes per row, but most of the dataset's {} arrays have {c}: one teacher gives every \
+                         clip the same classes",
+                        item.widths[h], HEAD_NAMES[h]
+                    );
+                    with_line(Problem::new(&item.paths[h], reason), item.line)
+                })
+            })
+            .collect();
+        let good = wrong.is_empty();
+        problems.extend(wrong);
+        good
+    });
+    classes
+}
+
+/// One manifest line: its line number in the file (the header is line 1), its audio path and
+/// its teacher paths (objects, scenes; None for a column the manifest lacks).
+struct Row {
+    line: u64,
+    paths: Result<(PathBuf, [Option<PathBuf>; 2]), Problem>,
+}
+
+/// The teacher columns `dir`'s manifest has (objects, scenes), and its rows.
+fn read_manifest(dir: &Path) -> Result<([bool; 2], Vec<Row>), Problem> {
     let path = dir.join(MANIFEST);
     // Read whole, so each record's line can be counted from its byte offset.
     let text = std::fs::read(&path).map_err(|e| Problem::new(&path, format!("cannot read the manifest ({e})")))?;
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(text.as_slice());
     let header = reader.headers().map_err(|e| Problem::new(&path, format!("cannot read the header ({e})")))?.clone();
     let found: Vec<&str> = header.iter().collect();
-    let mut columns = [0; 3];
-    for (slot, name) in columns.iter_mut().zip(COLUMNS) {
-        *slot = found.iter().position(|h| *h == name).ok_or_else(|| {
-            Problem::new(
-                &path,
-                format!("missing column `{name}`: expected columns audio,objects,scenes, found {}", found.join(",")),
-            )
-        })?;
-    }
+    let audio = found.iter().position(|h| *h == "audio");
+    let teachers = HEAD_NAMES.map(|name| found.iter().position(|h| *h == name));
+    let Some(audio) = audio.filter(|_| teachers.iter().any(Option::is_some)) else {
+        return Err(Problem::new(
+            &path,
+            format!(
+                "expected columns audio and objects, scenes or both (audio,objects,scenes), found {}",
+                found.join(",")
+            ),
+        ));
+    };
+    let has = teachers.map(|c| c.is_some());
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
     loop {
         let before = reader.position().clone();
         let row = match reader.read_record(&mut record) {
-            Ok(false) => return Ok(rows),
+            Ok(false) => return Ok((has, rows)),
             Ok(true) => {
                 let line = csv_lines::record_line(&text, &record, &before);
-                let field = |c: usize| -> Result<PathBuf, Problem> {
-                    match record.get(columns[c]) {
+                let field = |column: usize, name: &str| -> Result<PathBuf, Problem> {
+                    match record.get(column) {
                         Some(v) if !v.is_empty() => Ok(dir.join(v)),
-                        _ => Err(Problem::new(&path, format!("line {line}: empty `{}` field", COLUMNS[c]))),
+                        _ => Err(Problem::new(&path, format!("line {line}: empty `{name}` field"))),
                     }
                 };
-                Row { line, paths: field(0).and_then(|a| Ok([a, field(1)?, field(2)?])) }
+                let teacher = |h: usize| teachers[h].map(|c| field(c, HEAD_NAMES[h])).transpose();
+                Row { line, paths: field(audio, "audio").and_then(|a| Ok((a, [teacher(0)?, teacher(1)?]))) }
             }
             Err(e) => {
                 let line = csv_lines::line_at(&text, before.byte());
@@ -175,7 +267,12 @@ fn read_manifest(dir: &Path) -> Result<Vec<Row>, Problem> {
 
 /// Validates every row, spread over the machine's cores (decoding dominates), keeping results
 /// in manifest order.
-fn validate_all(rows: &[Row], crop: Crop, cache_left: &AtomicUsize) -> Vec<Result<Item, Vec<Problem>>> {
+fn validate_all(
+    rows: &[Row],
+    read: [bool; 2],
+    crop: Crop,
+    cache_left: &AtomicUsize,
+) -> Vec<Result<Item, Vec<Problem>>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(rows.len().max(1));
     let mut results: Vec<Option<Result<Item, Vec<Problem>>>> = (0..rows.len()).map(|_| None).collect();
     std::thread::scope(|s| {
@@ -184,7 +281,7 @@ fn validate_all(rows: &[Row], crop: Crop, cache_left: &AtomicUsize) -> Vec<Resul
                 s.spawn(move || {
                     (w..rows.len())
                         .step_by(workers)
-                        .map(|i| (i, validate(&rows[i], crop, cache_left)))
+                        .map(|i| (i, validate(&rows[i], read, crop, cache_left)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -198,8 +295,8 @@ fn validate_all(rows: &[Row], crop: Crop, cache_left: &AtomicUsize) -> Vec<Resul
     results.into_iter().map(|r| r.expect("every row validated")).collect()
 }
 
-fn validate(row: &Row, crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec<Problem>> {
-    let [audio_path, objects_path, scenes_path] = row.paths.clone().map_err(|p| vec![p])?;
+fn validate(row: &Row, read: [bool; 2], crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec<Problem>> {
+    let (audio_path, teacher_paths) = row.paths.clone().map_err(|p| vec![p])?;
     let mut problems = Vec::new();
     let mut samples = 0;
     let clip = match audio::load(&audio_path) {
@@ -213,33 +310,32 @@ fn validate(row: &Row, crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec
             None
         }
     };
-    let mut first_rows = |path: &Path, classes: usize| match teacher::read(path, classes) {
-        Ok(t) => {
-            let mut data = t.data;
-            data.truncate(t.rows.min(crop.steps) * classes);
-            data.shrink_to_fit();
-            Some(data)
+    let mut targets: [Vec<f32>; 2] = Default::default();
+    let mut widths = [0; 2];
+    let mut paths: [PathBuf; 2] = Default::default();
+    for h in (0..2).filter(|&h| read[h]) {
+        let path = teacher_paths[h].clone().expect("a column read is in every manifest");
+        match teacher::read(&path, None) {
+            Ok(t) => {
+                let mut data = t.data;
+                data.truncate(t.rows.min(crop.steps) * t.classes);
+                data.shrink_to_fit();
+                (targets[h], widths[h]) = (data, t.classes);
+            }
+            Err(p) => problems.extend(p),
         }
-        Err(p) => {
-            problems.extend(p);
-            None
-        }
-    };
-    let objects = first_rows(&objects_path, OBJECT_CLASSES);
-    let scenes = first_rows(&scenes_path, SCENE_CLASSES);
-    match (objects, scenes) {
-        (Some(objects), Some(scenes)) if problems.is_empty() => {
-            let clip = clip.and_then(|mut c| {
-                c.shrink_to_fit();
-                let bytes = c.len() * std::mem::size_of::<f32>();
-                let room =
-                    cache_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes));
-                room.is_ok().then_some(c)
-            });
-            Ok(Item { audio: audio_path, objects, scenes, clip, samples })
-        }
-        _ => Err(problems.into_iter().map(|p| with_line(p, row.line)).collect()),
+        paths[h] = path;
     }
+    if !problems.is_empty() {
+        return Err(problems.into_iter().map(|p| with_line(p, row.line)).collect());
+    }
+    let clip = clip.and_then(|mut c| {
+        c.shrink_to_fit();
+        let bytes = c.len() * std::mem::size_of::<f32>();
+        let room = cache_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes));
+        room.is_ok().then_some(c)
+    });
+    Ok(Item { audio: audio_path, targets, widths, paths, line: row.line, clip, samples })
 }
 
 /// Adds the manifest line to a problem's reason, so it can be found in a long manifest.

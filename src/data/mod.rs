@@ -33,13 +33,14 @@ pub use tiling::Tiled;
 pub const SAMPLE_RATE: u32 = 22_050;
 /// A float sample in [-1, 1] times this is the network's input scale (16-bit PCM / 128).
 pub const SCALE: f32 = 256.0;
-/// Classes of the objects head (ImageNet).
+/// Classes of the authors' objects head (ImageNet), as the demo and `assets/` name them.
 pub const OBJECT_CLASSES: usize = 1000;
-/// Classes of the scenes head (Places).
+/// Classes of the authors' scenes head (Places), as the demo and `assets/` name them.
 pub const SCENE_CLASSES: usize = 401;
 
 /// One training example at the crop length: the waveform and the teacher rows matched to the
-/// output steps, row-major `[steps, classes]` (row k belongs to output step k).
+/// output steps, row-major `[steps, classes]` (row k belongs to output step k); a teacher the
+/// dataset does not have is empty.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
     pub waveform: Vec<f32>,
@@ -55,6 +56,9 @@ pub trait Dataset: Send + Sync {
     }
     /// The length every example is cut or tiled to.
     fn crop(&self) -> Crop;
+    /// The classes of each teacher (objects, scenes), None for one the dataset does not have:
+    /// they size the student's heads.
+    fn classes(&self) -> [Option<usize>; 2];
     /// Example `i`, `i < len()`.
     fn example(&self, i: usize) -> anyhow::Result<Example>;
 }

@@ -20,20 +20,25 @@ pub struct Teacher {
     pub data: Vec<f32>,
 }
 
-/// Reads `path` and checks its shape (2-D, `classes` columns, at least one row) and every row
-/// (finite, non-negative, summing to 1 within [`SUM_TOLERANCE`]); all bad rows are reported.
-pub fn read(path: &Path, classes: usize) -> Result<Teacher, Vec<Problem>> {
+/// Reads `path` and checks its shape (2-D, at least one row, and `classes` columns when given:
+/// without, the array's width is the teacher's) and every row (finite, non-negative, summing to 1
+/// within [`SUM_TOLERANCE`]); all bad rows are reported.
+pub fn read(path: &Path, classes: Option<usize>) -> Result<Teacher, Vec<Problem>> {
     let one = |reason: String| vec![Problem::new(path, reason)];
     let file = File::open(path).map_err(|e| one(format!("cannot open teacher array ({e})")))?;
     let npy = NpyFile::new(BufReader::new(file)).map_err(|e| one(format!("not a .npy file ({e})")))?;
     let shape = npy.shape().to_vec();
     let fortran = npy.order() == Order::Fortran;
     if shape.len() != 2 {
-        return Err(one(format!("shape {shape:?}: expected a 2-D array [rows, {classes}]")));
+        return Err(one(format!("shape {shape:?}: expected a 2-D array [rows, classes]")));
     }
     let (rows, cols) = (shape[0] as usize, shape[1] as usize);
-    if cols != classes {
+    if let Some(classes) = classes.filter(|&c| c != cols) {
         return Err(one(format!("shape {shape:?}: expected {classes} classes per row, found {cols}")));
+    }
+    let classes = cols;
+    if classes == 0 {
+        return Err(one(format!("shape {shape:?}: expected at least one class")));
     }
     if rows == 0 {
         return Err(one(format!("shape {shape:?}: expected at least one row")));

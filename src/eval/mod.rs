@@ -1,7 +1,8 @@
 //! Inference: features of any layer for clips of any length (`extractor`, cut into chunks by
 //! `geometry`), the class predictions behind `sn-wgpu predict`, and the `.npy` features behind
-//! `sn-wgpu extract`. Both commands take files and folders (`inputs`) and go on past files they
-//! cannot read, which `bad_files` then lists.
+//! `sn-wgpu extract`, and `sn-wgpu teach`, which writes a trained SoundNet's predictions as a
+//! training set (`shard` picks one machine's share of the inputs). The commands take files and
+//! folders (`inputs`) and go on past files they cannot read, which `bad_files` then lists.
 
 pub mod bad_files;
 pub mod extract;
@@ -9,6 +10,8 @@ pub mod extractor;
 pub mod geometry;
 pub mod inputs;
 pub mod predict;
+pub mod shard;
+pub mod teach;
 
 use std::path::Path;
 
@@ -19,6 +22,8 @@ pub use extractor::{Extraction, Extractor, Features, DEFAULT_CHUNK_SAMPLES};
 pub use geometry::{Chunk, Chunking, Geometry};
 pub use inputs::audio_files;
 pub use predict::{predict, PredictOptions, Predictions};
+pub use shard::Shard;
+pub use teach::{teach, TeachOptions, TeachSummary};
 
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;

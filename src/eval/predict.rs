@@ -13,12 +13,13 @@ use super::load_model;
 use crate::data::audio::{self, AudioError};
 use crate::data::{categories, SAMPLE_RATE};
 use crate::gpu::Gpu;
+use crate::model::arch::HEAD_NAMES;
 use crate::model::Arch;
 
 /// Short clips are tiled to SoundNet's training length, 20 s, which gives four output steps whose
 /// windows stay clear of the right edge (see `clean_steps`). The original tiled to 10 s, where its
 /// single step sees that edge and says the same classes for every sound.
-const TILE_SECONDS: usize = 20;
+pub const TILE_SECONDS: usize = 20;
 
 pub struct PredictOptions {
     /// Audio files, or folders whose audio files (wav, mp3, flac, ogg) are all taken, sorted.
@@ -36,11 +37,36 @@ pub struct Scored {
     pub probability: f32,
 }
 
-/// The top classes of both heads over some stretch of audio.
+/// The top classes of each head over some stretch of audio (a head the model lacks is left out).
 #[derive(Debug, Clone, Serialize)]
 pub struct Top {
-    pub objects: Vec<Scored>,
-    pub scenes: Vec<Scored>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<Scored>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scenes: Option<Vec<Scored>>,
+}
+
+impl Top {
+    /// From one probability vector per head of `heads` (names and class names).
+    fn of(heads: &[(&str, Vec<String>)], probs: &[&[f32]], k: usize) -> Top {
+        let mut top = Top { objects: None, scenes: None };
+        for ((name, names), p) in heads.iter().zip(probs) {
+            let slot = if *name == HEAD_NAMES[0] { &mut top.objects } else { &mut top.scenes };
+            *slot = Some(top_k(p, names, k));
+        }
+        top
+    }
+}
+
+/// The class names of a head: the shipped list of its kind where the head is that long (the
+/// authors' 1000 ImageNet objects and 401 Places scenes), else `class 0`, `class 1`, ...
+pub fn class_names(head: &str, classes: usize) -> Vec<String> {
+    let list = if head == HEAD_NAMES[0] { categories::objects() } else { categories::scenes() };
+    if list.len() == classes {
+        list.iter().map(|n| n.to_string()).collect()
+    } else {
+        (0..classes).map(|i| format!("class {i}")).collect()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,18 +105,10 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
     ensure!(opts.top_k >= 1, "--top-k must be at least 1");
     let files = audio_files(&opts.paths)?;
     let model = load_model(gpu, opts.weights.as_deref(), "predict")?;
-    let names = [categories::objects(), categories::scenes()];
-    for (head, names) in model.arch.heads.iter().zip(names) {
-        ensure!(
-            head.classes == names.len(),
-            "{}: the {} head has {} classes, but predict names {} (the SoundNet class lists)",
-            model.arch.name,
-            head.name,
-            head.classes,
-            names.len()
-        );
-    }
-    let mut extractor = Extractor::new(&model, &["objects", "scenes"], opts.chunk_samples)?
+    let heads: Vec<(&str, Vec<String>)> =
+        model.arch.heads.iter().map(|h| (h.name, class_names(h.name, h.classes))).collect();
+    let head_names: Vec<&str> = heads.iter().map(|(n, _)| *n).collect();
+    let mut extractor = Extractor::new(&model, &head_names, opts.chunk_samples)?
         .tile_short_clips_to(TILE_SECONDS * SAMPLE_RATE as usize);
     let geometry = extractor.geometries()[0].clone();
     let mut clips = Vec::with_capacity(files.len());
@@ -123,10 +141,7 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
                 step: t,
                 start_s: start as f64 / SAMPLE_RATE as f64,
                 end_s: end as f64 / SAMPLE_RATE as f64,
-                top: Top {
-                    objects: top_k(&probs[0][t], names[0], opts.top_k),
-                    scenes: top_k(&probs[1][t], names[1], opts.top_k),
-                },
+                top: Top::of(&heads, &probs.iter().map(|p| p[t].as_slice()).collect::<Vec<_>>(), opts.top_k),
             });
         }
         let mean: Vec<Vec<f32>> = mean.into_iter().map(|m| m.into_iter().map(|v| v as f32).collect()).collect();
@@ -135,7 +150,7 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
             seconds: waveform.len() as f64 / SAMPLE_RATE as f64,
             note: join_notes(out.note, dropped),
             steps: per_step,
-            clip: Top { objects: top_k(&mean[0], names[0], opts.top_k), scenes: top_k(&mean[1], names[1], opts.top_k) },
+            clip: Top::of(&heads, &mean.iter().map(Vec::as_slice).collect::<Vec<_>>(), opts.top_k),
         });
     }
     let weights = opts.weights.clone().expect("load_model checked it");
@@ -151,7 +166,7 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
 /// 0.002 inside the clip). A head step whose window covers it predicts the padding, the same
 /// classes for any input, so only steps t with stride*t + k <= T7 - 1 are kept. SoundNet was
 /// trained on 20 s crops, whose four steps never reach that column.
-fn clean_steps(arch: &Arch, samples: usize, steps: usize) -> (usize, Option<String>) {
+pub fn clean_steps(arch: &Arch, samples: usize, steps: usize) -> (usize, Option<String>) {
     let Some(lengths) = arch.lengths(samples) else { return (steps, None) };
     let last_body = lengths.body.last().map_or(samples, |&(_, pooled)| pooled);
     let head = &arch.heads[0];
@@ -186,11 +201,11 @@ pub fn softmax_columns(logits: &[f32], channels: usize, steps: usize) -> Vec<Vec
 }
 
 /// The `k` most probable classes, most probable first (ties by class index).
-fn top_k(probs: &[f32], names: &[&str], k: usize) -> Vec<Scored> {
+fn top_k(probs: &[f32], names: &[String], k: usize) -> Vec<Scored> {
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
     order.truncate(k);
-    order.into_iter().map(|i| Scored { index: i, class: names[i].to_string(), probability: probs[i] }).collect()
+    order.into_iter().map(|i| Scored { index: i, class: names[i].clone(), probability: probs[i] }).collect()
 }
 
 impl Predictions {
@@ -217,12 +232,19 @@ impl Predictions {
             if let Some(note) = &clip.note {
                 let _ = writeln!(s, "  note: {note}");
             }
-            let _ = writeln!(s, "  clip     objects: {}", list(&clip.clip.objects));
-            let _ = writeln!(s, "           scenes:  {}", list(&clip.clip.scenes));
+            let heads = |s: &mut String, first: &str, top: &Top| {
+                let mut lead = first.to_string();
+                for (label, head) in [("objects:", &top.objects), ("scenes: ", &top.scenes)] {
+                    if let Some(head) = head {
+                        let _ = writeln!(s, "  {lead:<8} {label} {}", list(head));
+                        lead.clear();
+                    }
+                }
+            };
+            heads(&mut s, "clip", &clip.clip);
             for step in &clip.steps {
                 let _ = writeln!(s, "  step {:<3} {:7.2}-{:<7.2} s", step.step, step.start_s, step.end_s);
-                let _ = writeln!(s, "           objects: {}", list(&step.top.objects));
-                let _ = writeln!(s, "           scenes:  {}", list(&step.top.scenes));
+                heads(&mut s, "", &step.top);
             }
         }
         s
@@ -256,8 +278,16 @@ mod tests {
     }
 
     #[test]
+    fn classes_are_named_only_from_a_list_of_their_length() {
+        assert_eq!(class_names("objects", 1000)[409], "analog clock");
+        assert_eq!(class_names("scenes", 401)[0], "abbey");
+        assert_eq!(class_names("scenes", 365)[364], "class 364");
+        assert_eq!(class_names("objects", 401)[0], "class 0");
+    }
+
+    #[test]
     fn top_k_is_sorted_and_named() {
-        let top = top_k(&[0.1, 0.6, 0.3], &["a", "b", "c"], 2);
+        let top = top_k(&[0.1, 0.6, 0.3], &["a".into(), "b".into(), "c".into()], 2);
         assert_eq!(top.iter().map(|c| c.class.as_str()).collect::<Vec<_>>(), ["b", "c"]);
         assert_eq!(top[0].index, 1);
     }

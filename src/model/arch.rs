@@ -25,11 +25,15 @@ pub struct Head {
     pub pad: usize,
 }
 
+/// The heads a SoundNet may have, in the order of its layer table, parameters and losses.
+pub const HEAD_NAMES: [&str; 2] = ["objects", "scenes"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arch {
     pub name: String,
     pub body: Vec<ConvLayer>,
-    pub heads: [Head; 2],
+    /// One or both of `objects` and `scenes`, in that order, each as wide as its teacher.
+    pub heads: Vec<Head>,
 }
 
 const fn conv(name: &'static str, cin: usize, cout: usize, k: usize, pad: usize, pool: Option<usize>) -> ConvLayer {
@@ -49,7 +53,7 @@ pub fn soundnet8() -> Arch {
             conv("conv6", 256, 512, 4, 2, None),
             conv("conv7", 512, 1024, 4, 2, None),
         ],
-        heads: [
+        heads: vec![
             Head { name: "objects", classes: 1000, k: 8, stride: 2, pad: 0 },
             Head { name: "scenes", classes: 401, k: 8, stride: 2, pad: 0 },
         ],
@@ -66,7 +70,7 @@ pub fn soundnet5() -> Arch {
             conv("conv3", 64, 128, 16, 8, Some(8)),
             conv("conv4", 128, 256, 8, 4, None),
         ],
-        heads: [
+        heads: vec![
             Head { name: "objects", classes: 1000, k: 16, stride: 12, pad: 4 },
             Head { name: "scenes", classes: 401, k: 16, stride: 12, pad: 4 },
         ],
@@ -80,8 +84,8 @@ pub fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> Option<usize>
 
 impl Arch {
     /// `soundnet8`, `soundnet5`, or a narrow variant such as `soundnet8-narrow8` (the name
-    /// `narrow` gives; checkpoints store it). A narrow variant keeps the 1000 object and 401 scene
-    /// classes, so its heads still match the class lists.
+    /// `narrow` gives; checkpoints store it), with the authors' heads: 1000 objects and 401 scenes
+    /// (`with_heads` sizes them from the data; checkpoints record the widths in the heads' shapes).
     pub fn by_name(name: &str) -> anyhow::Result<Arch> {
         let (base, divisor) = match name.split_once("-narrow") {
             Some((base, d)) => match d.parse::<usize>() {
@@ -96,7 +100,7 @@ impl Arch {
             _ => anyhow::bail!("unknown model {name:?}: expected soundnet8 or soundnet5, optionally -narrowN"),
         };
         Ok(match divisor {
-            Some(d) => arch.narrow(d, arch.heads[0].classes, arch.heads[1].classes),
+            Some(d) => arch.narrow(d, 1000, 401),
             None => arch,
         })
     }
@@ -111,12 +115,26 @@ impl Arch {
             layer.cout = (layer.cout / divisor).max(1);
             cin = layer.cout;
         }
-        let [o, s] = self.heads;
-        Arch {
-            name: format!("{}-narrow{divisor}", self.name),
-            body,
-            heads: [Head { classes: objects, ..o }, Head { classes: scenes, ..s }],
-        }
+        Arch { name: format!("{}-narrow{divisor}", self.name), body, heads: self.heads.clone() }
+            .with_heads([Some(objects), Some(scenes)])
+    }
+
+    /// The same network with heads of `classes` (objects, scenes; None leaves that head out), with
+    /// the kernel, stride and padding of the layer table's heads. At least one head.
+    pub fn with_heads(&self, classes: [Option<usize>; 2]) -> Arch {
+        let shape = self.heads[0];
+        let heads: Vec<Head> = HEAD_NAMES
+            .iter()
+            .zip(classes)
+            .filter_map(|(&name, c)| c.map(|classes| Head { name, classes, ..shape }))
+            .collect();
+        assert!(!heads.is_empty(), "a SoundNet needs at least one head");
+        Arch { heads, ..self.clone() }
+    }
+
+    /// The classes of each head, objects then scenes; None for a head it does not have.
+    pub fn head_classes(&self) -> [Option<usize>; 2] {
+        HEAD_NAMES.map(|name| self.heads.iter().find(|h| h.name == name).map(|h| h.classes))
     }
 
     /// Channels of the last body layer: the heads' input.
@@ -194,6 +212,16 @@ mod tests {
         assert_eq!(narrow, soundnet8().narrow(8, 1000, 401));
         assert_eq!(Arch::by_name(&narrow.name).unwrap(), narrow);
         assert!(Arch::by_name("soundnet8-narrow0").is_err() && Arch::by_name("vggish").is_err());
+    }
+
+    #[test]
+    fn heads_are_sized_and_left_out_by_the_data() {
+        let places = soundnet5().with_heads([None, Some(365)]);
+        assert_eq!(places.heads.len(), 1);
+        assert_eq!((places.heads[0].name, places.heads[0].classes, places.heads[0].k), ("scenes", 365, 16));
+        assert_eq!(places.head_classes(), [None, Some(365)]);
+        assert_eq!(soundnet8().head_classes(), [Some(1000), Some(401)]);
+        assert_eq!(soundnet8().with_heads([Some(1000), Some(401)]), soundnet8());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 
+use super::arch::HEAD_NAMES;
 use super::params::{initial_values, parameter_specs, running_stat_specs, NamedTensors};
 use super::Arch;
 use crate::autograd::{Tape, Var};
@@ -34,12 +35,11 @@ pub enum Fusion {
 }
 
 /// The values one forward pass produced: every layer by name (`conv1`..`convN` after ReLU,
-/// `pool1`.. after pooling; a fused training pass has no `conv{n}` for pooling layers), and the two
-/// heads' logits `[N, classes, steps]`.
+/// `pool1`.. after pooling; a fused training pass has no `conv{n}` for pooling layers), and each
+/// head's logits `[N, classes, steps]`, in the order of `arch.heads`.
 pub struct Outputs {
     pub layers: Vec<(String, Var)>,
-    pub objects: Var,
-    pub scenes: Var,
+    pub heads: Vec<Var>,
 }
 
 impl Model {
@@ -54,10 +54,16 @@ impl Model {
         Ok(Model { arch, params, running, fusion: Fusion::default(), conv_kernel: ConvKernel::default() })
     }
 
-    /// The model stored in `checkpoint`, whose `model` metadata names the architecture.
+    /// The model stored in `checkpoint`: its `model` metadata names the architecture, and the
+    /// heads it holds (`objects.weight`, `scenes.weight`) give their number and widths.
     pub fn from_checkpoint(gpu: &Gpu, checkpoint: &Checkpoint) -> Result<Model> {
         let arch = Arch::by_name(checkpoint.meta("model")?)?;
-        Model::from_checkpoint_with_arch(gpu, arch, checkpoint)
+        let classes = HEAD_NAMES.map(|h| checkpoint.tensors.get(&format!("{h}.weight")).map(|(shape, _)| shape[0]));
+        anyhow::ensure!(
+            classes.iter().any(Option::is_some),
+            "the checkpoint has no head: neither objects.weight nor scenes.weight"
+        );
+        Model::from_checkpoint_with_arch(gpu, arch.with_heads(classes), checkpoint)
     }
 
     pub fn from_checkpoint_with_arch(gpu: &Gpu, arch: Arch, checkpoint: &Checkpoint) -> Result<Model> {
@@ -97,9 +103,8 @@ impl Model {
         grads: Option<&NamedTensors>,
     ) -> Result<Outputs> {
         let mut layers = self.record(tape, waveform, mode, grads, None)?;
-        let (_, scenes) = layers.pop().expect("the scenes head");
-        let (_, objects) = layers.pop().expect("the objects head");
-        Ok(Outputs { layers, objects, scenes })
+        let heads = layers.split_off(layers.len() - self.arch.heads.len()).into_iter().map(|(_, v)| v).collect();
+        Ok(Outputs { layers, heads })
     }
 
     /// Records an inference pass only as far as `last` (`conv3`, `pool5`, `objects`, ...), so that

@@ -25,7 +25,7 @@ pub const SHADER: Shader = Shader {
     needs_subgroups: false,
 };
 
-/// `n` clips, `c` classes (the softmax axis), `t` output steps.
+/// `n` clips, `c` classes (the softmax axis), `t` output steps (also the shape of `l2_prob`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KlDivShape {
     pub n: usize,
@@ -43,19 +43,20 @@ impl KlDivShape {
         [self.n, self.c, self.t]
     }
 
-    fn validate(&self) -> Result<()> {
-        ensure!(self.n > 0 && self.c > 0 && self.t > 0, "kl_div: shape {self:?} has an empty dimension");
+    /// Refuses an empty dimension and indices past u32; `op` names the loss in the error.
+    pub(crate) fn validate(&self, op: &str) -> Result<()> {
+        ensure!(self.n > 0 && self.c > 0 && self.t > 0, "{op}: shape {self:?} has an empty dimension");
         ensure!(
             self.n * self.c * self.t <= u32::MAX as usize,
-            "kl_div: shape {self:?} has more elements than a u32 index reaches"
+            "{op}: shape {self:?} has more elements than a u32 index reaches"
         );
         Ok(())
     }
 
-    fn expect_input(&self, name: &str, tensor: &Tensor) -> Result<()> {
+    pub(crate) fn expect_input(&self, op: &str, name: &str, tensor: &Tensor) -> Result<()> {
         ensure!(
             tensor.shape == self.dims(),
-            "kl_div: {name} has shape {:?}, expected [N, C, T] = {:?}",
+            "{op}: {name} has shape {:?}, expected [N, C, T] = {:?}",
             tensor.shape,
             self.dims()
         );
@@ -65,7 +66,7 @@ impl KlDivShape {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
+pub(crate) struct Params {
     n: u32,
     c: u32,
     t: u32,
@@ -73,7 +74,7 @@ struct Params {
     scale: f32,
 }
 
-fn params(shape: &KlDivShape, scale: f64) -> Params {
+pub(crate) fn params(shape: &KlDivShape, scale: f64) -> Params {
     Params { n: shape.n as u32, c: shape.c as u32, t: shape.t as u32, scale: scale as f32 }
 }
 
@@ -90,9 +91,9 @@ pub fn encode_forward(
     column_loss: &Tensor,
     loss: &Tensor,
 ) -> Result<()> {
-    shape.validate()?;
-    shape.expect_input("teacher probabilities P", p)?;
-    shape.expect_input("student logits Z", z)?;
+    shape.validate("kl_div")?;
+    shape.expect_input("kl_div", "teacher probabilities P", p)?;
+    shape.expect_input("kl_div", "student logits Z", z)?;
     ensure!(
         column_loss.numel() == shape.columns(),
         "kl_div: column loss scratch has shape {:?}, expected N*T = {} elements for shape {shape:?}",
@@ -130,10 +131,10 @@ pub fn encode_backward(
     dz: &Tensor,
     grad_scale: f32,
 ) -> Result<()> {
-    shape.validate()?;
-    shape.expect_input("teacher probabilities P", p)?;
-    shape.expect_input("student logits Z", z)?;
-    shape.expect_input("logit gradient dZ", dz)?;
+    shape.validate("kl_div")?;
+    shape.expect_input("kl_div", "teacher probabilities P", p)?;
+    shape.expect_input("kl_div", "student logits Z", z)?;
+    shape.expect_input("kl_div", "logit gradient dZ", dz)?;
     let columns = shape.columns();
     let scale = params(shape, f64::from(grad_scale) / columns as f64);
     gpu.dispatch(

@@ -7,6 +7,7 @@ pub mod batchnorm;
 pub mod bn_relu_pool;
 pub mod conv1d;
 pub mod kl_div;
+pub mod l2_prob;
 pub mod maxpool1d;
 pub mod relu;
 
@@ -24,5 +25,6 @@ pub const SHADERS: &[&Shader] = &[
     &bn_relu_pool::SHADER,
     &bn_relu_pool::CPU_SHADER,
     &kl_div::SHADER,
+    &l2_prob::SHADER,
     &adam::SHADER,
 ];

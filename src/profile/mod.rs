@@ -132,8 +132,9 @@ fn time_training(
     let mut step = TrainStep::new(gpu, model, shape, AdamConfig::default(), None)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let waveform: Vec<f32> = (0..opts.batch * samples).map(|_| rng.random_range(-256.0..256.0)).collect();
-    let teacher = |classes: usize| vec![1.0 / classes as f32; opts.batch * classes * step.steps];
-    let (objects, scenes) = (teacher(step.classes[0]), teacher(step.classes[1]));
+    let teacher = |classes: usize| vec![1.0 / classes.max(1) as f32; opts.batch * classes * step.steps];
+    let classes = model.arch.head_classes().map(|c| c.unwrap_or(0));
+    let (objects, scenes) = (teacher(classes[0]), teacher(classes[1]));
     for _ in 0..opts.warmup {
         step.submit(gpu, &waveform, &objects, &scenes)?;
         step.finish(gpu)?;

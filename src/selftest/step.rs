@@ -68,7 +68,7 @@ fn run_step(gpu: &Gpu, step: &mut TrainStep, [waveform, objects, scenes]: [&[f32
     let mut losses = step.submit(gpu, waveform, objects, scenes)?;
     losses.extend(step.finish(gpu)?);
     ensure!(losses.len() == 1, "one step gave the losses of {} steps", losses.len());
-    Ok(step.head_losses(&losses[0]))
+    Ok(step.head_losses(&losses[0]).map(|l| l.expect("the fixture's network has both heads")))
 }
 
 /// Every gradient of step `n` against PyTorch's `gradN.*`.

@@ -2,59 +2,64 @@
 
 use anyhow::Result;
 
+use super::step::TeacherLoss;
 use crate::autograd::Tape;
 use crate::data::{load_batch, Dataset, Order};
 use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
+use crate::model::arch::HEAD_NAMES;
 use crate::model::Model;
 use crate::ops::batchnorm::BnMode;
 
 pub struct EvalLoss {
     batch: usize,
     input: Tensor,
-    teacher: [Tensor; 2],
+    /// Per head, in the order of `arch.heads`: its index in `HEAD_NAMES`, teacher and loss.
+    heads: Vec<(usize, Tensor, Tensor)>,
     forward: Vec<Dispatch>,
-    losses: [Tensor; 2],
 }
 
 impl EvalLoss {
-    /// Records a forward pass of `batch` clips of `samples` samples and the two losses.
-    pub fn new(gpu: &Gpu, model: &Model, batch: usize, samples: usize) -> Result<EvalLoss> {
+    /// Records a forward pass of `batch` clips of `samples` samples and each head's `loss`.
+    pub fn new(gpu: &Gpu, model: &Model, batch: usize, samples: usize, loss: TeacherLoss) -> Result<EvalLoss> {
         let steps = model.arch.lengths(samples).map(|l| l.steps).unwrap_or(0);
         let mut tape = Tape::new(gpu);
         let input = Tensor::zeros(gpu, &[batch, 1, samples], "val waveform")?;
-        let teacher = [
-            Tensor::zeros(gpu, &[batch, model.arch.heads[0].classes, steps], "val teacher objects")?,
-            Tensor::zeros(gpu, &[batch, model.arch.heads[1].classes, steps], "val teacher scenes")?,
-        ];
         let x = tape.input(&input);
         let out = model.forward(&mut tape, x, BnMode::Eval, None)?;
-        let (po, ps) = (tape.input(&teacher[0]), tape.input(&teacher[1]));
-        let losses =
-            [tape.kl_div(po, out.objects, "val objects loss")?, tape.kl_div(ps, out.scenes, "val scenes loss")?];
-        Ok(EvalLoss { batch, input, teacher, forward: tape.forward, losses })
+        let mut heads = Vec::with_capacity(out.heads.len());
+        for (head, logits) in model.arch.heads.iter().zip(out.heads) {
+            let teacher = Tensor::zeros(gpu, &[batch, head.classes, steps], &format!("val teacher {}", head.name))?;
+            let p = tape.input(&teacher);
+            let value = loss.record(&mut tape, p, logits, &format!("val {} loss", head.name))?;
+            let index = HEAD_NAMES.iter().position(|n| *n == head.name).expect("a known head");
+            heads.push((index, teacher, value));
+        }
+        Ok(EvalLoss { batch, input, heads, forward: tape.forward })
     }
 
-    /// Mean loss of each head over the dataset, in batches in manifest order (a dataset smaller than
-    /// a batch is wrapped around to fill one).
-    pub fn run(&mut self, gpu: &Gpu, dataset: &dyn Dataset) -> Result<[f32; 2]> {
+    /// Mean loss of the objects and the scenes head over the dataset (None for a head the model does
+    /// not have), in batches in manifest order (a dataset smaller than a batch is wrapped around to
+    /// fill one).
+    pub fn run(&mut self, gpu: &Gpu, dataset: &dyn Dataset) -> Result<[Option<f32>; 2]> {
         let order = Order::new(dataset.len(), self.batch, 0, false);
         let batches = order.batches_per_epoch();
-        let mut sum = [0.0f64; 2];
+        let mut sum = [None::<f64>; 2];
         for b in 0..batches {
             let batch = load_batch(dataset, &order.batch(b))?;
             self.input.write(gpu, &batch.waveform)?;
-            self.teacher[0].write(gpu, &batch.objects)?;
-            self.teacher[1].write(gpu, &batch.scenes)?;
+            for (h, teacher, _) in &self.heads {
+                teacher.write(gpu, if *h == 0 { &batch.objects } else { &batch.scenes })?;
+            }
             let mut encoder = gpu.encoder("validation");
             for d in &self.forward {
                 d.encode(gpu, &mut encoder);
             }
             gpu.submit(encoder);
-            for (h, loss) in self.losses.iter().enumerate() {
-                sum[h] += f64::from(loss.read(gpu)?[0]);
+            for (h, _, loss) in &self.heads {
+                *sum[*h].get_or_insert(0.0) += f64::from(loss.read(gpu)?[0]);
             }
         }
-        Ok(sum.map(|s| (s / batches as f64) as f32))
+        Ok(sum.map(|s| s.map(|s| (s / batches as f64) as f32)))
     }
 }

@@ -94,7 +94,7 @@ pub fn plan(gpu: &Gpu, model: &Model, shape: StepShape) -> Result<MemoryPlan> {
     }
     let staging = 4
         * (shape.batch * shape.samples
-            + shape.batch * (model.arch.heads[0].classes + model.arch.heads[1].classes) * one.steps) as u64;
+            + shape.batch * model.arch.heads.iter().map(|h| h.classes).sum::<usize>() * one.steps) as u64;
     Ok(MemoryPlan {
         shape,
         params: model.params.bytes() + model.running.bytes(),

@@ -11,9 +11,13 @@ use serde::Serialize;
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainRecord {
     pub step: u64,
+    /// The sum of the heads' losses.
     pub loss: f32,
-    pub loss_objects: f32,
-    pub loss_scenes: f32,
+    /// Each head's loss; a head the student does not have is left out of the line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_objects: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_scenes: Option<f32>,
     pub steps_per_s: f64,
     pub samples_per_s: f64,
     pub lr: f32,
@@ -23,8 +27,10 @@ pub struct TrainRecord {
 pub struct ValRecord {
     pub step: u64,
     pub val_loss: f32,
-    pub val_loss_objects: f32,
-    pub val_loss_scenes: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_loss_objects: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub val_loss_scenes: Option<f32>,
 }
 
 pub struct MetricsLog {

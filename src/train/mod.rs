@@ -11,5 +11,5 @@ mod signals;
 pub mod step;
 
 pub use request::{RunRecord, TrainRequest};
-pub use run::{run, TrainOptions, TrainSummary};
-pub use step::{StepShape, TrainStep};
+pub use run::{run, TeacherChoice, TrainOptions, TrainSummary};
+pub use step::{StepShape, TeacherLoss, TrainStep};

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use super::run::TrainOptions;
+use super::run::{TeacherChoice, TrainOptions};
 use super::run_dir;
+use super::step::TeacherLoss;
 use crate::ops::adam::AdamConfig;
 
 /// The checkpoint metadata key that holds a `RunRecord` as JSON.
@@ -22,8 +23,16 @@ const MAX_SECONDS: f64 = 3600.0;
 /// The settings that make a run what it is, as its checkpoints record them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
-    /// The dataset folder (absolute), or None for the built-in demo.
-    pub data: Option<PathBuf>,
+    /// The dataset folders (absolute); none for the built-in demo. (Runs recorded before several
+    /// folders were allowed hold one path or null.)
+    #[serde(deserialize_with = "one_or_many")]
+    pub data: Vec<PathBuf>,
+    /// `--teacher`; None (and in runs recorded before it existed): every teacher the data has.
+    #[serde(default)]
+    pub teacher: Option<TeacherChoice>,
+    /// `--loss`; kl in runs recorded before it existed.
+    #[serde(default)]
+    pub loss: TeacherLoss,
     pub model: String,
     pub batch_size: usize,
     pub accumulate: usize,
@@ -45,7 +54,9 @@ pub struct RunRecord {
 impl RunRecord {
     pub fn of(opts: &TrainOptions) -> RunRecord {
         RunRecord {
-            data: opts.data.as_deref().map(absolute),
+            data: opts.data.iter().map(|p| absolute(p)).collect(),
+            teacher: opts.teacher,
+            loss: opts.loss,
             model: opts.model.clone(),
             batch_size: opts.batch_size,
             accumulate: opts.accumulate,
@@ -85,6 +96,21 @@ impl RunRecord {
     }
 }
 
+/// A list of paths, or one path, or null (none).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Recorded {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match Option::<Recorded>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Recorded::One(p)) => vec![p],
+        Some(Recorded::Many(v)) => v,
+    })
+}
+
 fn absolute(path: &Path) -> PathBuf {
     std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
@@ -93,7 +119,10 @@ fn absolute(path: &Path) -> PathBuf {
 /// `--resume`, to the run being resumed).
 #[derive(Debug, Clone, Default)]
 pub struct TrainRequest {
-    pub data: Option<PathBuf>,
+    /// Dataset folders; empty: the demo (or, with `--resume`, the run's).
+    pub data: Vec<PathBuf>,
+    pub teacher: Option<TeacherChoice>,
+    pub loss: Option<TeacherLoss>,
     pub model: Option<String>,
     pub batch_size: Option<usize>,
     pub accumulate: Option<usize>,
@@ -134,7 +163,7 @@ impl TrainRequest {
             !self.overwrite || self.out.is_some(),
             "--overwrite needs --out: the default --out is always a new folder"
         );
-        let demo = self.data.is_none();
+        let demo = self.data.is_empty();
         let defaults = AdamConfig::default();
         Ok(TrainOptions {
             batch_size: self.batch_size.unwrap_or(if demo { 4 } else { 8 }),
@@ -163,6 +192,8 @@ impl TrainRequest {
             val_every: self.val_every.unwrap_or(100),
             skip_bad: self.skip_bad,
             data: self.data,
+            teacher: self.teacher,
+            loss: self.loss.unwrap_or_default(),
             demo_clips_per_class: 4,
         })
     }
@@ -198,11 +229,18 @@ impl TrainRequest {
             }
         };
         let path_text = |p: &Option<PathBuf>| p.as_deref().map(|p| absolute(p).display().to_string());
+        let paths_text = |p: &[PathBuf]| p.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
         let recorded_path = |p: &Option<PathBuf>, none: &str| match p {
             Some(p) => p.display().to_string(),
             None => none.to_string(),
         };
-        check("--data", path_text(&self.data), recorded_path(&record.data, "the demo"));
+        let given: Vec<PathBuf> = self.data.iter().map(|p| absolute(p)).collect();
+        let recorded_data = if record.data.is_empty() { "the demo".to_string() } else { paths_text(&record.data) };
+        check("--data", (!given.is_empty()).then(|| paths_text(&given)), recorded_data);
+        let teacher_text =
+            |t: Option<TeacherChoice>| t.map_or("every teacher of the data".to_string(), |t| t.to_string());
+        check("--teacher", self.teacher.map(|t| t.to_string()), teacher_text(record.teacher));
+        check("--loss", self.loss.map(|l| l.to_string()), record.loss.to_string());
         check("--model", self.model.clone(), record.model.clone());
         check("--batch-size", self.batch_size.map(|v| v.to_string()), record.batch_size.to_string());
         check("--accumulate", self.accumulate.map(|v| v.to_string()), record.accumulate.to_string());
@@ -245,6 +283,8 @@ impl TrainRequest {
         changed("--val-every", self.val_every, record.val_every);
         Ok(TrainOptions {
             data: record.data,
+            teacher: record.teacher,
+            loss: record.loss,
             model: record.model,
             batch_size: record.batch_size,
             accumulate: record.accumulate,
@@ -298,5 +338,28 @@ impl TrainOptions {
         );
         ensure!(self.keep_last != Some(0), "--keep-last must be at least 1 (it keeps the newest N step files)");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_recorded_with_one_data_folder_or_the_demo_still_load() {
+        let recorded = |data: &str| {
+            format!(
+                r#"{{"data":{data},"model":"soundnet5","batch_size":4,"accumulate":1,"seconds":10.0,"steps":5,
+                "lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8,"seed":0,"shuffle":true,"val_data":null,
+                "val_every":100,"skip_bad":false,"save_every":100,"demo_clips_per_class":4}}"#
+            )
+        };
+        let parse = |data: &str| serde_json::from_str::<RunRecord>(&recorded(data)).unwrap();
+        assert_eq!(parse(r#""/d/one""#).data, vec![PathBuf::from("/d/one")]);
+        assert_eq!(parse("null").data, Vec::<PathBuf>::new());
+        let many = parse(r#"["/d/a","/d/b"]"#);
+        assert_eq!((many.data.len(), many.teacher, many.loss), (2, None, TeacherLoss::Kl));
+        let again: RunRecord = serde_json::from_str(&many.to_json()).unwrap();
+        assert_eq!(again, many);
     }
 }

@@ -16,20 +16,65 @@ use super::eval_loss::EvalLoss;
 use super::loss_readback::StepLosses;
 use super::metrics::{MetricsLog, TrainRecord, ValRecord};
 use super::request::{RunRecord, RUN_KEY};
-use super::step::{StepShape, TrainStep};
+use super::step::{StepShape, TeacherLoss, TrainStep};
 use super::{run_dir, signals};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDataset, Order};
 use crate::gpu::Gpu;
+use crate::model::arch::HEAD_NAMES;
 use crate::model::{Arch, Model};
 use crate::ops::adam::AdamConfig;
 use crate::plot::loss_curve::{self, Series};
 
+/// Which teachers the student learns from (`--teacher`, the paper's Table 5): the student gets a
+/// head for each, as wide as its arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeacherChoice {
+    Objects,
+    Scenes,
+    Both,
+}
+
+impl TeacherChoice {
+    /// The manifest columns it reads (objects, scenes).
+    pub fn columns(self) -> [bool; 2] {
+        match self {
+            TeacherChoice::Objects => [true, false],
+            TeacherChoice::Scenes => [false, true],
+            TeacherChoice::Both => [true, true],
+        }
+    }
+}
+
+impl std::str::FromStr for TeacherChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TeacherChoice, String> {
+        match s {
+            "objects" => Ok(TeacherChoice::Objects),
+            "scenes" => Ok(TeacherChoice::Scenes),
+            "both" => Ok(TeacherChoice::Both),
+            other => Err(format!("unknown teacher {other:?}: expected objects, scenes or both")),
+        }
+    }
+}
+
+impl std::fmt::Display for TeacherChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(["objects", "scenes", "both"][*self as usize])
+    }
+}
+
 /// Everything `sn-wgpu train` can be told.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
-    /// Dataset folder with manifest.csv; None trains on the built-in synthetic demo.
-    pub data: Option<PathBuf>,
+    /// Dataset folders with manifest.csv, trained on as one (the shards of `sn-wgpu teach`); none
+    /// trains on the built-in synthetic demo.
+    pub data: Vec<PathBuf>,
+    /// The teachers to learn from; None: every teacher the data has.
+    pub teacher: Option<TeacherChoice>,
+    /// How each head's probabilities are compared with its teacher's.
+    pub loss: TeacherLoss,
     pub model: String,
     pub batch_size: usize,
     pub accumulate: usize,
@@ -63,38 +108,96 @@ pub struct TrainSummary {
     pub last_loss: Option<f32>,
     pub loss_window: usize,
     pub checkpoint: PathBuf,
+    /// The loss trained with, for the summary.
+    pub loss: TeacherLoss,
     /// The signal that stopped the run early, if one did (the process should exit 128 + it).
     pub interrupted: Option<i32>,
 }
 
-fn open_dataset(path: &Path, crop: Crop, skip_bad: bool, what: &str) -> Result<Arc<dyn Dataset>> {
-    let options = DatasetOptions { skip_bad, ..DatasetOptions::new(crop) };
-    let (dataset, skipped) =
-        ManifestDataset::open(path, &options).with_context(|| format!("{what} {}", path.display()))?;
+fn open_dataset(
+    paths: &[PathBuf],
+    crop: Crop,
+    skip_bad: bool,
+    columns: [bool; 2],
+    what: &str,
+) -> Result<Arc<dyn Dataset>> {
+    let options = DatasetOptions { skip_bad, columns, ..DatasetOptions::new(crop) };
+    let names = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    let (dataset, skipped) = ManifestDataset::open(paths, &options).with_context(|| format!("{what} {names}"))?;
     if !skipped.is_empty() {
-        eprintln!("skipped {} bad item(s) of {} (--skip-bad):", skipped.len(), path.display());
+        eprintln!("skipped {} bad item(s) of {names} (--skip-bad):", skipped.len());
         for s in &skipped {
             eprintln!("  {s}");
         }
     }
-    ensure!(!dataset.is_empty(), "{what} {} has no usable clips", path.display());
+    ensure!(!dataset.is_empty(), "{what} {names} has no usable clips");
     Ok(Arc::new(dataset))
 }
 
-/// Where the run starts: a model, Adam's state (for --resume), the step reached, and the checkpoint
-/// it came from.
-fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Checkpoint>, u64, Option<PathBuf>)> {
+/// The heads the student gets: those of the teachers chosen, as wide as the data's arrays. A
+/// teacher asked for by name must be in the data.
+fn student_heads(dataset: &dyn Dataset, teacher: Option<TeacherChoice>) -> Result<[Option<usize>; 2]> {
+    let classes = dataset.classes();
+    let wanted = teacher.unwrap_or(TeacherChoice::Both).columns();
+    for h in 0..2 {
+        ensure!(
+            teacher.is_none() || !wanted[h] || classes[h].is_some(),
+            "--teacher {} needs the {} teacher, which the data does not have (it has a column for: {})",
+            teacher.expect("checked"),
+            HEAD_NAMES[h],
+            (0..2).filter(|&h| classes[h].is_some()).map(|h| HEAD_NAMES[h]).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let heads = [0, 1].map(|h| classes[h].filter(|_| wanted[h]));
+    ensure!(heads.iter().any(Option::is_some), "the data has no teacher for the heads asked for");
+    Ok(heads)
+}
+
+/// The architecture the run trains, by name, before its heads are sized: `--init`'s checkpoint
+/// says which (its model is trained whatever `--model` says), else `--model` (for `--resume`, the
+/// run's).
+fn model_name(opts: &TrainOptions) -> Result<String> {
+    match &opts.init {
+        Some(path) => Ok(Checkpoint::load(path)?.meta("model")?.to_string()),
+        None => Ok(opts.model.clone()),
+    }
+}
+
+/// Where the run starts: a model with `heads` (objects, scenes classes), Adam's state (for
+/// --resume), the step reached, and the checkpoint it came from. A checkpoint whose heads differ
+/// from the data's is refused.
+fn starting_point(
+    gpu: &Gpu,
+    opts: &TrainOptions,
+    heads: [Option<usize>; 2],
+) -> Result<(Model, Option<Checkpoint>, u64, Option<PathBuf>)> {
+    let check = |model: &Model, path: &Path| {
+        let describe = |c: [Option<usize>; 2]| {
+            let named: Vec<String> = (0..2).filter_map(|h| c[h].map(|n| format!("{} {n}", HEAD_NAMES[h]))).collect();
+            named.join(", ")
+        };
+        ensure!(
+            model.arch.head_classes() == heads,
+            "{} has heads of {} classes, but the data and --teacher give {}",
+            path.display(),
+            describe(model.arch.head_classes()),
+            describe(heads)
+        );
+        Ok(())
+    };
     if let Some(resume) = &opts.resume {
         let point = run_dir::resume_point(resume)?;
         let (path, ckpt) = (point.checkpoint, point.loaded);
         let step = ckpt.meta("step")?.parse().with_context(|| format!("{}: bad step metadata", path.display()))?;
         let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("loading {}", path.display()))?;
+        check(&model, &path)?;
         println!("resuming {} from step {step} ({})", model.arch.name, path.display());
         return Ok((model, Some(ckpt), step, Some(path)));
     }
     if let Some(path) = &opts.init {
         let ckpt = Checkpoint::load(path)?;
         let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("--init {}", path.display()))?;
+        check(&model, path)?;
         if model.arch.name != opts.model {
             println!(
                 "note: --init {} holds {}, which is trained instead of --model {}",
@@ -106,7 +209,7 @@ fn starting_point(gpu: &Gpu, opts: &TrainOptions) -> Result<(Model, Option<Check
         println!("starting from the weights in {} (fresh optimizer)", path.display());
         return Ok((model, None, 0, None));
     }
-    Ok((Model::init(gpu, Arch::by_name(&opts.model)?, opts.seed)?, None, 0, None))
+    Ok((Model::init(gpu, Arch::by_name(&opts.model)?.with_heads(heads), opts.seed)?, None, 0, None))
 }
 
 /// Writes the model and Adam state under each of `names` in `dir`, unless a value has become
@@ -146,19 +249,10 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     opts.validate()?;
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.describe());
-    let (model, resume_ckpt, start, resumed_from) = starting_point(&gpu, opts)?;
-    let out = opts.out.clone();
-    if resumed_from.is_none() {
-        run_dir::claim_for_new_run(&out, opts.overwrite)?;
-    }
-    run_dir::remove_partial_saves(&out)?;
-    let record = RunRecord::of(opts);
-    println!("run folder: {}", out.display());
-    let crop = Crop::for_arch(&model.arch, opts.seconds)?;
-
-    let dataset: Arc<dyn Dataset> = match &opts.data {
-        Some(path) => open_dataset(path, crop, opts.skip_bad, "--data")?,
-        None => {
+    let crop = Crop::for_arch(&Arch::by_name(&model_name(opts)?)?, opts.seconds)?;
+    let columns = opts.teacher.unwrap_or(TeacherChoice::Both).columns();
+    let dataset: Arc<dyn Dataset> = match opts.data.as_slice() {
+        [] => {
             let demo = DemoDataset::new(crop, opts.demo_clips_per_class, opts.seed);
             println!(
                 "no --data: training on the built-in synthetic demo ({} clips of {} s):",
@@ -179,18 +273,43 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             }
             Arc::new(demo)
         }
+        paths => open_dataset(paths, crop, opts.skip_bad, columns, "--data")?,
     };
+    let heads = student_heads(&*dataset, opts.teacher)?;
     let val = match &opts.val_data {
-        Some(path) => Some(open_dataset(path, crop, opts.skip_bad, "--val-data")?),
+        Some(path) => {
+            let val = open_dataset(std::slice::from_ref(path), crop, opts.skip_bad, columns, "--val-data")?;
+            for h in (0..2).filter(|&h| heads[h].is_some()) {
+                ensure!(
+                    val.classes()[h] == heads[h],
+                    "--val-data {}: its {} teacher has {:?} classes, the training data's {:?}",
+                    path.display(),
+                    HEAD_NAMES[h],
+                    val.classes()[h],
+                    heads[h]
+                );
+            }
+            Some(val)
+        }
         None => None,
     };
+    let (model, resume_ckpt, start, resumed_from) = starting_point(&gpu, opts, heads)?;
+    let out = opts.out.clone();
+    if resumed_from.is_none() {
+        run_dir::claim_for_new_run(&out, opts.overwrite)?;
+    }
+    run_dir::remove_partial_saves(&out)?;
+    let record = RunRecord::of(opts);
+    println!("run folder: {}", out.display());
+    let widths: Vec<String> = model.arch.heads.iter().map(|h| format!("{} {}", h.name, h.classes)).collect();
+    println!("student: {} with heads of {} classes", model.arch.name, widths.join(" and "));
 
     let shape = StepShape { batch: opts.batch_size, micro_batches: opts.accumulate, samples: crop.samples };
     let memory = super::memory::plan(&gpu, &model, shape)?;
     println!("{memory}");
-    let mut step = TrainStep::new(&gpu, &model, shape, opts.adam, resume_ckpt.as_ref())?;
+    let mut step = TrainStep::with_loss(&gpu, &model, shape, opts.loss, opts.adam, resume_ckpt.as_ref())?;
     let mut val_eval = match &val {
-        Some(_) => Some(EvalLoss::new(&gpu, &model, shape.micro_batch(), crop.samples)?),
+        Some(_) => Some(EvalLoss::new(&gpu, &model, shape.micro_batch(), crop.samples, opts.loss)?),
         None => None,
     };
     if opts.accumulate > 1 {
@@ -236,9 +355,10 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         }
         if let (true, Some(eval), Some(val)) = (validate_now, val_eval.as_mut(), val.as_ref()) {
             let [o, s] = eval.run(&gpu, &**val)?;
-            progress.metrics.write(&ValRecord { step: k, val_loss: o + s, val_loss_objects: o, val_loss_scenes: s })?;
-            val_history.push((k, o + s));
-            progress.bar.println(format!("step {k}: validation loss {:.4} (objects {o:.4}, scenes {s:.4})", o + s));
+            let total = o.unwrap_or(0.0) + s.unwrap_or(0.0);
+            progress.metrics.write(&ValRecord { step: k, val_loss: total, val_loss_objects: o, val_loss_scenes: s })?;
+            val_history.push((k, total));
+            progress.bar.println(format!("step {k}: validation loss {total:.4}{}", per_head([o, s])));
         }
         if checkpoint_now {
             let names = [format!("step-{k:06}.safetensors"), "last.safetensors".into()];
@@ -255,7 +375,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let checkpoint = save(&gpu, &model, &step, &record, &out, &["last.safetensors".into()], &last_good)?;
     let history = progress.history;
     draw_curve(&out, &model.arch.name, &history, &val_history)?;
-    let totals: Vec<f32> = history.iter().map(|h| h.1[0] + h.1[1]).collect();
+    let totals: Vec<f32> = history.iter().map(|h| total(h.1)).collect();
     let window = smoothing_window(totals.len());
     let mean = |losses: &[f32]| (!losses.is_empty()).then(|| losses.iter().sum::<f32>() / losses.len() as f32);
     Ok(TrainSummary {
@@ -264,6 +384,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         last_loss: mean(&totals[totals.len().saturating_sub(window)..]),
         loss_window: window,
         checkpoint,
+        loss: opts.loss,
         // A signal during the last step stopped nothing.
         interrupted: signals::received().filter(|_| step.adam.step < opts.steps),
     })
@@ -281,11 +402,22 @@ impl std::fmt::Display for LastGood {
     }
 }
 
+/// The sum of the heads' losses.
+fn total(losses: [Option<f32>; 2]) -> f32 {
+    losses.iter().flatten().sum()
+}
+
+/// ` (objects 1.2345, scenes 2.3456)`, naming only the heads there are.
+fn per_head(losses: [Option<f32>; 2]) -> String {
+    let named: Vec<String> = (0..2).filter_map(|h| losses[h].map(|l| format!("{} {l:.4}", HEAD_NAMES[h]))).collect();
+    format!(" ({})", named.join(", "))
+}
+
 /// Turns returned losses into metrics lines, the progress bar and the loss history.
 struct Progress {
     bar: ProgressBar,
     metrics: MetricsLog,
-    history: Vec<(u64, [f32; 2])>,
+    history: Vec<(u64, [Option<f32>; 2])>,
     start: u64,
     total_steps: u64,
     started: Instant,
@@ -304,16 +436,17 @@ impl Progress {
     ) -> Result<()> {
         for losses in done {
             let [o, s] = step.head_losses(&losses);
-            if !(o.is_finite() && s.is_finite()) {
+            if !total([o, s]).is_finite() {
                 let cause = match model.params.first_non_finite(gpu)? {
                     Some(name) => format!("the weights did ({name} holds a NaN or infinity): the updates diverged"),
                     None => "the activations overflowed with finite weights".to_string(),
                 };
                 bail!(
-                    "the loss became non-finite at step {} (objects {o}, scenes {s}) because {cause}. Every clip \
+                    "the loss became non-finite at step {} ({}) because {cause}. Every clip \
                      and teacher row was checked finite before training, so it is the learning rate: try a lower \
                      --lr than {}. Training stopped; {last_good}.",
                     losses.step,
+                    per_head([o, s]).trim().trim_matches(['(', ')']),
                     if (1e-4..1e4).contains(&self.lr) { format!("{}", self.lr) } else { format!("{:e}", self.lr) }
                 );
             }
@@ -321,7 +454,7 @@ impl Progress {
             let samples_per_s = steps_per_s * self.batch_size as f64;
             self.metrics.write(&TrainRecord {
                 step: losses.step,
-                loss: o + s,
+                loss: total([o, s]),
                 loss_objects: o,
                 loss_scenes: s,
                 steps_per_s,
@@ -330,7 +463,7 @@ impl Progress {
             })?;
             self.history.push((losses.step, [o, s]));
             self.bar.set_position(losses.step - self.start);
-            let line = format!("loss {:.4} (objects {o:.4}, scenes {s:.4}), {samples_per_s:.2} samples/s", o + s);
+            let line = format!("loss {:.4}{}, {samples_per_s:.2} samples/s", total([o, s]), per_head([o, s]));
             if self.bar.is_hidden() {
                 if losses.step % 10 == 0 || losses.step == self.total_steps || losses.step == self.start + 1 {
                     println!("step {}/{}  {line}", losses.step, self.total_steps);
@@ -361,15 +494,19 @@ fn smoothing_window(steps: usize) -> usize {
     (steps / 15).clamp(1, 50)
 }
 
-fn draw_curve(out: &Path, model: &str, history: &[(u64, [f32; 2])], val: &[(u64, f32)]) -> Result<()> {
-    let line = |name: &str, f: &dyn Fn(&[f32; 2]) -> f32| Series {
+fn draw_curve(out: &Path, model: &str, history: &[(u64, [Option<f32>; 2])], val: &[(u64, f32)]) -> Result<()> {
+    let line = |name: &str, f: &dyn Fn(&[Option<f32>; 2]) -> f32| Series {
         name: name.into(),
         points: history.iter().map(|(s, l)| (*s as f64, f64::from(f(l)))).collect(),
     };
-    let mut series = vec![line("total", &|l| l[0] + l[1]), line("objects", &|l| l[0]), line("scenes", &|l| l[1])];
+    let mut series = vec![line("total", &|l| total(*l))];
+    let present = |h: usize| history.first().is_some_and(|(_, l)| l[h].is_some());
+    for h in (0..2).filter(|&h| present(h)) {
+        series.push(line(HEAD_NAMES[h], &move |l: &[Option<f32>; 2]| l[h].unwrap_or(0.0)));
+    }
     let window = smoothing_window(history.len());
     if window > 1 {
-        let totals: Vec<f64> = history.iter().map(|(_, l)| f64::from(l[0] + l[1])).collect();
+        let totals: Vec<f64> = history.iter().map(|(_, l)| f64::from(total(*l))).collect();
         let points = (window..=totals.len())
             .map(|end| (history[end - 1].0 as f64, totals[end - window..end].iter().sum::<f64>() / window as f64))
             .collect();
@@ -400,7 +537,10 @@ impl TrainSummary {
                 1 => "first and last step".to_string(),
                 w => format!("mean of the first and of the last {w} steps"),
             };
-            s.push_str(&format!("loss {first:.4} -> {last:.4} over the run (objects + scenes KL, {over})\n"));
+            s.push_str(&format!(
+                "loss {first:.4} -> {last:.4} over the run (the heads' {} losses summed, {over})\n",
+                self.loss
+            ));
         }
         let dir = self.checkpoint.parent().unwrap_or(std::path::Path::new("."));
         s.push_str(&format!("checkpoint: {} (step {})\n", self.checkpoint.display(), self.steps_done));

@@ -1,14 +1,15 @@
 //! One training step as a plan, built once and replayed: upload the batch, then for each
-//! micro-batch copy its slice into the network's input, run forward, the two KL losses and backward
-//! (gradients add up across micro-batches), then one Adam update — all in one submission.
+//! micro-batch copy its slice into the network's input, run forward, each head's loss (KL or L2) and
+//! backward (gradients add up across micro-batches), then one Adam update — all in one submission.
 
 use anyhow::{ensure, Result};
 
 use super::loss_readback::{LossReadback, StepLosses};
-use crate::autograd::Tape;
+use crate::autograd::{Tape, Var};
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
+use crate::model::arch::HEAD_NAMES;
 use crate::model::params::NamedTensors;
 use crate::model::Model;
 use crate::ops::adam::AdamConfig;
@@ -30,26 +31,68 @@ impl StepShape {
     }
 }
 
+/// How the student's probabilities are compared with the teacher's (`--loss`, the paper's Table 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TeacherLoss {
+    /// KL(teacher || softmax(logits)): the paper's loss.
+    #[default]
+    Kl,
+    /// Squared error between softmax(logits) and the teacher's probabilities.
+    L2,
+}
+
+impl TeacherLoss {
+    /// Records this loss of `logits` against `teacher` on the tape.
+    pub fn record(self, tape: &mut Tape, teacher: Var, logits: Var, label: &str) -> Result<Tensor> {
+        match self {
+            TeacherLoss::Kl => tape.kl_div(teacher, logits, label),
+            TeacherLoss::L2 => tape.l2_prob(teacher, logits, label),
+        }
+    }
+}
+
+impl std::str::FromStr for TeacherLoss {
+    type Err = String;
+    fn from_str(s: &str) -> Result<TeacherLoss, String> {
+        match s {
+            "kl" => Ok(TeacherLoss::Kl),
+            "l2" => Ok(TeacherLoss::L2),
+            other => Err(format!("unknown loss {other:?}: expected kl or l2")),
+        }
+    }
+}
+
+impl std::fmt::Display for TeacherLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            TeacherLoss::Kl => "kl",
+            TeacherLoss::L2 => "l2",
+        })
+    }
+}
+
 /// GPU buffers the whole batch is written into once per step; each micro-batch copies its share
 /// from them into the tape's input tensors.
 struct Staging {
     waveform: wgpu::Buffer,
-    objects: wgpu::Buffer,
-    scenes: wgpu::Buffer,
+    /// One per head, in the order of `arch.heads`.
+    teachers: Vec<wgpu::Buffer>,
 }
 
 pub struct TrainStep {
     pub shape: StepShape,
     /// Output steps of the heads for this input length.
     pub steps: usize,
-    pub classes: [usize; 2],
+    /// Each head's name and classes, in the order of `arch.heads`.
+    pub heads: Vec<(&'static str, usize)>,
     staging: Staging,
     input: Tensor,
-    teacher: [Tensor; 2],
+    teacher: Vec<Tensor>,
     forward: Vec<Dispatch>,
     backward: Vec<Dispatch>,
-    losses: [Tensor; 2],
-    /// Each micro-batch's two losses, side by side: `[micro_batches, 2]`.
+    losses: Vec<Tensor>,
+    /// Each micro-batch's head losses, side by side: `[micro_batches, heads]`.
     loss_log: wgpu::Buffer,
     pub grads: NamedTensors,
     pub adam: Adam,
@@ -70,12 +113,24 @@ fn staging_buffer(gpu: &Gpu, values: usize, label: &str) -> wgpu::Buffer {
 }
 
 impl TrainStep {
-    /// Allocates every buffer and records every launch of the step. `resume_from` restores Adam's
-    /// moments and step count.
+    /// A step with the KL loss: see `with_loss`.
     pub fn new(
         gpu: &Gpu,
         model: &Model,
         shape: StepShape,
+        adam: AdamConfig,
+        resume_from: Option<&Checkpoint>,
+    ) -> Result<TrainStep> {
+        TrainStep::with_loss(gpu, model, shape, TeacherLoss::Kl, adam, resume_from)
+    }
+
+    /// Allocates every buffer and records every launch of the step, each head trained with `loss`.
+    /// `resume_from` restores Adam's moments and step count.
+    pub fn with_loss(
+        gpu: &Gpu,
+        model: &Model,
+        shape: StepShape,
+        loss: TeacherLoss,
         adam: AdamConfig,
         resume_from: Option<&Checkpoint>,
     ) -> Result<TrainStep> {
@@ -98,52 +153,58 @@ impl TrainStep {
         })?;
         let steps = lengths.steps;
         let micro = shape.micro_batch();
-        let classes = [arch.heads[0].classes, arch.heads[1].classes];
+        let heads: Vec<(&'static str, usize)> = arch.heads.iter().map(|h| (h.name, h.classes)).collect();
         let grads = NamedTensors::zeros_like(gpu, &model.params.specs, "gradients")?;
 
         let mut tape = Tape::new(gpu);
         let input = Tensor::zeros(gpu, &[micro, 1, shape.samples], "waveform")?;
-        let teacher = [
-            Tensor::zeros(gpu, &[micro, classes[0], steps], "teacher objects")?,
-            Tensor::zeros(gpu, &[micro, classes[1], steps], "teacher scenes")?,
-        ];
+        let teacher = heads
+            .iter()
+            .map(|(name, classes)| Tensor::zeros(gpu, &[micro, *classes, steps], &format!("teacher {name}")))
+            .collect::<Result<Vec<_>>>()?;
         let x = tape.input(&input);
         let out = model.forward(&mut tape, x, BnMode::Train, Some(&grads))?;
-        let p_objects = tape.input(&teacher[0]);
-        let p_scenes = tape.input(&teacher[1]);
-        let losses =
-            [tape.kl_div(p_objects, out.objects, "objects loss")?, tape.kl_div(p_scenes, out.scenes, "scenes loss")?];
+        let mut losses = Vec::with_capacity(heads.len());
+        for ((name, _), (p, logits)) in heads.iter().zip(teacher.iter().zip(out.heads)) {
+            let p = tape.input(p);
+            losses.push(loss.record(&mut tape, p, logits, &format!("{name} loss"))?);
+        }
         tape.backward(1.0 / shape.micro_batches as f32)?;
 
         let staging = Staging {
             waveform: staging_buffer(gpu, shape.batch * shape.samples, "batch waveform"),
-            objects: staging_buffer(gpu, shape.batch * classes[0] * steps, "batch objects"),
-            scenes: staging_buffer(gpu, shape.batch * classes[1] * steps, "batch scenes"),
+            teachers: heads
+                .iter()
+                .map(|(name, classes)| staging_buffer(gpu, shape.batch * classes * steps, &format!("batch {name}")))
+                .collect(),
         };
         let adam = Adam::new(gpu, adam, &model.params, &grads, resume_from)?;
-        let activation_bytes = tape.allocated_bytes + input.bytes() + teacher[0].bytes() + teacher[1].bytes();
+        let activation_bytes = tape.allocated_bytes + input.bytes() + teacher.iter().map(Tensor::bytes).sum::<u64>();
         let largest = tape.largest.clone();
+        let logged = heads.len() * shape.micro_batches;
         Ok(TrainStep {
             shape,
             steps,
-            classes,
+            heads,
             staging,
             input,
             teacher,
             forward: tape.forward,
             backward: tape.backward,
             losses,
-            loss_log: staging_buffer(gpu, 2 * shape.micro_batches, "loss log"),
+            loss_log: staging_buffer(gpu, logged, "loss log"),
             grads,
             adam,
-            readback: LossReadback::new(gpu, 2 * shape.micro_batches),
+            readback: LossReadback::new(gpu, logged),
             activation_bytes,
             largest,
         })
     }
 
-    /// Records and submits one step on `waveform` `[batch, 1, samples]` and the teachers
-    /// `[batch, classes, steps]`. Returns the losses of earlier steps that have come back.
+    /// Records and submits one step on `waveform` `[batch, 1, samples]` and the batch's objects
+    /// and scenes teachers `[batch, classes, steps]` (only those of the model's heads are read; a
+    /// dataset without one gives an empty slice). Returns the losses of earlier steps that have
+    /// come back.
     pub fn submit(&mut self, gpu: &Gpu, waveform: &[f32], objects: &[f32], scenes: &[f32]) -> Result<Vec<StepLosses>> {
         let s = self.shape;
         ensure!(
@@ -153,32 +214,27 @@ impl TrainStep {
             s.batch,
             s.samples
         );
-        ensure!(
-            objects.len() == s.batch * self.classes[0] * self.steps,
-            "objects teacher has {} values, expected [{}, {}, {}]",
-            objects.len(),
-            s.batch,
-            self.classes[0],
-            self.steps
-        );
-        ensure!(
-            scenes.len() == s.batch * self.classes[1] * self.steps,
-            "scenes teacher has {} values, expected [{}, {}, {}]",
-            scenes.len(),
-            s.batch,
-            self.classes[1],
-            self.steps
-        );
+        for ((name, classes), buffer) in self.heads.iter().zip(&self.staging.teachers) {
+            let values = if *name == HEAD_NAMES[0] { objects } else { scenes };
+            ensure!(
+                values.len() == s.batch * classes * self.steps,
+                "{name} teacher has {} values, expected [{}, {classes}, {}]",
+                values.len(),
+                s.batch,
+                self.steps
+            );
+            gpu.queue.write_buffer(buffer, 0, bytemuck::cast_slice(values));
+        }
         gpu.queue.write_buffer(&self.staging.waveform, 0, bytemuck::cast_slice(waveform));
-        gpu.queue.write_buffer(&self.staging.objects, 0, bytemuck::cast_slice(objects));
-        gpu.queue.write_buffer(&self.staging.scenes, 0, bytemuck::cast_slice(scenes));
 
         let mut encoder = gpu.encoder("train step");
         encoder.clear_buffer(&self.grads.flat.buffer, self.grads.flat.offset, Some(self.grads.flat.bytes()));
-        let sources = [&self.staging.waveform, &self.staging.objects, &self.staging.scenes];
-        let targets = [&self.input, &self.teacher[0], &self.teacher[1]];
+        let sources = std::iter::once(&self.staging.waveform).chain(&self.staging.teachers);
+        let targets: Vec<&Tensor> = std::iter::once(&self.input).chain(&self.teacher).collect();
+        let pairs: Vec<(&wgpu::Buffer, &Tensor)> = sources.zip(targets).collect();
+        let n = self.heads.len();
         for i in 0..s.micro_batches {
-            for (source, target) in sources.iter().zip(targets) {
+            for &(source, target) in &pairs {
                 encoder.copy_buffer_to_buffer(
                     source,
                     i as u64 * target.bytes(),
@@ -191,7 +247,7 @@ impl TrainStep {
                 d.encode(gpu, &mut encoder);
             }
             for (h, loss) in self.losses.iter().enumerate() {
-                encoder.copy_buffer_to_buffer(&loss.buffer, loss.offset, &self.loss_log, 4 * (2 * i + h) as u64, 4);
+                encoder.copy_buffer_to_buffer(&loss.buffer, loss.offset, &self.loss_log, 4 * (n * i + h) as u64, 4);
             }
         }
         self.adam.encode_step(gpu, &mut encoder)?;
@@ -220,11 +276,14 @@ impl TrainStep {
         self.readback.drain(gpu)
     }
 
-    /// Mean loss of each head over the micro-batches of one step.
-    pub fn head_losses(&self, losses: &StepLosses) -> [f32; 2] {
-        let n = self.shape.micro_batches as f32;
-        let sum = |h: usize| losses.values.iter().skip(h).step_by(2).sum::<f32>() / n;
-        [sum(0), sum(1)]
+    /// Mean loss of the objects and the scenes head over the micro-batches of one step (None for
+    /// a head the model does not have).
+    pub fn head_losses(&self, losses: &StepLosses) -> [Option<f32>; 2] {
+        let (n, micro) = (self.heads.len(), self.shape.micro_batches as f32);
+        HEAD_NAMES.map(|name| {
+            let h = self.heads.iter().position(|(head, _)| *head == name)?;
+            Some(losses.values.iter().skip(h).step_by(n).sum::<f32>() / micro)
+        })
     }
 
     /// Parameter, gradient, Adam and activation bytes this step keeps on the GPU.
