@@ -8,12 +8,13 @@
 #      see the same clips: this measures the features, not generalisation to unseen audio).
 #
 #   bash tools/experiment_distill.sh [OUT]          # the README's run (OUT: runs/distill)
-#   STEPS=3 MODELS=soundnet8-narrow8 CLIPS=12 bash tools/experiment_distill.sh OUT   # the test's small one
+#   STEPS=3 TWIN_STEPS=2 MODELS=soundnet8-narrow8 CLIPS=12 bash tools/experiment_distill.sh OUT  # the test's
 #
-# Environment: STEPS (2000), MODELS ("soundnet5"), BATCH (4), CLIP_SECONDS (10), LR (0.001), CLIPS (all:
-# the first N clips of meta.csv are taught and trained on; probing needs every fold, so a small run
-# probes nothing), ESC10 (../shared/data/esc10), SOUND8 (../shared/data/soundnet8/sound8.npy),
-# SN_WGPU (the binary; default: cargo build --release). Writes OUT/results.md and OUT/results.tsv.
+# Environment: STEPS (2000), MODELS ("soundnet5"; also soundnet8, soundnet8-narrowN), BATCH (4),
+# CLIP_SECONDS (10), LR (0.001), TWIN_STEPS (50), CLIPS (all: only the first N clips of meta.csv are
+# taught and trained on; the probes always use all of ESC-10), ESC10 (../shared/data/esc10), SOUND8
+# (../shared/data/soundnet8/sound8.npy), SN_WGPU (the binary; default: cargo build --release).
+# Writes OUT/results.md, OUT/results.tsv, and per model OUT/<model>/ (checkpoint, metrics, loss.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,7 @@ MODELS=${MODELS:-soundnet5}
 BATCH=${BATCH:-4}
 SECONDS_PER_CLIP=${CLIP_SECONDS:-10}
 LR=${LR:-0.001}
+TWIN_STEPS=${TWIN_STEPS:-50}
 ESC10=${ESC10:-../shared/data/esc10}
 SOUND8=${SOUND8:-../shared/data/soundnet8/sound8.npy}
 if [ -z "${SN_WGPU:-}" ]; then
@@ -46,8 +48,7 @@ start=$(now)
 "$SN_WGPU" teach --weights "$OUT/soundnet8.safetensors" --out "$OUT/esc10-teacher" "${clips[@]}" > "$OUT/teach.log"
 echo "teach: ${#clips[@]} clips in $(took "$start") s -> $OUT/esc10-teacher"
 
-probe() {  # name weights layer -> one line of results.tsv
-  if [ -n "${CLIPS:-}" ]; then return; fi
+probe() {  # name weights layer steps training-seconds -> one line of results.tsv
   local s; s=$(now)
   "$SN_WGPU" probe "$ESC10" --weights "$2" --layer "$3" --confusion "$OUT/$1.confusion.png" --json > "$OUT/$1.probe.json"
   local acc; acc=$(python3 -c "import json; print(f'{100*json.load(open(\"$OUT/$1.probe.json\"))[\"mean_accuracy\"]:.2f}')")
@@ -65,14 +66,15 @@ for model in $MODELS; do
   train_s=$(took "$s")
   echo "train $model: $STEPS steps in $train_s s ($(grep -o 'loss [0-9.]* -> [0-9.]*' "$OUT/$model.train.log"))"
   # The twin: the same architecture and seed, untrained weights. Its batchnorm statistics are
-  # estimated from the data by 50 steps at a learning rate of 1e-12 (the weights move by about
-  # 5e-11, against a spread of 0.01), so the SVM sees features on the scale a trained network's have.
-  "$SN_WGPU" train --data "$OUT/esc10-teacher" --model "$model" --steps 50 --batch-size "$BATCH" \
+  # estimated from the data by TWIN_STEPS steps at a learning rate of 1e-12 (the weights move by
+  # about 1e-12 a step, against a spread of 0.01), so the SVM sees features on the scale a trained
+  # network's have, and only the weights differ.
+  "$SN_WGPU" train --data "$OUT/esc10-teacher" --model "$model" --steps "$TWIN_STEPS" --batch-size "$BATCH" \
     --seconds "$SECONDS_PER_CLIP" --lr 1e-12 --save-every 0 --out "$OUT/$model-random" --overwrite > "$OUT/$model-random.train.log"
   probe "$model" "$OUT/$model/last.safetensors" "$layer" "$STEPS" "$train_s"
-  probe "$model-random" "$OUT/$model-random/last.safetensors" "$layer" 0 -
+  probe "$model-random" "$OUT/$model-random/last.safetensors" "$layer" "0 (+$TWIN_STEPS at lr 1e-12)" -
 done
-adapter=$("$SN_WGPU" info | grep -m1 -i 'chosen\|adapter' || true)
+adapter=$("$SN_WGPU" info | grep -m1 '^chosen: ' | sed 's/^chosen: //' || true)
 {
   echo "# Distillation on ESC-10 ($(date -u +%F), $adapter)"
   echo
