@@ -468,7 +468,11 @@ fn main() -> Result<()> {
             let summary = eval::teach(&sn_wgpu::Gpu::new()?, &opts)?;
             print!("{}", summary.describe());
             let done = summary.taught.len();
-            if let Some(skipped) = eval::bad_files::settle("teach", done, &summary.errors, a.skip_bad)? {
+            // A shard whose every input is bad is still a shard: with --skip-bad its empty dataset
+            // joins the others (`train --data` takes it) and the run goes on.
+            if a.skip_bad && done == 0 && !summary.errors.is_empty() {
+                eprint!("{}", eval::bad_files::all_skipped("teach", &summary.errors));
+            } else if let Some(skipped) = eval::bad_files::settle("teach", done, &summary.errors, a.skip_bad)? {
                 eprint!("{skipped}");
             }
         }

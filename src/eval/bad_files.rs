@@ -36,6 +36,16 @@ pub fn settle(command: &str, done: usize, failed: &[AudioError], skip_bad: bool)
     )
 }
 
+/// The note when every file of a `--skip-bad` run failed and the command may still go on (a
+/// `teach` shard whose every input is bad writes an empty dataset).
+pub fn all_skipped(command: &str, failed: &[AudioError]) -> String {
+    let mut note = format!("{command}: none of the {} file(s) could be read; skipped (--skip-bad):", failed.len());
+    for f in failed {
+        let _ = write!(note, "\n  {f}");
+    }
+    note + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
