@@ -20,9 +20,9 @@ use sn_wgpu::model::soundnet8;
 use sn_wgpu::ops::adam::{self, AdamConfig};
 use sn_wgpu::ops::batchnorm::{self, Affine, BatchNormShape, Grads, RunningStats, Saved};
 use sn_wgpu::ops::conv1d::{self, Conv1dShape, ConvKernel};
-use sn_wgpu::ops::kl_div::{self, KlDivShape};
 use sn_wgpu::ops::maxpool1d::{self, MaxPool1dShape};
 use sn_wgpu::ops::relu;
+use sn_wgpu::ops::teacher_loss::{self, ColumnShape, TeacherLoss};
 use sn_wgpu::{Gpu, Tensor};
 
 /// Records one repetition of a benchmarked kernel into an encoder.
@@ -258,20 +258,28 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         ));
     }
     for head in &arch.heads {
-        let shape = KlDivShape { n: batch, c: head.classes, t: lengths.steps };
+        let shape = ColumnShape { n: batch, c: head.classes, t: lengths.steps };
         let dims = [batch, head.classes, lengths.steps];
         let n = (batch * head.classes * lengths.steps) as f64;
         let (p, z, dz) = (tensor(gpu, &dims, "p"), tensor(gpu, &dims, "z"), tensor(gpu, &dims, "dz"));
         let (scratch, loss) = (tensor(gpu, &[batch * lengths.steps], "columns"), tensor(gpu, &[1], "loss"));
         {
             let (p, z) = (p.clone(), z.clone());
-            cases.push(case(format!("kl_div forward {} {dims:?}", head.name), 8.0 * n, 8.0 * n, move |g_, e| {
-                kl_div::encode_forward(g_, e, &shape, &p, &z, &scratch, &loss).unwrap()
-            }));
+            cases.push(case(
+                format!("teacher_loss kl forward {} {dims:?}", head.name),
+                8.0 * n,
+                8.0 * n,
+                move |g_, e| {
+                    teacher_loss::encode_forward(g_, e, TeacherLoss::Kl, &shape, &p, &z, &scratch, &loss).unwrap()
+                },
+            ));
         }
-        cases.push(case(format!("kl_div backward {} {dims:?}", head.name), 8.0 * n, 12.0 * n, move |g_, e| {
-            kl_div::encode_backward(g_, e, &shape, &p, &z, &dz, 1.0).unwrap()
-        }));
+        cases.push(case(
+            format!("teacher_loss kl backward {} {dims:?}", head.name),
+            8.0 * n,
+            12.0 * n,
+            move |g_, e| teacher_loss::encode_backward(g_, e, TeacherLoss::Kl, &shape, &p, &z, &dz, 1.0).unwrap(),
+        ));
     }
     let params: usize = parameter_specs(&arch).iter().map(|s| s.shape.iter().product::<usize>()).sum();
     let (p, g, m, v) = (

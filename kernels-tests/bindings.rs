@@ -141,9 +141,17 @@ fn every_launch_binds_exactly_what_its_entry_point_uses() {
     println!("checked {} distinct entry points: {seen:?}", seen.len());
     assert!(problems.is_empty(), "launches that disagree with their WGSL:\n{}", problems.join("\n"));
     // The check must have reached every family the step uses.
-    for family in
-        ["conv1d::", "conv1d_tiled::", "batchnorm::", "relu::", "maxpool1d::", "kl_div::", "l2_prob::", "adam::"]
-    {
+    for family in [
+        "conv1d::",
+        "conv1d_tiled::",
+        "batchnorm::",
+        "relu::",
+        "maxpool1d::",
+        "teacher_loss::kl_",
+        "teacher_loss::l2_",
+        "teacher_loss::reduce_columns",
+        "adam::",
+    ] {
         assert!(seen.iter().any(|l| l.starts_with(family)), "no {family} launch was checked");
     }
 }

@@ -40,8 +40,8 @@ fn json_report_covers_every_family_and_passes() {
         "batchnorm eval",
         "relu",
         "maxpool1d",
-        "kl_div",
-        "l2_prob",
+        "teacher_loss kl",
+        "teacher_loss l2",
         "training step (plain)",
         "training step (tiled)",
     ]);

@@ -6,10 +6,9 @@ pub mod adam;
 pub mod batchnorm;
 pub mod bn_relu_pool;
 pub mod conv1d;
-pub mod kl_div;
-pub mod l2_prob;
 pub mod maxpool1d;
 pub mod relu;
+pub mod teacher_loss;
 
 use crate::gpu::Shader;
 
@@ -24,7 +23,6 @@ pub const SHADERS: &[&Shader] = &[
     &maxpool1d::SHADER,
     &bn_relu_pool::SHADER,
     &bn_relu_pool::CPU_SHADER,
-    &kl_div::SHADER,
-    &l2_prob::SHADER,
+    &teacher_loss::SHADER,
     &adam::SHADER,
 ];

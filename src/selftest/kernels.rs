@@ -7,10 +7,10 @@ mod adam;
 mod batchnorm;
 mod bn_relu_pool;
 mod conv1d;
-mod kl_div;
 mod lab;
 mod maxpool1d;
 mod relu;
+mod teacher_loss;
 
 use anyhow::{Context, Result};
 
@@ -32,7 +32,7 @@ pub fn kernel_checks(gpu: &Gpu) -> Result<Vec<Check>> {
         ("batchnorm", batchnorm::checks),
         ("relu", relu::checks),
         ("maxpool1d", maxpool1d::checks),
-        ("kl_div", kl_div::checks),
+        ("teacher_loss", teacher_loss::checks),
         ("adam", adam::checks),
     ];
     let mut checks = Vec::new();

@@ -2,7 +2,6 @@
 
 use anyhow::Result;
 
-use super::step::TeacherLoss;
 use crate::autograd::Tape;
 use crate::data::{load_batch, Dataset, Order};
 use crate::gpu::Tensor;
@@ -10,6 +9,7 @@ use crate::gpu::{Dispatch, Gpu};
 use crate::model::arch::HEAD_NAMES;
 use crate::model::Model;
 use crate::ops::batchnorm::BnMode;
+use crate::ops::teacher_loss::TeacherLoss;
 
 pub struct EvalLoss {
     batch: usize,
@@ -31,7 +31,7 @@ impl EvalLoss {
         for (head, logits) in model.arch.heads.iter().zip(out.heads) {
             let teacher = Tensor::zeros(gpu, &[batch, head.classes, steps], &format!("val teacher {}", head.name))?;
             let p = tape.input(&teacher);
-            let value = loss.record(&mut tape, p, logits, &format!("val {} loss", head.name))?;
+            let value = tape.teacher_loss(loss, p, logits, &format!("val {} loss", head.name))?;
             let index = HEAD_NAMES.iter().position(|n| *n == head.name).expect("a known head");
             heads.push((index, teacher, value));
         }

@@ -10,6 +10,8 @@ mod run_dir;
 mod signals;
 pub mod step;
 
+/// `--loss`: the op's enum, which the CLI parses and run records keep.
+pub use crate::ops::teacher_loss::TeacherLoss;
 pub use request::{RunRecord, TrainRequest};
 pub use run::{run, TeacherChoice, TrainOptions, TrainSummary};
-pub use step::{StepShape, TeacherLoss, TrainStep};
+pub use step::{StepShape, TrainStep};

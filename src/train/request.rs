@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::run::{TeacherChoice, TrainOptions};
 use super::run_dir;
-use super::step::TeacherLoss;
 use crate::ops::adam::AdamConfig;
+use crate::ops::teacher_loss::TeacherLoss;
 
 /// The checkpoint metadata key that holds a `RunRecord` as JSON.
 pub const RUN_KEY: &str = "run";

@@ -16,7 +16,7 @@ use super::eval_loss::EvalLoss;
 use super::loss_readback::StepLosses;
 use super::metrics::{MetricsLog, TrainRecord, ValRecord};
 use super::request::{RunRecord, RUN_KEY};
-use super::step::{StepShape, TeacherLoss, TrainStep};
+use super::step::{StepShape, TrainStep};
 use super::{run_dir, signals};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDataset, Order};
@@ -24,6 +24,7 @@ use crate::gpu::Gpu;
 use crate::model::arch::HEAD_NAMES;
 use crate::model::{Arch, Model};
 use crate::ops::adam::AdamConfig;
+use crate::ops::teacher_loss::TeacherLoss;
 use crate::plot::loss_curve::{self, Series};
 
 /// Which teachers the student learns from (`--teacher`, the paper's Table 5): the student gets a

@@ -5,7 +5,7 @@
 use anyhow::{ensure, Result};
 
 use super::loss_readback::{LossReadback, StepLosses};
-use crate::autograd::{Tape, Var};
+use crate::autograd::Tape;
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
@@ -14,6 +14,7 @@ use crate::model::params::NamedTensors;
 use crate::model::Model;
 use crate::ops::adam::AdamConfig;
 use crate::ops::batchnorm::BnMode;
+use crate::ops::teacher_loss::TeacherLoss;
 use crate::optim::Adam;
 
 /// The batch a step trains on: `batch` clips of `samples` samples, split into `micro_batches`
@@ -28,47 +29,6 @@ pub struct StepShape {
 impl StepShape {
     pub fn micro_batch(&self) -> usize {
         self.batch / self.micro_batches
-    }
-}
-
-/// How the student's probabilities are compared with the teacher's (`--loss`, the paper's Table 5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TeacherLoss {
-    /// KL(teacher || softmax(logits)): the paper's loss.
-    #[default]
-    Kl,
-    /// Squared error between softmax(logits) and the teacher's probabilities.
-    L2,
-}
-
-impl TeacherLoss {
-    /// Records this loss of `logits` against `teacher` on the tape.
-    pub fn record(self, tape: &mut Tape, teacher: Var, logits: Var, label: &str) -> Result<Tensor> {
-        match self {
-            TeacherLoss::Kl => tape.kl_div(teacher, logits, label),
-            TeacherLoss::L2 => tape.l2_prob(teacher, logits, label),
-        }
-    }
-}
-
-impl std::str::FromStr for TeacherLoss {
-    type Err = String;
-    fn from_str(s: &str) -> Result<TeacherLoss, String> {
-        match s {
-            "kl" => Ok(TeacherLoss::Kl),
-            "l2" => Ok(TeacherLoss::L2),
-            other => Err(format!("unknown loss {other:?}: expected kl or l2")),
-        }
-    }
-}
-
-impl std::fmt::Display for TeacherLoss {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(match self {
-            TeacherLoss::Kl => "kl",
-            TeacherLoss::L2 => "l2",
-        })
     }
 }
 
@@ -167,7 +127,7 @@ impl TrainStep {
         let mut losses = Vec::with_capacity(heads.len());
         for ((name, _), (p, logits)) in heads.iter().zip(teacher.iter().zip(out.heads)) {
             let p = tape.input(p);
-            losses.push(loss.record(&mut tape, p, logits, &format!("{name} loss"))?);
+            losses.push(tape.teacher_loss(loss, p, logits, &format!("{name} loss"))?);
         }
         tape.backward(1.0 / shape.micro_batches as f32)?;
 
