@@ -274,7 +274,12 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             }
             Arc::new(demo)
         }
-        paths => open_dataset(paths, crop, opts.skip_bad, columns, "--data")?,
+        paths => {
+            let data = open_dataset(paths, crop, opts.skip_bad, columns, "--data")?;
+            let folders: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            println!("data: {} clips from {}", data.len(), folders.join(", "));
+            data
+        }
     };
     let heads = student_heads(&*dataset, opts.teacher)?;
     let val = match &opts.val_data {
