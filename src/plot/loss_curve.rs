@@ -39,7 +39,9 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc("KL loss (log scale)")
+        .y_desc("loss (log scale)")
+        .x_label_formatter(&|step| format!("{step:.0}"))
+        .y_label_formatter(&|loss| tick(*loss))
         .label_style((FONT, 14))
         .draw()
         .map_err(|e| err(&e))?;
@@ -63,9 +65,32 @@ pub fn draw(path: &Path, title: &str, series: &[Series]) -> Result<()> {
     Ok(())
 }
 
+/// A log-axis tick with three significant digits and no trailing zeros: plotters places ticks at
+/// values such as 0.6000000000000001, whose full text runs over the axis title.
+fn tick(value: f64) -> String {
+    if !(value.is_finite() && value > 0.0) {
+        return format!("{value}");
+    }
+    let decimals = (2 - value.log10().floor() as i32).clamp(0, 9) as usize;
+    let text = format!("{value:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_are_short() {
+        let cases = [(0.6000000000000001, "0.6"), (0.30000000000000004, "0.3"), (4.0, "4"), (0.05, "0.05")];
+        for (value, want) in cases.into_iter().chain([(123.456, "123"), (0.001234, "0.00123"), (1.0, "1")]) {
+            assert_eq!(tick(value), want, "{value}");
+        }
+    }
 
     #[test]
     fn writes_a_png() {
