@@ -159,26 +159,6 @@ fn the_distillation_experiment_runs_in_small() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// 16-bit mono WAV bytes at `rate` Hz.
-fn wav(samples: &[i16], rate: u32) -> Vec<u8> {
-    let mut b = Vec::new();
-    let data = (samples.len() * 2) as u32;
-    b.extend(b"RIFF");
-    b.extend((36 + data).to_le_bytes());
-    b.extend(b"WAVEfmt ");
-    b.extend(16u32.to_le_bytes());
-    b.extend(1u16.to_le_bytes());
-    b.extend(1u16.to_le_bytes());
-    b.extend(rate.to_le_bytes());
-    b.extend((rate * 2).to_le_bytes());
-    b.extend(2u16.to_le_bytes());
-    b.extend(16u16.to_le_bytes());
-    b.extend(b"data");
-    b.extend(data.to_le_bytes());
-    samples.iter().for_each(|s| b.extend(s.to_le_bytes()));
-    b
-}
-
 fn read_samples(path: &Path) -> Vec<i16> {
     hound::WavReader::open(path).unwrap().samples::<i16>().map(Result::unwrap).collect()
 }
@@ -190,9 +170,9 @@ fn mix_clips_sums_two_shifted_clips_at_gains_in_range() {
     // shifted to and at what gain; a longer third clip is cut to the first one's length.
     let n = 1000;
     let impulse = |at: usize, v: i16, len: usize| (0..len).map(|i| if i == at { v } else { 0 }).collect::<Vec<i16>>();
-    std::fs::write(dir.join("a.wav"), wav(&impulse(10, 16000, n), 22050)).unwrap();
-    std::fs::write(dir.join("b.wav"), wav(&impulse(20, -16000, n), 22050)).unwrap();
-    std::fs::write(dir.join("c.wav"), wav(&impulse(30, 8000, 3 * n), 22050)).unwrap();
+    write_wav(&dir.join("a.wav"), 22050, &impulse(10, 16000, n));
+    write_wav(&dir.join("b.wav"), 22050, &impulse(20, -16000, n));
+    write_wav(&dir.join("c.wav"), 22050, &impulse(30, 8000, 3 * n));
     let mix = |out: &str, extra: &[&str]| {
         let mut args = vec![format!("{ROOT}/tools/mix_clips.py"), "--out".into(), out.into()];
         args.extend(["--count", "12", "--seed", "3", "a.wav", "b.wav", "c.wav"].map(String::from));
@@ -227,7 +207,7 @@ fn mix_clips_sums_two_shifted_clips_at_gains_in_range() {
         assert_eq!(read_samples(&dir.join("mixes").join(&name)), read_samples(&dir.join("again").join(&name)));
     }
     // A clip at another rate is named, and nothing is half written.
-    std::fs::write(dir.join("d.wav"), wav(&impulse(0, 1, n), 16000)).unwrap();
+    write_wav(&dir.join("d.wav"), 16000, &impulse(0, 1, n));
     let out = python(&[&format!("{ROOT}/tools/mix_clips.py"), "--out", "bad", "--count", "2", "a.wav", "d.wav"], &dir);
     assert!(!out.status.success() && text(&out).contains("d.wav: 16000 Hz"), "{}", text(&out));
     assert!(!dir.join("bad").exists());
