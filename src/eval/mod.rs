@@ -42,3 +42,19 @@ pub fn load_model(gpu: &Gpu, weights: Option<&Path>, command: &str) -> Result<Mo
     let checkpoint = Checkpoint::load(path)?;
     Model::from_checkpoint(gpu, &checkpoint).with_context(|| format!("loading the model in {}", path.display()))
 }
+
+/// A bar over clips on stderr for the commands that run a network over a dataset (`probe`, `units`);
+/// hidden when stderr is not a terminal, so logs and tests see no escape codes.
+pub fn clip_progress_bar(total: u64) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} clip {pos}/{len} [{elapsed_precise}, {eta} left]")
+            .expect("a valid progress template"),
+    );
+    bar
+}

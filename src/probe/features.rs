@@ -9,11 +9,10 @@
 //! `objects` channels first, then `scenes` (1000 + 401 channels).
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use npyz::{NpyFile, Order};
 
 use super::meta::Meta;
@@ -74,7 +73,7 @@ pub fn extract_layers(
         );
     }
     let mut extractor = Extractor::new(&model, &wanted, chunk_samples)?.tile_short_clips_to(CLIP_SAMPLES);
-    let bar = progress_bar(meta.clips.len() as u64);
+    let bar = crate::eval::clip_progress_bar(meta.clips.len() as u64);
     let mut features: Vec<Vec<Features>> = layers.iter().map(|_| Vec::with_capacity(meta.clips.len())).collect();
     for clip in &meta.clips {
         let waveform = audio::load(&clip.audio)?;
@@ -232,16 +231,4 @@ fn read_npy(path: &Path, layer: &str) -> Result<Features, String> {
         return Err(format!("non-finite value {} at channel {}, step {}", data[i], i / steps, i % steps));
     }
     Ok(Features { layer: layer.to_string(), channels, steps, data })
-}
-
-fn progress_bar(total: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} clip {pos}/{len} [{elapsed_precise}, {eta} left]")
-            .expect("a valid progress template"),
-    );
-    bar
 }

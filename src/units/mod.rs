@@ -13,11 +13,9 @@ pub mod ranking;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::{ensure, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 pub use clips::Clips;
@@ -108,7 +106,7 @@ pub fn run(gpu: &Gpu, opts: &UnitsOptions) -> Result<UnitsReport> {
     let model = load_model(gpu, opts.weights.as_deref(), "units")?;
     let mut extractor = Extractor::new(&model, &[opts.layer.as_str()], opts.chunk_samples)?;
     let g = Geometry::of(&model.arch, &opts.layer)?;
-    let bar = progress_bar(clips.files.len() as u64);
+    let bar = crate::eval::clip_progress_bar(clips.files.len() as u64);
     let mut tally: Option<Tally> = None;
     let mut too_short = Vec::new();
     let mut ranked = vec![false; clips.files.len()];
@@ -219,18 +217,6 @@ pub fn run(gpu: &Gpu, opts: &UnitsOptions) -> Result<UnitsReport> {
     };
     page::write(&report)?;
     Ok(report)
-}
-
-fn progress_bar(total: u64) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} clip {pos}/{len} [{elapsed_precise}, {eta} left]")
-            .expect("a valid progress template"),
-    );
-    bar
 }
 
 impl UnitsReport {
