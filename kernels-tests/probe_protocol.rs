@@ -137,6 +137,27 @@ fn c_is_chosen_on_the_training_folds_and_the_test_fold_never_sways_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn the_probe_gives_the_same_answer_on_any_number_of_cores() {
+    // The folds, the grid of C and each SVM's classes train in parallel; each binary problem has its
+    // own random stream, so one core and several must agree exactly, not only in accuracy.
+    let (meta, features, dir) = blob_features(0.6, 23);
+    let windows: Vec<_> = features.iter().map(|f| windows::cut(&f.data, f.channels, f.steps).unwrap()).collect();
+    let on = |threads: usize, c: &CSetting, kind: ClassifierKind| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| crossval::leave_one_fold_out(&meta, &windows, kind, c).unwrap())
+    };
+    let grid = CSetting::Grid { grid: vec![1e-3, 1e-1, 10.0] };
+    for (c, kind) in
+        [(&CSetting::Fixed(0.01), ClassifierKind::Svm), (&grid, ClassifierKind::Svm), (&grid, ClassifierKind::Softmax)]
+    {
+        let one = on(1, c, kind);
+        assert_eq!(one.folds.iter().map(|f| f.fold).collect::<Vec<_>>(), meta.folds, "folds in meta.csv order");
+        assert_eq!(on(4, c, kind), one, "{kind} at {c}: 4 threads differ from 1");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 fn sn_wgpu(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_sn-wgpu")).args(args).output().unwrap()
 }

@@ -5,6 +5,7 @@ use anyhow::{Context, Result};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rayon::prelude::*;
 
 use super::{Dataset, Example};
 
@@ -53,8 +54,11 @@ fn transpose_into(out: &mut Vec<f32>, rows: &[f32], steps: usize, classes: usize
 /// Loads and assembles the examples `indices` of `dataset`; errors say which example failed.
 pub fn load_batch(dataset: &dyn Dataset, indices: &[usize]) -> Result<Batch> {
     let crop = dataset.crop();
+    // Clips outside the decoded-clip cache are decoded again each time they are served: on a fast
+    // GPU one thread decoding a whole batch would be the step's bound, so the clips decode in
+    // parallel (rayon keeps their order).
     let examples = indices
-        .iter()
+        .par_iter()
         .map(|&i| dataset.example(i).with_context(|| format!("example {i}")))
         .collect::<Result<Vec<_>>>()?;
     Ok(Batch::assemble(indices.to_vec(), &examples, crop.samples, crop.steps))
@@ -125,6 +129,7 @@ impl Order {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::crop::Crop;
     use crate::data::{OBJECT_CLASSES, SCENE_CLASSES};
 
     #[test]
@@ -155,5 +160,42 @@ mod tests {
         assert_eq!(b.objects[3 * 2 + 1], (OBJECT_CLASSES + 3) as f32);
         assert_eq!(b.objects[OBJECT_CLASSES * 2 + 5 * 2], 5.0);
         assert_eq!(b.scenes[7 * 2 + 1], 0.5 + (SCENE_CLASSES + 7) as f32);
+    }
+
+    /// Example `i` is `i` everywhere; `bad` fails to load.
+    struct Numbered {
+        bad: usize,
+    }
+
+    impl Dataset for Numbered {
+        fn len(&self) -> usize {
+            64
+        }
+        fn crop(&self) -> Crop {
+            Crop::new(3, 1).unwrap()
+        }
+        fn classes(&self) -> [Option<usize>; 2] {
+            [Some(2), None]
+        }
+        fn example(&self, i: usize) -> Result<Example> {
+            anyhow::ensure!(i != self.bad, "clip {i} is unreadable");
+            Ok(Example { waveform: vec![i as f32; 3], objects: vec![i as f32, -(i as f32)], scenes: Vec::new() })
+        }
+    }
+
+    #[test]
+    fn batches_load_in_parallel_in_order_and_report_the_bad_example() {
+        let indices: Vec<usize> = (0..40).rev().step_by(3).collect();
+        let on = |threads: usize, bad: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| load_batch(&Numbered { bad }, &indices))
+        };
+        let one = on(1, usize::MAX).unwrap();
+        assert_eq!(on(4, usize::MAX).unwrap(), one);
+        assert_eq!(one.indices, indices);
+        let waveform: Vec<f32> = indices.iter().flat_map(|&i| [i as f32; 3]).collect();
+        assert_eq!(one.waveform, waveform, "examples in the order asked, whichever thread loaded them");
+        let err = on(4, indices[5]).unwrap_err();
+        assert!(format!("{err:#}").contains(&format!("example {0}: clip {0} is unreadable", indices[5])), "{err:#}");
     }
 }

@@ -7,6 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use anyhow::{Context, Result};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::linear::{Examples, LinearModel};
@@ -142,39 +143,52 @@ pub fn leave_one_fold_out(
     c: &CSetting,
 ) -> Result<CrossValidation> {
     assert_eq!(windows.len(), meta.clips.len(), "one set of windows per clip");
+    // The folds are independent trainings: rayon spreads them (and, inside each, the classes of a
+    // one-vs-rest SVM and the grid of C) over the cores.
+    let per_fold = meta
+        .folds
+        .par_iter()
+        .map(|&fold| -> Result<(FoldResult, Vec<(usize, usize)>)> {
+            let (held_out, training): (Vec<usize>, Vec<usize>) =
+                (0..meta.clips.len()).partition(|&i| meta.clips[i].fold == fold);
+            let (c, c_choice) = match c {
+                CSetting::Fixed(c) => (*c, None),
+                CSetting::Grid { grid } => {
+                    let choice = choose_c(meta, windows, &training, kind, grid)
+                        .with_context(|| format!("fold {fold}: choosing C on the other folds"))?;
+                    (choice.best(), Some(choice))
+                }
+            };
+            let examples = training_examples(meta, windows, &training)?;
+            let (model, iterations, converged) = train(&examples, kind, c)
+                .with_context(|| format!("fold {fold}: training on the other folds' {} clips", training.len()))?;
+            let guesses: Vec<(usize, usize)> = held_out
+                .iter()
+                .map(|&i| {
+                    let w = &windows[i];
+                    (i, model.predict_clip((0..w.count).map(|j| w.row(j))))
+                })
+                .collect();
+            let correct = guesses.iter().filter(|&&(i, guess)| guess == meta.clips[i].class).count();
+            let result = FoldResult {
+                fold,
+                clips: held_out.len(),
+                correct,
+                accuracy: correct as f64 / held_out.len() as f64,
+                train_windows: examples.len(),
+                iterations,
+                converged,
+                c,
+                c_choice,
+            };
+            Ok((result, guesses))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut predicted = vec![0; meta.clips.len()];
-    let mut folds = Vec::with_capacity(meta.folds.len());
-    for &fold in &meta.folds {
-        let (held_out, training): (Vec<usize>, Vec<usize>) =
-            (0..meta.clips.len()).partition(|&i| meta.clips[i].fold == fold);
-        let (c, c_choice) = match c {
-            CSetting::Fixed(c) => (*c, None),
-            CSetting::Grid { grid } => {
-                let choice = choose_c(meta, windows, &training, kind, grid)
-                    .with_context(|| format!("fold {fold}: choosing C on the other folds"))?;
-                (choice.best(), Some(choice))
-            }
-        };
-        let examples = training_examples(meta, windows, &training)?;
-        let (model, iterations, converged) = train(&examples, kind, c)
-            .with_context(|| format!("fold {fold}: training on the other folds' {} clips", training.len()))?;
-        let mut correct = 0;
-        for &i in &held_out {
-            let w = &windows[i];
-            predicted[i] = model.predict_clip((0..w.count).map(|j| w.row(j)));
-            correct += usize::from(predicted[i] == meta.clips[i].class);
-        }
-        folds.push(FoldResult {
-            fold,
-            clips: held_out.len(),
-            correct,
-            accuracy: correct as f64 / held_out.len() as f64,
-            train_windows: examples.len(),
-            iterations,
-            converged,
-            c,
-            c_choice,
-        });
+    let mut folds = Vec::with_capacity(per_fold.len());
+    for (result, guesses) in per_fold {
+        guesses.into_iter().for_each(|(i, guess)| predicted[i] = guess);
+        folds.push(result);
     }
     Ok(CrossValidation { folds, predicted })
 }
@@ -210,7 +224,7 @@ pub fn choose_c(
     );
     let mut grid = grid.to_vec();
     grid.sort_by(f64::total_cmp);
-    // Every (C, inner fold) pair is an independent training: spread them over the cores.
+    // Every (C, inner fold) pair is an independent training.
     let pairs: Vec<(f64, u32)> = grid.iter().flat_map(|&c| inner_folds.iter().map(move |&f| (c, f))).collect();
     let accuracy = |&(c, inner): &(f64, u32)| -> Result<f64> {
         let (test, train_clips): (Vec<usize>, Vec<usize>) =
@@ -227,7 +241,7 @@ pub fn choose_c(
             .count();
         Ok(correct as f64 / test.len() as f64)
     };
-    let accuracies = parallel_map(&pairs, accuracy)?;
+    let accuracies = pairs.par_iter().map(accuracy).collect::<Result<Vec<f64>>>()?;
     let scores = grid
         .iter()
         .enumerate()
@@ -268,25 +282,4 @@ fn train(examples: &Examples, kind: ClassifierKind, c: f64) -> Result<(LinearMod
             (t.model, t.iterations, t.iterations < opts.max_iter)
         }
     })
-}
-
-/// `f` of every item, in order, computed on as many threads as there are cores. Threads take the
-/// next item as they finish one, so a few slow trainings (large C) do not queue behind each other.
-fn parallel_map<T: Sync, U: Send>(items: &[T], f: impl Fn(&T) -> Result<U> + Sync) -> Result<Vec<U>> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<U>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(item) = items.get(i) else { break };
-                let r = f(item);
-                results.lock().expect("no thread panics holding the lock")[i] = Some(r);
-            });
-        }
-    });
-    results.into_inner().expect("no thread panicked").into_iter().map(|r| r.expect("every item was taken")).collect()
 }

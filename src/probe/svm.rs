@@ -22,6 +22,7 @@
 use anyhow::{ensure, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 use super::linear::{dot, Examples, LinearModel};
 
@@ -161,14 +162,17 @@ pub fn train(examples: &Examples, opts: &SvmOptions) -> Result<TrainedSvm> {
     let classes = examples.classes();
     ensure!(classes.len() >= 2, "the training examples hold {} class(es): an SVM needs at least two", classes.len());
     let design = Design::new(examples);
-    let mut weights = Vec::with_capacity(classes.len() * (examples.dim + 1));
-    let mut iterations = Vec::with_capacity(classes.len());
-    for &k in &classes {
-        let signs: Vec<f64> = examples.y.iter().map(|&t| if t == k { 1.0 } else { -1.0 }).collect();
-        let mut rng = StdRng::seed_from_u64(opts.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        let solution = solve_binary(&design, &signs, opts, &mut rng);
-        weights.extend_from_slice(&solution.w);
-        iterations.push(solution.iterations);
-    }
+    // One binary problem per class, independent of the others (each has its own random stream),
+    // so they run in parallel and give the same weights on any number of cores.
+    let solutions: Vec<Binary> = classes
+        .par_iter()
+        .map(|&k| {
+            let signs: Vec<f64> = examples.y.iter().map(|&t| if t == k { 1.0 } else { -1.0 }).collect();
+            let mut rng = StdRng::seed_from_u64(opts.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            solve_binary(&design, &signs, opts, &mut rng)
+        })
+        .collect();
+    let weights = solutions.iter().flat_map(|s| s.w.iter().copied()).collect();
+    let iterations = solutions.iter().map(|s| s.iterations).collect();
     Ok(TrainedSvm { model: LinearModel { classes, dim: examples.dim, weights }, iterations })
 }
