@@ -27,6 +27,22 @@ pack=device-distill
 KEEP=${KEEP:-/tmp/sn-distill}
 out=${OUT:-$KEEP/out}
 
+# rewrite SRC DST DTYPE [DROP_PREFIX]: a checkpoint's tensors cast to DTYPE, those whose names start
+# with DROP_PREFIX left out (the Adam moments: `adam.`), its metadata kept (safetensors and numpy
+# are on both machines).
+rewrite() {
+  python3 - "$@" <<'PY'
+import sys
+from safetensors import safe_open
+from safetensors.numpy import save_file
+src, dst, dtype = sys.argv[1:4]
+drop = sys.argv[4] if len(sys.argv) > 4 else None
+with safe_open(src, "np") as f:
+    kept = [k for k in f.keys() if not (drop and k.startswith(drop))]
+    save_file({k: f.get_tensor(k).astype(dtype) for k in kept}, dst, metadata=f.metadata())
+PY
+}
+
 case "${1:-}" in
 --pack)
   rm -rf "$pack" && mkdir -p "$pack/part1" "$pack/part2/esc10/audio" "$pack/part2/wheels"
@@ -37,13 +53,7 @@ case "${1:-}" in
   sound8=${SOUND8:-../shared/data/soundnet8/sound8.npy}
   esc10=${ESC10:-../shared/data/esc10}
   python3 tools/import_soundnet8.py "$sound8" "$pack/teacher32.safetensors" >/dev/null
-  python3 - "$pack/teacher32.safetensors" "$pack/part1/teacher16.safetensors" <<'PY'
-import sys
-from safetensors import safe_open
-from safetensors.numpy import save_file
-with safe_open(sys.argv[1], "np") as f:
-    save_file({k: f.get_tensor(k).astype("float16") for k in f.keys()}, sys.argv[2], metadata=f.metadata())
-PY
+  rewrite "$pack/teacher32.safetensors" "$pack/part1/teacher16.safetensors" float16
   rm "$pack/teacher32.safetensors"
   cp "$esc10/meta.csv" "$pack/part2/esc10/"
   for wav in "$esc10"/audio/*.wav; do
@@ -58,13 +68,7 @@ PY
   mkdir -p "$KEEP"
   cp "$pack"/part1/sn-wgpu "$KEEP/"
   for deb in "$pack"/part1/*.deb; do dpkg -x "$deb" "$KEEP/vulkan"; done
-  python3 - "$pack/part1/teacher16.safetensors" "$KEEP/teacher.safetensors" <<'PY'
-import sys
-from safetensors import safe_open
-from safetensors.numpy import save_file
-with safe_open(sys.argv[1], "np") as f:
-    save_file({k: f.get_tensor(k).astype("float32") for k in f.keys()}, sys.argv[2], metadata=f.metadata())
-PY
+  rewrite "$pack/part1/teacher16.safetensors" "$KEEP/teacher.safetensors" float32
   ;;
 --run)
   [ -x "$KEEP/sn-wgpu" ] || { echo "device_distill.sh: $KEEP has no staged binary: run --stage first on this machine" >&2; exit 1; }
@@ -125,13 +129,7 @@ timeout -s TERM "$limit" "$bin" train --data "$KEEP/esc10-teacher" "$KEEP"/mixes
   --out "$KEEP/student" --overwrite > "$logs/train.log" 2>&1 || status=$?
 stamp "trained for $limit s (exit status $status: 124/143 is the deadline)"
 tail -n 6 "$logs/train.log"
-python3 - "$KEEP/student/last.safetensors" "$KEEP/student.safetensors" <<'PY'
-import sys
-from safetensors import safe_open
-from safetensors.numpy import save_file
-with safe_open(sys.argv[1], "np") as f:
-    save_file({k: f.get_tensor(k) for k in f.keys() if not k.startswith("adam.")}, sys.argv[2], metadata=f.metadata())
-PY
+rewrite "$KEEP/student/last.safetensors" "$KEEP/student.safetensors" float32 adam.
 split -b 15M -d "$KEEP/student.safetensors" "$out/student.safetensors.part-"
 sha256sum "$KEEP/student.safetensors" | tee "$logs/student.sha256"
 cp "$KEEP/student/loss.png" "$out/" 2>/dev/null || true
