@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{temp_dir, write_npy, write_wav};
+use common::{temp_dir, write_npy, write_wav, TestDir};
 
 use anyhow::Result;
 use sn_wgpu::data::{
@@ -69,7 +69,7 @@ fn write_manifest(dir: &Path, lines: &[String]) {
 }
 
 /// A folder of `n` good items, item i a DC clip at level 1000 (i + 1).
-fn good_dataset(name: &str, n: usize, seconds: f64, rows: usize) -> PathBuf {
+fn good_dataset(name: &str, n: usize, seconds: f64, rows: usize) -> TestDir {
     let dir = temp_dir(name);
     let lines: Vec<String> =
         (0..n).map(|i| write_item(&dir, &format!("clip{i}"), 1000 * (i as i16 + 1), seconds, rows)).collect();
@@ -183,7 +183,7 @@ fn fortran_order_arrays_read_as_rows() {
 
 /// A folder where every item but the first two is broken in one way, and the reason each
 /// must be reported with.
-fn broken_dataset() -> (PathBuf, Vec<(&'static str, &'static str)>) {
+fn broken_dataset() -> (TestDir, Vec<(&'static str, &'static str)>) {
     let dir = temp_dir("broken");
     let mut lines = vec![write_item(&dir, "good0", 100, 0.2, 1), write_item(&dir, "good1", 200, 0.2, 1)];
     let mut bad = |name: &str, edit: &dyn Fn(&Path)| {
@@ -379,7 +379,6 @@ fn non_finite_and_absurd_float_samples_are_refused_with_the_sample_named() {
             .unwrap();
     assert_eq!((d.len(), d.audio_path(0)), (1, dir.join("good.wav").as_path()));
     assert_eq!(skipped[0].file, dir.join("nan.wav"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A copy of fixture `name` in `dir`, changed by `edit`.
@@ -426,7 +425,6 @@ fn files_cut_short_or_corrupted_mid_stream_are_errors_not_shorter_clips() {
         b[at..at + 16].iter_mut().for_each(|v| *v ^= 0x5a);
     });
     assert!(load_error(&ogg_scrambled).contains("crc mismatch"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The committed MP3 (21 frames, 0.5 s) behind a LAME "Info" frame, as LAME and ffmpeg write
@@ -467,7 +465,6 @@ fn a_tagged_mp3_cut_short_or_missing_a_frame_is_refused() {
     bytes[eleventh..eleventh + 4].fill(0);
     std::fs::write(&lost, bytes).unwrap();
     assert!(load_error(&lost).starts_with("ends after 0.497 s of the 0.500 s its header announces"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -490,7 +487,6 @@ fn implausible_headers_are_refused_before_decoding() {
         reason.starts_with("its header announces 596.5 hours, more than the 4 hours one file may hold"),
         "{reason}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -506,7 +502,6 @@ fn clips_repeated_over_four_times_are_listed() {
     let tiled: Vec<(PathBuf, usize, usize)> =
         d.tiled().iter().map(|t| (t.file.clone(), t.samples, t.repeats)).collect();
     assert_eq!(tiled, [(dir.join("buzz.wav"), 10, 100), (dir.join("short.wav"), 199, 6)]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

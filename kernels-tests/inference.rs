@@ -204,7 +204,6 @@ fn predict_and_extract_run_on_a_generated_wav() {
     std::fs::write(no_audio.join("notes.txt"), "not audio").unwrap();
     let err = eval::audio_files(&[other.join("b_tone.wav"), no_audio.clone()]).unwrap_err().to_string();
     assert_eq!(err, format!("{}: no audio files (wav, mp3, flac, ogg) in the folder", no_audio.display()));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn sn_wgpu(args: &[&Path]) -> Output {
@@ -283,7 +282,6 @@ fn predict_and_extract_go_on_past_a_bad_file() {
     let out = extract(&["--skip-bad"]);
     let (_, stderr) = streams(&out);
     assert!(out.status.success() && stderr.contains("extract: skipped 1 of 3") && stderr.contains(&cut), "{stderr}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -308,7 +306,6 @@ fn predict_takes_a_folder_and_names_one_without_audio() {
         stderr.contains(&format!("{}: no audio files (wav, mp3, flac, ogg) in the folder", empty.display())),
         "{stderr}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A checkpoint with one NaN in conv1.weight (its bytes written directly: a damaged file, not one
@@ -335,7 +332,6 @@ fn predict_and_extract_refuse_a_checkpoint_with_a_nan_weight() {
         assert!(stderr.contains(&weights.display().to_string()) && stderr.contains("conv1.weight"), "{stderr}");
     }
     assert!(!features.exists(), "nothing is extracted with broken weights");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The folder `shared/data/NAME` beside the repository or one of its parents.
@@ -401,7 +397,6 @@ fn pretrained_soundnet8_matches_pytorch_on_esc10() {
             assert_close(&format!("{clip} {}", feat.layer), &feat.data, &to_f64(&values), 1e-4);
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The heads of the authors' model, through `predict` (tiled to 20 s, edge steps left out), name
@@ -427,5 +422,4 @@ fn pretrained_predict_tells_the_sea_from_a_helicopter() {
     assert!(scenes(1).iter().any(|s| s == "runway" || s == "airfield"), "helicopter: {:?}", scenes(1));
     let top_object = |i: usize| p.clips[i].clip.objects.as_ref().unwrap()[0].index;
     assert_ne!(top_object(0), top_object(1));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

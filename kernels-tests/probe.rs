@@ -212,7 +212,6 @@ fn meta_csv_is_read_and_its_problems_named() {
     std::fs::remove_file(dir.join("meta.csv")).unwrap();
     let err = Meta::read(&dir).unwrap_err().to_string();
     assert!(err.contains(&meta_csv) && err.contains("no such file"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A dataset of 3 classes x 3 folds x 2 clips with `[6, 23]` features in `dir/features`: class k
@@ -320,7 +319,6 @@ fn probe_on_separable_features_scores_every_clip() {
     let out = sn_wgpu(&["probe", features.to_str().unwrap(), "--features", features.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("meta.csv") && err.contains("no such file"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -346,7 +344,7 @@ fn probe_runs_the_network_on_generated_clips() {
     }
     write_meta(&dir, &meta);
     let opts = ProbeOptions {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         weights: Some(weights.clone()),
         features: None,
         layer: "pool5".into(),
@@ -387,5 +385,4 @@ fn probe_runs_the_network_on_generated_clips() {
     let no_weights = ProbeOptions { weights: None, ..opts };
     std::fs::remove_file(dir.join("meta.csv")).unwrap();
     assert!(probe::run(&no_weights).is_err());
-    std::fs::remove_dir_all(&dir).unwrap();
 }

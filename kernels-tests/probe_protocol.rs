@@ -67,7 +67,7 @@ fn c_settings_parse() {
 
 /// 3 classes x 4 folds x 3 clips, `[4, 20]` features: class k lifts channel k by `lift` over unit
 /// noise (channel 3 is noise alone).
-fn blob_features(lift: f32, seed: u64) -> (Meta, Vec<sn_wgpu::eval::Features>, std::path::PathBuf) {
+fn blob_features(lift: f32, seed: u64) -> (Meta, Vec<sn_wgpu::eval::Features>, TestDir) {
     let dir = temp_dir(&format!("probe-c-{seed}"));
     let mut meta = String::from("filename,fold,target,category\n");
     let mut rng = rng(seed);
@@ -87,7 +87,7 @@ fn blob_features(lift: f32, seed: u64) -> (Meta, Vec<sn_wgpu::eval::Features>, s
 
 #[test]
 fn c_is_chosen_on_the_training_folds_and_the_test_fold_never_sways_it() {
-    let (meta, features, dir) = blob_features(0.6, 21);
+    let (meta, features, _dir) = blob_features(0.6, 21);
     let cut = |f: &[sn_wgpu::eval::Features]| -> Vec<_> {
         f.iter().map(|f| windows::cut(&f.data, f.channels, f.steps).unwrap()).collect()
     };
@@ -134,14 +134,13 @@ fn c_is_chosen_on_the_training_folds_and_the_test_fold_never_sways_it() {
     let one_fold: Vec<usize> = (0..meta.clips.len()).filter(|&i| meta.clips[i].fold == 1).collect();
     let err = crossval::choose_c(&meta, &cut(&features), &one_fold, ClassifierKind::Svm, &[0.1, 1.0]).unwrap_err();
     assert!(err.to_string().contains("at least two training folds"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_probe_gives_the_same_answer_on_any_number_of_cores() {
     // The folds, the grid of C and each SVM's classes train in parallel; each binary problem has its
     // own random stream, so one core and several must agree exactly, not only in accuracy.
-    let (meta, features, dir) = blob_features(0.6, 23);
+    let (meta, features, _dir) = blob_features(0.6, 23);
     let windows: Vec<_> = features.iter().map(|f| windows::cut(&f.data, f.channels, f.steps).unwrap()).collect();
     let on = |threads: usize, c: &CSetting, kind: ClassifierKind| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -155,7 +154,6 @@ fn the_probe_gives_the_same_answer_on_any_number_of_cores() {
         assert_eq!(one.folds.iter().map(|f| f.fold).collect::<Vec<_>>(), meta.folds, "folds in meta.csv order");
         assert_eq!(on(4, c, kind), one, "{kind} at {c}: 4 threads differ from 1");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn sn_wgpu(args: &[&str]) -> std::process::Output {
@@ -244,7 +242,6 @@ fn several_layers_from_feature_folders_make_one_table_and_chart() {
     assert!(!out.status.success() && e.contains("named twice"), "{e}");
     let out = sn_wgpu(&["probe", dir.to_str().unwrap(), "--features", feats.to_str().unwrap(), "--window", "0"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--window 0"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Writes `n` 2 s WAVs of a hum and of noise per fold under `dir/audio` with their meta.csv.
@@ -274,7 +271,7 @@ fn several_layers_come_from_one_network_pass_and_conv8_is_both_heads() {
     let weights = narrow_checkpoint(&dir);
     hum_and_noise(&dir);
     let opts = ProbeOptions {
-        dir: dir.clone(),
+        dir: dir.to_path_buf(),
         weights: Some(weights.clone()),
         features: None,
         layer: "pool5".into(),
@@ -316,10 +313,9 @@ fn several_layers_come_from_one_network_pass_and_conv8_is_both_heads() {
     assert_eq!(again.table.unwrap().rows, table.rows);
     // An unknown layer is named with the ones there are, before any clip is run.
     let bad = Extensions { layers: vec!["pool5".into(), "conv9".into()], ..Extensions::default() };
-    let opts = ProbeOptions { dir: dir.clone(), weights: Some(weights), features: None, ..probe_opts_stub(&dir) };
+    let opts = ProbeOptions { dir: dir.to_path_buf(), weights: Some(weights), features: None, ..probe_opts_stub(&dir) };
     let e = format!("{:#}", probe::run_with(&opts, &bad).unwrap_err());
     assert!(e.contains("no layer \"conv9\"") && e.contains("pool5") && e.contains("conv8"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn probe_opts_stub(dir: &Path) -> ProbeOptions {

@@ -5,11 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{gpu, logged_losses, temp_dir, write_npy, write_wav};
+use common::{gpu, logged_losses, temp_dir, write_npy, write_wav, TestDir};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::{DemoDataset, OBJECT_CLASSES, SCENE_CLASSES};
 use sn_wgpu::model::{Arch, Model};
@@ -52,7 +52,7 @@ fn same_seed_gives_the_same_losses_and_resume_continues_exactly() {
     train::run(&options(&straight, 6)).unwrap();
     let split = temp_dir("split");
     train::run(&options(&split, 3)).unwrap();
-    let resumed = TrainOptions { resume: Some(split.clone()), ..options(&split, 6) };
+    let resumed = TrainOptions { resume: Some(split.to_path_buf()), ..options(&split, 6) };
     train::run(&resumed).unwrap();
 
     // Same seed, same data, same adapter: the same losses, bit for bit.
@@ -110,7 +110,7 @@ fn gpu_memory_stays_flat_over_50_steps() {
 }
 
 /// A dataset folder of `clips` tones with uniform teachers, `rows` teacher rows each.
-fn tone_dataset(name: &str, clips: usize, rows: usize) -> PathBuf {
+fn tone_dataset(name: &str, clips: usize, rows: usize) -> TestDir {
     let dir = temp_dir(name);
     let mut manifest = String::from("audio,objects,scenes\n");
     for i in 0..clips {
@@ -142,8 +142,8 @@ fn trains_on_a_dataset_folder_with_validation_and_accumulation() {
     let data = tone_dataset("tones", 3, 2);
     let out = temp_dir("tones-run");
     let opts = TrainOptions {
-        data: vec![data.clone()],
-        val_data: Some(data),
+        data: vec![data.to_path_buf()],
+        val_data: Some(data.to_path_buf()),
         val_every: 2,
         accumulate: 2,
         save_every: 2,
@@ -160,11 +160,11 @@ fn bad_data_is_named_before_training_starts() {
     let data = tone_dataset("bad", 2, 2);
     std::fs::remove_file(data.join("tone1.wav")).unwrap();
     let out = temp_dir("bad-run");
-    let err = format!("{:#}", train::run(&TrainOptions { data: vec![data.clone()], ..options(&out, 2) }).unwrap_err());
+    let err = format!("{:#}", train::run(&TrainOptions { data: vec![data.to_path_buf()], ..options(&out, 2) }).unwrap_err());
     assert!(err.contains("tone1.wav"), "{err}");
     assert!(!out.join("metrics.jsonl").exists(), "nothing may be trained on a bad dataset");
     // --skip-bad trains on the rest.
-    train::run(&TrainOptions { data: vec![data], skip_bad: true, ..options(&out, 1) }).unwrap();
+    train::run(&TrainOptions { data: vec![data.to_path_buf()], skip_bad: true, ..options(&out, 1) }).unwrap();
 }
 
 #[test]
@@ -193,7 +193,7 @@ fn a_checkpoint_holding_a_nan_is_refused_naming_the_tensor() {
     let err = format!("{:#}", Checkpoint::load(&path).unwrap_err());
     assert!(err.contains("adam.v.conv1.weight") && err.contains(&path.display().to_string()), "{err}");
     // Resuming the folder skips the damaged last.safetensors for the step file that loads.
-    train::run(&TrainOptions { resume: Some(out.clone()), ..options(&out, 2) }).unwrap();
+    train::run(&TrainOptions { resume: Some(out.to_path_buf()), ..options(&out, 2) }).unwrap();
     assert_eq!(Checkpoint::load(&path).unwrap().meta("step").unwrap(), "2");
 }
 

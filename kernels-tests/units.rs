@@ -138,7 +138,6 @@ fn a_tone_detector_ranks_the_loudest_tone_first_and_its_excerpt_is_its_field() {
     }
     // The class of each excerpt, from meta.csv; d-quiet.wav is not listed there.
     assert_eq!(excerpts[0]["class"], "tone");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Debian's chromium (or Chrome), or a failure that says what to install.
@@ -218,7 +217,6 @@ fn the_page_loads_in_a_headless_browser_with_every_excerpt() {
     std::fs::write(&page, html.replace("</body>", "<script>notAFunction();</script></body>")).unwrap();
     let s = status(&rendered(&page)).to_string();
     assert!(s.contains("data-state=\"error\"") && s.contains("Script error"), "{s}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -244,5 +242,4 @@ fn bad_inputs_are_named() {
     fails(units(&dir.join("nope"), &weights, &out_dir, &["--layer", "conv1"]), &["no such folder"]);
     std::fs::write(dir.join("meta.csv"), "name,category\na-loud.wav,tone\n").unwrap();
     fails(units(&dir, &weights, &out_dir, &["--layer", "conv1"]), &["meta.csv", "no `filename` column"]);
-    std::fs::remove_dir_all(&dir).unwrap();
 }

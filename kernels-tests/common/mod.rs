@@ -177,12 +177,45 @@ pub fn logged_losses(run: &Path) -> Vec<(u64, String)> {
         .collect()
 }
 
-/// A fresh empty folder under the system temp dir, unique to this test.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A fresh empty folder under the system temp dir, unique to this test, removed when the test
+/// passes and kept (its path printed) when it fails, so the evidence outlives the test. Left behind
+/// on every run, the training tests' folders filled a machine's disk by half a gigabyte per run.
+pub fn temp_dir(name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("sn-wgpu-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TestDir(dir)
+}
+
+pub struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TestDir {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.0.as_os_str()
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept for inspection: {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 /// A narrow random SoundNet-8 whose heads keep 1000 and 401 classes, saved as a checkpoint that
