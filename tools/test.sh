@@ -48,7 +48,7 @@ fi
 # The pretrained-model tests convert the authors' weights with tools/import_soundnet8.py (numpy).
 if ! python3 -c "import numpy" 2>/dev/null; then
   echo "tools/test.sh: installing numpy for tools/import_soundnet8.py"
-  python3 -m pip install --quiet numpy
+  python3 -m pip install --quiet --no-cache-dir numpy
 fi
 
 # The units page is tested in a real headless browser: Debian's chromium.
@@ -60,17 +60,18 @@ fi
 # tools/teacher_from_video.py's test (kernels-tests/tools.rs) runs ffmpeg and small torchvision
 # networks: ffmpeg from the distribution; torch and torchvision from PyPI when missing (its Linux
 # torch brings CUDA libraries, a few GB to download, unused here); torchvision alone (--no-deps:
-# never a second torch) beside a torch already installed.
+# never a second torch) beside a torch already installed. --no-cache-dir: pip's cache would be a
+# second copy of those gigabytes on the disk the build needs.
 if ! command -v ffmpeg >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "tools/test.sh: installing ffmpeg (apt-get install -y ffmpeg)"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null
 fi
 if ! python3 -c "import torch" 2>/dev/null; then
   echo "tools/test.sh: installing torch and torchvision for tools/teacher_from_video.py (pip install torch torchvision)"
-  python3 -m pip install --quiet torch torchvision
+  python3 -m pip install --quiet --no-cache-dir torch torchvision
 elif ! python3 -c "import torchvision" 2>/dev/null; then
   echo "tools/test.sh: installing torchvision for tools/teacher_from_video.py (pip install --no-deps torchvision pillow)"
-  python3 -m pip install --quiet --no-deps torchvision pillow
+  python3 -m pip install --quiet --no-cache-dir --no-deps torchvision pillow
 fi
 
 cargo test "$@"
