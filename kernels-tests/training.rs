@@ -49,11 +49,13 @@ fn options(out: &Path, steps: u64) -> TrainOptions {
 #[test]
 fn same_seed_gives_the_same_losses_and_resume_continues_exactly() {
     let straight = temp_dir("straight");
-    train::run(&options(&straight, 6)).unwrap();
+    let whole = train::run(&options(&straight, 6)).unwrap();
     let split = temp_dir("split");
     train::run(&options(&split, 3)).unwrap();
     let resumed = TrainOptions { resume: Some(split.to_path_buf()), ..options(&split, 6) };
-    train::run(&resumed).unwrap();
+    let continued = train::run(&resumed).unwrap();
+    // The resumed run's summary (and loss.png) cover all 6 steps, not only the 3 since the resume.
+    assert_eq!((continued.first_loss, continued.last_loss), (whole.first_loss, whole.last_loss));
 
     // Same seed, same data, same adapter: the same losses, bit for bit.
     let (a, b) = (logged_losses(&straight), logged_losses(&split));

@@ -69,10 +69,57 @@ impl MetricsLog {
             .with_context(|| format!("cutting {} back to step {step}", path.display()))
     }
 
+    /// The training losses ([objects, scenes] per step) and validation losses logged in `path`, so
+    /// a resumed run's curve and summary cover the whole run, not only the steps since the resume.
+    /// A missing file is an empty history; lines that are not records are passed over.
+    pub fn history(path: &Path) -> (Vec<(u64, [Option<f32>; 2])>, Vec<(u64, f32)>) {
+        let (mut train, mut val) = (Vec::new(), Vec::new());
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        for v in text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
+            let number = |key: &str| v.get(key).and_then(|x| x.as_f64()).map(|x| x as f32);
+            let Some(step) = v.get("step").and_then(|s| s.as_u64()) else { continue };
+            if let Some(val_loss) = number("val_loss") {
+                val.push((step, val_loss));
+            } else if v.get("loss").is_some() {
+                train.push((step, [number("loss_objects"), number("loss_scenes")]));
+            }
+        }
+        (train, val)
+    }
+
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
         serde_json::to_writer(&mut self.out, record)?;
         self.out.write_all(b"\n")?;
         self.out.flush()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_reads_back_what_was_written() {
+        let path = std::env::temp_dir().join(format!("sn-wgpu-metrics-{}.jsonl", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut log = MetricsLog::open(&path).unwrap();
+        let train = |step: u64, o: f32, s: Option<f32>| TrainRecord {
+            step,
+            loss: o + s.unwrap_or(0.0),
+            loss_objects: Some(o),
+            loss_scenes: s,
+            steps_per_s: 1.0,
+            samples_per_s: 4.0,
+            lr: 1e-3,
+        };
+        log.write(&train(1, 2.5, Some(1.5))).unwrap();
+        log.write(&ValRecord { step: 1, val_loss: 3.0, val_loss_objects: Some(2.0), val_loss_scenes: Some(1.0) }).unwrap();
+        log.write(&train(2, 0.75, None)).unwrap();
+        drop(log);
+        let (t, v) = MetricsLog::history(&path);
+        assert_eq!(t, [(1, [Some(2.5), Some(1.5)]), (2, [Some(0.75), None])]);
+        assert_eq!(v, [(1, 3.0)]);
+        std::fs::remove_file(&path).unwrap();
     }
 }

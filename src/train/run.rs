@@ -334,17 +334,17 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     // Steps logged after the checkpoint being resumed (the process died before the next save)
     // are trained again: their old lines go, so no step appears twice.
     MetricsLog::cut_after(&metrics_path, start)?;
+    let (history, mut val_history) = MetricsLog::history(&metrics_path);
     let mut progress = Progress {
         bar: progress_bar(opts.steps.saturating_sub(start)),
         metrics: MetricsLog::open(&metrics_path)?,
-        history: Vec::new(),
+        history,
         start,
         total_steps: opts.steps,
         started: Instant::now(),
         batch_size: opts.batch_size,
         lr: opts.adam.lr as f32,
     };
-    let mut val_history: Vec<(u64, f32)> = Vec::new();
     let mut last_good = LastGood(resumed_from);
     for k in start + 1..=opts.steps {
         if signals::received().is_some() {
