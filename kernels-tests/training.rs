@@ -162,7 +162,8 @@ fn bad_data_is_named_before_training_starts() {
     let data = tone_dataset("bad", 2, 2);
     std::fs::remove_file(data.join("tone1.wav")).unwrap();
     let out = temp_dir("bad-run");
-    let err = format!("{:#}", train::run(&TrainOptions { data: vec![data.to_path_buf()], ..options(&out, 2) }).unwrap_err());
+    let err =
+        format!("{:#}", train::run(&TrainOptions { data: vec![data.to_path_buf()], ..options(&out, 2) }).unwrap_err());
     assert!(err.contains("tone1.wav"), "{err}");
     assert!(!out.join("metrics.jsonl").exists(), "nothing may be trained on a bad dataset");
     // --skip-bad trains on the rest.

@@ -114,7 +114,8 @@ mod tests {
             lr: 1e-3,
         };
         log.write(&train(1, 2.5, Some(1.5))).unwrap();
-        log.write(&ValRecord { step: 1, val_loss: 3.0, val_loss_objects: Some(2.0), val_loss_scenes: Some(1.0) }).unwrap();
+        log.write(&ValRecord { step: 1, val_loss: 3.0, val_loss_objects: Some(2.0), val_loss_scenes: Some(1.0) })
+            .unwrap();
         log.write(&train(2, 0.75, None)).unwrap();
         drop(log);
         let (t, v) = MetricsLog::history(&path);
