@@ -217,7 +217,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_with_130() {
     let out = temp_dir("ctrlc");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sn-wgpu"))
         .args(["train", "--model", MODEL, "--seconds", "9.5", "--batch-size", "2", "--steps", "100000", "--out"])
-        .arg(&out)
+        .arg(&*out)
         .spawn()
         .unwrap();
     let start = Instant::now();

@@ -33,6 +33,24 @@ pub struct ValRecord {
     pub val_loss_scenes: Option<f32>,
 }
 
+/// The losses a run has logged: training ([objects, scenes] per step) and validation (per step).
+#[derive(Debug, Default)]
+pub struct History {
+    pub train: Vec<(u64, [Option<f32>; 2])>,
+    pub val: Vec<(u64, f32)>,
+}
+
+impl History {
+    fn push(&mut self, step: u64, record: &serde_json::Value) {
+        let number = |key: &str| record.get(key).and_then(|x| x.as_f64()).map(|x| x as f32);
+        if let Some(val_loss) = number("val_loss") {
+            self.val.push((step, val_loss));
+        } else if record.get("loss").is_some() {
+            self.train.push((step, [number("loss_objects"), number("loss_scenes")]));
+        }
+    }
+}
+
 pub struct MetricsLog {
     out: BufWriter<File>,
 }
@@ -49,42 +67,32 @@ impl MetricsLog {
     }
 
     /// Drops the lines of `path` logged after `step` (a run resumed from the checkpoint of `step`
-    /// trains those steps again). Lines that are not JSON with a step are kept; a missing file is
-    /// left missing.
-    pub fn cut_after(path: &Path, step: u64) -> Result<()> {
-        let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
-        let logged_after = |line: &str| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v.get("step").and_then(|s| s.as_u64()))
-                .is_some_and(|s| s > step)
-        };
-        let kept: Vec<&str> = text.lines().filter(|line| !logged_after(line)).collect();
+    /// trains those steps again) and returns the training losses ([objects, scenes] per step) and
+    /// validation losses of the lines kept, so a resumed run's curve and summary cover the whole
+    /// run. Lines that are not JSON with a step are kept and passed over; a missing file is left
+    /// missing, with an empty history.
+    pub fn cut_after(path: &Path, step: u64) -> Result<History> {
+        let mut history = History::default();
+        let Ok(text) = std::fs::read_to_string(path) else { return Ok(history) };
+        let mut kept = Vec::new();
+        for line in text.lines() {
+            let record = serde_json::from_str::<serde_json::Value>(line).ok();
+            let logged = record.as_ref().and_then(|v| Some((v.get("step")?.as_u64()?, v)));
+            match logged {
+                Some((s, _)) if s > step => continue,
+                Some((s, v)) => history.push(s, v),
+                None => {}
+            }
+            kept.push(line);
+        }
         if kept.len() == text.lines().count() {
-            return Ok(());
+            return Ok(history);
         }
         let tmp = path.with_extension("jsonl.tmp");
         std::fs::write(&tmp, kept.iter().map(|l| format!("{l}\n")).collect::<String>())
             .and_then(|()| std::fs::rename(&tmp, path))
-            .with_context(|| format!("cutting {} back to step {step}", path.display()))
-    }
-
-    /// The training losses ([objects, scenes] per step) and validation losses logged in `path`, so
-    /// a resumed run's curve and summary cover the whole run, not only the steps since the resume.
-    /// A missing file is an empty history; lines that are not records are passed over.
-    pub fn history(path: &Path) -> (Vec<(u64, [Option<f32>; 2])>, Vec<(u64, f32)>) {
-        let (mut train, mut val) = (Vec::new(), Vec::new());
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        for v in text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
-            let number = |key: &str| v.get(key).and_then(|x| x.as_f64()).map(|x| x as f32);
-            let Some(step) = v.get("step").and_then(|s| s.as_u64()) else { continue };
-            if let Some(val_loss) = number("val_loss") {
-                val.push((step, val_loss));
-            } else if v.get("loss").is_some() {
-                train.push((step, [number("loss_objects"), number("loss_scenes")]));
-            }
-        }
-        (train, val)
+            .with_context(|| format!("cutting {} back to step {step}", path.display()))?;
+        Ok(history)
     }
 
     pub fn write<T: Serialize>(&mut self, record: &T) -> Result<()> {
@@ -100,7 +108,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn history_reads_back_what_was_written() {
+    fn cutting_keeps_the_history_up_to_the_step() {
         let path = std::env::temp_dir().join(format!("sn-wgpu-metrics-{}.jsonl", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let mut log = MetricsLog::open(&path).unwrap();
@@ -117,10 +125,12 @@ mod tests {
         log.write(&ValRecord { step: 1, val_loss: 3.0, val_loss_objects: Some(2.0), val_loss_scenes: Some(1.0) })
             .unwrap();
         log.write(&train(2, 0.75, None)).unwrap();
+        log.write(&train(3, 0.5, None)).unwrap();
         drop(log);
-        let (t, v) = MetricsLog::history(&path);
-        assert_eq!(t, [(1, [Some(2.5), Some(1.5)]), (2, [Some(0.75), None])]);
-        assert_eq!(v, [(1, 3.0)]);
+        let history = MetricsLog::cut_after(&path, 2).unwrap();
+        assert_eq!(history.train, [(1, [Some(2.5), Some(1.5)]), (2, [Some(0.75), None])]);
+        assert_eq!(history.val, [(1, 3.0)]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3, "step 3 is cut");
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -332,13 +332,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
 
     let metrics_path = out.join("metrics.jsonl");
     // Steps logged after the checkpoint being resumed (the process died before the next save)
-    // are trained again: their old lines go, so no step appears twice.
-    MetricsLog::cut_after(&metrics_path, start)?;
-    let (history, mut val_history) = MetricsLog::history(&metrics_path);
+    // are trained again: their old lines go, so no step appears twice. The rest are the history
+    // that loss.png and the summary start from.
+    let logged = MetricsLog::cut_after(&metrics_path, start)?;
+    let mut val_history = logged.val;
     let mut progress = Progress {
         bar: progress_bar(opts.steps.saturating_sub(start)),
         metrics: MetricsLog::open(&metrics_path)?,
-        history,
+        history: logged.train,
         start,
         total_steps: opts.steps,
         started: Instant::now(),
