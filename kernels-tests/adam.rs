@@ -2,6 +2,7 @@
 //! hyperparameters, gradients of very different scales), the first-step property of Adam on the
 //! reference, and the PyTorch fixture.
 
+#[macro_use]
 mod common;
 use common::*;
 use sn_wgpu::ops::adam::{self, AdamConfig};
@@ -78,7 +79,7 @@ fn other_config() -> AdamConfig {
     AdamConfig { lr: 0.05, beta1: 0.5, beta2: 0.875, eps: 1e-4 }
 }
 
-#[test]
+per_class!(steps_in_a_row_match_reference_on_awkward_lengths);
 fn steps_in_a_row_match_reference_on_awkward_lengths() {
     // Parameters start at zero, so the comparison of param sees the accumulated updates alone
     // rather than updates hidden under much larger starting values.
@@ -89,14 +90,14 @@ fn steps_in_a_row_match_reference_on_awkward_lengths() {
     }
 }
 
-#[test]
+per_class!(steps_from_random_parameters);
 fn steps_from_random_parameters() {
     let n = 333;
     let param = randn(&mut rng(20), n);
     check_steps("random start", &other_config(), &param, &random_grads(21, n, 3), &[(0..n).collect()]);
 }
 
-#[test]
+per_class!(gradients_of_very_different_scales);
 fn gradients_of_very_different_scales() {
     // Even elements get gradients around 1e-8 (where eps = 1e-8 changes the step), odd ones around
     // 1e3. Adam's step is near lr for both, so param compares as one group; m and v per scale.
@@ -110,7 +111,7 @@ fn gradients_of_very_different_scales() {
     check_steps("mixed scales", &AdamConfig::default(), &vec![0.0; n], &grads, &[even, odd]);
 }
 
-#[test]
+per_class!(dispatch_beyond_65535_workgroups);
 fn dispatch_beyond_65535_workgroups() {
     // 256 * 65,535 elements is the most a 1-D grid holds; go past it to use the y axis.
     let n = 256 * 65_535 + 1_001;
@@ -143,7 +144,7 @@ fn reference_first_step_moves_each_parameter_by_lr_against_the_gradient_sign() {
     }
 }
 
-#[test]
+per_class!(rejects_step_zero_and_mismatched_lengths);
 fn rejects_step_zero_and_mismatched_lengths() {
     let (a, b) = (upload(&[0.0; 4], &[4]), upload(&[0.0; 5], &[5]));
     let cfg = AdamConfig::default();
@@ -154,7 +155,7 @@ fn rejects_step_zero_and_mismatched_lengths() {
     assert!(err.to_string().contains("same number of elements"), "{err}");
 }
 
-#[test]
+per_class!(matches_pytorch_fixture);
 fn matches_pytorch_fixture() {
     let f = Fixture::load("adam");
     for case in f.cases() {
@@ -192,7 +193,7 @@ fn matches_pytorch_fixture() {
     }
 }
 
-#[test]
+per_class!(one_launch_updates_every_tensor_of_a_flat_buffer);
 fn one_launch_updates_every_tensor_of_a_flat_buffer() {
     use sn_wgpu::model::params::{Init, NamedTensors, TensorSpec};
     // Sizes that are not multiples of the storage-offset alignment, and one of a single element.

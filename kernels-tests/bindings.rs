@@ -7,6 +7,7 @@
 //! writing nor a Rust `Params` with padding the shader lacks. Run by `tools/test.sh` for both device
 //! classes, since the CPU-shaped kernels bind other entry points.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeSet;
@@ -122,7 +123,7 @@ fn step_and_inference_launches(kernel: ConvKernel, fusion: Fusion, check: &mut i
     tape.forward.iter().for_each(check);
 }
 
-#[test]
+per_class!(every_launch_binds_exactly_what_its_entry_point_uses);
 fn every_launch_binds_exactly_what_its_entry_point_uses() {
     let mut seen = BTreeSet::new();
     let mut problems = Vec::new();

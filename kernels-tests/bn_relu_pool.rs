@@ -3,6 +3,7 @@
 //! fixture, and whole SoundNet training steps fused and plain (same results, fewer launches and
 //! bytes).
 
+#[macro_use]
 mod common;
 use common::*;
 use sn_wgpu::model::params::NamedTensors;
@@ -245,7 +246,7 @@ const AWKWARD: [(usize, usize, usize, usize); 12] = [
     (1, 3, 70001, 1), // M = 70,001: 8 runs of 8,751, the last one shorter
 ];
 
-#[test]
+per_class!(matches_reference_on_awkward_shapes);
 fn matches_reference_on_awkward_shapes() {
     for (i, shape) in AWKWARD.into_iter().enumerate() {
         check_against_reference(&random_inputs(i as u64, shape));
@@ -264,7 +265,7 @@ fn uniform(r: &mut rand::rngs::StdRng, n: usize) -> usize {
     r.random_range(0..n)
 }
 
-#[test]
+per_class!(accumulate_adds_parameter_grads_while_dx_uses_this_batch);
 fn accumulate_adds_parameter_grads_while_dx_uses_this_batch() {
     for (i, shape) in [(3, 6, 21, 4), (2, 5, 13, 1)].into_iter().enumerate() {
         let inp = random_inputs(40 + i as u64, shape);
@@ -279,7 +280,7 @@ fn accumulate_adds_parameter_grads_while_dx_uses_this_batch() {
     }
 }
 
-#[test]
+per_class!(fused_matches_the_plain_ops_chain);
 fn fused_matches_the_plain_ops_chain() {
     // Same formulas, same rounding of the batchnorm output and the same ReLU test, so the argmax
     // agrees exactly; values are held to 1e-6 rather than bit equality because a compiler may
@@ -340,7 +341,7 @@ fn reference_backward_matches_finite_differences() {
     }
 }
 
-#[test]
+per_class!(matches_pytorch_fixture);
 fn matches_pytorch_fixture() {
     let f = Fixture::load("bn_relu_pool");
     for case in f.cases() {
@@ -374,7 +375,7 @@ fn matches_pytorch_fixture() {
     }
 }
 
-#[test]
+per_class!(refuses_missing_or_extra_argmax_and_wrong_shapes);
 fn refuses_missing_or_extra_argmax_and_wrong_shapes() {
     let g = gpu();
     let s = BnReluPoolShape::new(2, 3, 10, 4).unwrap();
@@ -439,7 +440,7 @@ fn inert_under_batchnorm(name: &str) -> bool {
     name.starts_with("conv") && name.ends_with(".bias")
 }
 
-#[test]
+per_class!(fused_and_plain_training_steps_agree);
 fn fused_and_plain_training_steps_agree() {
     let g = gpu();
     let (fused_model, mut fused) = soundnet8_step(Fusion::Fused);
@@ -504,7 +505,7 @@ fn fused_and_plain_training_steps_agree() {
     }
 }
 
-#[test]
+per_class!(fused_training_step_has_fewer_launches_and_bytes);
 fn fused_training_step_has_fewer_launches_and_bytes() {
     let (model, fused) = soundnet8_step(Fusion::Fused);
     let (_, plain) = soundnet8_step(Fusion::Plain);

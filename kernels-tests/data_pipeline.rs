@@ -34,10 +34,22 @@ fn peak(x: &[f32]) -> f32 {
 /// `rows` distinct valid distributions over `classes`: row r puts 1/2 on class (r * 7) mod C and
 /// spreads the rest as (c + 1) weights, so every (row, class) value is recognisable.
 fn distributions(rows: usize, classes: usize) -> Vec<f32> {
+    rotated_distributions(0, rows, classes)
+}
+
+/// The teacher rows `write_item` gives the item `name`: `distributions` rotated by a hash of the
+/// name, so no two items of a dataset share a teacher and a batch shows whose rows it holds.
+fn teacher_of(name: &str, rows: usize, classes: usize) -> Vec<f32> {
+    let hash = name.bytes().fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)));
+    rotated_distributions(hash % classes, rows, classes)
+}
+
+fn rotated_distributions(shift: usize, rows: usize, classes: usize) -> Vec<f32> {
     let spread: f64 = (1..=classes).map(|c| c as f64).sum();
     let mut out = Vec::with_capacity(rows * classes);
     for r in 0..rows {
         out.extend((0..classes).map(|c| {
+            let c = (c + shift) % classes;
             let peak = if c == (r * 7) % classes { 0.5 } else { 0.0 };
             (peak + 0.5 * (c + 1) as f64 / spread) as f32
         }));
@@ -46,19 +58,19 @@ fn distributions(rows: usize, classes: usize) -> Vec<f32> {
 }
 
 /// One dataset item: a DC clip at level `level` (so batches show which item they hold), `seconds`
-/// long at 22,050 Hz, and teachers of `rows` rows.
+/// long at 22,050 Hz, and its own teachers of `rows` rows (`teacher_of(name, ..)`).
 fn write_item(dir: &Path, name: &str, level: i16, seconds: f64, rows: usize) -> String {
     write_wav(&dir.join(format!("{name}.wav")), SAMPLE_RATE, &vec![level; (seconds * SAMPLE_RATE as f64) as usize]);
     write_npy(
         &dir.join(format!("{name}.objects.npy")),
         &[rows, OBJECT_CLASSES],
-        &distributions(rows, OBJECT_CLASSES),
+        &teacher_of(name, rows, OBJECT_CLASSES),
         false,
     );
     write_npy(
         &dir.join(format!("{name}.scenes.npy")),
         &[rows, SCENE_CLASSES],
-        &distributions(rows, SCENE_CLASSES),
+        &teacher_of(name, rows, SCENE_CLASSES),
         false,
     );
     format!("{name}.wav,{name}.objects.npy,{name}.scenes.npy\n")
@@ -144,7 +156,7 @@ fn short_clips_and_teacher_rows_tile() {
     let e = d.example(0).unwrap();
     assert_eq!(e.waveform.len(), 26_460);
     assert!(e.waveform.iter().all(|&v| v == 1000.0 / 128.0), "a DC clip tiles to a DC crop");
-    let rows = distributions(2, OBJECT_CLASSES);
+    let rows = teacher_of("clip0", 2, OBJECT_CLASSES);
     for k in 0..5 {
         let r = k % 2;
         assert!(
@@ -519,13 +531,46 @@ fn batches_hold_teachers_channel_major() {
     assert_eq!(b.scenes.len(), 2 * SCENE_CLASSES * 3);
     assert_eq!(b.waveform[0], 3000.0 / 128.0);
     assert_eq!(b.waveform[2000], 1000.0 / 128.0);
-    let (obj, sce) = (distributions(2, OBJECT_CLASSES), distributions(2, SCENE_CLASSES));
-    for n in 0..2 {
+    for (n, item) in ["clip2", "clip0"].into_iter().enumerate() {
+        let (obj, sce) = (teacher_of(item, 2, OBJECT_CLASSES), teacher_of(item, 2, SCENE_CLASSES));
         for t in 0..3 {
             for c in [0, 7, 14, 400] {
                 // [n, C, steps] against the file's [rows, C], rows tiled over steps.
                 assert_eq!(b.objects[(n * OBJECT_CLASSES + c) * 3 + t], obj[(t % 2) * OBJECT_CLASSES + c]);
                 assert_eq!(b.scenes[(n * SCENE_CLASSES + c) * 3 + t], sce[(t % 2) * SCENE_CLASSES + c]);
+            }
+        }
+    }
+}
+
+#[test]
+fn shuffled_batches_hold_each_clips_own_audio_and_teachers() {
+    // Five items, each with its own level and teachers; batches of 2 in a seeded shuffle, over two
+    // epochs. Every row of every batch must be the item the order names, audio and teachers alike.
+    let (items, steps) = (5, 3);
+    let dir = good_dataset("shuffled", items, 0.1, 2);
+    let d = open(&dir, Crop::new(700, steps).unwrap());
+    let order = Order::new(items, 2, 11, true);
+    let served: Vec<usize> = (0..order.batches_per_epoch()).flat_map(|b| order.batch(b)).collect();
+    assert!(!served.windows(2).all(|w| w[0] < w[1]), "the test needs a shuffled order, got {served:?}");
+    for b in 0..2 * order.batches_per_epoch() {
+        let indices = order.batch(b);
+        let batch = load_batch(&d, &indices).unwrap();
+        assert_eq!(batch.indices, indices);
+        for (n, &i) in indices.iter().enumerate() {
+            let name = format!("clip{i}");
+            let level = 1000.0 * (i + 1) as f32 / 128.0;
+            assert!(
+                batch.waveform[n * 700..(n + 1) * 700].iter().all(|&v| v == level),
+                "batch {b} row {n}: audio of {name}"
+            );
+            for (teacher, classes) in [(&batch.objects, OBJECT_CLASSES), (&batch.scenes, SCENE_CLASSES)] {
+                let rows = teacher_of(&name, 2, classes);
+                let got: Vec<f32> =
+                    (0..steps * classes).map(|j| teacher[(n * classes + j % classes) * steps + j / classes]).collect();
+                let expected: Vec<f32> =
+                    (0..steps).flat_map(|t| rows[(t % 2) * classes..(t % 2 + 1) * classes].to_vec()).collect();
+                assert!(got == expected, "batch {b} row {n}: the {classes}-class teacher is not {name}'s");
             }
         }
     }

@@ -5,27 +5,28 @@
 //! a GPU). The checks themselves are the library's (`selftest::training_step_checks`), so that
 //! `sn-wgpu selftest` runs the same ones on a user's GPU.
 
+#[macro_use]
 mod common;
 use common::*;
 use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::selftest::training_step_checks;
 
-#[test]
+per_class!(two_training_steps_match_pytorch_with_the_default_kernels);
 fn two_training_steps_match_pytorch_with_the_default_kernels() {
     two_training_steps_match_pytorch(ConvKernel::Auto);
 }
 
-#[test]
+per_class!(two_training_steps_match_pytorch_with_every_conv_tiled);
 fn two_training_steps_match_pytorch_with_every_conv_tiled() {
     two_training_steps_match_pytorch(ConvKernel::Tiled);
 }
 
-#[test]
+per_class!(two_training_steps_match_pytorch_with_the_cpu_convs);
 fn two_training_steps_match_pytorch_with_the_cpu_convs() {
     two_training_steps_match_pytorch(ConvKernel::Cpu);
 }
 
-#[test]
+per_class!(two_training_steps_match_pytorch_with_the_plain_convs);
 fn two_training_steps_match_pytorch_with_the_plain_convs() {
     two_training_steps_match_pytorch(ConvKernel::Plain);
 }

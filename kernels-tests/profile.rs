@@ -1,6 +1,7 @@
 //! `sn-wgpu profile`: every launch of a step is timed and costed, the table and the trace agree
 //! with the launches, and the CPU-timing fallback works. Smoke tests on a tiny model (lavapipe).
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
@@ -57,7 +58,7 @@ fn conv_forward_flops(arch: &Arch, batch: usize, samples: usize) -> Vec<(String,
     flops
 }
 
-#[test]
+per_class!(training_profile_times_and_costs_every_launch);
 fn training_profile_times_and_costs_every_launch() {
     let _turn = timing_lock();
     let opts = options(false, false);

@@ -3,17 +3,19 @@
 //! determinism, exact resume, the loss falling on the demo, flat GPU memory, validation on a
 //! dataset folder, refusing to save non-finite weights, clear data errors, and Ctrl-C.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{gpu, logged_losses, temp_dir, write_npy, write_wav, TestDir};
+use common::{assert_close, gpu, logged_losses, randn, rng, temp_dir, to_f64, write_npy, write_wav, TestDir};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::{DemoDataset, OBJECT_CLASSES, SCENE_CLASSES};
 use sn_wgpu::model::{Arch, Model};
 use sn_wgpu::ops::adam::AdamConfig;
+use sn_wgpu::train::eval_loss::EvalLoss;
 use sn_wgpu::train::{self, StepShape, TrainOptions, TrainStep};
 
 const MODEL: &str = "soundnet8-narrow8";
@@ -111,7 +113,155 @@ fn gpu_memory_stays_flat_over_50_steps() {
     assert_eq!(live(), before, "(buffers, bind groups, buffer bytes) changed over 50 steps");
 }
 
-/// A dataset folder of `clips` tones with uniform teachers, `rows` teacher rows each.
+/// `rows` random distributions over `classes`, fixed by `seed`.
+fn random_distributions(seed: u64, rows: usize, classes: usize) -> Vec<f32> {
+    let logits = randn(&mut rng(seed), rows * classes);
+    logits
+        .chunks(classes)
+        .flat_map(|row| {
+            let total: f64 = row.iter().map(|&v| f64::from(v).exp()).sum();
+            row.iter().map(move |&v| (f64::from(v).exp() / total) as f32)
+        })
+        .collect()
+}
+
+/// A batch of `clips` random waveforms, each with its own random teachers (`[clips, C, steps]`).
+struct Inputs {
+    clips: usize,
+    samples: usize,
+    waveform: Vec<f32>,
+    objects: Vec<f32>,
+    scenes: Vec<f32>,
+}
+
+impl Inputs {
+    fn random(seed: u64, clips: usize) -> Inputs {
+        let samples = (SECONDS * 22_050.0) as usize;
+        let steps = Arch::by_name(MODEL).unwrap().lengths(samples).unwrap().steps;
+        // Teachers as the step reads them, [n, C, steps]: softmax over C of each (n, t) column.
+        let teacher = |seed: u64, classes: usize| -> Vec<f32> {
+            let rows = random_distributions(seed, clips * steps, classes); // [(n, t), C]
+            let mut out = vec![0.0; rows.len()];
+            for n in 0..clips {
+                for t in 0..steps {
+                    for c in 0..classes {
+                        out[(n * classes + c) * steps + t] = rows[(n * steps + t) * classes + c];
+                    }
+                }
+            }
+            out
+        };
+        let waveform = randn(&mut rng(seed), clips * samples).into_iter().map(|v| 40.0 * v).collect();
+        Inputs {
+            clips,
+            samples,
+            waveform,
+            objects: teacher(seed + 1, OBJECT_CLASSES),
+            scenes: teacher(seed + 2, SCENE_CLASSES),
+        }
+    }
+
+    /// Clips `from..to` alone.
+    fn clips(&self, from: usize, to: usize) -> Inputs {
+        let part = |v: &[f32]| {
+            let per_clip = v.len() / self.clips;
+            v[from * per_clip..to * per_clip].to_vec()
+        };
+        Inputs {
+            clips: to - from,
+            samples: self.samples,
+            waveform: part(&self.waveform),
+            objects: part(&self.objects),
+            scenes: part(&self.scenes),
+        }
+    }
+}
+
+/// Each parameter's values, by name.
+type ByName = std::collections::BTreeMap<String, Vec<f32>>;
+
+fn read_all(tensors: &sn_wgpu::model::params::NamedTensors) -> ByName {
+    tensors.specs.iter().zip(&tensors.tensors).map(|(s, t)| (s.name.clone(), t.read(gpu()).unwrap())).collect()
+}
+
+/// The same fresh model every time.
+fn fresh_model() -> Model {
+    Model::init(gpu(), Arch::by_name(MODEL).unwrap(), 3).unwrap()
+}
+
+/// One training step of a fresh model on `inputs` in `micro_batches`: the gradients it leaves, the
+/// parameters after its Adam update, and its loss per head (the mean over micro-batches).
+fn one_step(inputs: &Inputs, micro_batches: usize) -> (ByName, ByName, [f32; 2]) {
+    let g = gpu();
+    let model = fresh_model();
+    let shape = StepShape { batch: inputs.clips, micro_batches, samples: inputs.samples };
+    let mut step = TrainStep::new(g, &model, shape, AdamConfig::default(), None).unwrap();
+    let mut losses = step.submit(g, &inputs.waveform, &inputs.objects, &inputs.scenes).unwrap();
+    losses.extend(step.finish(g).unwrap());
+    let loss = step.head_losses(&losses[0]).map(|l| l.expect("both heads"));
+    (read_all(&step.grads), read_all(&model.params), loss)
+}
+
+/// A conv bias that feeds a batchnorm has a gradient of exactly zero in exact arithmetic (the
+/// normalisation subtracts it again): what the GPU leaves there is rounding noise, and so is the
+/// sign Adam's first step takes from it.
+fn inert_under_batchnorm(name: &str) -> bool {
+    name.starts_with("conv") && name.ends_with(".bias")
+}
+
+/// A step over `micro_batches` equal parts of a batch of `clips` must give the mean of the
+/// gradients and losses of the parts computed alone (each part's batchnorm statistics are its
+/// own either way), and the Adam update of that mean.
+///
+/// Within 1e-6 when the count is a power of two: the backward pass is then seeded with an exact
+/// 1/n, every product it forms is the part's own scaled exactly, and only the final additions
+/// round. Any other n seeds a rounded 1/n that every f32 operation of the backward pass rounds
+/// differently (measured: up to 6.6e-6 for bn1.weight with 3, whose gradient sums 200,000
+/// products with cancellation), so those counts get 2e-5 on the gradients and losses. Their Adam
+/// update is not compared: a first step moves each weight by lr * g / (|g| + eps), about lr times
+/// the sign of g, and that rounding flips the sign of the gradients nearest zero.
+fn accumulation_is_the_mean_of_its_micro_batches(clips: usize, micro_batches: usize) {
+    let tol = if micro_batches.is_power_of_two() { 1e-6 } else { 2e-5 };
+    let inputs = Inputs::random(60 + clips as u64, clips);
+    let (grads, params, loss) = one_step(&inputs, micro_batches);
+    let micro = clips / micro_batches;
+    let parts: Vec<_> = (0..micro_batches).map(|i| one_step(&inputs.clips(i * micro, (i + 1) * micro), 1)).collect();
+    let what = format!("batch {clips} in {micro_batches} micro-batches");
+    let start = read_all(&fresh_model().params);
+    let mut compared = 0;
+    for (name, got) in &grads {
+        if inert_under_batchnorm(name) {
+            continue;
+        }
+        let mean: Vec<f64> = (0..got.len())
+            .map(|j| parts.iter().map(|(g, _, _)| f64::from(g[name][j])).sum::<f64>() / micro_batches as f64)
+            .collect();
+        assert_close(&format!("{what}: gradient of {name}"), got, &mean, tol);
+        if micro_batches.is_power_of_two() {
+            let (mut param, mut m, mut v) = (to_f64(&start[name]), vec![0.0; got.len()], vec![0.0; got.len()]);
+            sn_wgpu::ops::adam::reference::step(&AdamConfig::default(), 1, &mut param, &mean, &mut m, &mut v);
+            assert_close(&format!("{what}: {name} after one Adam step"), &params[name], &param, tol);
+        }
+        compared += 1;
+    }
+    assert!(compared >= 10, "{what}: only {compared} parameters compared");
+    for h in 0..2 {
+        let mean = parts.iter().map(|(_, _, l)| f64::from(l[h])).sum::<f64>() / micro_batches as f64;
+        assert_close(&format!("{what}: loss of head {h}"), &[loss[h]], &[mean], tol);
+    }
+}
+
+per_class!(accumulating_micro_batches_equals_averaging_them);
+fn accumulating_micro_batches_equals_averaging_them() {
+    accumulation_is_the_mean_of_its_micro_batches(4, 2);
+    accumulation_is_the_mean_of_its_micro_batches(6, 3);
+    // A batch that does not split evenly is refused before anything runs.
+    let shape = StepShape { batch: 5, micro_batches: 2, samples: (SECONDS * 22_050.0) as usize };
+    let err = TrainStep::new(gpu(), &fresh_model(), shape, AdamConfig::default(), None).err().expect("refused");
+    assert!(err.to_string().contains("does not split into 2 equal micro-batches"), "{err}");
+}
+
+/// A dataset folder of `clips` tones, each with its own teachers of `rows` rows.
 fn tone_dataset(name: &str, clips: usize, rows: usize) -> TestDir {
     let dir = temp_dir(name);
     let mut manifest = String::from("audio,objects,scenes\n");
@@ -124,13 +274,13 @@ fn tone_dataset(name: &str, clips: usize, rows: usize) -> TestDir {
         write_npy(
             &dir.join(format!("tone{i}.objects.npy")),
             &[rows, OBJECT_CLASSES],
-            &vec![1.0 / OBJECT_CLASSES as f32; rows * OBJECT_CLASSES],
+            &random_distributions(2 * i as u64, rows, OBJECT_CLASSES),
             false,
         );
         write_npy(
             &dir.join(format!("tone{i}.scenes.npy")),
             &[rows, SCENE_CLASSES],
-            &vec![1.0 / SCENE_CLASSES as f32; rows * SCENE_CLASSES],
+            &random_distributions(2 * i as u64 + 1, rows, SCENE_CLASSES),
             false,
         );
         manifest += &format!("tone{i}.wav,tone{i}.objects.npy,tone{i}.scenes.npy\n");
@@ -155,6 +305,47 @@ fn trains_on_a_dataset_folder_with_validation_and_accumulation() {
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().filter(|l| l.contains("val_loss")).count(), 2, "{metrics}");
     assert!(out.join("step-000002.safetensors").exists() && out.join("step-000004.safetensors").exists());
+}
+
+#[test]
+fn validation_changes_nothing_a_run_saves() {
+    // Validation runs batchnorm in eval mode: it reads the running statistics and moves none of
+    // them, so a run that validates every step saves what the same run without validation saves.
+    let data = tone_dataset("val-data", 3, 2);
+    let (quiet, validated) = (temp_dir("val-off"), temp_dir("val-on"));
+    let opts = |out: &Path| TrainOptions { data: vec![data.to_path_buf()], ..options(out, 3) };
+    train::run(&opts(&quiet)).unwrap();
+    train::run(&TrainOptions { val_data: Some(data.to_path_buf()), val_every: 1, ..opts(&validated) }).unwrap();
+    let metrics = std::fs::read_to_string(validated.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("val_loss")).count(), 3, "{metrics}");
+    assert_eq!(logged_losses(&quiet), logged_losses(&validated));
+    let (a, b) = (
+        Checkpoint::load(&quiet.join("last.safetensors")).unwrap(),
+        Checkpoint::load(&validated.join("last.safetensors")).unwrap(),
+    );
+    let differ: Vec<&String> = a.tensors.keys().filter(|k| a.tensors[*k] != b.tensors[*k]).collect();
+    assert!(differ.is_empty() && a.tensors.len() == b.tensors.len(), "validation changed {differ:?}");
+}
+
+#[test]
+fn the_validation_loss_of_a_clip_does_not_depend_on_its_batch() {
+    // With the running statistics each clip's output is its own: the loss over three clips is the
+    // same in one batch of three as in three batches of one. Batch statistics would differ.
+    let g = gpu();
+    let data = tone_dataset("val-batch", 3, 2);
+    let crop = sn_wgpu::data::Crop::for_arch(&Arch::by_name(MODEL).unwrap(), SECONDS).unwrap();
+    let (dataset, _) =
+        sn_wgpu::data::ManifestDataset::open(&[data.to_path_buf()], &sn_wgpu::data::DatasetOptions::new(crop)).unwrap();
+    let model = Model::init(g, Arch::by_name(MODEL).unwrap(), 4).unwrap();
+    let loss = |batch: usize| {
+        let mut eval = EvalLoss::new(g, &model, batch, crop.samples, train::TeacherLoss::Kl).unwrap();
+        eval.run(g, &dataset).unwrap().map(|l| l.expect("both heads"))
+    };
+    let (together, apart) = (loss(3), loss(1));
+    for h in 0..2 {
+        let e = (together[h] - apart[h]).abs() / apart[h].abs();
+        assert!(e < 1e-5, "head {h}: {} in one batch of 3, {} in batches of 1", together[h], apart[h]);
+    }
 }
 
 #[test]

@@ -140,6 +140,43 @@ mod tests {
     }
 
     #[test]
+    fn an_infinity_in_any_kind_of_tensor_is_refused_as_a_nan_is() {
+        // Every kind of tensor a training checkpoint holds: weights, biases, batchnorm's affine
+        // parameters and running statistics, and Adam's two moments.
+        let kinds = [
+            ("conv1.weight", vec![2, 1, 3]),
+            ("conv1.bias", vec![2]),
+            ("bn1.weight", vec![2]),
+            ("bn1.bias", vec![2]),
+            ("bn1.running_mean", vec![2]),
+            ("bn1.running_var", vec![2]),
+            ("objects.weight", vec![3, 2, 1]),
+            ("adam.m.conv1.weight", vec![2, 1, 3]),
+            ("adam.v.bn1.bias", vec![2]),
+        ];
+        let good = || {
+            let mut c = Checkpoint::default();
+            for (name, shape) in &kinds {
+                c.insert(name, shape, vec![0.5; shape.iter().product()]);
+            }
+            c
+        };
+        let path = std::env::temp_dir().join(format!("sn-wgpu-inf-{}.safetensors", std::process::id()));
+        good().save(&path).unwrap();
+        Checkpoint::load(&path).expect("the finite checkpoint loads");
+        for (name, _) in &kinds {
+            for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+                let mut c = good();
+                c.tensors.get_mut(*name).unwrap().1[1] = bad;
+                c.save(&path).unwrap();
+                let err = format!("{:#}", Checkpoint::load(&path).expect_err(&format!("{bad} in {name} loaded")));
+                assert!(err.contains(name) && err.contains("index 1") && err.contains(&format!("({bad})")), "{err}");
+            }
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
     fn a_torn_file_is_an_error_naming_it() {
         let path = std::env::temp_dir().join(format!("sn-wgpu-torn-{}.safetensors", std::process::id()));
         let mut c = Checkpoint::default();

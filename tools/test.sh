@@ -74,10 +74,6 @@ elif ! python3 -c "import torchvision" 2>/dev/null; then
   python3 -m pip install --quiet --no-cache-dir --no-deps torchvision pillow
 fi
 
+# Every op with a GPU-shaped and a CPU-shaped kernel runs its tests with both on this adapter
+# (kernels-tests/common: `per_class!`), so one pass covers both device classes.
 cargo test "$@"
-
-# The ops with kernels for both device classes pick by the adapter (CPU-shaped on lavapipe); run
-# their tests once more with the GPU-shaped kernels, so both shapes are checked on every adapter.
-if [ $# -eq 0 ]; then
-  SN_WGPU_KERNELS=gpu cargo test --test adam --test bindings --test bn_relu_pool --test conv1d --test end_to_end --test profile
-fi

@@ -2,21 +2,86 @@
 //! measure, finite differences and the PyTorch fixtures.
 #![allow(dead_code)] // each test binary uses its own subset of these helpers
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
+use sn_wgpu::gpu::DeviceClass;
 use sn_wgpu::{Gpu, Tensor};
 
-/// The device every test in this binary shares. GPU tests never skip: no adapter is a failure.
+/// The device this test runs on. GPU tests never skip: no adapter is a failure. Inside
+/// [`with_class`] it is the adapter opened for that kernel class; elsewhere the adapter's own class
+/// (or `SN_WGPU_KERNELS`'s).
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::new() {
-        Ok(gpu) => gpu,
+    match TEST_CLASS.get() {
+        Some(class) => gpu_of(class),
+        None => GPU.get_or_init(|| open_gpu(None)),
+    }
+}
+
+/// Both kernel classes: every op that has a GPU-shaped and a CPU-shaped kernel is tested with
+/// both on whatever adapter runs the tests.
+pub const CLASSES: [DeviceClass; 2] = [DeviceClass::Gpu, DeviceClass::Cpu];
+
+/// The adapter, opened with the kernels of `class` whatever its type.
+pub fn gpu_of(class: DeviceClass) -> &'static Gpu {
+    static BY_CLASS: [OnceLock<Gpu>; 2] = [OnceLock::new(), OnceLock::new()];
+    BY_CLASS[CLASSES.iter().position(|c| *c == class).expect("a class")].get_or_init(|| open_gpu(Some(class)))
+}
+
+fn open_gpu(class: Option<DeviceClass>) -> Gpu {
+    match Gpu::new() {
+        Ok(mut gpu) => {
+            if let Some(class) = class {
+                gpu.class = class;
+            }
+            gpu
+        }
         Err(e) => panic!("GPU tests need an adapter and found none: {e:#}"),
-    })
+    }
+}
+
+thread_local! {
+    static TEST_CLASS: Cell<Option<DeviceClass>> = const { Cell::new(None) };
+}
+
+/// Runs `body` with [`gpu`] giving the adapter opened for `class`; a failure names the class.
+pub fn with_class(class: DeviceClass, body: impl FnOnce()) {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                eprintln!("(failed with the {:?}-shaped kernels)", TEST_CLASS.get().expect("set"));
+            }
+            TEST_CLASS.set(None);
+        }
+    }
+    TEST_CLASS.set(Some(class));
+    let _reset = Reset;
+    body();
+}
+
+/// `per_class!(name)` before a `fn name()` turns it into a module `name` of two tests,
+/// `gpu_shaped` and `cpu_shaped`, that run it with each class's kernels (inside [`with_class`]): a
+/// plain `cargo test` checks both kernel shapes on any adapter, and a failure names the shape.
+#[allow(unused_macros)]
+macro_rules! per_class {
+    ($name:ident) => {
+        mod $name {
+            #[test]
+            fn gpu_shaped() {
+                $crate::common::with_class(sn_wgpu::gpu::DeviceClass::Gpu, super::$name)
+            }
+            #[test]
+            fn cpu_shaped() {
+                $crate::common::with_class(sn_wgpu::gpu::DeviceClass::Cpu, super::$name)
+            }
+        }
+    };
 }
 
 pub fn rng(seed: u64) -> StdRng {

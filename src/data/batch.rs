@@ -151,15 +151,31 @@ mod tests {
     }
 
     #[test]
-    fn teachers_are_transposed_to_channel_major() {
-        let rows = |base: f32, classes: usize| (0..2 * classes).map(|i| base + i as f32).collect::<Vec<_>>();
-        let e =
-            Example { waveform: vec![0.0; 4], objects: rows(0.0, OBJECT_CLASSES), scenes: rows(0.5, SCENE_CLASSES) };
-        let b = Batch::assemble(vec![0, 0], &[e.clone(), e], 4, 2);
-        // objects[n, c, t] = rows[t * C + c]
-        assert_eq!(b.objects[3 * 2 + 1], (OBJECT_CLASSES + 3) as f32);
-        assert_eq!(b.objects[OBJECT_CLASSES * 2 + 5 * 2], 5.0);
-        assert_eq!(b.scenes[7 * 2 + 1], 0.5 + (SCENE_CLASSES + 7) as f32);
+    fn teachers_are_transposed_to_channel_major_per_example() {
+        // Example e's rows hold 10^4 e + i, so every value says which example and row it is from.
+        let rows = |e: usize, classes: usize| (0..2 * classes).map(|i| (10_000 * e + i) as f32).collect::<Vec<_>>();
+        let example = |e: usize| Example {
+            waveform: vec![e as f32; 4],
+            objects: rows(e, OBJECT_CLASSES),
+            scenes: rows(e, SCENE_CLASSES),
+        };
+        let b = Batch::assemble(vec![5, 9], &[example(5), example(9)], 4, 2);
+        assert_eq!(b.waveform, [5.0, 5.0, 5.0, 5.0, 9.0, 9.0, 9.0, 9.0]);
+        for (n, e) in [(0, 5), (1, 9)] {
+            for (teacher, classes) in [(&b.objects, OBJECT_CLASSES), (&b.scenes, SCENE_CLASSES)] {
+                let expected = rows(e, classes);
+                for c in 0..classes {
+                    for t in 0..2 {
+                        // batch[n, c, t] = example n's rows[t * C + c]
+                        assert_eq!(
+                            teacher[(n * classes + c) * 2 + t],
+                            expected[t * classes + c],
+                            "row {n} c {c} t {t}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Example `i` is `i` everywhere; `bad` fails to load.
@@ -195,6 +211,8 @@ mod tests {
         assert_eq!(one.indices, indices);
         let waveform: Vec<f32> = indices.iter().flat_map(|&i| [i as f32; 3]).collect();
         assert_eq!(one.waveform, waveform, "examples in the order asked, whichever thread loaded them");
+        let objects: Vec<f32> = indices.iter().flat_map(|&i| [i as f32, -(i as f32)]).collect();
+        assert_eq!(one.objects, objects, "each example's own teacher, in the same order");
         let err = on(4, indices[5]).unwrap_err();
         assert!(format!("{err:#}").contains(&format!("example {0}: clip {0} is unreadable", indices[5])), "{err:#}");
     }
