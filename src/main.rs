@@ -72,6 +72,26 @@ enum Command {
     /// Check every kernel family on this adapter against its f64 CPU reference, and two training
     /// steps against PyTorch; exits with status 1 when any check fails.
     Selftest(SelftestArgs),
+    /// Measure which conv kernel is fastest for each pass of a model at a batch and length on this
+    /// adapter, and keep the choices (kernel-choices.json in the user's cache folder, or
+    /// SN_WGPU_TUNE_CACHE) for every later command; train and profile measure what is missing.
+    Tune(TuneArgs),
+}
+
+#[derive(Args)]
+struct TuneArgs {
+    /// soundnet8, soundnet5 or soundnet8-narrowN.
+    #[arg(long, default_value = "soundnet8")]
+    model: String,
+    /// Clips per pass: the batch size train runs with, divided by --accumulate if it accumulates.
+    #[arg(long, default_value_t = 1)]
+    batch_size: usize,
+    /// Seconds of audio per clip.
+    #[arg(long, default_value_t = 20.0)]
+    seconds: f64,
+    /// Only the forward passes, as predict, extract and teach run them.
+    #[arg(long)]
+    inference: bool,
 }
 
 #[derive(Args)]
@@ -419,6 +439,9 @@ impl TrainArgs {
 }
 
 fn main() -> Result<()> {
+    // Every command picks conv kernels by what was measured on this adapter (and measures what
+    // train, profile and tune need); the library alone keeps its built-in first guesses.
+    sn_wgpu::gpu::tuning::use_cache_file();
     match Cli::parse().command {
         Command::Info => print!("{}", sn_wgpu::gpu::info::report()?),
         Command::Train(args) => {
@@ -542,6 +565,33 @@ fn main() -> Result<()> {
         Command::Filters(a) => {
             let report = filters::run(&FiltersOptions { weights: a.weights, count: a.count, png: a.out })?;
             print!("{}", if a.json { report.json()? } else { report.text() });
+        }
+        Command::Tune(a) => {
+            let gpu = sn_wgpu::Gpu::new()?;
+            let arch = sn_wgpu::model::Arch::by_name(&a.model)?;
+            let samples = sn_wgpu::data::Crop::for_arch(&arch, a.seconds)?.samples;
+            println!("adapter: {}", gpu.describe());
+            for note in gpu.tuning.take_notes() {
+                eprintln!("{note}");
+            }
+            let Some(path) = gpu.tuning.path().map(|p| p.to_path_buf()) else {
+                anyhow::bail!("kernel tuning is off (SN_WGPU_TUNE_CACHE=off, or SN_WGPU_KERNELS forces a class)");
+            };
+            let tuned =
+                sn_wgpu::model::tune::tune_model(&gpu, &arch, a.batch_size, samples, !a.inference, |i, n, what| {
+                    eprintln!("measuring {}/{n}: {what}", i + 1);
+                })?;
+            print!("{}", sn_wgpu::model::tune::table(&tuned));
+            let measured = tuned.iter().filter(|t| t.measured_now).count();
+            println!(
+                "{} passes of {} at batch {} x {} s: {measured} measured now, {} from {}",
+                tuned.len(),
+                arch.name,
+                a.batch_size,
+                a.seconds,
+                tuned.len() - measured,
+                path.display()
+            );
         }
         Command::Selftest(a) => {
             let report = selftest::run(&sn_wgpu::Gpu::new()?)?;

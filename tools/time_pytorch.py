@@ -2,13 +2,21 @@
 """Times the training step `sn-wgpu profile` times, in PyTorch, for the sn-wgpu / PyTorch ratio.
 
     python3 tools/time_pytorch.py --model soundnet8 --batch 1 --seconds 20 [--device cuda] [--threads N]
+        [--precision fp32|tf32|bf16|fp16] [--compile]
 
 Same step: SoundNet-8 or SoundNet-5 (or soundnet8-narrowN / soundnet5-narrowN: body channels / N,
 full heads; the layer tables of src/model/arch.rs), batchnorm in training mode, KL(teacher || softmax(logits)) per head averaged
 over batch and output steps, the two heads summed, torch.optim.Adam (lr 1e-3, PyTorch defaults),
-float32, input uniform in [-256, 256] and uniform teachers as the profiler uses. On CUDA, TF32 is
-off so both sides do full float32 arithmetic, and each step ends with a synchronize. Prints the
-mean time per step over --steps steps after --warmup untimed ones, and clips per second.
+input uniform in [-256, 256] and uniform teachers as the profiler uses; on CUDA each step ends
+with a synchronize. Prints the mean time per step over --steps steps after --warmup untimed ones,
+and clips per second.
+
+--precision says what a PyTorch user would run:
+  fp32  strict float32: TF32 off for convolutions and matmuls (what sn-wgpu computes);
+  tf32  PyTorch's defaults: on CUDA its convolutions use TF32 (torch.backends.cudnn.allow_tf32 is
+        True unless a user turns it off), matmuls stay float32; on a CPU the same as fp32;
+  bf16, fp16  torch.autocast to that type (float32 weights and Adam; fp16 with a GradScaler).
+--compile runs the model through torch.compile first (its compilation happens in the warm-up).
 """
 import argparse
 import time
@@ -71,6 +79,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's, one per core)")
+    ap.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16"], default="fp32")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -81,10 +91,13 @@ def main():
     layers, heads = tables[base]
     divisor = int(narrow) if narrow else 1
     torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = a.precision == "tf32"
     dev = torch.device(a.device)
     model = SoundNet(layers, heads, divisor).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    forward = torch.compile(model) if a.compile else model
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.precision)
+    scaler = torch.amp.GradScaler(dev.type) if a.precision == "fp16" else None
     samples = round(a.seconds * 22_050)
     x = (torch.rand(a.batch, 1, samples, device=dev) * 2 - 1) * 256
     with torch.no_grad():
@@ -93,10 +106,16 @@ def main():
 
     def step():
         opt.zero_grad(set_to_none=False)
-        objects, scenes = model(x)
-        loss = kl(teachers[0], objects) + kl(teachers[1], scenes)
-        loss.backward()
-        opt.step()
+        with torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+            objects, scenes = forward(x)
+            loss = kl(teachers[0], objects.float()) + kl(teachers[1], scenes.float())
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
@@ -109,7 +128,8 @@ def main():
         times.append(time.perf_counter() - start)
     mean = sum(times) / len(times)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"pytorch {torch.__version__} on {name}: {a.model} training step, batch {a.batch} x {a.seconds} s")
+    how = a.precision + (", torch.compile" if a.compile else "")
+    print(f"pytorch {torch.__version__} on {name}: {a.model} training step, batch {a.batch} x {a.seconds} s, {how}")
     print(f"{mean * 1e3:.1f} ms per step (mean of {a.steps}), {a.batch / mean:.2f} clips/s")
 
 

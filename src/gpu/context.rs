@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use super::pipelines::PipelineCache;
 use super::timer::KernelTimer;
+use super::tuning::{cache_file, Tuning};
 
 /// The kind of device kernels are shaped for. GPUs run thousands of invocations side by side and
 /// reward workgroup tiles and one invocation per element; CPU drivers (lavapipe, WARP, software
@@ -42,6 +43,8 @@ pub struct Gpu {
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pub class: DeviceClass,
+    /// The kernel choices measured on this adapter (see `tuning.rs`).
+    pub tuning: Tuning,
     pub(crate) pipelines: PipelineCache,
     pub(crate) timer: KernelTimer,
 }
@@ -138,7 +141,13 @@ impl Gpu {
         .with_context(|| format!("could not open a device on adapter {} ({:?})", info.name, info.backend))?;
         let timer = KernelTimer::default();
         let class = device_class(&info)?;
-        Ok(Gpu { adapter, device, queue, info, limits, features, class, pipelines: PipelineCache::default(), timer })
+        // A class forced by SN_WGPU_KERNELS asks for that class's kernels, not for the fastest.
+        let tuning = match cache_file() {
+            Some(path) if std::env::var_os("SN_WGPU_KERNELS").is_none() => Tuning::open(&path, &info),
+            _ => Tuning::off(&info),
+        };
+        let pipelines = PipelineCache::default();
+        Ok(Gpu { adapter, device, queue, info, limits, features, class, tuning, pipelines, timer })
     }
 
     /// Blocks until all submitted work is done.

@@ -10,6 +10,7 @@ mod readback;
 mod shaders;
 mod tensor;
 mod timer;
+pub mod tuning;
 
 pub use context::{
     adapters_by_preference, choose_adapter, device_class, instance, wanted_limits, DeviceClass, Gpu, NO_ADAPTER_HELP,

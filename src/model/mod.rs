@@ -3,6 +3,7 @@
 pub mod arch;
 pub mod network;
 pub mod params;
+pub mod tune;
 
 pub use arch::{soundnet5, soundnet8, Arch, ConvLayer, Head};
 pub use network::{Fusion, Model, Outputs};

@@ -25,6 +25,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::SAMPLE_RATE;
 use crate::gpu::Tensor;
 use crate::gpu::{Gpu, KernelTime};
+use crate::model::tune::{self, TunedPass};
 use crate::model::{Arch, Fusion, Model};
 use crate::ops::adam::AdamConfig;
 use crate::ops::batchnorm::BnMode;
@@ -67,6 +68,8 @@ pub struct Profile {
     pub steps: Vec<Vec<KernelTime>>,
     /// Wall time of each timed step on the CPU, submission to completion.
     pub wall_nanos: Vec<f64>,
+    /// The kernel of each conv pass, with the time of each candidate where it was measured.
+    pub choices: Vec<TunedPass>,
 }
 
 pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
@@ -84,6 +87,11 @@ pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
         (model.fusion, model.conv_kernel) = (Fusion::Plain, ConvKernel::Plain);
     }
     let samples = (opts.seconds * SAMPLE_RATE as f64).round() as usize;
+    tune::tune_for_run(gpu, &model.arch, model.conv_kernel, opts.batch, samples, !opts.inference)?;
+    let choices = match model.conv_kernel {
+        ConvKernel::Auto => tune::tune_model(gpu, &model.arch, opts.batch, samples, !opts.inference, |_, _, _| {})?,
+        _ => Vec::new(),
+    };
     let clock = Clock::choose(gpu, opts.cpu_timing);
     let ceilings = match (opts.peak_gflops, opts.peak_gbs) {
         (Some(gflops), Some(gbs)) => Ceilings { gflops, gbs, measured: false },
@@ -99,6 +107,9 @@ pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
     let what = if opts.inference { "inference pass (batchnorm in eval mode)" } else { "training step" };
     let kernels = match (opts.plain, opts.conv_kernel) {
         (true, _) => "plain kernels",
+        (false, ConvKernel::Auto) if gpu.tuning.enabled() => {
+            "each convolution pass with the kernel measured fastest on this adapter, fused batchnorm"
+        }
         (false, ConvKernel::Auto) if gpu.class == crate::gpu::DeviceClass::Cpu => {
             "convolutions CPU-shaped where they apply (a CPU adapter), fused batchnorm"
         }
@@ -116,7 +127,7 @@ pub fn run(gpu: &Gpu, opts: &ProfileOptions) -> Result<Profile> {
     } else {
         time_training(gpu, &model, opts, samples, clock)?
     };
-    Ok(Profile { adapter: gpu.describe(), workload, clock, ceilings, clips: opts.batch, steps, wall_nanos })
+    Ok(Profile { adapter: gpu.describe(), workload, clock, ceilings, clips: opts.batch, steps, wall_nanos, choices })
 }
 
 /// Times whole training steps as `train` runs them (one submission each) on random audio and

@@ -151,6 +151,20 @@ impl Profile {
             if self.clock == Clock::CpuWall { ", one submission per kernel" } else { ", one submission" },
             self.clips as f64 * per_second
         );
+        let _ = writeln!(
+            w,
+            "host:     {:.3} ms per step outside the kernels (wall - kernels: upload, submission, readback), {:.1}% of the step",
+            (wall - kernel_nanos).max(0.0) / 1e6,
+            100.0 * (wall - kernel_nanos).max(0.0) / wall
+        );
+        if self.choices.iter().any(|c| !c.choice.nanos.is_empty()) {
+            let _ = writeln!(
+                w,
+                "
+conv kernels, as measured on this adapter (ms per pass; * chosen; sn-wgpu tune):"
+            );
+            out += &crate::model::tune::table(&self.choices);
+        }
         out
     }
 }

@@ -311,6 +311,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     println!("student: {} with heads of {} classes", model.arch.name, widths.join(" and "));
 
     let shape = StepShape { batch: opts.batch_size, micro_batches: opts.accumulate, samples: crop.samples };
+    // The kernels are chosen before anything is sized: their scratch buffers depend on them.
+    crate::model::tune::tune_for_run(&gpu, &model.arch, model.conv_kernel, shape.micro_batch(), crop.samples, true)?;
     let memory = super::memory::plan(&gpu, &model, shape)?;
     println!("{memory}");
     let mut step = TrainStep::with_loss(&gpu, &model, shape, opts.loss, opts.adam, resume_ckpt.as_ref())?;

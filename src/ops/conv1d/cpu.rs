@@ -29,8 +29,12 @@ const CHUNK_MACS: usize = 128;
 /// Mesa 22.3 and 25.0 both still unroll the chunk; at 28 (22.3) or 32 (25.0) they stop, and the
 /// kernel runs 10 to 20x slower.
 const FORWARD_ROW: usize = 24;
-/// Batch items per invocation in forward where a row has one output.
-const FORWARD_ITEMS: usize = 8;
+/// Batch items per invocation in forward where a row has one output (the heads of clips under
+/// 13 s): 2. Measured on lavapipe (Mesa 25.0.7), SoundNet-8's objects head at 10 s: batch 4, 8
+/// and 16 ran 9.7, 16.6 and 32.9 ms with 2 items against 29.1, 55.9 and 116.7 ms with up to 8,
+/// and 63 ms at batch 8 with 1 (every item reading the 33 MB of weights again); 3 items ran as
+/// slowly as 8 (72.8 ms at batch 8), where the driver no longer keeps the items' strips in registers.
+const FORWARD_ITEMS: usize = 2;
 /// Positions per round in dW, at most (16 of them times 8 taps, or 8 times 16).
 const ROW: usize = 16;
 /// Values the strips of one chunk may hold (the shader's MAX_STRIP).

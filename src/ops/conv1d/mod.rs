@@ -7,6 +7,7 @@
 //! choice, the bindings, the checked entry points that dispatch to a kernel, and the f64 reference. The caller asks for a [`ConvKernel`]; each pass then
 //! runs the [`PassKernel`] it resolves to on the adapter at hand.
 
+pub mod autotune;
 pub mod cpu;
 pub mod tiled;
 
@@ -61,10 +62,12 @@ pub enum ConvKernel {
     /// subgroup shuffles, no workgroup memory: shaped for CPU drivers (needs subgroups). Passes it
     /// cannot compute (forward and dX need K a multiple of 4) follow the `auto` rule for GPUs.
     Cpu,
-    /// On a CPU adapter (`DeviceClass::Cpu`) with subgroups, `cpu` wherever it applies. Otherwise tiled for each pass
-    /// that launches enough tiles to fill a GPU, plain for the others, whose one invocation per
-    /// output spreads a small pass (a head's few output steps, the late layers at batch 1) over
-    /// the whole GPU where a few tiles with long reductions cannot.
+    /// The kernel measured fastest for the pass on this adapter (`autotune.rs`, `sn-wgpu tune`).
+    /// Until it is measured, the first guess: on a CPU adapter (`DeviceClass::Cpu`) with
+    /// subgroups, `cpu` wherever it applies; otherwise tiled for each pass that launches enough
+    /// tiles to fill a GPU, plain for the others, whose one invocation per output spreads a small
+    /// pass (a head's few output steps, the late layers at batch 1) over the whole GPU where a few
+    /// tiles with long reductions cannot.
     #[default]
     Auto,
 }
@@ -86,8 +89,19 @@ pub enum Pass {
 }
 
 impl ConvKernel {
-    /// The kernel that computes `pass` of `shape` on `gpu`.
+    /// The kernel that computes `pass` of `shape` on `gpu`: for `Auto`, the one measured fastest
+    /// here ([`autotune`]) when it has been measured, else the built-in rule's first guess.
     pub fn choose(self, gpu: &Gpu, shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
+        if self == ConvKernel::Auto {
+            if let Some(kernel) = autotune::cached(gpu, shape, pass) {
+                return Ok(kernel);
+            }
+        }
+        self.first_guess(gpu, shape, pass)
+    }
+
+    /// The kernel the built-in rule (`choose_on`) picks for `pass` of `shape` on `gpu`.
+    pub fn first_guess(self, gpu: &Gpu, shape: &Conv1dShape, pass: Pass) -> Result<PassKernel> {
         let adapter = Adapter { class: gpu.class, subgroups: cpu::available(gpu) };
         self.choose_on(adapter, shape, pass).map_err(|e| e.context(format!("adapter {}", gpu.info.name)))
     }
@@ -119,7 +133,8 @@ pub struct Adapter {
     pub subgroups: bool,
 }
 
-/// The tiled kernel needs this many workgroups to beat the plain one on a GPU.
+/// The first guess on a GPU before tuning measures it: the tiled kernel needs this many
+/// workgroups to beat the plain one.
 ///
 /// Measured on an NVIDIA H200 (132 multiprocessors), every pass of SoundNet-8 at batches 1, 8 and
 /// 32 x 20 s with each kernel (README, "On a real GPU"): the tiled kernel won every pass that
