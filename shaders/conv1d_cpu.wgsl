@@ -20,7 +20,7 @@
 // output positions lo; dX: input positions l; dW: the position sum is walked COLS at a time) of
 // ITEMS batch items (forward and dX; 1 except where rows are very short), and the reduction is
 // walked in chunks of TAPS kernel taps. COLS, TAPS, ITEMS, STRIDE and LANES are
-// pipeline-overridable constants chosen by the host per layer (src/ops/conv1d_cpu.rs), so every
+// pipeline-overridable constants chosen by the host per layer (src/ops/conv1d/cpu.rs), so every
 // loop inside a chunk has a constant trip count and the driver unrolls it: the row of
 // accumulators, the strip and the weights stay in registers and every index is a constant. (An
 // array indexed by a variable anywhere, even in the final stores, goes to memory for the whole
@@ -91,7 +91,7 @@ struct Params {
 @group(0) @binding(10) var<storage, read_write> stats: array<f32>;
 
 // The convolution's stride, the positions each invocation owns and the taps per chunk (the host
-// sets all three for each layer; src/ops/conv1d_cpu.rs says how).
+// sets all three for each layer; src/ops/conv1d/cpu.rs says how).
 override STRIDE: u32 = 2u;
 override COLS: u32 = 16u;
 override TAPS: u32 = 8u;

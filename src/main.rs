@@ -29,7 +29,8 @@ enum ConvKernelArg {
     Tiled,
     /// Register rows and subgroup shuffles: shaped for CPU drivers (needs subgroups).
     Cpu,
-    /// cpu on CPU adapters, elsewhere tiled where the tiles fill the GPU and plain otherwise.
+    /// For each pass the kernel measured fastest on this adapter (`sn-wgpu tune`); before it is
+    /// measured, cpu on CPU adapters, elsewhere tiled where the tiles fill the GPU, else plain.
     Auto,
 }
 
@@ -180,8 +181,8 @@ struct ProfileArgs {
     /// tiled convolutions and fused batchnorm, to compare the two.
     #[arg(long, conflicts_with = "conv_kernel")]
     plain: bool,
-    /// Which convolution kernels run: tiled where the tiles fill the GPU (auto), tiled
-    /// everywhere, or plain everywhere.
+    /// Which convolution kernels run: for each pass the one measured fastest on this adapter
+    /// (auto; see `sn-wgpu tune`), or tiled, plain or cpu everywhere they apply.
     #[arg(long, value_enum, default_value = "auto")]
     conv_kernel: ConvKernelArg,
     /// The device's peak FP32 rate in GFLOP/s (datasheet) instead of measuring it.

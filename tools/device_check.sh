@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The GPU check in one shot: everything a session with a borrowed GPU machine should measure,
-# prepared here and run there in one call, with one Markdown report as the result.
+# The GPU check in one shot: everything worth measuring on a GPU machine, built on a development
+# machine, copied there as one bundle and run in one go, with one Markdown report as the result.
 #
-# Here (x86-64, with the Rust toolchain and apt), once:
+# On the development machine (x86-64, with the Rust toolchain and apt), once:
 #   bash tools/device_check.sh --build            # writes device-bundle/ (git-ignored, < 64 MiB)
-# There (Linux, NVIDIA GPU, PyTorch with CUDA; no network, no Rust), from the repository root:
+# Copy the repository with device-bundle/ to the GPU machine (Linux, NVIDIA GPU, PyTorch with
+# CUDA; it needs no network and no Rust), and from the repository root there:
 #   bash tools/device_check.sh                    # report in $OUT/device_report.md (or ./device_report.md)
 # Rehearse on any adapter (lavapipe included) with --quick: small workloads, same steps.
 #
@@ -15,10 +16,14 @@
 # driver, points VK_DRIVER_FILES at NVIDIA's ICD.
 #
 # The report: `sn-wgpu info`; `sn-wgpu selftest` (every kernel against its f64 reference and a
-# training step against the PyTorch fixture, on this GPU); `sn-wgpu profile` of a SoundNet-8
-# training step at batch 32 x 20 s with each --conv-kernel choice (auto, tiled, plain, cpu); the
-# train_step bench at batches 1 and 8; tools/time_pytorch.py on CUDA at the same shapes; and the
-# sn-wgpu / PyTorch ratio per shape. Each part has a time limit; on an H200 the whole takes about two minutes.
+# training step against the PyTorch fixture, on this GPU); `sn-wgpu tune` at every workload (the
+# kernel of each conv pass measured on this GPU; the choices are written beside the report as
+# kernel-choices.json); `sn-wgpu profile` of a SoundNet-8 training step at batch 32 x 20 s with
+# each --conv-kernel choice (auto = measured, tiled, plain, cpu); the default kernels at every
+# workload (SoundNet-8 at batch 1, 8, 32 and 64 x 20 s, SoundNet-5 at 1 and 8); the train_step
+# bench; tools/time_pytorch.py on CUDA at the same workloads with PyTorch's defaults (TF32
+# convolutions), strict float32 and bf16 autocast; and the ratios. Each part has a time limit; the
+# whole stays under 8 minutes on an H100 or H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bundle=${BUNDLE:-device-bundle}
@@ -94,46 +99,64 @@ section() {
 }
 
 if [ "$quick" = 1 ]; then
-  model=soundnet8-narrow4 batches=(1 2) seconds=10 steps=1
+  workloads=(soundnet8-narrow4:1:10 soundnet8-narrow4:2:10 soundnet5-narrow4:1:10) big=soundnet8-narrow4:2:10 steps=1
 else
-  model=soundnet8 batches=(1 8 32) seconds=20 steps=5
+  workloads=(soundnet8:1:20 soundnet8:8:20 soundnet8:32:20 soundnet8:64:20 soundnet5:1:20 soundnet5:8:20)
+  big=soundnet8:32:20 steps=5
 fi
-big=${batches[-1]}
+export SN_WGPU_TUNE_CACHE="$out_dir/kernel-choices.json"
 
 log "# sn-wgpu device check" "" "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPU cores."
 command -v nvidia-smi >/dev/null && log "" '```' "$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1)" '```'
 log "" "Vulkan loader: ${LD_LIBRARY_PATH:+unpacked from the bundle; }driver files: ${VK_DRIVER_FILES:-as the loader finds them}."
-log "Workloads: $model, batches ${batches[*]} x $seconds s, $steps timed steps each."
+log "Workloads (model:batch:seconds): ${workloads[*]}; $steps timed steps each. Kernel choices: $SN_WGPU_TUNE_CACHE."
 
 section "sn-wgpu info" 30 "$bin" info
 section "sn-wgpu selftest" 90 "$bin" selftest
-declare -A sn_ms
+for w in "${workloads[@]}"; do
+  IFS=: read -r model batch seconds <<<"$w"
+  section "tune, $model batch $batch x $seconds s" 60 "$bin" tune --model "$model" --batch-size "$batch" --seconds "$seconds"
+done
+IFS=: read -r model batch seconds <<<"$big"
 for kernel in auto tiled plain cpu; do
-  section "profile, --conv-kernel $kernel, batch $big x $seconds s" 60 \
-    "$bin" profile --model "$model" --batch-size "$big" --seconds "$seconds" --steps "$steps" --conv-kernel "$kernel" --sort time
+  section "profile, --conv-kernel $kernel, $model batch $batch x $seconds s" 45 \
+    "$bin" profile --model "$model" --batch-size "$batch" --seconds "$seconds" --steps "$steps" --conv-kernel "$kernel" --sort time
 done
-for batch in "${batches[@]}"; do
-  section "profile, default kernels, batch $batch x $seconds s" 45 \
+declare -A sn_ms pt_default pt_fp32 pt_bf16
+for w in "${workloads[@]}"; do
+  IFS=: read -r model batch seconds <<<"$w"
+  section "profile, measured kernels, $model batch $batch x $seconds s" 45 \
     "$bin" profile --model "$model" --batch-size "$batch" --seconds "$seconds" --steps "$steps"
-  sn_ms[$batch]=$(tac "$report" | grep -m1 '^wall:' | sed 's/^wall: *\([0-9.]*\) ms.*/\1/')
+  sn_ms[$w]=$(tac "$report" | grep -m1 '^wall:' | sed 's/^wall: *\([0-9.]*\) ms.*/\1/')
 done
-batch_list=$(IFS=,; echo "${batches[*]}")
-section "train_step bench, batches $batch_list" 90 \
-  env SN_BENCH_MODEL="$model" SN_BENCH_SECONDS="$seconds" SN_BENCH_BATCHES="$batch_list" "$bundle/train_step" --bench
+IFS=: read -r model batch seconds <<<"$big"
+section "train_step bench, $model batches 1,8,$batch" 90 \
+  env SN_BENCH_MODEL="$model" SN_BENCH_SECONDS="$seconds" SN_BENCH_BATCHES="1,8,$batch" "$bundle/train_step" --bench
 
-declare -A pt_ms
 device=cpu
 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cuda
-for batch in "${batches[@]}"; do
-  section "PyTorch ($device), batch $batch x $seconds s" 60 \
-    python3 "$bundle/time_pytorch.py" --model "$model" --batch "$batch" --seconds "$seconds" --steps "$steps" --device "$device"
-  pt_ms[$batch]=$(tac "$report" | grep -m1 ' ms per step (mean' | sed 's/^\([0-9.]*\) ms per step.*/\1/')
+pytorch() { # workload precision -> ms per step, its output in the report
+  local model batch seconds
+  IFS=: read -r model batch seconds <<<"$1"
+  section "PyTorch ($device, $2), $model batch $batch x $seconds s" 45 \
+    python3 "$bundle/time_pytorch.py" --model "$model" --batch "$batch" --seconds "$seconds" --steps "$steps" \
+    --device "$device" --precision "$2"
+}
+last_pt() { tac "$report" | grep -m1 ' ms per step (mean' | sed 's/^\([0-9.]*\) ms per step.*/\1/'; }
+for w in "${workloads[@]}"; do
+  pytorch "$w" tf32 && pt_default[$w]=$(last_pt)
+  pytorch "$w" fp32 && pt_fp32[$w]=$(last_pt)
+  pytorch "$w" bf16 && pt_bf16[$w]=$(last_pt)
 done
 
-log "" "## sn-wgpu against PyTorch ($device)" "" "| model | batch | seconds | sn-wgpu ms/step | PyTorch ms/step | sn-wgpu / PyTorch |" "| --- | --- | --- | --- | --- | --- |"
-for batch in "${batches[@]}"; do
-  sn=${sn_ms[$batch]:-} pt=${pt_ms[$batch]:-}
-  ratio=$(awk -v a="$sn" -v b="$pt" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "n/a" }')
-  log "| $model | $batch | $seconds | ${sn:-n/a} | ${pt:-n/a} | $ratio |"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2fx", a / b; else print "n/a" }'; }
+log "" "## sn-wgpu (float32, measured kernels) against PyTorch ($device)" "" \
+  "PyTorch default: TF32 convolutions on CUDA (torch.backends.cudnn.allow_tf32, on by default); fp32: TF32 off; bf16: autocast." "" \
+  "| model | batch | seconds | sn-wgpu ms/step | PyTorch default | sn / default | PyTorch fp32 | sn / fp32 | PyTorch bf16 |" \
+  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+for w in "${workloads[@]}"; do
+  IFS=: read -r model batch seconds <<<"$w"
+  sn=${sn_ms[$w]:-} d=${pt_default[$w]:-} f=${pt_fp32[$w]:-} b=${pt_bf16[$w]:-}
+  log "| $model | $batch | $seconds | ${sn:-n/a} | ${d:-n/a} | $(ratio "$sn" "$d") | ${f:-n/a} | $(ratio "$sn" "$f") | ${b:-n/a} |"
 done
 echo "device_check.sh: report in $report ($SECONDS s)" >&2

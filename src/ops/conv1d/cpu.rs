@@ -1,7 +1,7 @@
 //! The CPU-shaped conv1d kernels (`shaders/conv1d_cpu.wgsl`): lanes over channels, a register row
 //! of positions per invocation, strips shared through subgroup shuffles. This file picks, per
 //! layer, the row length (`COLS`), the taps per chunk (`TAPS`), the batch items per invocation
-//! (`ITEMS`), and dW's split and channel blocks; `conv1d.rs` checks the tensors and decides which
+//! (`ITEMS`), and dW's split and channel blocks; `mod.rs` checks the tensors and decides which
 //! passes run here.
 //!
 //! The sizes below were measured on lavapipe (Mesa 22.3 and 25.0, AVX2): a chunk of 128 to 192

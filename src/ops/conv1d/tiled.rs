@@ -1,5 +1,5 @@
 //! The tiled implicit-GEMM conv1d kernels (`shaders/conv1d_tiled.wgsl`): how each pass is cut into
-//! workgroup tiles. `conv1d.rs` checks the tensors and picks between these and the plain kernels.
+//! workgroup tiles. `mod.rs` checks the tensors and picks between these and the plain kernels.
 
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
