@@ -228,3 +228,38 @@ fn a_second_ctrl_c_exits_at_once() {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(!said.contains("stopped cleanly"), "the second Ctrl-C must not finish and save:\n{said}");
 }
+
+#[test]
+fn one_trainer_per_folder_and_a_killed_one_leaves_no_lock() {
+    let dir = temp_dir("one-writer");
+    let mut first = Command::new(env!("CARGO_BIN_EXE_sn-wgpu"))
+        .args(["train"])
+        .args(SMALL)
+        .args(["--steps", "100000", "--save-every", "1", "--out", "run"])
+        .current_dir(&dir)
+        .spawn()
+        .unwrap();
+    wait_for_a_step(&dir.join("run"));
+    let pid = first.id().to_string();
+    // A second run and a resume on the folder in use are both refused, before they write.
+    let metrics = || std::fs::read_to_string(dir.join("run/metrics.jsonl")).unwrap();
+    let before = metrics();
+    for args in [&["--steps", "3", "--out", "run", "--overwrite"][..], &["--resume", "run", "--steps", "100001"][..]] {
+        let said = train_fails(&[&SMALL[..], args].concat(), &dir);
+        assert!(
+            said.contains("run is in use by another sn-wgpu process") && said.contains(&format!("(pid {pid})")),
+            "{said}"
+        );
+    }
+    assert!(metrics().starts_with(&before), "a refused run changed the folder's metrics");
+    assert!(dir.join("run/last.safetensors").exists(), "--overwrite of a folder in use removed its checkpoint");
+    // kill -9 ends the holder with no cleanup at all: the kernel drops its lock, and a resume runs.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let saved = step_of(&dir.join("run/last.safetensors"));
+    let target = (saved + 2).to_string();
+    let said = train(&["--resume", "run", "--steps", &target], &dir);
+    assert!(!said.contains("in use"), "{said}");
+    let steps: Vec<u64> = logged_losses(&dir.join("run")).into_iter().map(|(s, _)| s).collect();
+    assert_eq!(steps, (1..=saved + 2).collect::<Vec<u64>>(), "one run's lines, each step once");
+}

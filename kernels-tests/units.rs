@@ -243,3 +243,50 @@ fn bad_inputs_are_named() {
     std::fs::write(dir.join("meta.csv"), "name,category\na-loud.wav,tone\n").unwrap();
     fails(units(&dir, &weights, &out_dir, &["--layer", "conv1"]), &["meta.csv", "no `filename` column"]);
 }
+
+#[test]
+fn files_the_command_did_not_write_are_never_removed_or_overwritten() {
+    let dir = temp_dir("units-keep");
+    let (weights, _) = tone_detector(&dir);
+    tone_clips(&dir);
+    let page = dir.join("page");
+    let excerpts = page.join("excerpts");
+    std::fs::create_dir_all(&excerpts).unwrap();
+    write_wav(&excerpts.join("my.wav"), 22_050, &[1, 2, 3]);
+    let mine = std::fs::read(excerpts.join("my.wav")).unwrap();
+    let run = || units(&dir, &weights, &page, &["--layer", "conv1", "--top-k", "2", "--json"]);
+    let wavs = || {
+        let mut names: Vec<String> = std::fs::read_dir(&excerpts)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".wav"))
+            .collect();
+        names.sort();
+        names
+    };
+    for _ in 0..2 {
+        let out = run();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(std::fs::read(excerpts.join("my.wav")).unwrap(), mine, "a user's file in the excerpt folder changed");
+    let report: serde_json::Value = serde_json::from_slice(&run().stdout).unwrap();
+    let mut expected: Vec<String> = report["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["excerpts"].as_array().unwrap().iter().map(|e| e["wav"].as_str().unwrap().replace("excerpts/", "")))
+        .collect();
+    expected.push("my.wav".into());
+    expected.sort();
+    expected.dedup();
+    assert_eq!(wavs(), expected, "the folder holds this run's excerpts and the user's file, nothing else");
+
+    // A file of the user's at an excerpt's name is refused, not overwritten.
+    let taken = expected.iter().find(|n| *n != "my.wav").unwrap().clone();
+    std::fs::write(excerpts.join(".written-by-sn-wgpu-units"), "").unwrap();
+    std::fs::write(excerpts.join(&taken), b"the user's own bytes").unwrap();
+    let out = run();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains(&taken) && said.contains("was not written by sn-wgpu units"), "{said}");
+    assert_eq!(std::fs::read(excerpts.join(&taken)).unwrap(), b"the user's own bytes");
+}

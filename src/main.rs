@@ -147,6 +147,20 @@ struct SelftestArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Instead of the checks: every conv kernel's relative error against the f64 reference at the
+    /// model's real layer shapes, at --batch-size clips of --seconds (slow: the reference runs on
+    /// the CPU, a minute or more for SoundNet-8 at 8 x 20 s).
+    #[arg(long)]
+    real_shapes: bool,
+    /// With --real-shapes: soundnet8, soundnet5 or soundnet8-narrowN.
+    #[arg(long, default_value = "soundnet8", requires = "real_shapes")]
+    model: String,
+    /// With --real-shapes.
+    #[arg(long, default_value_t = 8, requires = "real_shapes")]
+    batch_size: usize,
+    /// With --real-shapes.
+    #[arg(long, default_value_t = 20.0, requires = "real_shapes")]
+    seconds: f64,
 }
 
 #[derive(Args)]
@@ -593,6 +607,22 @@ fn main() -> Result<()> {
                 tuned.len() - measured,
                 path.display()
             );
+        }
+        Command::Selftest(a) if a.real_shapes => {
+            let gpu = sn_wgpu::Gpu::new()?;
+            let arch = sn_wgpu::model::Arch::by_name(&a.model)?;
+            let samples = sn_wgpu::data::Crop::for_arch(&arch, a.seconds)?.samples;
+            let errors = selftest::real_shapes::measure(&gpu, &arch, a.batch_size, samples)?;
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&errors)?);
+            } else {
+                println!("adapter: {}", gpu.describe());
+                println!(
+                    "{} at batch {} x {} s: relative error against the f64 reference\n",
+                    arch.name, a.batch_size, a.seconds
+                );
+                print!("{}", selftest::real_shapes::table(&errors));
+            }
         }
         Command::Selftest(a) => {
             let report = selftest::run(&sn_wgpu::Gpu::new()?)?;

@@ -5,6 +5,7 @@
 
 mod fixture;
 mod kernels;
+pub mod real_shapes;
 mod step;
 
 use std::fmt::Write;

@@ -301,6 +301,9 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     };
     let (model, resume_ckpt, start, resumed_from) = starting_point(&gpu, opts, heads)?;
     let out = opts.out.clone();
+    // One run per folder: a second train or resume on it is refused here, before either writes
+    // anything (everything above only reads), and the lock lasts until this function returns.
+    let _lock = crate::folder_lock::lock(&out, "--out")?;
     if resumed_from.is_none() {
         run_dir::claim_for_new_run(&out, opts.overwrite)?;
     }
