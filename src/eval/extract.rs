@@ -115,8 +115,7 @@ pub fn extract(gpu: &Gpu, opts: &ExtractOptions) -> Result<ExtractSummary> {
     }
     let model = load_model(gpu, opts.weights.as_deref(), "extract")?;
     let mut extractor = Extractor::new(&model, &[opts.layer.as_str()], opts.chunk_samples)?;
-    std::fs::create_dir_all(&opts.out)
-        .with_context(|| format!("{}: cannot create the output folder", opts.out.display()))?;
+    let _lock = crate::folder_lock::lock(&opts.out, "--out")?;
     let mut written = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
     for (file, npy) in files.iter().zip(outputs) {

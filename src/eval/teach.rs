@@ -126,6 +126,7 @@ pub fn teach(gpu: &Gpu, opts: &TeachOptions) -> Result<TeachSummary> {
     let mut extractor = Extractor::new(&model, &head_names, opts.chunk_samples)?
         .tile_short_clips_to(TILE_SECONDS * SAMPLE_RATE as usize);
     let geometry = extractor.geometries()[0].clone();
+    let _lock = crate::folder_lock::lock(&opts.out, "--out")?;
     let arrays = opts.out.join("teacher");
     std::fs::create_dir_all(&arrays).with_context(|| format!("{}: cannot create the folder", arrays.display()))?;
 

@@ -167,7 +167,7 @@ pub fn run(gpu: &Gpu, opts: &UnitsOptions) -> Result<UnitsReport> {
     };
     let shown: Vec<&UnitRanking> = live.iter().copied().take(opts.units.unwrap_or(usize::MAX)).collect();
     let wanted: Vec<(usize, usize)> = shown.iter().flat_map(|r| r.top.iter().map(|h| (h.clip, h.position))).collect();
-    std::fs::create_dir_all(&opts.out).with_context(|| format!("{}: cannot create the folder", opts.out.display()))?;
+    let _lock = crate::folder_lock::lock(&opts.out, "--out")?;
     let wavs = excerpts::write(&opts.out, &clips.files, &g, &wanted)?;
     let units = shown
         .iter()
