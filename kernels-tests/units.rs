@@ -274,7 +274,9 @@ fn files_the_command_did_not_write_are_never_removed_or_overwritten() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|u| u["excerpts"].as_array().unwrap().iter().map(|e| e["wav"].as_str().unwrap().replace("excerpts/", "")))
+        .flat_map(|u| {
+            u["excerpts"].as_array().unwrap().iter().map(|e| e["wav"].as_str().unwrap().replace("excerpts/", ""))
+        })
         .collect();
     expected.push("my.wav".into());
     expected.sort();
@@ -287,6 +289,9 @@ fn files_the_command_did_not_write_are_never_removed_or_overwritten() {
     std::fs::write(excerpts.join(&taken), b"the user's own bytes").unwrap();
     let out = run();
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && said.contains(&taken) && said.contains("was not written by sn-wgpu units"), "{said}");
+    assert!(
+        !out.status.success() && said.contains(&taken) && said.contains("was not written by sn-wgpu units"),
+        "{said}"
+    );
     assert_eq!(std::fs::read(excerpts.join(&taken)).unwrap(), b"the user's own bytes");
 }
