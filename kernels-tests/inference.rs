@@ -284,6 +284,24 @@ fn predict_and_extract_go_on_past_a_bad_file() {
     assert!(out.status.success() && stderr.contains("extract: skipped 1 of 3") && stderr.contains(&cut), "{stderr}");
 }
 
+/// A WAV header saying 0 Hz made the decoder panic, taking the files beside it down with it.
+#[test]
+fn predict_goes_on_past_a_wav_whose_header_says_0_hz() {
+    let dir = temp_dir("zero-rate");
+    let weights = narrow_checkpoint(&dir);
+    let [good, zero, _] = good_bad_good(&dir);
+    let mut wav = std::fs::read(&good).unwrap();
+    wav[24..28].fill(0); // the fmt chunk's sample rate
+    std::fs::write(&zero, wav).unwrap();
+    let out = sn_wgpu(&[Path::new("predict"), &good, &zero, Path::new("--weights"), &weights]);
+    let (stdout, stderr) = streams(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains(&format!("{} (0.50 s, 4 steps)", good.display())), "{stdout}");
+    assert!(stderr.contains("predict: 1 of 2 files could not be read"), "{stderr}");
+    assert!(stderr.contains(&format!("{}: sample rate 0 Hz", zero.display())), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn predict_takes_a_folder_and_names_one_without_audio() {
     let dir = temp_dir("predict-folder");
