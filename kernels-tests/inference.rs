@@ -352,6 +352,38 @@ fn predict_and_extract_refuse_a_checkpoint_with_a_nan_weight() {
     assert!(!features.exists(), "nothing is extracted with broken weights");
 }
 
+/// A head weight of shape [] (one number) was indexed as [classes, ...] and panicked; a head of 0
+/// classes loaded, and every clip then failed for a reason of the checkpoint's.
+#[test]
+fn predict_and_extract_refuse_a_checkpoint_whose_head_cannot_be_one() {
+    let dir = temp_dir("bad-head");
+    let [a, ..] = good_bad_good(&dir);
+    let features = dir.join("features");
+    for (name, shape, reason) in [
+        ("scalar.safetensors", &[][..], "objects.weight has shape []: a head's weight is [classes, channels, kernel]"),
+        (
+            "empty.safetensors",
+            &[0, 128, 8][..],
+            "objects.weight has shape [0, 128, 8]: a head needs at least one class",
+        ),
+    ] {
+        let weights = with_objects_head(&dir, name, shape);
+        for command in [
+            vec![Path::new("predict"), &a, Path::new("--weights"), &weights],
+            vec![Path::new("extract"), &a, Path::new("--weights"), &weights, Path::new("--layer"), Path::new("pool5")]
+                .into_iter()
+                .chain([Path::new("--out"), &features])
+                .collect(),
+        ] {
+            let out = sn_wgpu(&command);
+            let (stdout, stderr) = streams(&out);
+            assert_eq!(out.status.code(), Some(1), "{command:?}: {stdout}{stderr}");
+            assert!(stderr.contains(&weights.display().to_string()) && stderr.contains(reason), "{stderr}");
+            assert!(!stderr.contains(&a.display().to_string()), "the clip is not to blame: {stderr}");
+        }
+    }
+}
+
 /// The folder `shared/data/NAME` beside the repository or one of its parents.
 fn shared(name: &str) -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
