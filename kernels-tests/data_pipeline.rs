@@ -330,16 +330,22 @@ fn write_float_wav(path: &Path, rate: u32, samples: &[f32]) {
 /// A 16-bit mono WAV by hand, whose header claims `rate` and a data chunk of `data_len` bytes
 /// whatever `samples` holds.
 fn wav_claiming(path: &Path, rate: u32, data_len: u32, samples: &[i16]) {
+    wav_by_hand(path, 1, rate, data_len, samples)
+}
+
+/// A 16-bit PCM WAV by hand whose header claims `channels`, `rate` and a data chunk of
+/// `data_len` bytes whatever `samples` holds.
+fn wav_by_hand(path: &Path, channels: u16, rate: u32, data_len: u32, samples: &[i16]) {
     let mut b = Vec::new();
     b.extend(b"RIFF");
     b.extend(36u32.saturating_add(data_len).to_le_bytes());
     b.extend(b"WAVEfmt ");
     b.extend(16u32.to_le_bytes());
     b.extend(1u16.to_le_bytes()); // PCM
-    b.extend(1u16.to_le_bytes()); // mono
+    b.extend(channels.to_le_bytes());
     b.extend(rate.to_le_bytes());
-    b.extend((rate * 2).to_le_bytes());
-    b.extend(2u16.to_le_bytes());
+    b.extend((rate * 2 * u32::from(channels)).to_le_bytes());
+    b.extend((2 * channels).to_le_bytes());
     b.extend(16u16.to_le_bytes());
     b.extend(b"data");
     b.extend(data_len.to_le_bytes());
@@ -499,6 +505,62 @@ fn implausible_headers_are_refused_before_decoding() {
         reason.starts_with("its header announces 596.5 hours, more than the 4 hours one file may hold"),
         "{reason}"
     );
+}
+
+#[test]
+fn a_wav_header_with_no_rate_or_no_channels_is_an_error_not_a_crash() {
+    let dir = temp_dir("zero-header");
+    let lines = vec![write_item(&dir, "good", 100, 0.2, 1), write_item(&dir, "zero_rate", 100, 0.2, 1)];
+    wav_by_hand(&dir.join("zero_rate.wav"), 1, 0, 4000, &[500; 2000]);
+    assert_eq!(
+        load_error(&dir.join("zero_rate.wav")),
+        "sample rate 0 Hz: expected 1000 to 384000 Hz (a corrupt header, or not audio)"
+    );
+    let no_channels = dir.join("no_channels.wav");
+    wav_by_hand(&no_channels, 0, SAMPLE_RATE, 4000, &[500; 2000]);
+    assert_eq!(load_error(&no_channels), "the WAV header says 0 channels: expected 1 to 32");
+
+    // Training's validation, which decodes on worker threads, reports it with the file's line.
+    write_manifest(&dir, &lines);
+    let crop = Crop::new(1000, 1).unwrap();
+    let err = ManifestDataset::open(&[dir.to_path_buf()], &DatasetOptions::new(crop)).unwrap_err();
+    let problems = &err.downcast_ref::<ValidationError>().expect("a ValidationError").problems;
+    assert_eq!(problems.len(), 1, "{err}");
+    assert_eq!(problems[0].file, dir.join("zero_rate.wav"));
+    assert!(problems[0].reason.starts_with("sample rate 0 Hz"), "{err}");
+}
+
+/// A 32-channel extensible WAV whose channel mask is 0: symphonia 0.5 fills the mask in with
+/// `1 << 32`, an overflow that panics where overflow is checked (debug and test builds).
+#[test]
+#[cfg_attr(not(debug_assertions), ignore = "the decoder's overflow panics only under overflow checks")]
+fn a_panic_inside_the_decoder_is_that_files_error() {
+    let dir = temp_dir("decoder-panic");
+    let path = dir.join("no_mask.wav");
+    let (channels, rate, samples) = (32u16, SAMPLE_RATE, vec![0u8; 64 * 100]);
+    let mut b = Vec::new();
+    b.extend(b"RIFF");
+    b.extend((4 + 48 + 8 + samples.len() as u32).to_le_bytes());
+    b.extend(b"WAVEfmt ");
+    b.extend(40u32.to_le_bytes());
+    b.extend(0xfffeu16.to_le_bytes()); // extensible
+    b.extend(channels.to_le_bytes());
+    b.extend(rate.to_le_bytes());
+    b.extend((rate * 64).to_le_bytes());
+    b.extend((2 * channels).to_le_bytes());
+    b.extend(16u16.to_le_bytes());
+    b.extend(22u16.to_le_bytes());
+    b.extend(16u16.to_le_bytes()); // valid bits
+    b.extend(0u32.to_le_bytes()); // channel mask
+    b.extend([1, 0, 0, 0, 0, 0, 0x10, 0, 0x80, 0, 0, 0xaa, 0, 0x38, 0x9b, 0x71]); // PCM
+    b.extend(b"data");
+    b.extend((samples.len() as u32).to_le_bytes());
+    b.extend(samples);
+    std::fs::write(&path, b).unwrap();
+    assert_eq!(load_error(&path), "the decoder failed: attempt to shift left with overflow");
+    // The thread that caught it decodes the next file as usual.
+    write_wav(&dir.join("good.wav"), SAMPLE_RATE, &[100; 1000]);
+    assert_eq!(audio::load(&dir.join("good.wav")).unwrap().len(), 1000);
 }
 
 #[test]

@@ -284,6 +284,24 @@ fn predict_and_extract_go_on_past_a_bad_file() {
     assert!(out.status.success() && stderr.contains("extract: skipped 1 of 3") && stderr.contains(&cut), "{stderr}");
 }
 
+/// A WAV header saying 0 Hz made the decoder panic, taking the files beside it down with it.
+#[test]
+fn predict_goes_on_past_a_wav_whose_header_says_0_hz() {
+    let dir = temp_dir("zero-rate");
+    let weights = narrow_checkpoint(&dir);
+    let [good, zero, _] = good_bad_good(&dir);
+    let mut wav = std::fs::read(&good).unwrap();
+    wav[24..28].fill(0); // the fmt chunk's sample rate
+    std::fs::write(&zero, wav).unwrap();
+    let out = sn_wgpu(&[Path::new("predict"), &good, &zero, Path::new("--weights"), &weights]);
+    let (stdout, stderr) = streams(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stdout.contains(&format!("{} (0.50 s, 4 steps)", good.display())), "{stdout}");
+    assert!(stderr.contains("predict: 1 of 2 files could not be read"), "{stderr}");
+    assert!(stderr.contains(&format!("{}: sample rate 0 Hz", zero.display())), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn predict_takes_a_folder_and_names_one_without_audio() {
     let dir = temp_dir("predict-folder");
@@ -332,6 +350,38 @@ fn predict_and_extract_refuse_a_checkpoint_with_a_nan_weight() {
         assert!(stderr.contains(&weights.display().to_string()) && stderr.contains("conv1.weight"), "{stderr}");
     }
     assert!(!features.exists(), "nothing is extracted with broken weights");
+}
+
+/// A head weight of shape [] (one number) was indexed as [classes, ...] and panicked; a head of 0
+/// classes loaded, and every clip then failed for a reason of the checkpoint's.
+#[test]
+fn predict_and_extract_refuse_a_checkpoint_whose_head_cannot_be_one() {
+    let dir = temp_dir("bad-head");
+    let [a, ..] = good_bad_good(&dir);
+    let features = dir.join("features");
+    for (name, shape, reason) in [
+        ("scalar.safetensors", &[][..], "objects.weight has shape []: a head's weight is [classes, channels, kernel]"),
+        (
+            "empty.safetensors",
+            &[0, 128, 8][..],
+            "objects.weight has shape [0, 128, 8]: a head needs at least one class",
+        ),
+    ] {
+        let weights = with_objects_head(&dir, name, shape);
+        for command in [
+            vec![Path::new("predict"), &a, Path::new("--weights"), &weights],
+            vec![Path::new("extract"), &a, Path::new("--weights"), &weights, Path::new("--layer"), Path::new("pool5")]
+                .into_iter()
+                .chain([Path::new("--out"), &features])
+                .collect(),
+        ] {
+            let out = sn_wgpu(&command);
+            let (stdout, stderr) = streams(&out);
+            assert_eq!(out.status.code(), Some(1), "{command:?}: {stdout}{stderr}");
+            assert!(stderr.contains(&weights.display().to_string()) && stderr.contains(reason), "{stderr}");
+            assert!(!stderr.contains(&a.display().to_string()), "the clip is not to blame: {stderr}");
+        }
+    }
 }
 
 /// The folder `shared/data/NAME` beside the repository or one of its parents.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{logged_losses, temp_dir, write_npy, write_wav};
+use common::{logged_losses, temp_dir, with_objects_head, write_npy, write_wav};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::{OBJECT_CLASSES, SCENE_CLASSES};
 
@@ -168,6 +168,16 @@ fn bad_settings_are_refused_before_anything_runs() {
         assert!(start.elapsed() < Duration::from_secs(10), "{args:?} must be refused before the GPU starts");
         assert!(!dir.join("never").exists() && !dir.join("runs").exists(), "{args:?} created a run folder");
     }
+}
+
+#[test]
+fn init_refuses_a_checkpoint_whose_head_has_no_shape() {
+    let dir = temp_dir("init-bad-head");
+    let weights = with_objects_head(&dir, "scalar.safetensors", &[]);
+    let said = train_fails(&[&SMALL[..], &["--init", weights.to_str().unwrap(), "--out", "run"]].concat(), &dir);
+    let reason = "objects.weight has shape []: a head's weight is [classes, channels, kernel]";
+    assert!(said.contains(&weights.display().to_string()) && said.contains(reason), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
 }
 
 /// Starts a long run in `dir/run` and waits until it has logged a step.

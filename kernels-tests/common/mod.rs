@@ -287,3 +287,16 @@ pub fn narrow_checkpoint(dir: &Path) -> PathBuf {
     c.save(&path).unwrap();
     path
 }
+
+/// `narrow_checkpoint`'s file with an objects weight of `shape` and a bias as wide as its first
+/// dimension (1 for a shape of none), saved as `dir/NAME`: a head no sn-wgpu run would write.
+pub fn with_objects_head(dir: &Path, name: &str, shape: &[usize]) -> PathBuf {
+    let mut checkpoint = sn_wgpu::checkpoint::Checkpoint::load(&narrow_checkpoint(dir)).unwrap();
+    let count = shape.iter().product();
+    checkpoint.tensors.insert("objects.weight".into(), (shape.to_vec(), vec![0.01; count]));
+    let classes = shape.first().copied().unwrap_or(1);
+    checkpoint.tensors.insert("objects.bias".into(), (vec![classes], vec![0.0; classes]));
+    let path = dir.join(name);
+    std::fs::write(&path, checkpoint.to_bytes().unwrap()).unwrap();
+    path
+}

@@ -16,6 +16,8 @@ use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
 use super::audio_checks as checks;
+use super::contain::contain;
+use super::wav_header;
 use super::{SAMPLE_RATE, SCALE};
 
 /// A decoded file before resampling: mono samples in [-1, 1] at the file's own rate.
@@ -53,10 +55,18 @@ pub fn load(path: &Path) -> Result<Vec<f32>, AudioError> {
 }
 
 /// Decodes the default track of `path` and mixes it to mono. The file is refused (see
-/// `audio_checks`) when its header announces an implausible rate or length, when a sample is not
-/// finite or far beyond full scale, when a packet fails to decode after audio has started, and
-/// when it holds fewer frames than its header announces.
+/// `wav_header` and `audio_checks`) when its header announces an implausible rate, channel count,
+/// sample width or length, when a sample is not finite or far beyond full scale, when a packet
+/// fails to decode after audio has started, and when it holds fewer frames than its header
+/// announces. A panic in the decoder on a file no check foresaw is this file's error, so the
+/// files beside it still decode.
 pub fn decode(path: &Path) -> Result<Decoded, AudioError> {
+    let fail = |reason: String| AudioError { file: path.to_path_buf(), reason };
+    wav_header::check(path).map_err(fail)?;
+    contain(|| decode_checked(path)).unwrap_or_else(|panic| Err(fail(format!("the decoder failed: {panic}"))))
+}
+
+fn decode_checked(path: &Path) -> Result<Decoded, AudioError> {
     let fail = |reason: String| AudioError { file: path.to_path_buf(), reason };
     let file = File::open(path).map_err(|e| fail(format!("cannot open audio file ({e})")))?;
     let stream = MediaSourceStream::new(Box::new(file), Default::default());

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Context, Result};
 
 use super::batch::{load_batch, Batch, Order};
+use super::contain::panic_message;
 use super::Dataset;
 
 pub struct Loader {
@@ -65,12 +66,4 @@ impl Drop for Loader {
             let _ = t.join();
         }
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic payload".into())
 }

@@ -1,7 +1,8 @@
 //! The CPU side of training: audio files and teacher rows in, batches out.
 //!
 //! `audio` decodes any file to mono 22,050 Hz samples in [-256, 256], refusing damaged files
-//! (`audio_checks`); `crop` cuts or tiles a clip and its teacher rows to the training length;
+//! (`wav_header` before decoding, `audio_checks` during it; a decoder panic is `contain`ed to the
+//! file); `crop` cuts or tiles a clip and its teacher rows to the training length;
 //! `teacher` reads and checks the `.npy` arrays; `manifest` opens a dataset folder and validates
 //! all of it up front (lines counted by `csv_lines`), noting clips the crop repeats many times
 //! (`tiling`); `demo` makes a synthetic set in memory; `batch` orders examples into batches;
@@ -12,6 +13,7 @@ pub mod audio;
 pub mod audio_checks;
 pub mod batch;
 pub mod categories;
+pub mod contain;
 pub mod crop;
 pub mod csv_lines;
 pub mod demo;
@@ -20,6 +22,7 @@ pub mod manifest;
 pub mod problem;
 pub mod teacher;
 pub mod tiling;
+pub mod wav_header;
 
 pub use batch::{load_batch, Batch, Order};
 pub use crop::Crop;

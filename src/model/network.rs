@@ -1,7 +1,7 @@
 //! SoundNet on the tape: the layer table turned into conv -> batchnorm -> ReLU (-> max-pool)
 //! blocks and two heads, with every layer's output kept by name for feature extraction.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use super::arch::HEAD_NAMES;
 use super::params::{initial_values, parameter_specs, running_stat_specs, NamedTensors};
@@ -58,7 +58,13 @@ impl Model {
     /// heads it holds (`objects.weight`, `scenes.weight`) give their number and widths.
     pub fn from_checkpoint(gpu: &Gpu, checkpoint: &Checkpoint) -> Result<Model> {
         let arch = Arch::by_name(checkpoint.meta("model")?)?;
-        let classes = HEAD_NAMES.map(|h| checkpoint.tensors.get(&format!("{h}.weight")).map(|(shape, _)| shape[0]));
+        let mut classes = [None; 2];
+        for (h, head) in HEAD_NAMES.iter().enumerate() {
+            let name = format!("{head}.weight");
+            if let Some((shape, _)) = checkpoint.tensors.get(&name) {
+                classes[h] = Some(head_classes(&name, shape)?);
+            }
+        }
         anyhow::ensure!(
             classes.iter().any(Option::is_some),
             "the checkpoint has no head: neither objects.weight nor scenes.weight"
@@ -206,5 +212,16 @@ impl Model {
             }
         }
         Ok(layers)
+    }
+}
+
+/// The classes of a head whose weight `name` has `shape`, read only once the shape is one a head
+/// can have: a damaged checkpoint is refused here, not by an index out of range or a clip that
+/// fails for a reason no clip has.
+fn head_classes(name: &str, shape: &[usize]) -> Result<usize> {
+    match shape {
+        [0, _, _] => bail!("the checkpoint's {name} has shape {shape:?}: a head needs at least one class"),
+        [classes, _, _] => Ok(*classes),
+        _ => bail!("the checkpoint's {name} has shape {shape:?}: a head's weight is [classes, channels, kernel]"),
     }
 }

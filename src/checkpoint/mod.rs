@@ -1,8 +1,10 @@
 //! Checkpoints: safetensors files of named f32 tensors in PyTorch layouts, plus string metadata
 //! (`model`, `step`). They load in PyTorch with `safetensors.torch.load_file`.
 //!
-//! Writes are atomic: the bytes go to a temporary file beside the target, are flushed to disk, and
-//! the file is renamed over the target, so a crash leaves either the old checkpoint or the new one.
+//! Every tensor's entry is checked on read (`layout`), so a damaged file is refused naming the
+//! tensor at fault. Writes are atomic: the bytes go to a temporary file beside the target, are
+//! flushed to disk, and the file is renamed over the target, so a crash leaves either the old
+//! checkpoint or the new one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -11,6 +13,8 @@ use std::path::Path;
 use anyhow::{bail, ensure, Context, Result};
 use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
+
+mod layout;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
@@ -46,15 +50,14 @@ impl Checkpoint {
         Ok(safetensors::serialize(views, Some(metadata))?)
     }
 
+    /// Reads safetensors `bytes` whose every tensor is f32 with offsets that match its shape.
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
+        layout::check(bytes)?;
         let (_, header) = SafeTensors::read_metadata(bytes)?;
         let metadata = header.metadata().clone().unwrap_or_default().into_iter().collect();
         let st = SafeTensors::deserialize(bytes)?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.tensors() {
-            if view.dtype() != Dtype::F32 {
-                bail!("tensor {name} is {:?}; sn-wgpu checkpoints hold f32 only", view.dtype());
-            }
             let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             tensors.insert(name, (view.shape().to_vec(), data));
         }
