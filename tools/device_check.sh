@@ -48,7 +48,7 @@ for line in sys.stdin:
   strip "$bundle/sn-wgpu" "$bundle/train_step" 2>/dev/null || true
   du -sh "$bundle"
   ls -l "$bundle"
-  echo "carry '$bundle' to the GPU machine and run: bash tools/device_check.sh"
+  echo "copy the repository with '$bundle' to the GPU machine and run there: bash tools/device_check.sh"
   exit 0
 fi
 

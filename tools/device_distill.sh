@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The distillation experiment (tools/experiment_distill.sh) at GPU scale, on a borrowed GPU machine
-# that is reached through a transfer of at most 64 MiB per call and has no Rust, no ffmpeg and no
-# network: the teacher (55 MB) and the ESC-10 audio (85 MB) do not fit in one transfer, so they
-# travel in two calls to the same warm machine.
+# The distillation experiment (tools/experiment_distill.sh) at GPU scale, on a GPU machine that is
+# reached only by copies of at most 64 MiB at a time and has no Rust, no ffmpeg and no network: the
+# teacher (55 MB) and the ESC-10 audio (85 MB) do not fit in one copy, so they travel in two, to
+# the same machine.
 #
 # Here, once (writes device-distill/, git-ignored):
 #   bash tools/device_distill.sh --pack
@@ -10,9 +10,9 @@
 #             (27 MB; widened back to float32 there: each weight within 2^-11 of the authors')
 #     part2/: the ESC-10 audio as FLAC (lossless, 51 MB), meta.csv, and the wheels of soundfile
 #             (with cffi and pycparser) that decode it for tools/mix_clips.py there
-# There, call 1 carrying device-distill/part1:  bash tools/device_distill.sh --stage
+# There, with device-distill/part1 copied:  bash tools/device_distill.sh --stage
 #   copies it to $KEEP (/tmp/sn-distill), unpacks the loader, runs `sn-wgpu info` and `selftest`.
-# There, call 2 carrying device-distill/part2:  bash tools/device_distill.sh --run
+# Then, with device-distill/part2 copied:   bash tools/device_distill.sh --run
 #   decodes the audio, writes MIXES (20000) mixtures in JOBS (8) parallel shards (seeds 0..JOBS-1),
 #   teaches ESC-10 and every shard, trains a MODEL (soundnet8) student (batch BATCH (32) x 10 s, lr
 #   0.001: the local run's settings but larger batches) until DEADLINE (420) seconds after the start
