@@ -213,6 +213,11 @@ fn broken_dataset() -> (TestDir, Vec<(&'static str, &'static str)>) {
         write_npy(&d.join("wrong_classes.objects.npy"), &[1, 999], &distributions(1, 999), false)
     });
     bad("zero_rows", &|d| write_npy(&d.join("zero_rows.scenes.npy"), &[0, SCENE_CLASSES], &[], false));
+    // 2**63 rows of 401 float32 are more bytes than 64 bits count: unchecked, the count wraps.
+    bad("wrapping_shape", &|d| write_npy(&d.join("wrapping_shape.scenes.npy"), &[1 << 63, SCENE_CLASSES], &[], false));
+    bad("short_data", &|d| {
+        write_npy(&d.join("short_data.objects.npy"), &[3, OBJECT_CLASSES], &distributions(2, OBJECT_CLASSES), false)
+    });
     bad("nan_row", &|d| {
         let mut rows = distributions(3, SCENE_CLASSES);
         rows[SCENE_CLASSES + 4] = f32::NAN;
@@ -243,12 +248,39 @@ fn broken_dataset() -> (TestDir, Vec<(&'static str, &'static str)>) {
         ("one_d.objects.npy", "shape [1000]: expected a 2-D array [rows, classes]"),
         ("wrong_classes.objects.npy", "999 classes per row, but most of the dataset's objects arrays have 1000"),
         ("zero_rows.scenes.npy", "expected at least one row"),
+        ("wrapping_shape.scenes.npy", "shape [9223372036854775808, 401] has more values than any file holds"),
+        ("short_data.objects.npy", "shape [3, 1000] of '<f4' needs 12000 bytes of data, but the file holds 8000 after"),
         ("nan_row.scenes.npy: row 1: class 4 is NaN: expected finite", ""),
         ("inf_row.objects.npy: row 2: class 0 is inf: expected finite", ""),
         ("negative_row.objects.npy: row 0: class 9 is -0.", "expected non-negative"),
         ("bad_sum.scenes.npy: row 2: sums to 1.01", "expected 1 within 0.001"),
     ];
     (dir, expected)
+}
+
+/// A shape whose value count wraps to 0 passed every check and crashed the loader; one larger
+/// than the file was read until the data ran out.
+#[test]
+fn a_teacher_shape_is_held_to_the_bytes_the_file_holds() {
+    let dir = temp_dir("npy-shapes");
+    let reason = |shape: &[usize], data: &[f32]| {
+        let path = dir.join("t.npy");
+        write_npy(&path, shape, data, false);
+        let problems = teacher::read(&path, None).expect_err("a shape the data does not fill");
+        assert_eq!(problems[0].file, path);
+        problems[0].reason.clone()
+    };
+    assert_eq!(reason(&[1 << 63, 2], &[]), "shape [9223372036854775808, 2] has more values than any file holds");
+    assert_eq!(
+        reason(&[1 << 40, 2], &[]),
+        "shape [1099511627776, 2] of '<f4' needs 8796093022208 bytes of data, but the file holds 0 after its header"
+    );
+    assert_eq!(
+        reason(&[1, 2], &[0.5, 0.25, 0.25]),
+        "shape [1, 2] of '<f4' needs 8 bytes of data, but the file holds 12 after its header"
+    );
+    write_npy(&dir.join("t.npy"), &[1, 2], &[0.5, 0.5], false);
+    assert_eq!(teacher::read(&dir.join("t.npy"), None).unwrap().data, [0.5, 0.5]);
 }
 
 #[test]

@@ -384,6 +384,60 @@ fn predict_and_extract_refuse_a_checkpoint_whose_head_cannot_be_one() {
     }
 }
 
+/// Finite values no trained network holds (a negative variance, a weight of 3e38) are refused on
+/// load; weights within the bound that still overflow on a clip are refused when the outputs are
+/// read back, naming the layer, rather than printed as a uniform distribution or written as
+/// features.
+#[test]
+fn predict_and_extract_refuse_weights_that_cannot_compute() {
+    let dir = temp_dir("impossible-weights");
+    let [a, ..] = good_bad_good(&dir);
+    let good = Checkpoint::load(&narrow_checkpoint(&dir)).unwrap();
+    let save = |name: &str, edit: &dyn Fn(&mut Checkpoint)| {
+        let mut c = good.clone();
+        edit(&mut c);
+        let path = dir.join(name);
+        std::fs::write(&path, c.to_bytes().unwrap()).unwrap();
+        path
+    };
+    let set = |c: &mut Checkpoint, name: &str, value: f32| c.tensors.get_mut(name).unwrap().1[3] = value;
+    let negative_var = save("negative_var.safetensors", &|c| set(c, "bn2.running_var", -0.5));
+    let huge = save("huge.safetensors", &|c| set(c, "conv1.weight", 3e38));
+    // Every conv and head weight 1e12 and batchnorm the identity: a positive clip grows by about
+    // 1e15 a layer and is infinite from conv3 on.
+    let overflow = save("overflow.safetensors", &|c| {
+        for (name, (_, values)) in c.tensors.iter_mut() {
+            let value = match name {
+                n if n.ends_with(".bias") || n.ends_with(".running_mean") => 0.0,
+                n if n.starts_with("bn") => 1.0,
+                _ => 1e12,
+            };
+            values.fill(value);
+        }
+    });
+    let features = dir.join("features");
+    for (weights, predict_says, extract_says) in [
+        (&negative_var, "tensor bn2.running_var holds -0.5 at index 3; a variance cannot be negative", None),
+        (&huge, "tensor conv1.weight holds 3e38 at index 3, beyond ±1e15", None),
+        (
+            &overflow,
+            "objects gave inf at channel 0, step 0: the weights overflow f32",
+            Some("pool5 gave inf at channel 0"),
+        ),
+    ] {
+        let out = sn_wgpu(&[Path::new("predict"), &a, Path::new("--weights"), weights]);
+        let (stdout, stderr) = streams(&out);
+        assert_eq!(out.status.code(), Some(1), "{weights:?}: {stdout}{stderr}");
+        assert!(stderr.contains(predict_says), "{stderr}");
+        let extract = [Path::new("extract"), &a, Path::new("--weights"), weights, Path::new("--layer")];
+        let out = sn_wgpu(&[&extract[..], &[Path::new("pool5"), Path::new("--out"), &features]].concat());
+        let (stdout, stderr) = streams(&out);
+        assert_eq!(out.status.code(), Some(1), "{weights:?}: {stdout}{stderr}");
+        assert!(stderr.contains(extract_says.unwrap_or(predict_says)), "{stderr}");
+        assert!(!features.join("a_good.npy").exists(), "{weights:?}: features were written");
+    }
+}
+
 /// The folder `shared/data/NAME` beside the repository or one of its parents.
 fn shared(name: &str) -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));

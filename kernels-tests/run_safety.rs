@@ -161,6 +161,11 @@ fn bad_settings_are_refused_before_anything_runs() {
         (&["--beta1", "1"][..], "--beta1 1 must lie in [0, 1)"),
         (&["--eps", "0"][..], "--eps 0 must be a positive number"),
         (&["--keep-last", "0"][..], "--keep-last must be at least 1"),
+        // A negative number after a space is the flag's value, not an option of its own.
+        (&["--lr", "-0.1"][..], "--lr -0.1 must be a positive number"),
+        (&["--beta1", "-0.5"][..], "--beta1 -0.5 must lie in [0, 1)"),
+        (&["--seconds", "-5"][..], "--seconds -5 must be a number of seconds above 0"),
+        (&["--steps", "-1"][..], "invalid value '-1' for '--steps <STEPS>'"),
     ] {
         let start = Instant::now();
         let said = train_fails(&[&["--out", "never"], args].concat(), &dir);

@@ -45,33 +45,44 @@ impl From<ConvKernelArg> for ConvKernel {
     }
 }
 
+// Every subcommand takes negative numbers as values, so `--lr -0.1` reaches the flag's own
+// check (which names the flag and its range) instead of being taken for an option `-0`.
 #[derive(Subcommand)]
 enum Command {
     /// List every GPU adapter, the one sn-wgpu picks, its limits and timestamp support.
     Info,
     /// Train SoundNet as a student of a vision teacher (with no --data: on a built-in synthetic demo).
+    #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
     /// Top-k objects and scenes of each clip, per output step (about 3 s apart) and for the whole clip.
+    #[command(allow_negative_numbers = true)]
     Predict(PredictArgs),
     /// One layer's features of each clip as float32 .npy files [C, T] (or [C] with --pool).
+    #[command(allow_negative_numbers = true)]
     Extract(ExtractArgs),
     /// A trained SoundNet as the teacher of unlabeled audio: writes a dataset folder for
     /// `train --data` (manifest.csv and per-5 s class probabilities of each head).
+    #[command(allow_negative_numbers = true)]
     Teach(TeachArgs),
     /// Per-kernel GPU time of a training step (or --inference pass) against the device's limits.
+    #[command(allow_negative_numbers = true)]
     Profile(ProfileArgs),
     /// The paper's transfer experiment: a linear classifier on one layer's features of an ESC-style
     /// dataset (meta.csv + audio/), leave-one-fold-out; accuracy, confusion matrix, t-SNE map.
+    #[command(allow_negative_numbers = true)]
     Probe(ProbeArgs),
     /// What each hidden unit of a layer detects: for every unit (or the --units N most selective),
     /// the top-k clips of a folder that activate it most, cut to its receptive field as WAVs, on
     /// one HTML page with players, classes (from meta.csv) and purity.
+    #[command(allow_negative_numbers = true)]
     Units(UnitsArgs),
     /// The first layer's filters as a PNG, each as its waveform and its magnitude frequency response
     /// (the paper's Figure 5), with each one's peak frequency.
+    #[command(allow_negative_numbers = true)]
     Filters(FiltersArgs),
     /// Check every kernel family on this adapter against its f64 CPU reference, and two training
     /// steps against PyTorch; exits with status 1 when any check fails.
+    #[command(allow_negative_numbers = true)]
     Selftest(SelftestArgs),
     /// Measure which conv kernel is fastest for each pass of a model at a batch and length on this
     /// adapter, and keep the choices (kernel-choices.json in the user's cache folder, or

@@ -15,6 +15,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 mod layout;
+mod values;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
@@ -64,19 +65,16 @@ impl Checkpoint {
         Ok(Checkpoint { tensors, metadata })
     }
 
-    /// Reads a checkpoint file, refusing one that holds a NaN or an infinity: no such value ever
-    /// trains or predicts anything, and a damaged file must not pass for a good one.
+    /// Reads a checkpoint file, refusing one that holds a value no checkpoint can (`values`: a NaN
+    /// or an infinity, a negative variance, a weight of astronomical size), so a damaged file never
+    /// passes for a good one.
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path).with_context(|| format!("reading checkpoint {}", path.display()))?;
         let checkpoint = Checkpoint::from_bytes(&bytes)
             .with_context(|| format!("{} is not a valid safetensors checkpoint", path.display()))?;
-        for (name, (_, values)) in &checkpoint.tensors {
-            if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                bail!(
-                    "checkpoint {}: tensor {name} holds a non-finite value ({v}) at index {i}; the file is \
-                     damaged (a checkpoint is only ever written with finite values)",
-                    path.display()
-                );
+        for (name, (_, data)) in &checkpoint.tensors {
+            if let Some(problem) = values::problem(name, data) {
+                bail!("checkpoint {}: {problem}", path.display());
             }
         }
         Ok(checkpoint)
@@ -113,7 +111,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sn-wgpu-ckpt-{}", std::process::id()));
         let path = dir.join("last.safetensors");
         let mut c = Checkpoint::default();
-        c.insert("conv1.weight", &[2, 1, 3], vec![1.0, -2.0, 3.5, 0.0, 1e-8, f32::MAX]);
+        c.insert("conv1.weight", &[2, 1, 3], vec![1.0, -2.0, 3.5, 0.0, 1e-8, values::MAX_MAGNITUDE]);
         c.insert("bn1.running_var", &[2], vec![1.0, 2.0]);
         c.metadata.insert("model".into(), "soundnet8".into());
         c.metadata.insert("step".into(), "7".into());

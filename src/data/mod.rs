@@ -2,12 +2,12 @@
 //!
 //! `audio` decodes any file to mono 22,050 Hz samples in [-256, 256], refusing damaged files
 //! (`wav_header` before decoding, `audio_checks` during it; a decoder panic is `contain`ed to the
-//! file); `crop` cuts or tiles a clip and its teacher rows to the training length;
-//! `teacher` reads and checks the `.npy` arrays; `manifest` opens a dataset folder and validates
-//! all of it up front (lines counted by `csv_lines`), noting clips the crop repeats many times
-//! (`tiling`); `demo` makes a synthetic set in memory; `batch` orders examples into batches;
-//! `loader` builds batches ahead of the consumer on a background thread. Both datasets implement
-//! [`Dataset`], so the loader serves both.
+//! file); `crop` cuts or tiles a clip and its teacher rows to the training length; `teacher` reads
+//! and checks the `.npy` arrays (opened by `npy`, which holds their shape to the file's size);
+//! `manifest` opens a dataset folder and validates all of it up front (lines counted by
+//! `csv_lines`), noting clips the crop repeats many times (`tiling`); `demo` makes a synthetic set
+//! in memory; `batch` orders examples into batches; `loader` builds batches ahead of the consumer
+//! on a background thread. Both datasets implement [`Dataset`], so the loader serves both.
 
 pub mod audio;
 pub mod audio_checks;
@@ -19,6 +19,7 @@ pub mod csv_lines;
 pub mod demo;
 pub mod loader;
 pub mod manifest;
+pub mod npy;
 pub mod problem;
 pub mod teacher;
 pub mod tiling;

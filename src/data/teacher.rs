@@ -2,11 +2,11 @@
 //! checked to be real distributions before any training starts.
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
-use npyz::{NpyFile, Order};
+use npyz::Order;
 
+use super::npy;
 use super::problem::Problem;
 
 /// How far a row's sum may be from 1 (teachers are stored as float32 softmax outputs).
@@ -26,7 +26,7 @@ pub struct Teacher {
 pub fn read(path: &Path, classes: Option<usize>) -> Result<Teacher, Vec<Problem>> {
     let one = |reason: String| vec![Problem::new(path, reason)];
     let file = File::open(path).map_err(|e| one(format!("cannot open teacher array ({e})")))?;
-    let npy = NpyFile::new(BufReader::new(file)).map_err(|e| one(format!("not a .npy file ({e})")))?;
+    let npy = npy::open(file).map_err(one)?;
     let shape = npy.shape().to_vec();
     let fortran = npy.order() == Order::Fortran;
     if shape.len() != 2 {

@@ -2,7 +2,7 @@
 //! input length and replayed per clip, with long recordings cut into overlapping chunks (see
 //! `geometry`) so GPU memory stays bounded by the chunk length.
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 use super::geometry::{Chunking, Geometry};
 use crate::autograd::Tape;
@@ -223,6 +223,19 @@ impl<'m> Extractor<'m> {
                     f.data[c * f.steps + keep.start..c * f.steps + keep.end]
                         .copy_from_slice(&row[keep.start - shift..keep.end - shift]);
                 }
+            }
+        }
+        for f in &features {
+            // Weights that passed the checkpoint's checks can still overflow on some input; a NaN
+            // or infinity here would print as a uniform distribution or be written as features.
+            if let Some(i) = f.data.iter().position(|v| !v.is_finite()) {
+                bail!(
+                    "{} gave {} at channel {}, step {}: the weights overflow f32 arithmetic on this clip",
+                    f.layer,
+                    f.data[i],
+                    i / f.steps,
+                    i % f.steps
+                );
             }
         }
         Ok(Extraction { features, samples, note })

@@ -9,15 +9,14 @@
 //! `objects` channels first, then `scenes` (1000 + 401 channels).
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use npyz::{NpyFile, Order};
+use npyz::Order;
 
 use super::meta::Meta;
 use super::windows::CLIP_SAMPLES;
-use crate::data::{audio, crop, Problem, ValidationError};
+use crate::data::{audio, crop, npy, Problem, ValidationError};
 use crate::eval::extract::write_npy;
 use crate::eval::{load_model, Extractor, Features};
 use crate::gpu::Gpu;
@@ -209,7 +208,7 @@ pub fn read_npy_dir(dir: &Path, meta: &Meta, layer: &str) -> Result<Vec<Features
 /// One float32 `[C, T]` array, C or Fortran order.
 fn read_npy(path: &Path, layer: &str) -> Result<Features, String> {
     let file = File::open(path).map_err(|e| format!("cannot open ({e})"))?;
-    let npy = NpyFile::new(BufReader::new(file)).map_err(|e| format!("not a .npy file ({e})"))?;
+    let npy = npy::open(file)?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     if shape.len() != 2 || shape.contains(&0) {
         return Err(format!("shape {shape:?}: expected features [C, T] (time pooled away? extract without --pool)"));
