@@ -363,17 +363,26 @@ fn bad_data_is_named_before_training_starts() {
 
 #[test]
 fn non_finite_weights_are_never_saved() {
-    // An absurd learning rate: step 1 moves every weight by about 1e30 (still finite, saved), and
-    // step 2's forward pass overflows. Training stops at that step, and the last good checkpoint
-    // is left as it was.
+    // A learning rate of 4e14 moves every weight by about 4e14 a step: steps 1 and 2 stay within
+    // what a checkpoint may hold (±1e15) and are saved, and by step 3 the weights are past it (or
+    // the loss overflowed first). Training stops there, and the last good checkpoint is left as it was.
     let out = temp_dir("nan");
+    let absurd = AdamConfig { lr: 4e14, ..AdamConfig::default() };
+    let err =
+        format!("{:#}", train::run(&TrainOptions { adam: absurd, save_every: 1, ..options(&out, 6) }).unwrap_err());
+    let good = out.join("last.safetensors");
+    assert!(err.contains("--lr") && err.contains(&good.display().to_string()), "{err}");
+    let kept: u64 =
+        Checkpoint::load(&good).expect("the last good checkpoint loads").meta("step").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&kept), "the last good checkpoint must be left as it was, got step {kept}: {err}");
+
+    // 1e30: step 1's weights are already impossible, so nothing is ever saved.
+    let out = temp_dir("nan-at-once");
     let absurd = AdamConfig { lr: 1e30, ..AdamConfig::default() };
     let err =
         format!("{:#}", train::run(&TrainOptions { adam: absurd, save_every: 1, ..options(&out, 4) }).unwrap_err());
-    let good = out.join("last.safetensors");
-    assert!(err.contains("non-finite") && err.contains("--lr") && err.contains(&good.display().to_string()), "{err}");
-    let kept = Checkpoint::load(&good).unwrap();
-    assert_eq!(kept.meta("step").unwrap(), "1", "the last good checkpoint must be left as it was");
+    assert!(err.contains("became impossible") && err.contains("no checkpoint was saved before it"), "{err}");
+    assert!(!out.join("last.safetensors").exists(), "an impossible checkpoint was saved");
 }
 
 #[test]

@@ -17,6 +17,8 @@ use safetensors::{Dtype, SafeTensors};
 mod layout;
 mod values;
 
+pub use values::problem as value_problem;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Checkpoint {
     pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,

@@ -228,10 +228,11 @@ fn save(
     let mut ckpt = Checkpoint::default();
     model.write_checkpoint(gpu, &mut ckpt)?;
     step.adam.write_checkpoint(gpu, &mut ckpt)?;
-    if let Some((name, _)) = ckpt.tensors.iter().find(|(_, (_, v))| v.iter().any(|x| !x.is_finite())) {
+    // Never save what loading would refuse: a non-finite value, or a weight past any network's range.
+    if let Some(problem) = ckpt.tensors.iter().find_map(|(name, (_, v))| crate::checkpoint::value_problem(name, v)) {
         bail!(
-            "{name} became non-finite by step {}; training stopped without saving it, and {last_good}. \
-             Try a lower --lr.",
+            "by step {} the weights became impossible ({problem}); training stopped without saving them, and \
+             {last_good}. Try a lower --lr.",
             step.adam.step,
         );
     }
