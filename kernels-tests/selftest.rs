@@ -52,3 +52,20 @@ fn json_report_covers_every_family_and_passes() {
         assert!(names.iter().any(|n| n.starts_with(family)), "no check of {family}: {names:?}");
     }
 }
+
+#[test]
+fn real_shapes_measure_every_kernel_of_every_conv_pass() {
+    let arch = sn_wgpu::model::Arch::by_name("soundnet8-narrow8").unwrap();
+    let samples = sn_wgpu::data::Crop::for_arch(&arch, 9.5).unwrap().samples;
+    let errors = sn_wgpu::selftest::real_shapes::measure(gpu(), &arch, 2, samples).unwrap();
+    // conv1: forward and dW; conv2..conv7 and both heads: forward, dX and dW.
+    assert_eq!(errors.len(), 2 + 3 * 8);
+    for e in &errors {
+        assert!(e.errors.len() >= 2, "{} {}: {:?}", e.layer, e.pass, e.errors);
+        for (kernel, err) in &e.errors {
+            assert!(*err < 1e-5, "{} {} with {kernel}: relative error {err:e}", e.layer, e.pass);
+        }
+    }
+    let table = sn_wgpu::selftest::real_shapes::table(&errors);
+    assert!(table.contains("| conv1 | weight_grad |") && table.lines().count() == 2 + errors.len(), "{table}");
+}

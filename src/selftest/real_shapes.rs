@@ -15,8 +15,8 @@ use super::rel_err;
 use crate::gpu::{Gpu, Tensor};
 use crate::model::tune::conv_passes;
 use crate::model::Arch;
-use crate::ops::conv1d::autotune::{candidates, kernel_name, pass_name};
-use crate::ops::conv1d::{self, reference, Conv1dShape, ConvKernel, Pass, PassKernel};
+use crate::ops::conv1d::autotune::{candidates, encode_pass, kernel_name, pass_name};
+use crate::ops::conv1d::{reference, Conv1dShape, Pass, PassKernel};
 
 /// One pass of one layer: how many products each output sums, and each kernel's relative error.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -63,14 +63,8 @@ fn run(
     kernel: PassKernel,
     (x, w, dy): (&[f32], &[f32], &[f32]),
 ) -> Result<Vec<f32>> {
-    let forced = match kernel {
-        PassKernel::Plain => ConvKernel::Plain,
-        PassKernel::Tiled => ConvKernel::Tiled,
-        PassKernel::Cpu => ConvKernel::Cpu,
-    };
     let up = |v: &[f32], dims: &[usize]| Tensor::from_slice(gpu, v, dims, "selftest input");
     let (xt, wt, dyt) = (up(x, &s.input_dims())?, up(w, &s.weight_dims())?, up(dy, &s.output_dims()?)?);
-    let b = Tensor::zeros(gpu, &[s.cout], "bias")?;
     let dims = match pass {
         Pass::Forward => s.output_dims()?,
         Pass::InputGrad => s.input_dims(),
@@ -79,27 +73,7 @@ fn run(
     let out = Tensor::zeros(gpu, &dims, "selftest output")?;
     out.poison(gpu);
     let mut encoder = gpu.encoder("selftest real shapes");
-    match pass {
-        Pass::Forward => conv1d::encode_forward(gpu, &mut encoder, forced, s, &xt, &wt, &b, &out)?,
-        Pass::InputGrad => conv1d::encode_backward_input(gpu, &mut encoder, forced, s, &dyt, &wt, &out, false)?,
-        Pass::WeightGrad => {
-            let partials = match conv1d::weight_grad_partials(gpu, forced, s)? {
-                0 => None,
-                len => Some(Tensor::zeros(gpu, &[len], "partials")?),
-            };
-            let db = Tensor::zeros(gpu, &[s.cout], "db")?;
-            conv1d::encode_backward_params(
-                gpu,
-                &mut encoder,
-                forced,
-                s,
-                (&xt, &dyt),
-                (&out, &db),
-                false,
-                partials.as_ref(),
-            )?
-        }
-    }
+    encode_pass(gpu, &mut encoder, s, (kernel, pass), (&xt, &wt, &dyt), &out, false)?;
     gpu.submit(encoder);
     out.read(gpu)
 }

@@ -17,7 +17,7 @@ use anyhow::{ensure, Result};
 
 use super::{cpu, tiled, Conv1dShape, ConvKernel, Pass, PassKernel, PLAIN_SHADER};
 use crate::gpu::tuning::{source_hash, Choice, TuneKey};
-use crate::gpu::{Dispatch, Gpu, Tensor};
+use crate::gpu::{Dispatch, Gpu, Recorder, Tensor};
 
 /// The name a kernel has in the choice file and the tables.
 pub fn kernel_name(kernel: PassKernel) -> &'static str {
@@ -153,36 +153,47 @@ pub fn time_on_device(
 
 /// The launches of one pass with `kernel` forced, on zero-filled tensors of `shape`.
 fn record_pass(gpu: &Gpu, shape: &Conv1dShape, pass: Pass, kernel: PassKernel) -> Result<Vec<Dispatch>> {
+    let t = |dims: &[usize], label: &str| Tensor::zeros(gpu, dims, label);
+    let (x, w, y) = (t(&shape.input_dims(), "x")?, t(&shape.weight_dims(), "w")?, t(&shape.output_dims()?, "y")?);
+    let out = match pass {
+        Pass::Forward => t(&shape.output_dims()?, "y")?,
+        Pass::InputGrad => t(&shape.input_dims(), "dx")?,
+        Pass::WeightGrad => t(&shape.weight_dims(), "dw")?,
+    };
+    let mut launches = Vec::new();
+    // Training always adds parameter gradients (micro-batches sum into them).
+    encode_pass(gpu, &mut launches, shape, (kernel, pass), (&x, &w, &y), &out, pass == Pass::WeightGrad)?;
+    Ok(launches)
+}
+
+/// Records `pass` of `shape` with `kernel` forced: forward reads `x` and `w` into `out` (no bias),
+/// dX reads `dy` and `w` into `out`, dW reads `x` and `dy` into `out` (its db into scratch); the
+/// gradients add to `out` when `accumulate`.
+pub fn encode_pass(
+    gpu: &Gpu,
+    rec: &mut impl Recorder,
+    shape: &Conv1dShape,
+    (kernel, pass): (PassKernel, Pass),
+    (x, w, dy): (&Tensor, &Tensor, &Tensor),
+    out: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
     let forced = match kernel {
         PassKernel::Plain => ConvKernel::Plain,
         PassKernel::Tiled => ConvKernel::Tiled,
         PassKernel::Cpu => ConvKernel::Cpu,
     };
     ensure!(forced.choose(gpu, shape, pass)? == kernel, "{} cannot compute {pass:?} of {shape:?}", kernel_name(kernel));
-    let t = |dims: &[usize], label: &str| Tensor::zeros(gpu, dims, label);
-    let (x, w, b) = (t(&shape.input_dims(), "x")?, t(&shape.weight_dims(), "w")?, t(&[shape.cout], "b")?);
-    let y = t(&shape.output_dims()?, "y")?;
-    let mut launches = Vec::new();
+    let bias = Tensor::zeros(gpu, &[shape.cout], "bias or its gradient")?;
     match pass {
-        Pass::Forward => super::encode_forward(gpu, &mut launches, forced, shape, &x, &w, &b, &y)?,
-        Pass::InputGrad => super::encode_backward_input(gpu, &mut launches, forced, shape, &y, &w, &x, false)?,
+        Pass::Forward => super::encode_forward(gpu, rec, forced, shape, x, w, &bias, out),
+        Pass::InputGrad => super::encode_backward_input(gpu, rec, forced, shape, dy, w, out, accumulate),
         Pass::WeightGrad => {
             let partials = match super::weight_grad_partials(gpu, forced, shape)? {
                 0 => None,
-                len => Some(t(&[len], "partials")?),
+                len => Some(Tensor::zeros(gpu, &[len], "partials")?),
             };
-            // Training always adds parameter gradients (micro-batches sum into them).
-            super::encode_backward_params(
-                gpu,
-                &mut launches,
-                forced,
-                shape,
-                (&x, &y),
-                (&w, &b),
-                true,
-                partials.as_ref(),
-            )?
+            super::encode_backward_params(gpu, rec, forced, shape, (x, dy), (out, &bias), accumulate, partials.as_ref())
         }
     }
-    Ok(launches)
 }
