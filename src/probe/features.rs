@@ -122,6 +122,7 @@ fn join_channels(layer: &str, parts: &[&Features]) -> Features {
 /// Writes every clip's features of one layer to `dir/<layer>/<stem>.npy`, the layout
 /// `read_npy_dir` reads back for that layer.
 pub fn save(dir: &Path, meta: &Meta, layer: &str, features: &[Features]) -> Result<()> {
+    let _lock = crate::folder_lock::lock(dir, "--save-features")?;
     let folder = dir.join(layer);
     std::fs::create_dir_all(&folder).with_context(|| format!("{}: cannot create the folder", folder.display()))?;
     for (clip, f) in meta.clips.iter().zip(features) {
