@@ -467,7 +467,7 @@ fn files_cut_short_or_corrupted_mid_stream_are_errors_not_shorter_clips() {
         load_error(&scrambled),
         "ends after 0.41 s of the 0.50 s its header announces (the file is cut short or corrupt)"
     );
-    // Ogg pages carry checksums: a cut or scrambled Ogg Vorbis file does not open.
+    // Ogg pages have checksums: a cut or scrambled Ogg Vorbis file does not open.
     let ogg = "sine660_32k_stereo.ogg";
     assert!(load_error(&damaged_fixture(&dir, ogg, |b| b.truncate(b.len() * 9 / 10))).contains("end of stream"));
     let ogg_scrambled = damaged_fixture(&dir, ogg, |b| {

@@ -3,7 +3,8 @@
 //! random bytes spliced in, mostly near the start where the headers are), must load or give an
 //! error that names the file. Audio (WAV, MP3, FLAC, Ogg Vorbis) through the decode path,
 //! safetensors checkpoints (and a model built from one), teacher `.npy` arrays, the manifest CSV,
-//! the run record a checkpoint carries and `metrics.jsonl` as a resume reads it back. A case that
+//! the run record a checkpoint holds, `metrics.jsonl` as a resume reads it back, and the
+//! kernel-choice file. A case that
 //! panics fails with the mutation that made it, shrunk to the smallest proptest finds.
 
 mod common;
@@ -15,6 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::{audio, teacher, Crop, DatasetOptions, ManifestDataset, OBJECT_CLASSES, SCENE_CLASSES};
+use sn_wgpu::gpu::tuning::Tuning;
 use sn_wgpu::train::metrics::MetricsLog;
 use sn_wgpu::train::RunRecord;
 
@@ -229,4 +231,26 @@ fn metrics_logs_never_panic_on_resume() {
     let path = dir.join("metrics.jsonl");
     let text = path.display().to_string();
     fuzz(3000, valid.as_bytes(), &path, &text, |p| MetricsLog::cut_after(p, 2).err().map(|e| format!("{e:#}")));
+}
+
+#[test]
+fn kernel_choice_files_never_panic() {
+    let dir = temp_dir("fuzz-kernel-choices");
+    let path = dir.join("kernel-choices.json");
+    // A valid file: one measured choice, as `sn-wgpu tune` writes it.
+    let shape = sn_wgpu::ops::conv1d::Conv1dShape { n: 1, cin: 2, cout: 3, l: 40, k: 4, stride: 2, pad: 2 };
+    let writer = Tuning::open(&path, &gpu().info);
+    let key = sn_wgpu::ops::conv1d::autotune::key(&shape, sn_wgpu::ops::conv1d::Pass::Forward);
+    let nanos = [("cpu".to_string(), 1e5), ("plain".to_string(), 2e5)].into_iter().collect();
+    let runs = [("cpu".to_string(), 4), ("plain".to_string(), 1)].into_iter().collect();
+    writer.record(&key, sn_wgpu::gpu::tuning::Choice { kernel: "cpu".into(), nanos, runs }).unwrap();
+    let valid = std::fs::read(&path).unwrap();
+    let text = path.display().to_string();
+    // A damaged file is never an error: it is a note naming the file, and measured again.
+    fuzz(3000, &valid, &path, &text, |p| {
+        let tuning = Tuning::open(p, &gpu().info);
+        let _ = tuning.lookup(&key);
+        let notes = tuning.take_notes();
+        (!notes.is_empty()).then(|| notes.join("; "))
+    });
 }

@@ -153,7 +153,7 @@ impl<'g> Tape<'g> {
     /// The gradient buffer `v` receives into, and whether the write must add to what is there.
     pub fn grad_target(&mut self, v: Var, label: &str) -> Result<(Tensor, bool)> {
         if self.is_parameter[v.0] {
-            return Ok((self.grads[v.0].clone().expect("parameters carry their gradient"), true));
+            return Ok((self.grads[v.0].clone().expect("parameters hold their gradient"), true));
         }
         let accumulate = self.grads[v.0].is_some();
         if !accumulate {
@@ -176,7 +176,7 @@ impl<'g> Tape<'g> {
     /// names them for the error.
     pub fn parameter_grads<const P: usize>(&mut self, params: [Var; P], what: &str) -> Result<[Tensor; P]> {
         ensure!(params.iter().all(|v| self.is_parameter[v.0]), "{what} must all be parameters, or none");
-        Ok(params.map(|v| self.grads[v.0].clone().expect("parameters carry their gradient")))
+        Ok(params.map(|v| self.grads[v.0].clone().expect("parameters hold their gradient")))
     }
 
     /// Records the backward pass from every loss on the tape, each with upstream gradient

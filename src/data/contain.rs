@@ -1,5 +1,5 @@
 //! Runs third-party code whose bugs must cost one file, not the process: a panic inside becomes
-//! an error carrying its message, and the default hook's "thread panicked" report is held back
+//! an error holding its message, and the default hook's "thread panicked" report is held back
 //! for it, since the error already says what happened and which file it was.
 
 use std::cell::Cell;

@@ -59,7 +59,7 @@ pub fn train(examples: &Examples, opts: &SoftmaxOptions) -> Result<TrainedSoftma
         }
         let next: Vec<f64> = v.iter().zip(&g).map(|(v, g)| v - step * g).collect();
         let moved: Vec<f64> = next.iter().zip(&w).map(|(n, w)| n - w).collect();
-        // The gradient points along the last move: momentum is carrying us uphill, so restart it.
+        // The gradient points along the last move: momentum is taking the iterate uphill, so restart it.
         let (t_next, momentum) = if dot(&g, &moved) > 0.0 {
             (1.0, 0.0)
         } else {
