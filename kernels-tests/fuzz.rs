@@ -3,8 +3,8 @@
 //! random bytes spliced in, mostly near the start where the headers are), must load or give an
 //! error that names the file. Audio (WAV, MP3, FLAC, Ogg Vorbis) through the decode path,
 //! safetensors checkpoints (and a model built from one), teacher `.npy` arrays, the manifest CSV,
-//! the run record a checkpoint holds, `metrics.jsonl` as a resume reads it back, and the
-//! kernel-choice file. A case that
+//! the run record a checkpoint holds, `metrics.jsonl` as a resume reads it back, the
+//! kernel-choice file and the list of the files sn-wgpu wrote in a folder. A case that
 //! panics fails with the mutation that made it, shrunk to the smallest proptest finds.
 
 mod common;
@@ -17,6 +17,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::{audio, teacher, Crop, DatasetOptions, ManifestDataset, OBJECT_CLASSES, SCENE_CLASSES};
 use sn_wgpu::gpu::tuning::Tuning;
+use sn_wgpu::out_folder::{OutFolder, WRITTEN_LIST};
 use sn_wgpu::train::metrics::MetricsLog;
 use sn_wgpu::train::RunRecord;
 
@@ -252,5 +253,29 @@ fn kernel_choice_files_never_panic() {
         let _ = tuning.lookup(&key);
         let notes = tuning.take_notes();
         (!notes.is_empty()).then(|| notes.join("; "))
+    });
+}
+
+#[test]
+fn lists_of_written_files_never_panic_or_permit_a_path_outside() {
+    let dir = temp_dir("fuzz-written-list");
+    let path = dir.join(WRITTEN_LIST);
+    // As sn-wgpu writes it, then lines of an edited list that must permit nothing.
+    let valid = b"last.safetensors\nmetrics.jsonl\nexcerpts/0-dog-3.wav\nteacher/a.objects.npy\n\
+                  ../outside.wav\n/etc/passwd\nexcerpts/../../x\nC:\\x.wav\n";
+    let text = path.display().to_string();
+    // Whatever the list says, it names only plain paths inside the folder.
+    fuzz(3000, valid, &path, &text, |_| {
+        let folder = match OutFolder::lock(&dir, "--out") {
+            Ok(folder) => folder,
+            Err(e) => return Some(format!("{e:#}")),
+        };
+        let plain = |n: &str| {
+            let p = Path::new(n);
+            !n.contains('\\') && p.components().all(|c| matches!(c, std::path::Component::Normal(_)))
+        };
+        let outside: Vec<&str> = folder.written().filter(|n| !plain(n)).collect();
+        assert!(outside.is_empty(), "the list let {outside:?} through");
+        None
     });
 }

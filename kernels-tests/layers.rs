@@ -9,7 +9,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("gpu", 0),
     ("checkpoint", 0),
     ("plot", 0),
-    ("folder_lock", 0),
+    ("out_folder", 0),
     ("autograd", 1),
     ("ops", 2),
     ("model", 3),

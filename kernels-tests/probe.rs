@@ -322,6 +322,30 @@ fn probe_on_separable_features_scores_every_clip() {
 }
 
 #[test]
+fn probe_never_draws_over_a_users_png() {
+    let dir = temp_dir("probe-own-png");
+    let features = synthetic_features(&dir);
+    for (flag, name) in [("--confusion", "confusion.png"), ("--tsne", "tsne.png")] {
+        let png = dir.join(name);
+        std::fs::write(&png, "a user's picture").unwrap();
+        let elsewhere = dir.join("drawn.png");
+        let mut args = vec!["probe", dir.to_str().unwrap(), "--features", features.to_str().unwrap(), "--c", "0.1"];
+        if flag == "--tsne" {
+            args.extend(["--confusion", elsewhere.to_str().unwrap()]);
+        }
+        args.extend([flag, png.to_str().unwrap()]);
+        let out = sn_wgpu(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(&png.display().to_string()) && err.contains(flag),
+            "{flag}: {err}"
+        );
+        assert_eq!(std::fs::read_to_string(&png).unwrap(), "a user's picture");
+        std::fs::remove_file(&png).unwrap();
+    }
+}
+
+#[test]
 fn probe_runs_the_network_on_generated_clips() {
     let dir = temp_dir("probe-audio");
     let weights = narrow_checkpoint(&dir);

@@ -136,6 +136,44 @@ fn a_new_run_never_overwrites_another() {
 }
 
 #[test]
+fn a_run_replaces_and_removes_only_files_it_wrote() {
+    let dir = temp_dir("own-run");
+    let run = dir.join("run");
+    // A user's loss.png where a new run would draw its curve: refused before anything is written.
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("loss.png"), "a user's chart").unwrap();
+    let said = train_fails(&[&SMALL[..], &["--steps", "1", "--out", "run"]].concat(), &dir);
+    assert!(said.contains("loss.png") && said.contains("not written by sn-wgpu"), "{said}");
+    assert_eq!(std::fs::read_to_string(run.join("loss.png")).unwrap(), "a user's chart");
+    assert!(!run.join("metrics.jsonl").exists() && !run.join("last.safetensors").exists());
+    std::fs::remove_file(run.join("loss.png")).unwrap();
+
+    train(&["--steps", "2", "--save-every", "1", "--out", "run"], &dir);
+    std::fs::write(run.join("notes.txt"), "the user's notes").unwrap();
+    // A copy of the user's at a step checkpoint's name: neither --overwrite, --keep-last nor a
+    // resume may delete or replace it.
+    std::fs::copy(run.join("step-000001.safetensors"), run.join("step-000000.safetensors")).unwrap();
+    let overwrite = [&SMALL[..], &["--steps", "1", "--out", "run", "--overwrite"]].concat();
+    for args in [&overwrite[..], &["--resume", "run", "--steps", "3", "--keep-last", "1"]] {
+        let said = train_fails(args, &dir);
+        assert!(said.contains("step-000000.safetensors") && said.contains("not written by sn-wgpu"), "{said}");
+    }
+    assert_eq!(step_of(&run.join("last.safetensors")), 2, "a refused run changed the run");
+    std::fs::remove_file(run.join("step-000000.safetensors")).unwrap();
+
+    train(&["--resume", "run", "--steps", "4", "--save-every", "1", "--keep-last", "1"], &dir);
+    train(&["--steps", "1", "--out", "run", "--overwrite"], &dir);
+    let mut names: Vec<String> =
+        std::fs::read_dir(&run).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [".sn-wgpu-written", ".sn-wgpu.lock", "last.safetensors", "loss.png", "metrics.jsonl", "notes.txt"]
+    );
+    assert_eq!(std::fs::read_to_string(run.join("notes.txt")).unwrap(), "the user's notes");
+}
+
+#[test]
 fn keep_last_keeps_the_newest_step_files() {
     let dir = temp_dir("keep-last");
     let said = train(&["--steps", "4", "--save-every", "1", "--keep-last", "2", "--out", "run"], &dir);

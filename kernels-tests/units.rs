@@ -285,13 +285,35 @@ fn files_the_command_did_not_write_are_never_removed_or_overwritten() {
 
     // A file of the user's at an excerpt's name is refused, not overwritten.
     let taken = expected.iter().find(|n| *n != "my.wav").unwrap().clone();
-    std::fs::write(excerpts.join(".written-by-sn-wgpu-units"), "").unwrap();
+    let list = page.join(sn_wgpu::out_folder::WRITTEN_LIST);
+    let written = std::fs::read_to_string(&list).unwrap();
+    let entry = format!("excerpts/{taken}\n");
+    assert!(written.contains(&entry), "the folder's list names each excerpt: {written}");
+    std::fs::write(&list, written.replace(&entry, "")).unwrap();
     std::fs::write(excerpts.join(&taken), b"the user's own bytes").unwrap();
+    let refused = |out: std::process::Output, what: &str| {
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains(what) && said.contains("was not written by sn-wgpu"), "{said}");
+    };
+    refused(run(), &taken);
+    assert_eq!(std::fs::read(excerpts.join(&taken)).unwrap(), b"the user's own bytes");
+    std::fs::remove_file(excerpts.join(&taken)).unwrap();
+
+    // So is a page of the user's, before any excerpt is replaced.
+    let before = wavs();
+    std::fs::write(&list, std::fs::read_to_string(&list).unwrap().replace("index.html\n", "")).unwrap();
+    std::fs::write(page.join("index.html"), "the user's page").unwrap();
+    refused(run(), "index.html");
+    assert_eq!(std::fs::read_to_string(page.join("index.html")).unwrap(), "the user's page");
+    assert_eq!(wavs(), before, "a refused run removed or added excerpts");
+    std::fs::remove_file(page.join("index.html")).unwrap();
+
+    // And a run while another sn-wgpu process writes the folder.
+    let held = sn_wgpu::out_folder::OutFolder::lock(&page, "--out").unwrap();
     let out = run();
     let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && said.contains(&taken) && said.contains("was not written by sn-wgpu units"),
-        "{said}"
-    );
-    assert_eq!(std::fs::read(excerpts.join(&taken)).unwrap(), b"the user's own bytes");
+    assert!(!out.status.success() && said.contains("in use by another sn-wgpu process"), "{said}");
+    assert!(!page.join("index.html").exists() && wavs() == before, "a refused run wrote into the folder");
+    drop(held);
+    assert!(run().status.success());
 }

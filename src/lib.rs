@@ -6,18 +6,18 @@
 //! module per op: its shapes, kernels and their bindings, its `Tape` method and backward node, its
 //! f64 reference) -> `model` (SoundNet's layer tables and weights) -> `data` (audio, datasets,
 //! batches), `optim` (Adam) -> `train`, `eval`, `probe`, `filters`, `units`, `profile`, `selftest` (the commands).
-//! `checkpoint`, `folder_lock` and `plot` stand alone.
+//! `checkpoint`, `out_folder` and `plot` stand alone.
 
 pub mod autograd;
 pub mod checkpoint;
 pub mod data;
 pub mod eval;
 pub mod filters;
-pub mod folder_lock;
 pub mod gpu;
 pub mod model;
 pub mod ops;
 pub mod optim;
+pub mod out_folder;
 pub mod plot;
 pub mod probe;
 pub mod profile;

@@ -15,6 +15,7 @@ use super::inputs::audio_files;
 use super::load_model;
 use crate::data::audio::{self, AudioError};
 use crate::gpu::Gpu;
+use crate::out_folder::OutFolder;
 
 /// Pooling over time, turning `[C, T]` into `[C]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,11 +112,13 @@ pub fn extract(gpu: &Gpu, opts: &ExtractOptions) -> Result<ExtractSummary> {
         if let Some(other) = stems.insert(stem.clone(), file) {
             bail!("{} and {} would both write {stem}.npy in {}", other.display(), file.display(), opts.out.display());
         }
-        outputs.push(opts.out.join(format!("{stem}.npy")));
+        outputs.push(format!("{stem}.npy"));
     }
     let model = load_model(gpu, opts.weights.as_deref(), "extract")?;
     let mut extractor = Extractor::new(&model, &[opts.layer.as_str()], opts.chunk_samples)?;
-    let _lock = crate::folder_lock::lock(&opts.out, "--out")?;
+    // Held until every file is written: one writer in the folder, and only its own files replaced.
+    let mut folder = OutFolder::lock(&opts.out, "--out")?.reading(&files);
+    let outputs = folder.claim(&outputs)?;
     let mut written = Vec::with_capacity(files.len());
     let mut errors = Vec::new();
     for (file, npy) in files.iter().zip(outputs) {

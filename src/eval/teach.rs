@@ -25,6 +25,7 @@ use super::shard::Shard;
 use crate::data::audio::{self, AudioError};
 use crate::data::SAMPLE_RATE;
 use crate::gpu::Gpu;
+use crate::out_folder::OutFolder;
 
 /// Samples of one teacher row: the 5 s the trainer pairs with an output step.
 pub const ROW_SAMPLES: usize = 5 * SAMPLE_RATE as usize;
@@ -126,9 +127,12 @@ pub fn teach(gpu: &Gpu, opts: &TeachOptions) -> Result<TeachSummary> {
     let mut extractor = Extractor::new(&model, &head_names, opts.chunk_samples)?
         .tile_short_clips_to(TILE_SECONDS * SAMPLE_RATE as usize);
     let geometry = extractor.geometries()[0].clone();
-    let _lock = crate::folder_lock::lock(&opts.out, "--out")?;
-    let arrays = opts.out.join("teacher");
-    std::fs::create_dir_all(&arrays).with_context(|| format!("{}: cannot create the folder", arrays.display()))?;
+    let array_name = |stem: &str, head: &str| format!("teacher/{stem}.{head}.npy");
+    let mut outputs = vec![crate::data::manifest::MANIFEST.to_string()];
+    outputs.extend(names.iter().flat_map(|stem| head_names.iter().map(move |h| array_name(stem, h))));
+    // Held until the manifest is written: one writer in the folder, and only its own files replaced.
+    let mut folder = OutFolder::lock(&opts.out, "--out")?.reading(&files);
+    folder.claim(&outputs)?;
 
     let mut manifest = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["audio".to_string()];
@@ -156,7 +160,7 @@ pub fn teach(gpu: &Gpu, opts: &TeachOptions) -> Result<TeachSummary> {
             let logits: Vec<f32> = f.data.iter().map(|&z| (f64::from(z) / opts.temperature) as f32).collect();
             let probs = softmax_columns(&logits, f.channels, f.steps);
             let rows = mean_rows(&probs, &groups);
-            let name = format!("teacher/{stem}.{}.npy", f.layer);
+            let name = array_name(stem, &f.layer);
             let path = opts.out.join(&name);
             write_npy(&path, &[groups.len(), f.channels], &rows)
                 .with_context(|| format!("{}: writing the teacher rows of {}", path.display(), file.display()))?;

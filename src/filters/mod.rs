@@ -17,6 +17,7 @@ pub use response::Response;
 use crate::checkpoint::Checkpoint;
 use crate::data::SAMPLE_RATE;
 use crate::model::Arch;
+use crate::out_folder::write_file;
 
 /// The first layer's weights.
 const CONV1: &str = "conv1.weight";
@@ -90,7 +91,7 @@ pub fn run(opts: &FiltersOptions) -> Result<FiltersReport> {
         format!("the first {} of conv1's {} filters", opts.count, first.cout)
     };
     let title = format!("{}: {which} ({} taps), waveform and |H(f)|", name(&opts.weights), first.k);
-    chart::draw(&opts.png, &title, &filters)?;
+    write_file(&opts.png, "--out", |png| chart::draw(png, &title, &filters))?;
     Ok(FiltersReport { weights: opts.weights.clone(), model, shape, filters, png: opts.png.clone() })
 }
 

@@ -122,11 +122,10 @@ fn join_channels(layer: &str, parts: &[&Features]) -> Features {
 /// Writes every clip's features of one layer to `dir/<layer>/<stem>.npy`, the layout
 /// `read_npy_dir` reads back for that layer.
 pub fn save(dir: &Path, meta: &Meta, layer: &str, features: &[Features]) -> Result<()> {
-    let _lock = crate::folder_lock::lock(dir, "--save-features")?;
-    let folder = dir.join(layer);
-    std::fs::create_dir_all(&folder).with_context(|| format!("{}: cannot create the folder", folder.display()))?;
-    for (clip, f) in meta.clips.iter().zip(features) {
-        let path = folder.join(format!("{}.npy", stem(&clip.filename)));
+    let mut folder = crate::out_folder::OutFolder::lock(dir, "--save-features")?;
+    let names: Vec<String> = meta.clips.iter().map(|clip| format!("{layer}/{}.npy", stem(&clip.filename))).collect();
+    let paths = folder.claim(&names)?;
+    for ((clip, f), path) in meta.clips.iter().zip(features).zip(paths) {
         write_npy(&path, &[f.channels, f.steps], &f.data)
             .with_context(|| format!("{}: writing the {layer} features of {}", path.display(), clip.filename))?;
     }

@@ -31,6 +31,7 @@ pub use meta::Meta;
 pub use windows::{Tail, WindowSpec};
 
 use crate::gpu::Gpu;
+use crate::out_folder::write_file;
 use crate::plot;
 
 /// The seed of the t-SNE start.
@@ -153,7 +154,7 @@ pub fn run_with(opts: &ProbeOptions, ext: &Extensions) -> Result<ProbeRun> {
     let table = if layers.len() > 1 {
         let table = LayerTable::new(&reports);
         if let Some(png) = &ext.layers_png {
-            table.draw(png, &meta.dir)?;
+            write_file(png, "--layers-chart", |png| table.draw(png, &meta.dir))?;
         }
         Some(table)
     } else {
@@ -213,12 +214,12 @@ fn evaluate_layer(
         100.0 * mean_accuracy,
         cv.folds.len()
     );
-    plot::confusion::draw(&confusion_png, &title, &names, &confusion.counts)?;
+    write_file(&confusion_png, "--confusion", |png| plot::confusion::draw(png, &title, &names, &confusion.counts))?;
     if let Some(path) = &opts.tsne_png {
         let points = tsne::embed(features, TSNE_SEED)?;
         let labels: Vec<usize> = meta.clips.iter().map(|c| c.class).collect();
         let title = format!("t-SNE of {layer} clip features (mean over time), {} clips", points.len());
-        plot::scatter::draw(path, &title, &points, &labels, &names)?;
+        write_file(path, "--tsne", |png| plot::scatter::draw(png, &title, &points, &labels, &names))?;
     }
     let (f, w) = (&features[0], &clip_windows[0]);
     let (frames_per_window, hop_frames) = ext.windows.frames(f.steps);

@@ -40,6 +40,8 @@ impl Profile {
 
     pub fn write_trace(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string(&self.trace_json()?)?;
-        std::fs::write(path, text).with_context(|| format!("writing the trace to {}", path.display()))
+        crate::out_folder::write_file(path, "--trace", |path| {
+            std::fs::write(path, text).with_context(|| format!("writing the trace to {}", path.display()))
+        })
     }
 }

@@ -25,6 +25,7 @@ use crate::model::arch::HEAD_NAMES;
 use crate::model::{Arch, Model};
 use crate::ops::adam::AdamConfig;
 use crate::ops::teacher_loss::TeacherLoss;
+use crate::out_folder::OutFolder;
 use crate::plot::loss_curve::{self, Series};
 
 /// Which teachers the student learns from (`--teacher`, the paper's Table 5): the student gets a
@@ -213,7 +214,7 @@ fn starting_point(
     Ok((Model::init(gpu, Arch::by_name(&opts.model)?.with_heads(heads), opts.seed)?, None, 0, None))
 }
 
-/// Writes the model and Adam state under each of `names` in `dir`, unless a value has become
+/// Writes the model and Adam state under each of `names` in `folder`, unless a value has become
 /// non-finite: then nothing is written and the error names the last good checkpoint.
 #[allow(clippy::too_many_arguments)]
 fn save(
@@ -221,7 +222,7 @@ fn save(
     model: &Model,
     step: &TrainStep,
     record: &RunRecord,
-    dir: &Path,
+    folder: &mut OutFolder,
     names: &[String],
     last_good: &LastGood,
 ) -> Result<PathBuf> {
@@ -238,12 +239,11 @@ fn save(
     }
     ckpt.metadata.insert("step".into(), step.adam.step.to_string());
     ckpt.metadata.insert(RUN_KEY.into(), record.to_json());
-    let mut last = dir.join("last.safetensors");
-    for name in names {
-        last = dir.join(name);
-        ckpt.save(&last)?;
+    let paths = folder.claim(names)?;
+    for path in &paths {
+        ckpt.save(path)?;
     }
-    Ok(last)
+    Ok(paths.last().expect("at least one name").clone())
 }
 
 /// Trains as `opts` says and returns where the result is.
@@ -304,10 +304,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let out = opts.out.clone();
     // One run per folder: a second train or resume on it is refused here, before either writes
     // anything (everything above only reads), and the lock lasts until this function returns.
-    let _lock = crate::folder_lock::lock(&out, "--out")?;
-    if resumed_from.is_none() {
-        run_dir::claim_for_new_run(&out, opts.overwrite)?;
-    }
+    let mut folder = OutFolder::lock(&out, "--out")?;
+    run_dir::claim(&mut folder, resumed_from.is_some(), opts.overwrite)?;
     run_dir::remove_partial_saves(&out)?;
     let record = RunRecord::of(opts);
     println!("run folder: {}", out.display());
@@ -375,17 +373,17 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         }
         if checkpoint_now {
             let names = [format!("step-{k:06}.safetensors"), "last.safetensors".into()];
-            let saved = save(&gpu, &model, &step, &record, &out, &names, &last_good)?;
+            let saved = save(&gpu, &model, &step, &record, &mut folder, &names, &last_good)?;
             last_good = LastGood(Some(saved));
             if let Some(keep) = opts.keep_last {
-                run_dir::keep_last(&out, keep)?;
+                run_dir::keep_last(&mut folder, keep)?;
             }
         }
     }
     let done = step.finish(&gpu)?;
     progress.report(done, &gpu, &model, &step, &last_good)?;
     progress.bar.finish_and_clear();
-    let checkpoint = save(&gpu, &model, &step, &record, &out, &["last.safetensors".into()], &last_good)?;
+    let checkpoint = save(&gpu, &model, &step, &record, &mut folder, &["last.safetensors".into()], &last_good)?;
     let history = progress.history;
     draw_curve(&out, &model.arch.name, &history, &val_history)?;
     let totals: Vec<f32> = history.iter().map(|h| total(h.1)).collect();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use crate::checkpoint::Checkpoint;
+use crate::out_folder::OutFolder;
 
 /// `parent/YYYYMMDD-HHMMSS` (UTC) for a new run, with `-2`, `-3`... when that is taken.
 pub fn fresh(parent: &Path) -> Result<PathBuf> {
@@ -66,11 +67,32 @@ fn step_checkpoints(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(steps)
 }
 
-/// Makes `dir` ready for a new run: refuses a folder that holds another run unless `overwrite`,
-/// which deletes that run's files (nothing else in the folder).
-pub fn claim_for_new_run(dir: &Path, overwrite: bool) -> Result<()> {
-    let existing = run_files(dir)?;
-    if !existing.is_empty() {
+/// The files a run writes at fixed names (step checkpoints are claimed as they are saved).
+const FIXED_FILES: [&str; 3] = ["last.safetensors", "metrics.jsonl", "loss.png"];
+
+/// Makes the locked `folder` ready for a run: refuses one where a file of a run's name is not on
+/// the folder's list of what sn-wgpu wrote (training would overwrite or delete it); for a new run
+/// (`resuming` false) also one that holds another run, unless `overwrite`, which deletes that run's
+/// files (nothing else in the folder).
+pub fn claim(folder: &mut OutFolder, resuming: bool, overwrite: bool) -> Result<()> {
+    let dir = folder.dir().to_path_buf();
+    let existing = run_files(&dir)?;
+    let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let foreign: Vec<String> = existing.iter().map(name).filter(|n| !folder.wrote(n)).collect();
+    if !foreign.is_empty() {
+        bail!(
+            "--out {}: {} {} the name of a file a run writes but {} not written by sn-wgpu (the files it wrote \
+             there are listed in {}), so training would replace {}; move {}, or choose another --out",
+            dir.display(),
+            foreign.join(", "),
+            if foreign.len() == 1 { "has" } else { "have" },
+            if foreign.len() == 1 { "was" } else { "were" },
+            crate::out_folder::WRITTEN_LIST,
+            if foreign.len() == 1 { "it" } else { "them" },
+            if foreign.len() == 1 { "it" } else { "them" },
+        );
+    }
+    if !resuming && !existing.is_empty() {
         if !overwrite {
             bail!(
                 "--out {} already holds a run ({}); continue it with `sn-wgpu train --resume {}`, choose another \
@@ -86,11 +108,12 @@ pub fn claim_for_new_run(dir: &Path, overwrite: bool) -> Result<()> {
             );
         }
         for file in &existing {
-            std::fs::remove_file(file).with_context(|| format!("--overwrite: removing {}", file.display()))?;
+            folder.remove(&name(file)).with_context(|| format!("--overwrite: removing {}", file.display()))?;
         }
         println!("--overwrite: removed the previous run's {} file(s) from {}", existing.len(), dir.display());
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating --out {}", dir.display()))
+    folder.claim(&FIXED_FILES)?;
+    Ok(())
 }
 
 /// Removes the temporary files a save left when the process died while writing (see
@@ -108,10 +131,16 @@ pub fn remove_partial_saves(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Keeps the newest `keep` step checkpoints of `dir` and deletes the others.
-pub fn keep_last(dir: &Path, keep: usize) -> Result<()> {
-    for (_, path) in step_checkpoints(dir)?.into_iter().skip(keep) {
-        std::fs::remove_file(&path).with_context(|| format!("--keep-last: removing {}", path.display()))?;
+/// Keeps the newest `keep` step checkpoints sn-wgpu wrote in `folder` and deletes the others.
+pub fn keep_last(folder: &mut OutFolder, keep: usize) -> Result<()> {
+    let steps = step_checkpoints(folder.dir())?;
+    let names: Vec<String> = steps
+        .iter()
+        .filter_map(|(_, p)| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| folder.wrote(n))
+        .collect();
+    for name in names.iter().skip(keep) {
+        folder.remove(name).with_context(|| format!("--keep-last: removing {name}"))?;
     }
     Ok(())
 }

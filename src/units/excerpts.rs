@@ -5,41 +5,28 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::data::{audio, SAMPLE_RATE, SCALE};
 use crate::eval::Geometry;
+use crate::out_folder::OutFolder;
 
 /// Where the WAVs go, under the page's folder.
 pub const FOLDER: &str = "excerpts";
 
-/// The excerpts this command wrote in the folder, one file name a line: the only files a later
-/// run removes there. A user's own files in the folder are never touched.
-pub const WRITTEN: &str = ".written-by-sn-wgpu-units";
-
-/// The WAV of every (clip, position) in `wanted`, written under `out/excerpts/` and named
+/// The WAV of every (clip, position) in `wanted`, written under `excerpts/` of `out` and named
 /// `<clip index>-<clip stem>-<position>.wav` (characters outside `A-Za-z0-9._-` become `_`, so
-/// names need no escaping in the page). Returns the path of each, relative to `out`.
+/// names need no escaping in the page). Returns the path of each, relative to the folder.
 ///
-/// The excerpts an earlier run wrote (by its list, `WRITTEN`) are replaced, not mixed in; any other
-/// file stays, and is never overwritten: a name that is taken by a file this command did not write,
-/// or by one of the inputs, is an error before anything is removed or written.
+/// The excerpts an earlier run wrote there (by the folder's list) are replaced, not mixed in; any
+/// other file stays, and is never overwritten: a name taken by a file sn-wgpu did not write, or by
+/// one of the inputs, is an error before anything is removed or written.
 pub fn write(
-    out: &Path,
+    out: &mut OutFolder,
     files: &[PathBuf],
     g: &Geometry,
     wanted: &[(usize, usize)],
 ) -> Result<BTreeMap<(usize, usize), String>> {
-    let folder = out.join(FOLDER);
-    std::fs::create_dir_all(&folder).with_context(|| format!("{}: cannot create the folder", folder.display()))?;
-    let list = folder.join(WRITTEN);
-    let earlier: BTreeSet<String> = match std::fs::read_to_string(&list) {
-        Ok(text) => text.lines().filter(|l| is_excerpt_name(l)).map(str::to_string).collect(),
-        Err(_) => BTreeSet::new(),
-    };
-    let inputs: BTreeSet<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
-    let is_input = |path: &Path| path.canonicalize().is_ok_and(|p| inputs.contains(&p));
-
     let mut by_clip: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for &(clip, position) in wanted {
         by_clip.entry(clip).or_default().push(position);
@@ -54,53 +41,31 @@ pub fn write(
             .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' })
             .collect();
         for &position in positions {
-            let file = format!("{clip}-{stem}-{position}.wav");
-            let path = folder.join(&file);
-            if is_input(&path) {
-                bail!(
-                    "{}: is one of the inputs, and an excerpt would overwrite it; choose another --out",
-                    path.display()
-                );
-            }
-            if path.exists() && !earlier.contains(&file) {
-                bail!(
-                    "{}: exists and was not written by sn-wgpu units, so it is left as it is; move it, or choose another --out",
-                    path.display()
-                );
-            }
-            names.insert((clip, position), file);
+            names.insert((clip, position), format!("{FOLDER}/{clip}-{stem}-{position}.wav"));
         }
     }
-    for file in &earlier {
-        let path = folder.join(file);
-        if path.exists() && !is_input(&path) {
-            std::fs::remove_file(&path)
-                .with_context(|| format!("{}: cannot remove the old excerpt", path.display()))?;
-        }
+    let wanted_names: BTreeSet<&str> = names.values().map(String::as_str).collect();
+    let earlier: Vec<String> = out
+        .written()
+        .filter(|n| n.starts_with(&format!("{FOLDER}/")) && n.ends_with(".wav") && !wanted_names.contains(n))
+        .map(str::to_string)
+        .collect();
+    let paths = out.claim(&names.values().collect::<Vec<_>>())?;
+    for name in &earlier {
+        out.remove(name)?;
     }
-    // The list first names what is about to be written, so a run that dies midway leaves no
-    // excerpt of its own that the next run would take for a user's file.
-    let written: Vec<&str> = names.values().map(String::as_str).collect();
-    std::fs::write(&list, written.join("\n") + "\n").with_context(|| format!("{}: cannot write", list.display()))?;
+    let paths: BTreeMap<(usize, usize), PathBuf> = names.keys().copied().zip(paths).collect();
     for (&clip, positions) in &by_clip {
         let file = &files[clip];
         let waveform = audio::load(file)?;
         for &position in positions {
             let (start, end) = g.span(position, waveform.len());
-            let path = folder.join(&names[&(clip, position)]);
-            write_wav(&path, &waveform[start..end])
+            let path = &paths[&(clip, position)];
+            write_wav(path, &waveform[start..end])
                 .with_context(|| format!("{}: writing an excerpt of {}", path.display(), file.display()))?;
         }
     }
-    Ok(names.into_iter().map(|(k, file)| (k, format!("{FOLDER}/{file}"))).collect())
-}
-
-/// A name this command gives an excerpt (no path, a `.wav`): a list edited into naming anything
-/// else, such as `../x`, removes nothing.
-fn is_excerpt_name(name: &str) -> bool {
-    name.ends_with(".wav")
-        && !name.starts_with('.')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    Ok(names)
 }
 
 /// Samples scaled to ±[`SCALE`] as 16-bit PCM at the network's rate (a sample at full scale of a

@@ -24,6 +24,7 @@ pub use ranking::{Tally, UnitRanking};
 use crate::data::{audio, SAMPLE_RATE};
 use crate::eval::{load_model, Extractor, Geometry};
 use crate::gpu::Gpu;
+use crate::out_folder::OutFolder;
 
 pub struct UnitsOptions {
     /// A folder of clips (or `meta.csv` + `audio/`).
@@ -167,8 +168,10 @@ pub fn run(gpu: &Gpu, opts: &UnitsOptions) -> Result<UnitsReport> {
     };
     let shown: Vec<&UnitRanking> = live.iter().copied().take(opts.units.unwrap_or(usize::MAX)).collect();
     let wanted: Vec<(usize, usize)> = shown.iter().flat_map(|r| r.top.iter().map(|h| (h.clip, h.position))).collect();
-    let _lock = crate::folder_lock::lock(&opts.out, "--out")?;
-    let wavs = excerpts::write(&opts.out, &clips.files, &g, &wanted)?;
+    // Held until the page is written: one writer in the folder, and only its own files replaced.
+    let mut folder = OutFolder::lock(&opts.out, "--out")?.reading(&clips.files);
+    folder.claim(&[page::FILE])?;
+    let wavs = excerpts::write(&mut folder, &clips.files, &g, &wanted)?;
     let units = shown
         .iter()
         .map(|r| Unit {
