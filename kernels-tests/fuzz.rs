@@ -19,7 +19,7 @@ use sn_wgpu::data::{audio, teacher, Crop, DatasetOptions, ManifestDataset, OBJEC
 use sn_wgpu::gpu::tuning::Tuning;
 use sn_wgpu::out_folder::{OutFolder, WRITTEN_LIST};
 use sn_wgpu::train::metrics::MetricsLog;
-use sn_wgpu::train::RunRecord;
+use sn_wgpu::train::RunSettings;
 
 /// One change to a file's bytes.
 #[derive(Debug, Clone)]
@@ -203,7 +203,7 @@ fn run_records_never_panic() {
     let dir = temp_dir("fuzz-run-record");
     let path = dir.join("last.safetensors");
     let valid = br#"{"data":["/runs/data"],"teacher":"both","loss":"kl","model":"soundnet8","batch_size":8,"accumulate":1,"seconds":20.0,"steps":1000,"lr":0.001,"beta1":0.9,"beta2":0.999,"eps":1e-8,"seed":0,"shuffle":true,"val_data":null,"val_every":100,"skip_bad":false,"save_every":100,"demo_clips_per_class":4}"#;
-    let parsed = RunRecord::from_metadata(
+    let parsed = RunSettings::from_metadata(
         &path,
         &[("run".to_string(), String::from_utf8_lossy(valid).into_owned())].into_iter().collect(),
     );
@@ -212,7 +212,7 @@ fn run_records_never_panic() {
     fuzz(3000, valid, &dir.join("record.json"), &text, |p| {
         let json = String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
         let metadata = [("run".to_string(), json)].into_iter().collect();
-        RunRecord::from_metadata(&path, &metadata).err().map(|e| format!("{e:#}"))
+        RunSettings::from_metadata(&path, &metadata).err().map(|e| format!("{e:#}"))
     });
 }
 

@@ -16,36 +16,32 @@ use sn_wgpu::data::{DemoDataset, OBJECT_CLASSES, SCENE_CLASSES};
 use sn_wgpu::model::{Arch, Model};
 use sn_wgpu::ops::adam::AdamConfig;
 use sn_wgpu::train::eval_loss::EvalLoss;
-use sn_wgpu::train::{self, StepShape, TrainOptions, TrainStep};
+use sn_wgpu::train::{self, RunSettings, SettingFlags, StepShape, TrainOptions, TrainStep};
 
 const MODEL: &str = "soundnet8-narrow8";
 /// The shortest whole-tenth length SoundNet-8 takes (it needs 209,374 samples).
 const SECONDS: f64 = 9.5;
 
 fn options(out: &Path, steps: u64) -> TrainOptions {
-    TrainOptions {
-        data: Vec::new(),
-        teacher: None,
-        loss: train::TeacherLoss::Kl,
+    let settings = RunSettings {
         model: MODEL.into(),
         batch_size: 2,
-        accumulate: 1,
         seconds: SECONDS,
         steps,
-        adam: AdamConfig::default(),
         seed: 7,
-        shuffle: true,
-        out: out.to_path_buf(),
         save_every: 0,
-        keep_last: None,
-        overwrite: false,
-        resume: None,
-        init: None,
-        val_data: None,
         val_every: 0,
-        skip_bad: false,
         demo_clips_per_class: 1,
-    }
+        ..SettingFlags::default().new_run()
+    };
+    TrainOptions { settings, out: out.to_path_buf(), keep_last: None, overwrite: false, resume: None, init: None }
+}
+
+/// `options(out, steps)` with its settings changed by `change`.
+fn tweaked(out: &Path, steps: u64, change: impl FnOnce(&mut RunSettings)) -> TrainOptions {
+    let mut opts = options(out, steps);
+    change(&mut opts.settings);
+    opts
 }
 
 #[test]
@@ -76,7 +72,7 @@ fn same_seed_gives_the_same_losses_and_resume_continues_exactly() {
 #[test]
 fn the_loss_falls_on_the_demo() {
     let out = temp_dir("demo");
-    let summary = train::run(&TrainOptions { batch_size: 4, ..options(&out, 8) }).unwrap();
+    let summary = train::run(&tweaked(&out, 8, |s| s.batch_size = 4)).unwrap();
     let (first, last) = (summary.first_loss.unwrap(), summary.last_loss.unwrap());
     assert!(last < 0.8 * first, "loss {first} -> {last}: the demo should be learned quickly");
     assert!(out.join("loss.png").exists() && out.join("last.safetensors").exists());
@@ -293,14 +289,11 @@ fn tone_dataset(name: &str, clips: usize, rows: usize) -> TestDir {
 fn trains_on_a_dataset_folder_with_validation_and_accumulation() {
     let data = tone_dataset("tones", 3, 2);
     let out = temp_dir("tones-run");
-    let opts = TrainOptions {
-        data: vec![data.to_path_buf()],
-        val_data: Some(data.to_path_buf()),
-        val_every: 2,
-        accumulate: 2,
-        save_every: 2,
-        ..options(&out, 4)
-    };
+    let opts = tweaked(&out, 4, |s| {
+        s.data = vec![data.to_path_buf()];
+        s.val_data = Some(data.to_path_buf());
+        (s.val_every, s.accumulate, s.save_every) = (2, 2, 2);
+    });
     train::run(&opts).unwrap();
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().filter(|l| l.contains("val_loss")).count(), 2, "{metrics}");
@@ -313,9 +306,16 @@ fn validation_changes_nothing_a_run_saves() {
     // them, so a run that validates every step saves what the same run without validation saves.
     let data = tone_dataset("val-data", 3, 2);
     let (quiet, validated) = (temp_dir("val-off"), temp_dir("val-on"));
-    let opts = |out: &Path| TrainOptions { data: vec![data.to_path_buf()], ..options(out, 3) };
-    train::run(&opts(&quiet)).unwrap();
-    train::run(&TrainOptions { val_data: Some(data.to_path_buf()), val_every: 1, ..opts(&validated) }).unwrap();
+    let opts = |out: &Path, validated: bool| {
+        tweaked(out, 3, |s| {
+            s.data = vec![data.to_path_buf()];
+            if validated {
+                (s.val_data, s.val_every) = (Some(data.to_path_buf()), 1);
+            }
+        })
+    };
+    train::run(&opts(&quiet, false)).unwrap();
+    train::run(&opts(&validated, true)).unwrap();
     let metrics = std::fs::read_to_string(validated.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().filter(|l| l.contains("val_loss")).count(), 3, "{metrics}");
     assert_eq!(logged_losses(&quiet), logged_losses(&validated));
@@ -353,12 +353,11 @@ fn bad_data_is_named_before_training_starts() {
     let data = tone_dataset("bad", 2, 2);
     std::fs::remove_file(data.join("tone1.wav")).unwrap();
     let out = temp_dir("bad-run");
-    let err =
-        format!("{:#}", train::run(&TrainOptions { data: vec![data.to_path_buf()], ..options(&out, 2) }).unwrap_err());
+    let err = format!("{:#}", train::run(&tweaked(&out, 2, |s| s.data = vec![data.to_path_buf()])).unwrap_err());
     assert!(err.contains("tone1.wav"), "{err}");
     assert!(!out.join("metrics.jsonl").exists(), "nothing may be trained on a bad dataset");
     // --skip-bad trains on the rest.
-    train::run(&TrainOptions { data: vec![data.to_path_buf()], skip_bad: true, ..options(&out, 1) }).unwrap();
+    train::run(&tweaked(&out, 1, |s| (s.data, s.skip_bad) = (vec![data.to_path_buf()], true))).unwrap();
 }
 
 #[test]
@@ -367,9 +366,7 @@ fn non_finite_weights_are_never_saved() {
     // what a checkpoint may hold (±1e15) and are saved, and by step 3 the weights are past it (or
     // the loss overflowed first). Training stops there, and the last good checkpoint is left as it was.
     let out = temp_dir("nan");
-    let absurd = AdamConfig { lr: 4e14, ..AdamConfig::default() };
-    let err =
-        format!("{:#}", train::run(&TrainOptions { adam: absurd, save_every: 1, ..options(&out, 6) }).unwrap_err());
+    let err = format!("{:#}", train::run(&tweaked(&out, 6, |s| (s.lr, s.save_every) = (4e14, 1))).unwrap_err());
     let good = out.join("last.safetensors");
     assert!(err.contains("--lr") && err.contains(&good.display().to_string()), "{err}");
     let kept: u64 =
@@ -378,9 +375,7 @@ fn non_finite_weights_are_never_saved() {
 
     // 1e30: step 1's weights are already impossible, so nothing is ever saved.
     let out = temp_dir("nan-at-once");
-    let absurd = AdamConfig { lr: 1e30, ..AdamConfig::default() };
-    let err =
-        format!("{:#}", train::run(&TrainOptions { adam: absurd, save_every: 1, ..options(&out, 4) }).unwrap_err());
+    let err = format!("{:#}", train::run(&tweaked(&out, 4, |s| (s.lr, s.save_every) = (1e30, 1))).unwrap_err());
     assert!(err.contains("became impossible") && err.contains("no checkpoint was saved before it"), "{err}");
     assert!(!out.join("last.safetensors").exists(), "an impossible checkpoint was saved");
 }
@@ -388,7 +383,7 @@ fn non_finite_weights_are_never_saved() {
 #[test]
 fn a_checkpoint_holding_a_nan_is_refused_naming_the_tensor() {
     let out = temp_dir("nan-ckpt");
-    train::run(&TrainOptions { save_every: 1, ..options(&out, 1) }).unwrap();
+    train::run(&tweaked(&out, 1, |s| s.save_every = 1)).unwrap();
     let path = out.join("last.safetensors");
     let mut ckpt = Checkpoint::load(&path).unwrap();
     ckpt.tensors.get_mut("adam.v.conv1.weight").unwrap().1[0] = f32::NAN;
@@ -438,8 +433,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_with_130() {
 #[test]
 fn soundnet5_trains_and_init_starts_a_fresh_optimizer_from_its_weights() {
     let first = temp_dir("sn5");
-    let sn5 =
-        |out: &Path, steps| TrainOptions { model: "soundnet5-narrow8".into(), seconds: 3.0, ..options(out, steps) };
+    let sn5 = |out: &Path, steps| tweaked(out, steps, |s| (s.model, s.seconds) = ("soundnet5-narrow8".into(), 3.0));
     let summary = train::run(&sn5(&first, 2)).unwrap();
     assert!(summary.last_loss.unwrap().is_finite());
     let trained = Checkpoint::load(&first.join("last.safetensors")).unwrap();

@@ -10,7 +10,7 @@ use sn_wgpu::ops::conv1d::ConvKernel;
 use sn_wgpu::probe::{self, CSetting, ClassifierKind, Extensions, ProbeOptions, Tail, WindowSpec};
 use sn_wgpu::profile::{self, ProfileOptions, SortBy};
 use sn_wgpu::selftest;
-use sn_wgpu::train::{self, TeacherChoice, TeacherLoss, TrainRequest};
+use sn_wgpu::train;
 use sn_wgpu::units::{self, UnitsOptions};
 
 #[derive(Parser)]
@@ -53,7 +53,7 @@ enum Command {
     Info,
     /// Train SoundNet as a student of a vision teacher (with no --data: on a built-in synthetic demo).
     #[command(allow_negative_numbers = true)]
-    Train(TrainArgs),
+    Train(train::TrainFlags),
     /// Top-k objects and scenes of each clip, per output step (about 3 s apart) and for the whole clip.
     #[command(allow_negative_numbers = true)]
     Predict(PredictArgs),
@@ -350,120 +350,6 @@ struct TeachArgs {
     skip_bad: bool,
 }
 
-#[derive(Args)]
-struct TrainArgs {
-    /// Dataset folders holding manifest.csv (columns audio and objects, scenes or both), trained on
-    /// as one: `--data shard-*` takes the shards of `sn-wgpu teach --shard`. Without it, a
-    /// synthetic demo set is generated in memory.
-    #[arg(long, num_args = 1..)]
-    data: Vec<PathBuf>,
-    /// Which teachers the student learns from, one head each (objects, scenes or both) [default:
-    /// every teacher the data has].
-    #[arg(long)]
-    teacher: Option<TeacherChoice>,
-    /// How the student's probabilities are compared with the teacher's: kl (KL divergence, the
-    /// paper's) or l2 (squared error, the paper's comparison) [default: kl].
-    #[arg(long)]
-    loss: Option<TeacherLoss>,
-    /// soundnet8, soundnet5, or soundnet8-narrowN (body channels divided by N) [default: soundnet8].
-    #[arg(long)]
-    model: Option<String>,
-    /// Clips per step [default: 8 with --data, 4 on the demo].
-    #[arg(long)]
-    batch_size: Option<usize>,
-    /// Split each batch into N micro-batches whose gradients add up (batchnorm then uses
-    /// micro-batch statistics): for batches larger than the GPU holds [default: 1].
-    #[arg(long)]
-    accumulate: Option<usize>,
-    /// Seconds of audio per clip (the first seconds; shorter clips are tiled) [default: 20 with
-    /// --data, 10 on the demo].
-    #[arg(long)]
-    seconds: Option<f64>,
-    /// Steps to train to, counted from the start of the run [default: 1000 with --data, 250 on the
-    /// demo; with --resume, the run's own].
-    #[arg(long)]
-    steps: Option<u64>,
-    /// Adam's learning rate [default: 0.001].
-    #[arg(long)]
-    lr: Option<f64>,
-    /// [default: 0.9]
-    #[arg(long)]
-    beta1: Option<f64>,
-    /// [default: 0.999]
-    #[arg(long)]
-    beta2: Option<f64>,
-    /// [default: 1e-8]
-    #[arg(long)]
-    eps: Option<f64>,
-    /// Initialisation, demo data and shuffling [default: 0].
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Fixed order: manifest order, batches in sequence.
-    #[arg(long)]
-    no_shuffle: bool,
-    /// Where checkpoints, metrics.jsonl and loss.png go [default: a new folder runs/<UTC date-time>;
-    /// with --resume, the run's folder]. A folder that holds another run is refused (--overwrite).
-    #[arg(long)]
-    out: Option<PathBuf>,
-    /// Replace the run that --out already holds (its checkpoints, metrics and loss curve).
-    #[arg(long)]
-    overwrite: bool,
-    /// Write step-NNNNNN.safetensors (and last.safetensors) every N steps; 0 = only at the end
-    /// [default: 100 with --data, 50 on the demo].
-    #[arg(long)]
-    save_every: Option<u64>,
-    /// Keep only the newest N step-NNNNNN.safetensors files.
-    #[arg(long)]
-    keep_last: Option<usize>,
-    /// Continue a run: its folder (last.safetensors, or the newest step-N.safetensors that loads)
-    /// or a checkpoint file. The run keeps the settings it was started with; only --steps,
-    /// --save-every, --keep-last and --val-every may change.
-    #[arg(long)]
-    resume: Option<PathBuf>,
-    /// Start a new run from the model weights in a checkpoint, with a fresh optimizer.
-    #[arg(long, conflicts_with = "resume")]
-    init: Option<PathBuf>,
-    /// A second dataset folder, evaluated (batchnorm in eval mode) every --val-every steps.
-    #[arg(long)]
-    val_data: Option<PathBuf>,
-    /// [default: 100]
-    #[arg(long)]
-    val_every: Option<u64>,
-    /// Train on the good items of a dataset with bad ones, listing what was skipped.
-    #[arg(long)]
-    skip_bad: bool,
-}
-
-impl TrainArgs {
-    fn request(self) -> TrainRequest {
-        TrainRequest {
-            data: self.data,
-            teacher: self.teacher,
-            loss: self.loss,
-            model: self.model,
-            batch_size: self.batch_size,
-            accumulate: self.accumulate,
-            seconds: self.seconds,
-            steps: self.steps,
-            lr: self.lr,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            eps: self.eps,
-            seed: self.seed,
-            no_shuffle: self.no_shuffle,
-            out: self.out,
-            save_every: self.save_every,
-            keep_last: self.keep_last,
-            resume: self.resume,
-            init: self.init,
-            val_data: self.val_data,
-            val_every: self.val_every,
-            skip_bad: self.skip_bad,
-            overwrite: self.overwrite,
-        }
-    }
-}
-
 fn main() -> Result<()> {
     // Every command picks conv kernels by what was measured on this adapter (and measures what
     // train, profile and tune need); the library alone keeps its built-in first guesses.
@@ -471,9 +357,9 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Info => print!("{}", sn_wgpu::gpu::info::report()?),
         Command::Train(args) => {
-            let opts = args.request().resolve()?;
+            let opts = args.resolve()?;
             let summary = train::run(&opts)?;
-            print!("{}", summary.describe(opts.data.is_empty()));
+            print!("{}", summary.describe(opts.settings.data.is_empty()));
             if let Some(signal) = summary.interrupted {
                 // A script must see an interrupted run as interrupted: 130 for Ctrl-C, 143 for SIGTERM.
                 std::process::exit(128 + signal);

@@ -7,11 +7,13 @@ pub mod metrics;
 mod request;
 pub mod run;
 mod run_dir;
+pub mod settings;
 mod signals;
 pub mod step;
 
 /// `--loss`: the op's enum, which the CLI parses and run records keep.
 pub use crate::ops::teacher_loss::TeacherLoss;
-pub use request::{RunRecord, TrainRequest};
-pub use run::{run, TeacherChoice, TrainOptions, TrainSummary};
+pub use request::{TrainFlags, TrainOptions};
+pub use run::{run, TrainSummary};
+pub use settings::{RunSettings, SettingFlags, TeacherChoice};
 pub use step::{StepShape, TrainStep};

@@ -15,7 +15,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::eval_loss::EvalLoss;
 use super::loss_readback::StepLosses;
 use super::metrics::{MetricsLog, TrainRecord, ValRecord};
-use super::request::{RunRecord, RUN_KEY};
+use super::request::TrainOptions;
+use super::settings::{RunSettings, TeacherChoice, RUN_KEY};
 use super::step::{StepShape, TrainStep};
 use super::{run_dir, signals};
 use crate::checkpoint::Checkpoint;
@@ -23,83 +24,9 @@ use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDa
 use crate::gpu::Gpu;
 use crate::model::arch::HEAD_NAMES;
 use crate::model::{Arch, Model};
-use crate::ops::adam::AdamConfig;
 use crate::ops::teacher_loss::TeacherLoss;
 use crate::out_folder::OutFolder;
 use crate::plot::loss_curve::{self, Series};
-
-/// Which teachers the student learns from (`--teacher`, the paper's Table 5): the student gets a
-/// head for each, as wide as its arrays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TeacherChoice {
-    Objects,
-    Scenes,
-    Both,
-}
-
-impl TeacherChoice {
-    /// The manifest columns it reads (objects, scenes).
-    pub fn columns(self) -> [bool; 2] {
-        match self {
-            TeacherChoice::Objects => [true, false],
-            TeacherChoice::Scenes => [false, true],
-            TeacherChoice::Both => [true, true],
-        }
-    }
-}
-
-impl std::str::FromStr for TeacherChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<TeacherChoice, String> {
-        match s {
-            "objects" => Ok(TeacherChoice::Objects),
-            "scenes" => Ok(TeacherChoice::Scenes),
-            "both" => Ok(TeacherChoice::Both),
-            other => Err(format!("unknown teacher {other:?}: expected objects, scenes or both")),
-        }
-    }
-}
-
-impl std::fmt::Display for TeacherChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str(["objects", "scenes", "both"][*self as usize])
-    }
-}
-
-/// Everything `sn-wgpu train` can be told.
-#[derive(Debug, Clone)]
-pub struct TrainOptions {
-    /// Dataset folders with manifest.csv, trained on as one (the shards of `sn-wgpu teach`); none
-    /// trains on the built-in synthetic demo.
-    pub data: Vec<PathBuf>,
-    /// The teachers to learn from; None: every teacher the data has.
-    pub teacher: Option<TeacherChoice>,
-    /// How each head's probabilities are compared with its teacher's.
-    pub loss: TeacherLoss,
-    pub model: String,
-    pub batch_size: usize,
-    pub accumulate: usize,
-    pub seconds: f64,
-    pub steps: u64,
-    pub adam: AdamConfig,
-    pub seed: u64,
-    pub shuffle: bool,
-    pub out: PathBuf,
-    pub save_every: u64,
-    /// Keep only the newest N step-N.safetensors files.
-    pub keep_last: Option<usize>,
-    /// Replace the run already in `out` (a new run refuses a folder that holds one).
-    pub overwrite: bool,
-    /// The run to continue: its folder (its newest checkpoint that loads) or a checkpoint file.
-    pub resume: Option<PathBuf>,
-    pub init: Option<PathBuf>,
-    pub val_data: Option<PathBuf>,
-    pub val_every: u64,
-    pub skip_bad: bool,
-    /// Clips per synthetic class when training on the demo.
-    pub demo_clips_per_class: usize,
-}
 
 /// What a finished run reports.
 #[derive(Debug, Clone)]
@@ -161,7 +88,7 @@ fn student_heads(dataset: &dyn Dataset, teacher: Option<TeacherChoice>) -> Resul
 fn model_name(opts: &TrainOptions) -> Result<String> {
     match &opts.init {
         Some(path) => Ok(Checkpoint::load(path)?.meta("model")?.to_string()),
-        None => Ok(opts.model.clone()),
+        None => Ok(opts.settings.model.clone()),
     }
 }
 
@@ -200,28 +127,27 @@ fn starting_point(
         let ckpt = Checkpoint::load(path)?;
         let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("--init {}", path.display()))?;
         check(&model, path)?;
-        if model.arch.name != opts.model {
+        if model.arch.name != opts.settings.model {
             println!(
                 "note: --init {} holds {}, which is trained instead of --model {}",
                 path.display(),
                 model.arch.name,
-                opts.model
+                opts.settings.model
             );
         }
         println!("starting from the weights in {} (fresh optimizer)", path.display());
         return Ok((model, None, 0, None));
     }
-    Ok((Model::init(gpu, Arch::by_name(&opts.model)?.with_heads(heads), opts.seed)?, None, 0, None))
+    Ok((Model::init(gpu, Arch::by_name(&opts.settings.model)?.with_heads(heads), opts.settings.seed)?, None, 0, None))
 }
 
 /// Writes the model and Adam state under each of `names` in `folder`, unless a value has become
 /// non-finite: then nothing is written and the error names the last good checkpoint.
-#[allow(clippy::too_many_arguments)]
 fn save(
     gpu: &Gpu,
     model: &Model,
     step: &TrainStep,
-    record: &RunRecord,
+    record: &RunSettings,
     folder: &mut OutFolder,
     names: &[String],
     last_good: &LastGood,
@@ -251,15 +177,15 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     opts.validate()?;
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.describe());
-    let crop = Crop::for_arch(&Arch::by_name(&model_name(opts)?)?, opts.seconds)?;
-    let columns = opts.teacher.unwrap_or(TeacherChoice::Both).columns();
-    let dataset: Arc<dyn Dataset> = match opts.data.as_slice() {
+    let crop = Crop::for_arch(&Arch::by_name(&model_name(opts)?)?, opts.settings.seconds)?;
+    let columns = opts.settings.teacher.unwrap_or(TeacherChoice::Both).columns();
+    let dataset: Arc<dyn Dataset> = match opts.settings.data.as_slice() {
         [] => {
-            let demo = DemoDataset::new(crop, opts.demo_clips_per_class, opts.seed);
+            let demo = DemoDataset::new(crop, opts.settings.demo_clips_per_class, opts.settings.seed);
             println!(
                 "no --data: training on the built-in synthetic demo ({} clips of {} s):",
                 demo.len(),
-                opts.seconds
+                opts.settings.seconds
             );
             for class in DemoDataset::classes() {
                 let names = |peaks: &[(&str, f32)]| {
@@ -276,16 +202,16 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             Arc::new(demo)
         }
         paths => {
-            let data = open_dataset(paths, crop, opts.skip_bad, columns, "--data")?;
+            let data = open_dataset(paths, crop, opts.settings.skip_bad, columns, "--data")?;
             let folders: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             println!("data: {} clips from {}", data.len(), folders.join(", "));
             data
         }
     };
-    let heads = student_heads(&*dataset, opts.teacher)?;
-    let val = match &opts.val_data {
+    let heads = student_heads(&*dataset, opts.settings.teacher)?;
+    let val = match &opts.settings.val_data {
         Some(path) => {
-            let val = open_dataset(std::slice::from_ref(path), crop, opts.skip_bad, columns, "--val-data")?;
+            let val = open_dataset(std::slice::from_ref(path), crop, opts.settings.skip_bad, columns, "--val-data")?;
             for h in (0..2).filter(|&h| heads[h].is_some()) {
                 ensure!(
                     val.classes()[h] == heads[h],
@@ -307,30 +233,32 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let mut folder = OutFolder::lock(&out, "--out")?;
     run_dir::claim(&mut folder, resumed_from.is_some(), opts.overwrite)?;
     run_dir::remove_partial_saves(&out)?;
-    let record = RunRecord::of(opts);
+    let record = &opts.settings;
     println!("run folder: {}", out.display());
     let widths: Vec<String> = model.arch.heads.iter().map(|h| format!("{} {}", h.name, h.classes)).collect();
     println!("student: {} with heads of {} classes", model.arch.name, widths.join(" and "));
 
-    let shape = StepShape { batch: opts.batch_size, micro_batches: opts.accumulate, samples: crop.samples };
+    let shape =
+        StepShape { batch: opts.settings.batch_size, micro_batches: opts.settings.accumulate, samples: crop.samples };
     // The kernels are chosen before anything is sized: their scratch buffers depend on them.
     crate::model::tune::tune_for_run(&gpu, &model.arch, model.conv_kernel, shape.micro_batch(), crop.samples, true)?;
     let memory = super::memory::plan(&gpu, &model, shape)?;
     println!("{memory}");
-    let mut step = TrainStep::with_loss(&gpu, &model, shape, opts.loss, opts.adam, resume_ckpt.as_ref())?;
+    let mut step =
+        TrainStep::with_loss(&gpu, &model, shape, opts.settings.loss, opts.settings.adam(), resume_ckpt.as_ref())?;
     let mut val_eval = match &val {
-        Some(_) => Some(EvalLoss::new(&gpu, &model, shape.micro_batch(), crop.samples, opts.loss)?),
+        Some(_) => Some(EvalLoss::new(&gpu, &model, shape.micro_batch(), crop.samples, opts.settings.loss)?),
         None => None,
     };
-    if opts.accumulate > 1 {
+    if opts.settings.accumulate > 1 {
         println!(
             "gradient accumulation: {} micro-batches of {}; batchnorm uses micro-batch statistics",
-            opts.accumulate,
+            opts.settings.accumulate,
             shape.micro_batch()
         );
     }
 
-    let order = Order::new(dataset.len(), opts.batch_size, opts.seed, opts.shuffle);
+    let order = Order::new(dataset.len(), opts.settings.batch_size, opts.settings.seed, !opts.settings.no_shuffle);
     let mut loader = Loader::spawn(dataset.clone(), order, start as usize, 3)?;
     signals::arm()?;
 
@@ -341,25 +269,25 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let logged = MetricsLog::cut_after(&metrics_path, start)?;
     let mut val_history = logged.val;
     let mut progress = Progress {
-        bar: progress_bar(opts.steps.saturating_sub(start)),
+        bar: progress_bar(opts.settings.steps.saturating_sub(start)),
         metrics: MetricsLog::open(&metrics_path)?,
         history: logged.train,
         start,
-        total_steps: opts.steps,
+        total_steps: opts.settings.steps,
         started: Instant::now(),
-        batch_size: opts.batch_size,
-        lr: opts.adam.lr as f32,
+        batch_size: opts.settings.batch_size,
+        lr: opts.settings.lr as f32,
     };
     let mut last_good = LastGood(resumed_from);
-    for k in start + 1..=opts.steps {
+    for k in start + 1..=opts.settings.steps {
         if signals::received().is_some() {
             break;
         }
         let batch = loader.next_batch()?;
         let done = step.submit(&gpu, &batch.waveform, &batch.objects, &batch.scenes)?;
         progress.report(done, &gpu, &model, &step, &last_good)?;
-        let checkpoint_now = opts.save_every > 0 && k % opts.save_every == 0;
-        let validate_now = val_eval.is_some() && opts.val_every > 0 && k % opts.val_every == 0;
+        let checkpoint_now = opts.settings.save_every > 0 && k % opts.settings.save_every == 0;
+        let validate_now = val_eval.is_some() && opts.settings.val_every > 0 && k % opts.settings.val_every == 0;
         if checkpoint_now || validate_now {
             let done = step.finish(&gpu)?;
             progress.report(done, &gpu, &model, &step, &last_good)?;
@@ -373,7 +301,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         }
         if checkpoint_now {
             let names = [format!("step-{k:06}.safetensors"), "last.safetensors".into()];
-            let saved = save(&gpu, &model, &step, &record, &mut folder, &names, &last_good)?;
+            let saved = save(&gpu, &model, &step, record, &mut folder, &names, &last_good)?;
             last_good = LastGood(Some(saved));
             if let Some(keep) = opts.keep_last {
                 run_dir::keep_last(&mut folder, keep)?;
@@ -383,7 +311,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let done = step.finish(&gpu)?;
     progress.report(done, &gpu, &model, &step, &last_good)?;
     progress.bar.finish_and_clear();
-    let checkpoint = save(&gpu, &model, &step, &record, &mut folder, &["last.safetensors".into()], &last_good)?;
+    let checkpoint = save(&gpu, &model, &step, record, &mut folder, &["last.safetensors".into()], &last_good)?;
     let history = progress.history;
     draw_curve(&out, &model.arch.name, &history, &val_history)?;
     let totals: Vec<f32> = history.iter().map(|h| total(h.1)).collect();
@@ -395,9 +323,9 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         last_loss: mean(&totals[totals.len().saturating_sub(window)..]),
         loss_window: window,
         checkpoint,
-        loss: opts.loss,
+        loss: opts.settings.loss,
         // A signal during the last step stopped nothing.
-        interrupted: signals::received().filter(|_| step.adam.step < opts.steps),
+        interrupted: signals::received().filter(|_| step.adam.step < opts.settings.steps),
     })
 }
 
