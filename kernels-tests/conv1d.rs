@@ -349,7 +349,7 @@ fn tile_plans_fit_the_layer_and_reuse_each_read() {
 #[test]
 fn auto_tiles_only_passes_that_launch_enough_workgroups_on_gpus() {
     // SoundNet-8 at 20 s: (layer, shape, tiled forward, dX, dW), each the faster kernel measured on
-    // an H200 (README, "On a real GPU").
+    // an H200 (docs/benchmarks.md, "On a real GPU").
     let cases = [
         ("conv1, batch 1", shape(1, 1, 16, 441_000, 64, 2, 32), true, true, true),
         ("conv2, batch 1", shape(1, 16, 32, 27_562, 32, 2, 16), true, true, true),

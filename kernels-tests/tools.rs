@@ -150,7 +150,7 @@ fn the_distillation_experiment_runs_in_small() {
         [("teacher-soundnet8", "pool5"), (student, "pool5"), (student, "conv6"), (twin, "pool5"), (twin, "conv6")];
     assert_eq!(names, want, "{results}");
     let accuracy = |i: usize| rows[i][2].parse::<f64>().unwrap();
-    // The authors' SoundNet-8 on ESC-10 pool5: 90.75% (README); the students, three steps in, are
+    // The authors' SoundNet-8 on ESC-10 pool5: 90.75% (docs/reproduction.md); the students, three steps in, are
     // somewhere between chance (10%) and that.
     assert!(accuracy(0) > 85.0, "{results}");
     assert!((1..5).all(|i| (5.0..=100.0).contains(&accuracy(i))), "{results}");

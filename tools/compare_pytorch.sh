@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The training step of sn-wgpu and the same step in PyTorch, timed back to back in one run on this
-# machine, with the ratios: the numbers behind the README's speed tables.
+# machine, with the ratios: the numbers behind the speed tables of docs/benchmarks.md.
 #
-#   bash tools/compare_pytorch.sh                         # the README's workloads for DEVICE
+#   bash tools/compare_pytorch.sh                         # the workloads of docs/benchmarks.md for DEVICE
 #   bash tools/compare_pytorch.sh soundnet8:1:20 soundnet5:4:10   # model:batch:seconds ...
 #
 # sn-wgpu runs on the adapter `sn-wgpu info` chooses (set WGPU_BACKEND / SN_WGPU_ADAPTER to pick

@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
-# The distillation experiment (tools/experiment_distill.sh) at GPU scale, on a GPU machine that is
-# reached only by copies of at most 64 MiB at a time and has no Rust, no ffmpeg and no network: the
-# teacher (55 MB) and the ESC-10 audio (85 MB) do not fit in one copy, so they travel in two, to
-# the same machine.
+# The distillation experiment (tools/experiment_distill.sh) at GPU scale, for a GPU machine that has
+# no Rust, no ffmpeg and no network. Everything it needs is built on a machine with the Rust
+# toolchain and apt, in two parts of under 64 MiB each, for machines that take files in small
+# copies: the teacher (55 MB) and the ESC-10 audio (85 MB) would not fit in one.
 #
-# Here, once (writes device-distill/, git-ignored):
+# On the build machine, once (writes device-distill/, git-ignored):
 #   bash tools/device_distill.sh --pack
 #     part1/: the release binary, the Vulkan loader's Debian packages, the teacher in float16
-#             (27 MB; widened back to float32 there: each weight within 2^-11 of the authors')
+#             (27 MB; widened back to float32 on the GPU machine: each weight within 2^-11 of the
+#             authors')
 #     part2/: the ESC-10 audio as FLAC (lossless, 51 MB), meta.csv, and the wheels of soundfile
 #             (with cffi and pycparser) that decode it for tools/mix_clips.py there
-# There, with device-distill/part1 copied:  bash tools/device_distill.sh --stage
+# Copy the repository with device-distill/part1 to the GPU machine and, from the repository root:
+#   bash tools/device_distill.sh --stage
 #   copies it to $KEEP (/tmp/sn-distill), unpacks the loader, runs `sn-wgpu info` and `selftest`.
-# Then, with device-distill/part2 copied:   bash tools/device_distill.sh --run
+# Then copy device-distill/part2 there too, and:
+#   bash tools/device_distill.sh --run
 #   decodes the audio, writes MIXES (20000) mixtures in JOBS (8) parallel shards (seeds 0..JOBS-1),
 #   teaches ESC-10 and every shard, trains a MODEL (soundnet8) student (batch BATCH (32) x 10 s, lr
-#   0.001: the local run's settings but larger batches) until DEADLINE (420) seconds after the start
-#   (SIGTERM: the trainer saves and stops), and returns the student's weights (no Adam moments) in
-#   15 MiB pieces, its loss curve and logs.tgz (the logs and metrics.jsonl). The README's run:
-#   DEADLINE=470 (the student trained for 439 s).
-# The two calls must reach the same machine: make the second within its idle release (30 s here).
-# Here again:  cat <files>/student.safetensors.part-* > student.safetensors, then `sn-wgpu probe`.
+#   0.001: experiment_distill.sh's settings but larger batches) until DEADLINE (420) seconds after
+#   the start (SIGTERM: the trainer saves and stops), and writes to $OUT (default $KEEP/out) the
+#   student's weights (no Adam moments) in 15 MiB pieces, its loss curve and logs.tgz (the logs and
+#   metrics.jsonl). The run in docs/reproduction.md: DEADLINE=470 (the student trained for 439 s).
+# --stage and --run must run on the same machine: --run uses what --stage left in $KEEP.
+# Back on the build machine: cat <files>/student.safetensors.part-* > student.safetensors, then
+# `sn-wgpu probe`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pack=device-distill
@@ -87,7 +91,7 @@ icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 if [ -f "$icd" ] && ! "$bin" info 2>/dev/null | grep -q '^chosen:.*\(DiscreteGpu\|IntegratedGpu\)'; then
   export VK_DRIVER_FILES=$icd
 fi
-# What comes back is at most 8 files: the logs travel as one archive.
+# The results are a few files in $OUT: the logs go as one archive.
 logs="$KEEP/logs"
 mkdir -p "$out" "$logs"
 if [ "$1" = --stage ]; then

@@ -8,7 +8,7 @@
 #      random-initialised twin's, and the teacher's, on the same ESC-10 audio (training and probing
 #      see the same clips: this measures the features, not generalisation to unseen audio).
 #
-#   bash tools/experiment_distill.sh [OUT]          # the README's run (OUT: runs/distill)
+#   bash tools/experiment_distill.sh [OUT]          # the run in docs/reproduction.md (OUT: runs/distill)
 #   STEPS=3 TWIN_STEPS=2 MODELS=soundnet8-narrow8 CLIPS=12 MIXES=6 bash tools/experiment_distill.sh OUT  # the test's
 #
 # Environment: STEPS (3000), MODELS ("soundnet8"; also soundnet5, soundnet8-narrowN), MIXES (4000; 0:

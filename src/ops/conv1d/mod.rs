@@ -137,7 +137,7 @@ pub struct Adapter {
 /// workgroups to beat the plain one.
 ///
 /// Measured on an NVIDIA H200 (132 multiprocessors), every pass of SoundNet-8 at batches 1, 8 and
-/// 32 x 20 s with each kernel (README, "On a real GPU"): the tiled kernel won every pass that
+/// 32 x 20 s with each kernel (docs/benchmarks.md, "On a real GPU"): the tiled kernel won every pass that
 /// launched at least 96 workgroups and lost most below (conv7 at batch 8 with 32 workgroups: 0.49
 /// ms tiled, 0.29 ms plain), however full its tiles; how full they are did not predict it (conv1's
 /// dW fills a quarter of its tiles and runs 3.7x faster tiled). The plain kernels launch one
@@ -166,7 +166,7 @@ const WG: u32 = 256;
 /// many outputs: one invocation per output would then leave most of a GPU idle, each adding
 /// thousands of products alone (a head at batch 1: 4,000 outputs of 8,192 products).
 ///
-/// Measured on an H200 (README, "On a real GPU"): every such pass of SoundNet-8 at batch 1 (1,604
+/// Measured on an H200 (docs/benchmarks.md, "On a real GPU"): every such pass of SoundNet-8 at batch 1 (1,604
 /// to 15,360 outputs) ran 2.3 to 24x faster, and the heads' forward at batch 8 (12,832 and 32,000
 /// outputs) 1.5 and 3.8x; conv6 and conv7 at batch 8 (110,592 to 122,880 outputs) ran 1.7 to 2.3x
 /// slower, where one invocation per output already fills the GPU.
