@@ -457,7 +457,7 @@ fn fused_and_plain_training_steps_agree() {
             let mut done = s.submit(g, &waveform, &objects, &scenes).unwrap();
             done.extend(s.finish(g).unwrap());
             assert_eq!(done.len(), 1, "step {step}: one step's losses");
-            s.head_losses(&done[0]).map(Option::unwrap)
+            s.head_losses(&done[0]).map(Option::unwrap).to_array()
         };
         let (f, p) = (losses(&mut fused), losses(&mut plain));
         assert_close(&format!("step {step} losses"), &f, &to_f64(&p), 1e-5);

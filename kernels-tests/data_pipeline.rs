@@ -722,8 +722,8 @@ impl Dataset for Faulty {
     fn crop(&self) -> Crop {
         Crop::new(10, 1).unwrap()
     }
-    fn classes(&self) -> [Option<usize>; 2] {
-        [Some(OBJECT_CLASSES), Some(SCENE_CLASSES)]
+    fn classes(&self) -> sn_wgpu::model::Heads<Option<usize>> {
+        sn_wgpu::model::Heads { objects: Some(OBJECT_CLASSES), scenes: Some(SCENE_CLASSES) }
     }
     fn example(&self, i: usize) -> Result<Example> {
         if i == self.bad {

@@ -8,6 +8,7 @@ use rand::SeedableRng;
 use rayon::prelude::*;
 
 use super::{Dataset, Example};
+use crate::model::HeadKind;
 
 /// `n` examples of `samples` samples and `steps` output steps. The teachers are channel-major,
 /// `[n, classes, steps]`, because the loss on the GPU reads `[N, C, T]` like the network's output.
@@ -24,6 +25,16 @@ pub struct Batch {
     pub objects: Vec<f32>,
     /// `[n, scene classes, steps]` (empty when the dataset has no scenes teacher)
     pub scenes: Vec<f32>,
+}
+
+impl Batch {
+    /// The teacher rows of head `kind`.
+    pub fn teacher(&self, kind: HeadKind) -> &[f32] {
+        match kind {
+            HeadKind::Objects => &self.objects,
+            HeadKind::Scenes => &self.scenes,
+        }
+    }
 }
 
 impl Batch {
@@ -190,8 +201,8 @@ mod tests {
         fn crop(&self) -> Crop {
             Crop::new(3, 1).unwrap()
         }
-        fn classes(&self) -> [Option<usize>; 2] {
-            [Some(2), None]
+        fn classes(&self) -> crate::model::Heads<Option<usize>> {
+            crate::model::Heads { objects: Some(2), scenes: None }
         }
         fn example(&self, i: usize) -> Result<Example> {
             anyhow::ensure!(i != self.bad, "clip {i} is unreadable");

@@ -126,8 +126,8 @@ impl Dataset for DemoDataset {
         self.clips_per_class * DEMO_CLASSES.len()
     }
 
-    fn classes(&self) -> [Option<usize>; 2] {
-        [Some(OBJECT_CLASSES), Some(SCENE_CLASSES)]
+    fn classes(&self) -> crate::model::Heads<Option<usize>> {
+        crate::model::Heads { objects: Some(OBJECT_CLASSES), scenes: Some(SCENE_CLASSES) }
     }
 
     fn crop(&self) -> Crop {

@@ -13,7 +13,7 @@ use super::crop::{tile, tile_rows, Crop};
 use super::problem::{Problem, ValidationError};
 use super::tiling::{self, Tiled};
 use super::{audio, csv_lines, teacher, Dataset, Example};
-use crate::model::arch::HEAD_NAMES;
+use crate::model::{HeadKind, Heads};
 
 pub const MANIFEST: &str = "manifest.csv";
 
@@ -28,12 +28,12 @@ pub struct DatasetOptions {
     pub cache_bytes: usize,
     /// Which teacher columns (objects, scenes) to read where the manifests have them
     /// (`train --teacher`); a column left unread is not checked either.
-    pub columns: [bool; 2],
+    pub columns: Heads<bool>,
 }
 
 impl DatasetOptions {
     pub fn new(crop: Crop) -> DatasetOptions {
-        DatasetOptions { crop, skip_bad: false, cache_bytes: 1 << 30, columns: [true, true] }
+        DatasetOptions { crop, skip_bad: false, cache_bytes: 1 << 30, columns: Heads { objects: true, scenes: true } }
     }
 }
 
@@ -48,7 +48,7 @@ pub struct ManifestDataset {
     items: Vec<Item>,
     tiled: Vec<Tiled>,
     /// The width of each teacher column read (objects, scenes), None for a column not read.
-    classes: [Option<usize>; 2],
+    classes: Heads<Option<usize>>,
 }
 
 #[derive(Debug)]
@@ -56,15 +56,15 @@ struct Item {
     audio: PathBuf,
     /// The first rows of each teacher array read (objects, scenes; empty when not read), up to the
     /// crop's steps (later rows are never used).
-    targets: [Vec<f32>; 2],
+    targets: Heads<Vec<f32>>,
     /// The decoded clip, cut to the crop length, when the cache had room for it.
     clip: Option<Vec<f32>>,
     /// The decoded clip's whole length, for the note on clips tiled many times.
     samples: usize,
     /// Each teacher array read: its classes and its file, and the manifest line, for the check
     /// that all agree.
-    widths: [usize; 2],
-    paths: [PathBuf; 2],
+    widths: Heads<usize>,
+    paths: Heads<PathBuf>,
     line: u64,
 }
 
@@ -134,7 +134,7 @@ impl Dataset for ManifestDataset {
         self.crop
     }
 
-    fn classes(&self) -> [Option<usize>; 2] {
+    fn classes(&self) -> Heads<Option<usize>> {
         self.classes
     }
 
@@ -144,8 +144,8 @@ impl Dataset for ManifestDataset {
             Some(clip) => tile(clip, self.crop.samples),
             None => tile(&audio::load(&item.audio)?, self.crop.samples),
         };
-        let [objects, scenes] = [0, 1].map(|h| match self.classes[h] {
-            Some(classes) => tile_rows(&item.targets[h], classes, self.crop.steps),
+        let Heads { objects, scenes } = Heads::from_fn(|h| match *self.classes.get(h) {
+            Some(classes) => tile_rows(item.targets.get(h), classes, self.crop.steps),
             None => Vec::new(),
         });
         Ok(Example { waveform, objects, scenes })
@@ -155,26 +155,22 @@ impl Dataset for ManifestDataset {
 /// The teacher columns to read: those `wanted` that the manifests have. A wanted column that
 /// some manifests have and others lack is a problem (shards of one teacher have the same columns),
 /// and so is reading none.
-fn columns_to_read(has: &[(PathBuf, [bool; 2])], wanted: [bool; 2]) -> Result<[bool; 2], Problem> {
-    let mut read = [false; 2];
-    for h in 0..2 {
-        let with: Vec<&PathBuf> = has.iter().filter(|(_, c)| c[h]).map(|(p, _)| p).collect();
-        if let (Some(a), Some((b, _))) = (with.first(), has.iter().find(|(_, c)| !c[h])) {
-            if wanted[h] {
+fn columns_to_read(has: &[(PathBuf, Heads<bool>)], wanted: Heads<bool>) -> Result<Heads<bool>, Problem> {
+    let mut read = Heads::default();
+    for h in HeadKind::ALL {
+        let with: Vec<&PathBuf> = has.iter().filter(|(_, c)| *c.get(h)).map(|(p, _)| p).collect();
+        if let (Some(a), Some((b, _))) = (with.first(), has.iter().find(|(_, c)| !*c.get(h))) {
+            if *wanted.get(h) {
                 return Err(Problem::new(
                     b,
-                    format!(
-                        "no `{}` column, which {} has: the folders must come from one teacher",
-                        HEAD_NAMES[h],
-                        a.display()
-                    ),
+                    format!("no `{h}` column, which {} has: the folders must come from one teacher", a.display()),
                 ));
             }
         }
-        read[h] = wanted[h] && with.len() == has.len();
+        *read.get_mut(h) = *wanted.get(h) && with.len() == has.len();
     }
-    if read == [false, false] {
-        let wanted: Vec<&str> = (0..2).filter(|&h| wanted[h]).map(|h| HEAD_NAMES[h]).collect();
+    if read == Heads::default() {
+        let wanted: Vec<&str> = wanted.iter().filter(|(_, &w)| w).map(|(h, _)| h.name()).collect();
         return Err(Problem::new(
             &has[0].0,
             format!("no teacher column to train on: expected a column {} besides audio", wanted.join(" or ")),
@@ -185,24 +181,23 @@ fn columns_to_read(has: &[(PathBuf, [bool; 2])], wanted: [bool; 2]) -> Result<[b
 
 /// The width of each column read: the one most items have (the first of equals). Items whose
 /// arrays are another width are moved to `problems` (a teacher gives every clip the same classes).
-fn agree_on_widths(items: &mut Vec<Item>, problems: &mut Vec<Problem>, read: [bool; 2]) -> [Option<usize>; 2] {
-    let classes = [0, 1].map(|h| {
-        let widths: Vec<usize> = items.iter().map(|i| i.widths[h]).collect();
+fn agree_on_widths(items: &mut Vec<Item>, problems: &mut Vec<Problem>, read: Heads<bool>) -> Heads<Option<usize>> {
+    let classes = Heads::from_fn(|h| {
+        let widths: Vec<usize> = items.iter().map(|i| *i.widths.get(h)).collect();
         let count = |w: usize| widths.iter().filter(|&&x| x == w).count();
-        read[h].then(|| widths.iter().copied().max_by(|&a, &b| count(a).cmp(&count(b)).then(b.cmp(&a)))).flatten()
+        read.get(h).then(|| widths.iter().copied().max_by(|&a, &b| count(a).cmp(&count(b)).then(b.cmp(&a)))).flatten()
     });
     items.retain(|item| {
-        let wrong: Vec<Problem> = (0..2)
-            .filter_map(|h| {
-                let c = classes[h]?;
-                (item.widths[h] != c).then(|| {
-                    let reason = format!(
-                        "{} classes per row, but most of the dataset's {} arrays have {c}: one teacher gives every \
-                         clip the same classes",
-                        item.widths[h], HEAD_NAMES[h]
-                    );
-                    with_line(Problem::new(&item.paths[h], reason), item.line)
-                })
+        let wrong: Vec<Problem> = classes
+            .present()
+            .filter(|&(h, &c)| *item.widths.get(h) != c)
+            .map(|(h, &c)| {
+                let reason = format!(
+                    "{} classes per row, but most of the dataset's {h} arrays have {c}: one teacher gives every clip \
+                     the same classes",
+                    item.widths.get(h)
+                );
+                with_line(Problem::new(item.paths.get(h), reason), item.line)
             })
             .collect();
         let good = wrong.is_empty();
@@ -216,11 +211,11 @@ fn agree_on_widths(items: &mut Vec<Item>, problems: &mut Vec<Problem>, read: [bo
 /// its teacher paths (objects, scenes; None for a column the manifest lacks).
 struct Row {
     line: u64,
-    paths: Result<(PathBuf, [Option<PathBuf>; 2]), Problem>,
+    paths: Result<(PathBuf, Heads<Option<PathBuf>>), Problem>,
 }
 
 /// The teacher columns `dir`'s manifest has (objects, scenes), and its rows.
-fn read_manifest(dir: &Path) -> Result<([bool; 2], Vec<Row>), Problem> {
+fn read_manifest(dir: &Path) -> Result<(Heads<bool>, Vec<Row>), Problem> {
     let path = dir.join(MANIFEST);
     // Read whole, so each record's line can be counted from its byte offset.
     let text = std::fs::read(&path).map_err(|e| Problem::new(&path, format!("cannot read the manifest ({e})")))?;
@@ -228,8 +223,8 @@ fn read_manifest(dir: &Path) -> Result<([bool; 2], Vec<Row>), Problem> {
     let header = reader.headers().map_err(|e| Problem::new(&path, format!("cannot read the header ({e})")))?.clone();
     let found: Vec<&str> = header.iter().collect();
     let audio = found.iter().position(|h| *h == "audio");
-    let teachers = HEAD_NAMES.map(|name| found.iter().position(|h| *h == name));
-    let Some(audio) = audio.filter(|_| teachers.iter().any(Option::is_some)) else {
+    let teachers = Heads::from_fn(|kind| found.iter().position(|h| *h == kind.name()));
+    let Some(audio) = audio.filter(|_| teachers.present().next().is_some()) else {
         return Err(Problem::new(
             &path,
             format!(
@@ -253,8 +248,11 @@ fn read_manifest(dir: &Path) -> Result<([bool; 2], Vec<Row>), Problem> {
                         _ => Err(Problem::new(&path, format!("line {line}: empty `{name}` field"))),
                     }
                 };
-                let teacher = |h: usize| teachers[h].map(|c| field(c, HEAD_NAMES[h])).transpose();
-                Row { line, paths: field(audio, "audio").and_then(|a| Ok((a, [teacher(0)?, teacher(1)?]))) }
+                let teacher = |h: HeadKind| teachers.get(h).map(|c| field(c, h.name())).transpose();
+                let paths = field(audio, "audio").and_then(|a| {
+                    Ok((a, Heads { objects: teacher(HeadKind::Objects)?, scenes: teacher(HeadKind::Scenes)? }))
+                });
+                Row { line, paths }
             }
             Err(e) => {
                 let line = csv_lines::line_at(&text, before.byte());
@@ -269,7 +267,7 @@ fn read_manifest(dir: &Path) -> Result<([bool; 2], Vec<Row>), Problem> {
 /// in manifest order.
 fn validate_all(
     rows: &[Row],
-    read: [bool; 2],
+    read: Heads<bool>,
     crop: Crop,
     cache_left: &AtomicUsize,
 ) -> Vec<Result<Item, Vec<Problem>>> {
@@ -295,7 +293,7 @@ fn validate_all(
     results.into_iter().map(|r| r.expect("every row validated")).collect()
 }
 
-fn validate(row: &Row, read: [bool; 2], crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec<Problem>> {
+fn validate(row: &Row, read: Heads<bool>, crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec<Problem>> {
     let (audio_path, teacher_paths) = row.paths.clone().map_err(|p| vec![p])?;
     let mut problems = Vec::new();
     let mut samples = 0;
@@ -310,21 +308,21 @@ fn validate(row: &Row, read: [bool; 2], crop: Crop, cache_left: &AtomicUsize) ->
             None
         }
     };
-    let mut targets: [Vec<f32>; 2] = Default::default();
-    let mut widths = [0; 2];
-    let mut paths: [PathBuf; 2] = Default::default();
-    for h in (0..2).filter(|&h| read[h]) {
-        let path = teacher_paths[h].clone().expect("a column read is in every manifest");
+    let mut targets: Heads<Vec<f32>> = Heads::default();
+    let mut widths: Heads<usize> = Heads::default();
+    let mut paths: Heads<PathBuf> = Heads::default();
+    for h in HeadKind::ALL.into_iter().filter(|&h| *read.get(h)) {
+        let path = teacher_paths.get(h).clone().expect("a column read is in every manifest");
         match teacher::read(&path, None) {
             Ok(t) => {
                 let mut data = t.data;
                 data.truncate(t.rows.min(crop.steps) * t.classes);
                 data.shrink_to_fit();
-                (targets[h], widths[h]) = (data, t.classes);
+                (*targets.get_mut(h), *widths.get_mut(h)) = (data, t.classes);
             }
             Err(p) => problems.extend(p),
         }
-        paths[h] = path;
+        *paths.get_mut(h) = path;
     }
     if !problems.is_empty() {
         return Err(problems.into_iter().map(|p| with_line(p, row.line)).collect());

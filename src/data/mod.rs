@@ -62,7 +62,7 @@ pub trait Dataset: Send + Sync {
     fn crop(&self) -> Crop;
     /// The classes of each teacher (objects, scenes), None for one the dataset does not have:
     /// they size the student's heads.
-    fn classes(&self) -> [Option<usize>; 2];
+    fn classes(&self) -> crate::model::Heads<Option<usize>>;
     /// Example `i`, `i < len()`.
     fn example(&self, i: usize) -> anyhow::Result<Example>;
 }

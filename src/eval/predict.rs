@@ -13,8 +13,8 @@ use super::load_model;
 use crate::data::audio::{self, AudioError};
 use crate::data::{categories, SAMPLE_RATE};
 use crate::gpu::Gpu;
-use crate::model::arch::HEAD_NAMES;
 use crate::model::Arch;
+use crate::model::HeadKind;
 
 /// Short clips are tiled to SoundNet's training length, 20 s, which gives four output steps whose
 /// windows stay clear of the right edge (see `clean_steps`). The original tiled to 10 s, where its
@@ -51,7 +51,10 @@ impl Top {
     fn of(heads: &[(&str, Vec<String>)], probs: &[&[f32]], k: usize) -> Top {
         let mut top = Top { objects: None, scenes: None };
         for ((name, names), p) in heads.iter().zip(probs) {
-            let slot = if *name == HEAD_NAMES[0] { &mut top.objects } else { &mut top.scenes };
+            let slot = match HeadKind::from_name(name) {
+                Some(HeadKind::Objects) => &mut top.objects,
+                _ => &mut top.scenes,
+            };
             *slot = Some(top_k(p, names, k));
         }
         top
@@ -61,7 +64,10 @@ impl Top {
 /// The class names of a head: the shipped list of its kind where the head is that long (the
 /// authors' 1000 ImageNet objects and 401 Places scenes), else `class 0`, `class 1`, ...
 pub fn class_names(head: &str, classes: usize) -> Vec<String> {
-    let list = if head == HEAD_NAMES[0] { categories::objects() } else { categories::scenes() };
+    let list = match HeadKind::from_name(head) {
+        Some(HeadKind::Objects) => categories::objects(),
+        _ => categories::scenes(),
+    };
     if list.len() == classes {
         list.iter().map(|n| n.to_string()).collect()
     } else {

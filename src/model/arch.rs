@@ -2,6 +2,8 @@
 //! takes through them. The same table builds the model
 //! (`network.rs`) and drives benches and memory estimates.
 
+use super::heads::Heads;
+
 /// One convolution of the body, followed by batchnorm and ReLU, and optionally a max-pool whose
 /// kernel equals its stride.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,9 +26,6 @@ pub struct Head {
     pub stride: usize,
     pub pad: usize,
 }
-
-/// The heads a SoundNet may have, in the order of its layer table, parameters and losses.
-pub const HEAD_NAMES: [&str; 2] = ["objects", "scenes"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Arch {
@@ -116,25 +115,22 @@ impl Arch {
             cin = layer.cout;
         }
         Arch { name: format!("{}-narrow{divisor}", self.name), body, heads: self.heads.clone() }
-            .with_heads([Some(objects), Some(scenes)])
+            .with_heads(Heads { objects: Some(objects), scenes: Some(scenes) })
     }
 
     /// The same network with heads of `classes` (objects, scenes; None leaves that head out), with
     /// the kernel, stride and padding of the layer table's heads. At least one head.
-    pub fn with_heads(&self, classes: [Option<usize>; 2]) -> Arch {
+    pub fn with_heads(&self, classes: Heads<Option<usize>>) -> Arch {
         let shape = self.heads[0];
-        let heads: Vec<Head> = HEAD_NAMES
-            .iter()
-            .zip(classes)
-            .filter_map(|(&name, c)| c.map(|classes| Head { name, classes, ..shape }))
-            .collect();
+        let heads: Vec<Head> =
+            classes.present().map(|(kind, &classes)| Head { name: kind.name(), classes, ..shape }).collect();
         assert!(!heads.is_empty(), "a SoundNet needs at least one head");
         Arch { heads, ..self.clone() }
     }
 
     /// The classes of each head, objects then scenes; None for a head it does not have.
-    pub fn head_classes(&self) -> [Option<usize>; 2] {
-        HEAD_NAMES.map(|name| self.heads.iter().find(|h| h.name == name).map(|h| h.classes))
+    pub fn head_classes(&self) -> Heads<Option<usize>> {
+        Heads::from_fn(|kind| self.heads.iter().find(|h| h.name == kind.name()).map(|h| h.classes))
     }
 
     /// Channels of the last body layer: the heads' input.
@@ -216,12 +212,12 @@ mod tests {
 
     #[test]
     fn heads_are_sized_and_left_out_by_the_data() {
-        let places = soundnet5().with_heads([None, Some(365)]);
+        let places = soundnet5().with_heads(Heads { objects: None, scenes: Some(365) });
         assert_eq!(places.heads.len(), 1);
         assert_eq!((places.heads[0].name, places.heads[0].classes, places.heads[0].k), ("scenes", 365, 16));
-        assert_eq!(places.head_classes(), [None, Some(365)]);
-        assert_eq!(soundnet8().head_classes(), [Some(1000), Some(401)]);
-        assert_eq!(soundnet8().with_heads([Some(1000), Some(401)]), soundnet8());
+        assert_eq!(places.head_classes(), Heads { objects: None, scenes: Some(365) });
+        assert_eq!(soundnet8().head_classes(), Heads { objects: Some(1000), scenes: Some(401) });
+        assert_eq!(soundnet8().with_heads(soundnet8().head_classes()), soundnet8());
     }
 
     #[test]

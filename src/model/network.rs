@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 
-use super::arch::HEAD_NAMES;
+use super::heads::{HeadKind, Heads};
 use super::params::{initial_values, parameter_specs, running_stat_specs, NamedTensors};
 use super::Arch;
 use crate::autograd::{Tape, Var};
@@ -58,15 +58,15 @@ impl Model {
     /// heads it holds (`objects.weight`, `scenes.weight`) give their number and widths.
     pub fn from_checkpoint(gpu: &Gpu, checkpoint: &Checkpoint) -> Result<Model> {
         let arch = Arch::by_name(checkpoint.meta("model")?)?;
-        let mut classes = [None; 2];
-        for (h, head) in HEAD_NAMES.iter().enumerate() {
-            let name = format!("{head}.weight");
+        let mut classes = Heads::default();
+        for kind in HeadKind::ALL {
+            let name = format!("{kind}.weight");
             if let Some((shape, _)) = checkpoint.tensors.get(&name) {
-                classes[h] = Some(head_classes(&name, shape)?);
+                *classes.get_mut(kind) = Some(head_classes(&name, shape)?);
             }
         }
         anyhow::ensure!(
-            classes.iter().any(Option::is_some),
+            classes.present().next().is_some(),
             "the checkpoint has no head: neither objects.weight nor scenes.weight"
         );
         Model::from_checkpoint_with_arch(gpu, arch.with_heads(classes), checkpoint)

@@ -26,7 +26,7 @@ use crate::data::SAMPLE_RATE;
 use crate::gpu::Tensor;
 use crate::gpu::{Gpu, KernelTime};
 use crate::model::tune::{self, TunedPass};
-use crate::model::{Arch, Fusion, Model};
+use crate::model::{Arch, Fusion, Heads, Model};
 use crate::ops::adam::AdamConfig;
 use crate::ops::batchnorm::BnMode;
 use crate::ops::conv1d::ConvKernel;
@@ -144,8 +144,7 @@ fn time_training(
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let waveform: Vec<f32> = (0..opts.batch * samples).map(|_| rng.random_range(-256.0..256.0)).collect();
     let teacher = |classes: usize| vec![1.0 / classes.max(1) as f32; opts.batch * classes * step.steps];
-    let classes = model.arch.head_classes().map(|c| c.unwrap_or(0));
-    let (objects, scenes) = (teacher(classes[0]), teacher(classes[1]));
+    let Heads { objects, scenes } = model.arch.head_classes().map(|c| teacher(c.unwrap_or(0)));
     for _ in 0..opts.warmup {
         step.submit(gpu, &waveform, &objects, &scenes)?;
         step.finish(gpu)?;

@@ -10,7 +10,7 @@ use super::{kernel_name, to_f64, Check, Fixture};
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Gpu;
 use crate::model::params::{parameter_specs, running_stat_specs};
-use crate::model::{soundnet8, Model};
+use crate::model::{soundnet8, Heads, Model};
 use crate::ops::adam::AdamConfig;
 use crate::ops::batchnorm::DEFAULT_MOMENTUM;
 use crate::ops::conv1d::ConvKernel;
@@ -27,14 +27,14 @@ pub fn training_step_checks(gpu: &Gpu, conv_kernel: ConvKernel) -> Result<Vec<Ch
     let mut checks = Vec::new();
 
     let losses = run_step(gpu, &mut step, batch)?;
-    checks.push(Check::compare("step 1 losses", &losses, &to_f64(f.tensor("loss1")?.0), 1e-5));
+    checks.push(Check::compare("step 1 losses", &losses.to_array(), &to_f64(f.tensor("loss1")?.0), 1e-5));
     checks.extend(gradient_checks(gpu, &f, &step, 1)?);
     let biases_after1 = (1..=model.arch.body.len())
         .map(|i| model.params.get(&format!("conv{i}.bias")).read(gpu))
         .collect::<Result<Vec<_>>>()?;
 
     let losses = run_step(gpu, &mut step, batch)?;
-    checks.push(Check::compare("step 2 losses", &losses, &to_f64(f.tensor("loss2")?.0), 1e-5));
+    checks.push(Check::compare("step 2 losses", &losses.to_array(), &to_f64(f.tensor("loss2")?.0), 1e-5));
     checks.extend(gradient_checks(gpu, &f, &step, 2)?);
     checks.extend(update_checks(gpu, &f, &model)?);
     checks.extend(running_stat_checks(gpu, &f, &model, &biases_after1)?);
@@ -63,7 +63,7 @@ fn model_and_step(gpu: &Gpu, f: &Fixture, conv_kernel: ConvKernel) -> Result<(Mo
 }
 
 /// One step on `[waveform, objects, scenes]`: its two head losses.
-fn run_step(gpu: &Gpu, step: &mut TrainStep, [waveform, objects, scenes]: [&[f32]; 3]) -> Result<[f32; 2]> {
+fn run_step(gpu: &Gpu, step: &mut TrainStep, [waveform, objects, scenes]: [&[f32]; 3]) -> Result<Heads<f32>> {
     // A step's losses come back from `submit` when the GPU is already done, else from `finish`.
     let mut losses = step.submit(gpu, waveform, objects, scenes)?;
     losses.extend(step.finish(gpu)?);

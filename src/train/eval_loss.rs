@@ -6,16 +6,15 @@ use crate::autograd::Tape;
 use crate::data::{load_batch, Dataset, Order};
 use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
-use crate::model::arch::HEAD_NAMES;
-use crate::model::Model;
+use crate::model::{HeadKind, Heads, Model};
 use crate::ops::batchnorm::BnMode;
 use crate::ops::teacher_loss::TeacherLoss;
 
 pub struct EvalLoss {
     batch: usize,
     input: Tensor,
-    /// Per head, in the order of `arch.heads`: its index in `HEAD_NAMES`, teacher and loss.
-    heads: Vec<(usize, Tensor, Tensor)>,
+    /// Per head, in the order of `arch.heads`: its kind, teacher and loss.
+    heads: Vec<(HeadKind, Tensor, Tensor)>,
     forward: Vec<Dispatch>,
 }
 
@@ -32,8 +31,8 @@ impl EvalLoss {
             let teacher = Tensor::zeros(gpu, &[batch, head.classes, steps], &format!("val teacher {}", head.name))?;
             let p = tape.input(&teacher);
             let value = tape.teacher_loss(loss, p, logits, &format!("val {} loss", head.name))?;
-            let index = HEAD_NAMES.iter().position(|n| *n == head.name).expect("a known head");
-            heads.push((index, teacher, value));
+            let kind = HeadKind::from_name(head.name).expect("a known head");
+            heads.push((kind, teacher, value));
         }
         Ok(EvalLoss { batch, input, heads, forward: tape.forward })
     }
@@ -41,15 +40,15 @@ impl EvalLoss {
     /// Mean loss of the objects and the scenes head over the dataset (None for a head the model does
     /// not have), in batches in manifest order (a dataset smaller than a batch is wrapped around to
     /// fill one).
-    pub fn run(&mut self, gpu: &Gpu, dataset: &dyn Dataset) -> Result<[Option<f32>; 2]> {
+    pub fn run(&mut self, gpu: &Gpu, dataset: &dyn Dataset) -> Result<Heads<Option<f32>>> {
         let order = Order::new(dataset.len(), self.batch, 0, false);
         let batches = order.batches_per_epoch();
-        let mut sum = [None::<f64>; 2];
+        let mut sum = Heads::<Option<f64>>::default();
         for b in 0..batches {
             let batch = load_batch(dataset, &order.batch(b))?;
             self.input.write(gpu, &batch.waveform)?;
             for (h, teacher, _) in &self.heads {
-                teacher.write(gpu, if *h == 0 { &batch.objects } else { &batch.scenes })?;
+                teacher.write(gpu, batch.teacher(*h))?;
             }
             let mut encoder = gpu.encoder("validation");
             for d in &self.forward {
@@ -57,7 +56,7 @@ impl EvalLoss {
             }
             gpu.submit(encoder);
             for (h, _, loss) in &self.heads {
-                *sum[*h].get_or_insert(0.0) += f64::from(loss.read(gpu)?[0]);
+                *sum.get_mut(*h).get_or_insert(0.0) += f64::from(loss.read(gpu)?[0]);
             }
         }
         Ok(sum.map(|s| s.map(|s| (s / batches as f64) as f32)))

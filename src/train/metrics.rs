@@ -8,6 +8,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::model::Heads;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainRecord {
     pub step: u64,
@@ -36,7 +38,7 @@ pub struct ValRecord {
 /// The losses a run has logged: training ([objects, scenes] per step) and validation (per step).
 #[derive(Debug, Default)]
 pub struct History {
-    pub train: Vec<(u64, [Option<f32>; 2])>,
+    pub train: Vec<(u64, Heads<Option<f32>>)>,
     pub val: Vec<(u64, f32)>,
 }
 
@@ -46,7 +48,7 @@ impl History {
         if let Some(val_loss) = number("val_loss") {
             self.val.push((step, val_loss));
         } else if record.get("loss").is_some() {
-            self.train.push((step, [number("loss_objects"), number("loss_scenes")]));
+            self.train.push((step, Heads { objects: number("loss_objects"), scenes: number("loss_scenes") }));
         }
     }
 }
@@ -128,7 +130,8 @@ mod tests {
         log.write(&train(3, 0.5, None)).unwrap();
         drop(log);
         let history = MetricsLog::cut_after(&path, 2).unwrap();
-        assert_eq!(history.train, [(1, [Some(2.5), Some(1.5)]), (2, [Some(0.75), None])]);
+        let heads = |objects, scenes| Heads { objects, scenes };
+        assert_eq!(history.train, [(1, heads(Some(2.5), Some(1.5))), (2, heads(Some(0.75), None))]);
         assert_eq!(history.val, [(1, 3.0)]);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3, "step 3 is cut");
         std::fs::remove_file(&path).unwrap();

@@ -22,8 +22,7 @@ use super::{run_dir, signals};
 use crate::checkpoint::Checkpoint;
 use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDataset, Order};
 use crate::gpu::Gpu;
-use crate::model::arch::HEAD_NAMES;
-use crate::model::{Arch, Model};
+use crate::model::{Arch, HeadKind, Heads, Model};
 use crate::ops::teacher_loss::TeacherLoss;
 use crate::out_folder::OutFolder;
 use crate::plot::loss_curve::{self, Series};
@@ -47,7 +46,7 @@ fn open_dataset(
     paths: &[PathBuf],
     crop: Crop,
     skip_bad: bool,
-    columns: [bool; 2],
+    columns: Heads<bool>,
     what: &str,
 ) -> Result<Arc<dyn Dataset>> {
     let options = DatasetOptions { skip_bad, columns, ..DatasetOptions::new(crop) };
@@ -65,20 +64,19 @@ fn open_dataset(
 
 /// The heads the student gets: those of the teachers chosen, as wide as the data's arrays. A
 /// teacher asked for by name must be in the data.
-fn student_heads(dataset: &dyn Dataset, teacher: Option<TeacherChoice>) -> Result<[Option<usize>; 2]> {
+fn student_heads(dataset: &dyn Dataset, teacher: Option<TeacherChoice>) -> Result<Heads<Option<usize>>> {
     let classes = dataset.classes();
     let wanted = teacher.unwrap_or(TeacherChoice::Both).columns();
-    for h in 0..2 {
+    for h in HeadKind::ALL {
         ensure!(
-            teacher.is_none() || !wanted[h] || classes[h].is_some(),
-            "--teacher {} needs the {} teacher, which the data does not have (it has a column for: {})",
+            teacher.is_none() || !wanted.get(h) || classes.get(h).is_some(),
+            "--teacher {} needs the {h} teacher, which the data does not have (it has a column for: {})",
             teacher.expect("checked"),
-            HEAD_NAMES[h],
-            (0..2).filter(|&h| classes[h].is_some()).map(|h| HEAD_NAMES[h]).collect::<Vec<_>>().join(", ")
+            classes.present().map(|(h, _)| h.name()).collect::<Vec<_>>().join(", ")
         );
     }
-    let heads = [0, 1].map(|h| classes[h].filter(|_| wanted[h]));
-    ensure!(heads.iter().any(Option::is_some), "the data has no teacher for the heads asked for");
+    let heads = Heads::from_fn(|h| classes.get(h).filter(|_| *wanted.get(h)));
+    ensure!(heads.present().next().is_some(), "the data has no teacher for the heads asked for");
     Ok(heads)
 }
 
@@ -98,13 +96,10 @@ fn model_name(opts: &TrainOptions) -> Result<String> {
 fn starting_point(
     gpu: &Gpu,
     opts: &TrainOptions,
-    heads: [Option<usize>; 2],
+    heads: Heads<Option<usize>>,
 ) -> Result<(Model, Option<Checkpoint>, u64, Option<PathBuf>)> {
     let check = |model: &Model, path: &Path| {
-        let describe = |c: [Option<usize>; 2]| {
-            let named: Vec<String> = (0..2).filter_map(|h| c[h].map(|n| format!("{} {n}", HEAD_NAMES[h]))).collect();
-            named.join(", ")
-        };
+        let describe = |c: Heads<Option<usize>>| c.describe(usize::to_string);
         ensure!(
             model.arch.head_classes() == heads,
             "{} has heads of {} classes, but the data and --teacher give {}",
@@ -212,14 +207,13 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let val = match &opts.settings.val_data {
         Some(path) => {
             let val = open_dataset(std::slice::from_ref(path), crop, opts.settings.skip_bad, columns, "--val-data")?;
-            for h in (0..2).filter(|&h| heads[h].is_some()) {
+            for (h, _) in heads.present() {
                 ensure!(
-                    val.classes()[h] == heads[h],
-                    "--val-data {}: its {} teacher has {:?} classes, the training data's {:?}",
+                    val.classes().get(h) == heads.get(h),
+                    "--val-data {}: its {h} teacher has {:?} classes, the training data's {:?}",
                     path.display(),
-                    HEAD_NAMES[h],
-                    val.classes()[h],
-                    heads[h]
+                    val.classes().get(h),
+                    heads.get(h)
                 );
             }
             Some(val)
@@ -293,11 +287,12 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             progress.report(done, &gpu, &model, &step, &last_good)?;
         }
         if let (true, Some(eval), Some(val)) = (validate_now, val_eval.as_mut(), val.as_ref()) {
-            let [o, s] = eval.run(&gpu, &**val)?;
-            let total = o.unwrap_or(0.0) + s.unwrap_or(0.0);
-            progress.metrics.write(&ValRecord { step: k, val_loss: total, val_loss_objects: o, val_loss_scenes: s })?;
-            val_history.push((k, total));
-            progress.bar.println(format!("step {k}: validation loss {total:.4}{}", per_head([o, s])));
+            let heads = eval.run(&gpu, &**val)?;
+            let val_loss = total(heads);
+            let (val_loss_objects, val_loss_scenes) = (heads.objects, heads.scenes);
+            progress.metrics.write(&ValRecord { step: k, val_loss, val_loss_objects, val_loss_scenes })?;
+            val_history.push((k, val_loss));
+            progress.bar.println(format!("step {k}: validation loss {val_loss:.4}{}", per_head(heads)));
         }
         if checkpoint_now {
             let names = [format!("step-{k:06}.safetensors"), "last.safetensors".into()];
@@ -342,21 +337,20 @@ impl std::fmt::Display for LastGood {
 }
 
 /// The sum of the heads' losses.
-fn total(losses: [Option<f32>; 2]) -> f32 {
-    losses.iter().flatten().sum()
+fn total(losses: Heads<Option<f32>>) -> f32 {
+    losses.present().map(|(_, l)| l).sum()
 }
 
 /// ` (objects 1.2345, scenes 2.3456)`, naming only the heads there are.
-fn per_head(losses: [Option<f32>; 2]) -> String {
-    let named: Vec<String> = (0..2).filter_map(|h| losses[h].map(|l| format!("{} {l:.4}", HEAD_NAMES[h]))).collect();
-    format!(" ({})", named.join(", "))
+fn per_head(losses: Heads<Option<f32>>) -> String {
+    format!(" ({})", losses.describe(|l| format!("{l:.4}")))
 }
 
 /// Turns returned losses into metrics lines, the progress bar and the loss history.
 struct Progress {
     bar: ProgressBar,
     metrics: MetricsLog,
-    history: Vec<(u64, [Option<f32>; 2])>,
+    history: Vec<(u64, Heads<Option<f32>>)>,
     start: u64,
     total_steps: u64,
     started: Instant,
@@ -374,8 +368,8 @@ impl Progress {
         last_good: &LastGood,
     ) -> Result<()> {
         for losses in done {
-            let [o, s] = step.head_losses(&losses);
-            if !total([o, s]).is_finite() {
+            let heads = step.head_losses(&losses);
+            if !total(heads).is_finite() {
                 let cause = match model.params.first_non_finite(gpu)? {
                     Some(name) => format!("the weights did ({name} holds a NaN or infinity): the updates diverged"),
                     None => "the activations overflowed with finite weights".to_string(),
@@ -385,7 +379,7 @@ impl Progress {
                      and teacher row was checked finite before training, so it is the learning rate: try a lower \
                      --lr than {}. Training stopped; {last_good}.",
                     losses.step,
-                    per_head([o, s]).trim().trim_matches(['(', ')']),
+                    per_head(heads).trim().trim_matches(['(', ')']),
                     if (1e-4..1e4).contains(&self.lr) { format!("{}", self.lr) } else { format!("{:e}", self.lr) }
                 );
             }
@@ -393,16 +387,16 @@ impl Progress {
             let samples_per_s = steps_per_s * self.batch_size as f64;
             self.metrics.write(&TrainRecord {
                 step: losses.step,
-                loss: total([o, s]),
-                loss_objects: o,
-                loss_scenes: s,
+                loss: total(heads),
+                loss_objects: heads.objects,
+                loss_scenes: heads.scenes,
                 steps_per_s,
                 samples_per_s,
                 lr: self.lr,
             })?;
-            self.history.push((losses.step, [o, s]));
+            self.history.push((losses.step, heads));
             self.bar.set_position(losses.step - self.start);
-            let line = format!("loss {:.4}{}, {samples_per_s:.2} samples/s", total([o, s]), per_head([o, s]));
+            let line = format!("loss {:.4}{}, {samples_per_s:.2} samples/s", total(heads), per_head(heads));
             if self.bar.is_hidden() {
                 if losses.step % 10 == 0 || losses.step == self.total_steps || losses.step == self.start + 1 {
                     println!("step {}/{}  {line}", losses.step, self.total_steps);
@@ -433,15 +427,15 @@ fn smoothing_window(steps: usize) -> usize {
     (steps / 15).clamp(1, 50)
 }
 
-fn draw_curve(out: &Path, model: &str, history: &[(u64, [Option<f32>; 2])], val: &[(u64, f32)]) -> Result<()> {
-    let line = |name: &str, f: &dyn Fn(&[Option<f32>; 2]) -> f32| Series {
+fn draw_curve(out: &Path, model: &str, history: &[(u64, Heads<Option<f32>>)], val: &[(u64, f32)]) -> Result<()> {
+    let line = |name: &str, f: &dyn Fn(&Heads<Option<f32>>) -> f32| Series {
         name: name.into(),
         points: history.iter().map(|(s, l)| (*s as f64, f64::from(f(l)))).collect(),
     };
     let mut series = vec![line("total", &|l| total(*l))];
-    let present = |h: usize| history.first().is_some_and(|(_, l)| l[h].is_some());
-    for h in (0..2).filter(|&h| present(h)) {
-        series.push(line(HEAD_NAMES[h], &move |l: &[Option<f32>; 2]| l[h].unwrap_or(0.0)));
+    let present = |h: HeadKind| history.first().is_some_and(|(_, l)| l.get(h).is_some());
+    for h in HeadKind::ALL.into_iter().filter(|&h| present(h)) {
+        series.push(line(h.name(), &move |l: &Heads<Option<f32>>| l.get(h).unwrap_or(0.0)));
     }
     let window = smoothing_window(history.len());
     if window > 1 {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::model::Heads;
 use crate::ops::adam::AdamConfig;
 use crate::ops::teacher_loss::TeacherLoss;
 
@@ -210,12 +211,13 @@ pub enum TeacherChoice {
 
 impl TeacherChoice {
     /// The manifest columns it reads (objects, scenes).
-    pub fn columns(self) -> [bool; 2] {
-        match self {
-            TeacherChoice::Objects => [true, false],
-            TeacherChoice::Scenes => [false, true],
-            TeacherChoice::Both => [true, true],
-        }
+    pub fn columns(self) -> Heads<bool> {
+        let (objects, scenes) = match self {
+            TeacherChoice::Objects => (true, false),
+            TeacherChoice::Scenes => (false, true),
+            TeacherChoice::Both => (true, true),
+        };
+        Heads { objects, scenes }
     }
 }
 

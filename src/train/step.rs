@@ -9,9 +9,9 @@ use crate::autograd::Tape;
 use crate::checkpoint::Checkpoint;
 use crate::gpu::Tensor;
 use crate::gpu::{Dispatch, Gpu};
-use crate::model::arch::HEAD_NAMES;
 use crate::model::params::NamedTensors;
 use crate::model::Model;
+use crate::model::{HeadKind, Heads};
 use crate::ops::adam::AdamConfig;
 use crate::ops::batchnorm::BnMode;
 use crate::ops::teacher_loss::TeacherLoss;
@@ -175,7 +175,10 @@ impl TrainStep {
             s.samples
         );
         for ((name, classes), buffer) in self.heads.iter().zip(&self.staging.teachers) {
-            let values = if *name == HEAD_NAMES[0] { objects } else { scenes };
+            let values = match HeadKind::from_name(name) {
+                Some(HeadKind::Objects) => objects,
+                _ => scenes,
+            };
             ensure!(
                 values.len() == s.batch * classes * self.steps,
                 "{name} teacher has {} values, expected [{}, {classes}, {}]",
@@ -238,10 +241,10 @@ impl TrainStep {
 
     /// Mean loss of the objects and the scenes head over the micro-batches of one step (None for
     /// a head the model does not have).
-    pub fn head_losses(&self, losses: &StepLosses) -> [Option<f32>; 2] {
+    pub fn head_losses(&self, losses: &StepLosses) -> Heads<Option<f32>> {
         let (n, micro) = (self.heads.len(), self.shape.micro_batches as f32);
-        HEAD_NAMES.map(|name| {
-            let h = self.heads.iter().position(|(head, _)| *head == name)?;
+        Heads::from_fn(|kind| {
+            let h = self.heads.iter().position(|(head, _)| *head == kind.name())?;
             Some(losses.values.iter().skip(h).step_by(n).sum::<f32>() / micro)
         })
     }
