@@ -145,9 +145,12 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                         &bn,
                         (&x, &y),
                         Affine { gamma: &g, beta: &b },
-                        RunningStats { mean: &rm, var: &rv },
-                        Saved { mean: &mean, invstd: &invstd },
-                        (batchnorm::DEFAULT_EPS, batchnorm::DEFAULT_MOMENTUM),
+                        batchnorm::TrainStats {
+                            running: RunningStats { mean: &rm, var: &rv },
+                            saved: Saved { mean: &mean, invstd: &invstd },
+                            eps: batchnorm::DEFAULT_EPS,
+                            momentum: batchnorm::DEFAULT_MOMENTUM,
+                        },
                     )
                     .unwrap()
                 },
@@ -223,7 +226,10 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                     format!("conv1d {kernel:?} forward {name} {xs:?} k{} s{}", s.k, s.stride),
                     2.0 * macs,
                     bytes(&[&xs, &ws, &[s.cout], &ys]),
-                    move |g_, e| conv1d::encode_forward(g_, e, kernel, &s, &x, &w, &b, &y).unwrap(),
+                    move |g_, e| {
+                        conv1d::encode_forward(g_, e, kernel, &s, conv1d::ForwardTensors { x: &x, w: &w, b: &b, y: &y })
+                            .unwrap()
+                    },
                 ));
             }
             if s.cin > 1 {
@@ -232,7 +238,17 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                     format!("conv1d {kernel:?} backward_input {name} {xs:?}"),
                     2.0 * macs,
                     bytes(&[&ys, &ws, &xs]),
-                    move |g_, e| conv1d::encode_backward_input(g_, e, kernel, &s, &y, &w, &dx, false).unwrap(),
+                    move |g_, e| {
+                        conv1d::encode_backward_input(
+                            g_,
+                            e,
+                            kernel,
+                            &s,
+                            conv1d::InputGradTensors { dy: &y, w: &w, dx: &dx },
+                            false,
+                        )
+                        .unwrap()
+                    },
                 ));
             }
             let (x, y, dw, db) = (x.clone(), y.clone(), dw.clone(), db.clone());
@@ -246,7 +262,15 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                 bytes(&[&xs, &ys, &ws, &[s.cout]]),
                 move |g_, e| {
                     let partials = partials.as_ref();
-                    conv1d::encode_backward_params(g_, e, kernel, &s, (&x, &y), (&dw, &db), true, partials).unwrap()
+                    conv1d::encode_backward_params(
+                        g_,
+                        e,
+                        kernel,
+                        &s,
+                        conv1d::ParamGradTensors { x: &x, dy: &y, dw: &dw, db: &db, partials },
+                        true,
+                    )
+                    .unwrap()
                 },
             ));
         }
@@ -270,7 +294,7 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                 8.0 * n,
                 8.0 * n,
                 move |g_, e| {
-                    teacher_loss::encode_forward(g_, e, TeacherLoss::Kl, &shape, &p, &z, &scratch, &loss).unwrap()
+                    teacher_loss::encode_forward(g_, e, TeacherLoss::Kl, &shape, (&p, &z), &scratch, &loss).unwrap()
                 },
             ));
         }
@@ -278,7 +302,7 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
             format!("teacher_loss kl backward {} {dims:?}", head.name),
             8.0 * n,
             12.0 * n,
-            move |g_, e| teacher_loss::encode_backward(g_, e, TeacherLoss::Kl, &shape, &p, &z, &dz, 1.0).unwrap(),
+            move |g_, e| teacher_loss::encode_backward(g_, e, TeacherLoss::Kl, &shape, (&p, &z), &dz, 1.0).unwrap(),
         ));
     }
     let params: usize = parameter_specs(&arch).iter().map(|s| s.shape.iter().product::<usize>()).sum();
@@ -292,7 +316,7 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         format!("adam step, all {params} parameters"),
         12.0 * params as f64,
         28.0 * params as f64,
-        move |g_, e| adam::encode_step(g_, e, &AdamConfig::default(), 1, &p, &g, &m, &v).unwrap(),
+        move |g_, e| adam::encode_step(g_, e, &AdamConfig::default(), 1, (&p, &g), (&m, &v)).unwrap(),
     ));
     cases
 }

@@ -31,7 +31,7 @@ impl GpuAdam {
 
     fn step(&self, cfg: &AdamConfig, step: u32, grad: &[f32]) {
         let grad = upload(grad, &[grad.len()]);
-        run(|enc| adam::encode_step(gpu(), enc, cfg, step, &self.param, &grad, &self.m, &self.v).unwrap());
+        run(|enc| adam::encode_step(gpu(), enc, cfg, step, (&self.param, &grad), (&self.m, &self.v)).unwrap());
     }
 }
 
@@ -149,9 +149,9 @@ fn rejects_step_zero_and_mismatched_lengths() {
     let (a, b) = (upload(&[0.0; 4], &[4]), upload(&[0.0; 5], &[5]));
     let cfg = AdamConfig::default();
     let mut enc = gpu().encoder("rejects");
-    let err = adam::encode_step(gpu(), &mut enc, &cfg, 0, &a, &a, &a, &a).unwrap_err();
+    let err = adam::encode_step(gpu(), &mut enc, &cfg, 0, (&a, &a), (&a, &a)).unwrap_err();
     assert!(err.to_string().contains("step"), "{err}");
-    let err = adam::encode_step(gpu(), &mut enc, &cfg, 1, &a, &a, &b, &a).unwrap_err();
+    let err = adam::encode_step(gpu(), &mut enc, &cfg, 1, (&a, &a), (&b, &a)).unwrap_err();
     assert!(err.to_string().contains("same number of elements"), "{err}");
 }
 
@@ -179,7 +179,7 @@ fn matches_pytorch_fixture() {
                 .collect();
             run(|enc| {
                 for (state, grad) in states.iter().zip(&grads) {
-                    adam::encode_step(gpu(), enc, &cfg, step, &state.param, grad, &state.m, &state.v).unwrap();
+                    adam::encode_step(gpu(), enc, &cfg, step, (&state.param, grad), (&state.m, &state.v)).unwrap();
                 }
             });
             for (k, state) in states.iter().enumerate() {
@@ -223,7 +223,7 @@ fn one_launch_updates_every_tensor_of_a_flat_buffer() {
 
     let cfg = AdamConfig::default();
     for step in 1..=3 {
-        run(|enc| adam::encode_step(g, enc, &cfg, step, &params.flat, &grad.flat, &m.flat, &v.flat).unwrap());
+        run(|enc| adam::encode_step(g, enc, &cfg, step, (&params.flat, &grad.flat), (&m.flat, &v.flat)).unwrap());
     }
     for ((t, value), gr) in params.tensors.iter().zip(&values).zip(&grads) {
         let mut reference = RefAdam::new(value);

@@ -70,9 +70,12 @@ fn run_train(inp: &Inputs, accumulate_onto: Option<(&[f32], &[f32])>) -> TrainOu
             &s,
             (&x, &y),
             Affine { gamma: &gamma, beta: &beta },
-            RunningStats { mean: &running_mean, var: &running_var },
-            Saved { mean: &save_mean, invstd: &save_invstd },
-            (DEFAULT_EPS, DEFAULT_MOMENTUM),
+            batchnorm::TrainStats {
+                running: RunningStats { mean: &running_mean, var: &running_var },
+                saved: Saved { mean: &save_mean, invstd: &save_invstd },
+                eps: DEFAULT_EPS,
+                momentum: DEFAULT_MOMENTUM,
+            },
         )
         .unwrap();
         batchnorm::encode_backward(
@@ -113,10 +116,8 @@ fn reference_train(inp: &Inputs) -> (reference::TrainOutput, reference::Grads) {
         &x,
         &gamma,
         &to_f64(&inp.beta),
-        &to_f64(&inp.running_mean),
-        &to_f64(&inp.running_var),
-        EPS,
-        MOMENTUM,
+        (&to_f64(&inp.running_mean), &to_f64(&inp.running_var)),
+        (EPS, MOMENTUM),
     );
     let grads = reference::backward(s, &x, &to_f64(&inp.dy), &gamma, &fwd.mean, &fwd.invstd);
     (fwd, grads)
@@ -200,9 +201,12 @@ fn running_statistics_follow_consecutive_steps() {
                 &s,
                 (x, y),
                 Affine { gamma: &gamma, beta: &beta },
-                RunningStats { mean: &running_mean, var: &running_var },
-                Saved { mean: &save_mean, invstd: &save_invstd },
-                (DEFAULT_EPS, DEFAULT_MOMENTUM),
+                batchnorm::TrainStats {
+                    running: RunningStats { mean: &running_mean, var: &running_var },
+                    saved: Saved { mean: &save_mean, invstd: &save_invstd },
+                    eps: DEFAULT_EPS,
+                    momentum: DEFAULT_MOMENTUM,
+                },
             )
             .unwrap();
         }
@@ -210,7 +214,7 @@ fn running_statistics_follow_consecutive_steps() {
     let (g64, b64) = (to_f64(&first.gamma), to_f64(&first.beta));
     let (mut rm, mut rv) = (to_f64(&first.running_mean), to_f64(&first.running_var));
     for (step, (batch, y)) in batches.iter().zip(&ys).enumerate() {
-        let fwd = reference::forward_train(&s, &to_f64(batch), &g64, &b64, &rm, &rv, EPS, MOMENTUM);
+        let fwd = reference::forward_train(&s, &to_f64(batch), &g64, &b64, (&rm, &rv), (EPS, MOMENTUM));
         assert_close(&format!("step {step} y"), &y.read(gpu()).unwrap(), &fwd.y, 1e-5);
         (rm, rv) = (fwd.running_mean, fwd.running_var);
     }
@@ -282,9 +286,12 @@ fn refuses_one_value_per_channel_in_training_and_wrong_shapes() {
         &s,
         (&x, &x),
         Affine { gamma: &c, beta: &c },
-        RunningStats { mean: &c, var: &c },
-        Saved { mean: &c, invstd: &c },
-        (DEFAULT_EPS, DEFAULT_MOMENTUM),
+        batchnorm::TrainStats {
+            running: RunningStats { mean: &c, var: &c },
+            saved: Saved { mean: &c, invstd: &c },
+            eps: DEFAULT_EPS,
+            momentum: DEFAULT_MOMENTUM,
+        },
     )
     .unwrap_err();
     assert!(format!("{err}").contains("one value per channel"), "{err}");
@@ -312,9 +319,9 @@ fn check_finite_differences(which: &str) {
     let (rm, rv) = (to_f64(&inp.running_mean), to_f64(&inp.running_var));
     let w = to_f64(&inp.dy);
     let loss = |x: &[f64], gamma: &[f64], beta: &[f64]| {
-        dot(&reference::forward_train(&s, x, gamma, beta, &rm, &rv, EPS, MOMENTUM).y, &w)
+        dot(&reference::forward_train(&s, x, gamma, beta, (&rm, &rv), (EPS, MOMENTUM)).y, &w)
     };
-    let fwd = reference::forward_train(&s, &x, &gamma, &beta, &rm, &rv, EPS, MOMENTUM);
+    let fwd = reference::forward_train(&s, &x, &gamma, &beta, (&rm, &rv), (EPS, MOMENTUM));
     let grads = reference::backward(&s, &x, &w, &gamma, &fwd.mean, &fwd.invstd);
     let (numeric, analytic) = match which {
         "dx" => (numeric_grad(|v| loss(v, &gamma, &beta), &x, 1e-6), grads.dx),
@@ -374,9 +381,12 @@ fn matches_pytorch_fixture() {
                 &s,
                 (&xg, &y),
                 Affine { gamma: &gamma, beta: &beta },
-                RunningStats { mean: &running_mean, var: &running_var },
-                Saved { mean: &save_mean, invstd: &save_invstd },
-                (eps, momentum),
+                batchnorm::TrainStats {
+                    running: RunningStats { mean: &running_mean, var: &running_var },
+                    saved: Saved { mean: &save_mean, invstd: &save_invstd },
+                    eps,
+                    momentum,
+                },
             )
             .unwrap();
             batchnorm::encode_backward(

@@ -165,11 +165,11 @@ fn a_params_struct_of_the_wrong_size_is_caught() {
     let relu = &sn_wgpu::ops::relu::SHADER;
     let (x, y) = (relu.bindings[0], relu.bindings[1]);
     let params = [4u32, 0, 0, 0];
-    let good = g.prepare(relu, "forward", &[], &params, &[(x, &t), (y, &t)], [1, 1, 1], Cost::default());
+    let good = g.prepare(relu.entry("forward"), &params, &[(x, &t), (y, &t)], [1, 1, 1], Cost::default());
     assert_eq!(check_launch(&good), Ok(()));
     // Too small a buffer wgpu refuses itself; too large a one it takes, and the shader reads only
     // its start: the conv1d Params had 4 bytes of padding the WGSL lacked until this test.
     let long_params = [4u32, 0, 0, 0, 0, 0, 0, 0];
-    let bad = g.prepare(relu, "forward", &[], &long_params, &[(x, &t), (y, &t)], [1, 1, 1], Cost::default());
+    let bad = g.prepare(relu.entry("forward"), &long_params, &[(x, &t), (y, &t)], [1, 1, 1], Cost::default());
     assert!(check_launch(&bad).unwrap_err().contains("Params is 32 bytes, the WGSL struct 16"));
 }

@@ -130,9 +130,12 @@ fn run_fused(inp: &Inputs, accumulate_onto: Option<(&[f32], &[f32])>) -> Outputs
             (&b.x, None),
             (&y, argmax.as_ref()),
             Affine { gamma: &b.gamma, beta: &b.beta },
-            RunningStats { mean: &b.running_mean, var: &b.running_var },
-            Saved { mean: &b.save_mean, invstd: &b.save_invstd },
-            (DEFAULT_EPS, DEFAULT_MOMENTUM),
+            batchnorm::TrainStats {
+                running: RunningStats { mean: &b.running_mean, var: &b.running_var },
+                saved: Saved { mean: &b.save_mean, invstd: &b.save_invstd },
+                eps: DEFAULT_EPS,
+                momentum: DEFAULT_MOMENTUM,
+            },
         )
         .unwrap();
         bn_relu_pool::encode_backward(
@@ -172,9 +175,12 @@ fn run_plain(inp: &Inputs) -> Outputs {
             &s.batchnorm(),
             (&b.x, &z),
             Affine { gamma: &b.gamma, beta: &b.beta },
-            RunningStats { mean: &b.running_mean, var: &b.running_var },
-            Saved { mean: &b.save_mean, invstd: &b.save_invstd },
-            (DEFAULT_EPS, DEFAULT_MOMENTUM),
+            batchnorm::TrainStats {
+                running: RunningStats { mean: &b.running_mean, var: &b.running_var },
+                saved: Saved { mean: &b.save_mean, invstd: &b.save_invstd },
+                eps: DEFAULT_EPS,
+                momentum: DEFAULT_MOMENTUM,
+            },
         )
         .unwrap();
         relu::encode_forward(g, enc, &z, &r).unwrap();
@@ -208,8 +214,8 @@ fn reference_train(inp: &Inputs) -> (reference::TrainOutput, batchnorm::referenc
     let s = &inp.shape;
     let (x, gamma, beta) = (to_f64(&inp.x), to_f64(&inp.gamma), to_f64(&inp.beta));
     let (rm, rv) = (to_f64(&inp.running_mean), to_f64(&inp.running_var));
-    let fwd = reference::forward_train(s, &x, &gamma, &beta, &rm, &rv, EPS, MOMENTUM);
-    let grads = reference::backward(s, &x, &to_f64(&inp.dy), &fwd.argmax, &gamma, &beta, &fwd.mean, &fwd.invstd);
+    let fwd = reference::forward_train(s, &x, &gamma, &beta, (&rm, &rv), (EPS, MOMENTUM));
+    let grads = reference::backward(s, &x, &to_f64(&inp.dy), &fwd.argmax, &gamma, &beta, (&fwd.mean, &fwd.invstd));
     (fwd, grads)
 }
 
@@ -315,19 +321,19 @@ fn reference_backward_matches_finite_differences() {
         let (rm, rv) = (to_f64(&inp.running_mean), to_f64(&inp.running_var));
         let w = to_f64(&inp.dy);
         let forward = |x: &[f64], gamma: &[f64], beta: &[f64]| {
-            reference::forward_train(&s, x, gamma, beta, &rm, &rv, EPS, MOMENTUM)
+            reference::forward_train(&s, x, gamma, beta, (&rm, &rv), (EPS, MOMENTUM))
         };
         let fwd = forward(&x, &gamma, &beta);
         // Finite differences are only valid away from kinks: every batchnorm output well clear of
         // ReLU's 0, and no two values of a window within reach of each other.
-        let z = batchnorm::reference::forward_train(&s.batchnorm(), &x, &gamma, &beta, &rm, &rv, EPS, MOMENTUM).y;
+        let z = batchnorm::reference::forward_train(&s.batchnorm(), &x, &gamma, &beta, (&rm, &rv), (EPS, MOMENTUM)).y;
         assert!(z.iter().all(|v| v.abs() > 1e-3), "seed {seed}: a batchnorm output sits on ReLU's kink");
         for window in z.chunks(s.k) {
             let mut v: Vec<f64> = window.iter().map(|v| v.max(0.0)).filter(|v| *v > 0.0).collect();
             v.sort_by(f64::total_cmp);
             assert!(v.windows(2).all(|p| p[1] - p[0] > 1e-3), "seed {seed}: a pool window is nearly tied");
         }
-        let grads = reference::backward(&s, &x, &w, &fwd.argmax, &gamma, &beta, &fwd.mean, &fwd.invstd);
+        let grads = reference::backward(&s, &x, &w, &fwd.argmax, &gamma, &beta, (&fwd.mean, &fwd.invstd));
         let loss = |x: &[f64], gamma: &[f64], beta: &[f64]| dot(&forward(x, gamma, beta).y, &w);
         let checks = [
             ("dx", numeric_grad(|v| loss(v, &gamma, &beta), &x, 1e-6), &grads.dx),
@@ -389,9 +395,12 @@ fn refuses_missing_or_extra_argmax_and_wrong_shapes() {
             (&x, None),
             (y, argmax),
             Affine { gamma: &c, beta: &c },
-            RunningStats { mean: &c, var: &c },
-            Saved { mean: &c, invstd: &c },
-            (1e-5, 0.1),
+            batchnorm::TrainStats {
+                running: RunningStats { mean: &c, var: &c },
+                saved: Saved { mean: &c, invstd: &c },
+                eps: 1e-5,
+                momentum: 0.1,
+            },
         )
         .unwrap_err()
         .to_string()

@@ -27,7 +27,7 @@ fn partials(g: &Gpu, kernel: ConvKernel, s: &Conv1dShape) -> Option<Tensor> {
 
 /// Records the forward pass `(b, y)` if given, then dX, dW and db with `kernel`; the gradients
 /// overwrite, or add when `accumulate`.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the tensors of all four passes by role, as each test names them
 fn encode_all(
     g: &Gpu,
     enc: &mut wgpu::CommandEncoder,
@@ -40,10 +40,18 @@ fn encode_all(
 ) {
     let scratch = partials(g, kernel, s);
     if let Some((b, y)) = forward {
-        conv1d::encode_forward(g, enc, kernel, s, x, w, b, y).unwrap();
+        conv1d::encode_forward(g, enc, kernel, s, conv1d::ForwardTensors { x, w, b, y }).unwrap();
     }
-    conv1d::encode_backward_input(g, enc, kernel, s, dy, w, dx, accumulate).unwrap();
-    conv1d::encode_backward_params(g, enc, kernel, s, (x, dy), (dw, db), accumulate, scratch.as_ref()).unwrap();
+    conv1d::encode_backward_input(g, enc, kernel, s, conv1d::InputGradTensors { dy, w, dx }, accumulate).unwrap();
+    conv1d::encode_backward_params(
+        g,
+        enc,
+        kernel,
+        s,
+        conv1d::ParamGradTensors { x, dy, dw, db, partials: scratch.as_ref() },
+        accumulate,
+    )
+    .unwrap();
 }
 
 /// Runs all four passes of both kernels on random data (into NaN-poisoned outputs) and compares
@@ -182,9 +190,26 @@ fn too_short_input_is_an_error() {
     let t = upload(&[0.0; 6], &[1, 2, 3]);
     let mut enc = gpu().encoder("errors");
     for kr in KERNELS {
-        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &t, &t, &t, &t).is_err());
-        assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &t, &t, &t, false).is_err());
-        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&t, &t), (&t, &t), false, Some(&t)).is_err());
+        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, conv1d::ForwardTensors { x: &t, w: &t, b: &t, y: &t })
+            .is_err());
+        assert!(conv1d::encode_backward_input(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::InputGradTensors { dy: &t, w: &t, dx: &t },
+            false
+        )
+        .is_err());
+        assert!(conv1d::encode_backward_params(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::ParamGradTensors { x: &t, dy: &t, dw: &t, db: &t, partials: Some(&t) },
+            false
+        )
+        .is_err());
     }
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &t, &t, false).is_err());
 }
@@ -200,17 +225,81 @@ fn wrong_tensor_shapes_are_rejected() {
     let y_short = upload(&[0.0; 72], &[2, 4, 9]);
     let mut enc = gpu().encoder("errors");
     for kr in KERNELS {
-        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w, &b, &y).is_ok());
-        let err = conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w_transposed, &b, &y).unwrap_err();
+        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, conv1d::ForwardTensors { x: &x, w: &w, b: &b, y: &y })
+            .is_ok());
+        let err = conv1d::encode_forward(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::ForwardTensors { x: &x, w: &w_transposed, b: &b, y: &y },
+        )
+        .unwrap_err();
         assert!(format!("{err}").contains("weight w has shape [3, 4, 3], expected [4, 3, 3]"), "{err}");
-        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w, &b, &y_short).is_err());
-        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, &x, &w, &x, &y).is_err());
-        assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &y_short, &w, &x, false).is_err());
-        assert!(conv1d::encode_backward_input(gpu(), &mut enc, kr, &s, &y, &w, &y, false).is_err());
-        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&x, &y), (&w, &b), false, None).is_ok());
-        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&x, &y), (&b, &b), false, None).is_err());
-        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&y, &y), (&w, &b), false, None).is_err());
-        assert!(conv1d::encode_backward_params(gpu(), &mut enc, kr, &s, (&x, &y), (&w, &w), false, None).is_err());
+        assert!(conv1d::encode_forward(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::ForwardTensors { x: &x, w: &w, b: &b, y: &y_short }
+        )
+        .is_err());
+        assert!(conv1d::encode_forward(gpu(), &mut enc, kr, &s, conv1d::ForwardTensors { x: &x, w: &w, b: &x, y: &y })
+            .is_err());
+        assert!(conv1d::encode_backward_input(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::InputGradTensors { dy: &y_short, w: &w, dx: &x },
+            false
+        )
+        .is_err());
+        assert!(conv1d::encode_backward_input(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::InputGradTensors { dy: &y, w: &w, dx: &y },
+            false
+        )
+        .is_err());
+        assert!(conv1d::encode_backward_params(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::ParamGradTensors { x: &x, dy: &y, dw: &w, db: &b, partials: None },
+            false
+        )
+        .is_ok());
+        assert!(conv1d::encode_backward_params(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::ParamGradTensors { x: &x, dy: &y, dw: &b, db: &b, partials: None },
+            false
+        )
+        .is_err());
+        assert!(conv1d::encode_backward_params(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::ParamGradTensors { x: &y, dy: &y, dw: &w, db: &b, partials: None },
+            false
+        )
+        .is_err());
+        assert!(conv1d::encode_backward_params(
+            gpu(),
+            &mut enc,
+            kr,
+            &s,
+            conv1d::ParamGradTensors { x: &x, dy: &y, dw: &w, db: &w, partials: None },
+            false
+        )
+        .is_err());
     }
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &y, &w, false).is_err());
     assert!(conv1d::encode_backward_bias(gpu(), &mut enc, &s, &x, &b, false).is_err());
@@ -259,8 +348,21 @@ fn accumulate_adds_to_existing_gradients() {
         run(|enc| {
             for accumulate in [false, true] {
                 let (inputs, grads) = ((&xg, &dyg), (&dw, &db));
-                conv1d::encode_backward_params(gpu(), enc, kernel, &s, inputs, grads, accumulate, scratch.as_ref())
-                    .unwrap();
+                conv1d::encode_backward_params(
+                    gpu(),
+                    enc,
+                    kernel,
+                    &s,
+                    conv1d::ParamGradTensors {
+                        x: inputs.0,
+                        dy: inputs.1,
+                        dw: grads.0,
+                        db: grads.1,
+                        partials: scratch.as_ref(),
+                    },
+                    accumulate,
+                )
+                .unwrap();
             }
         });
         let twice = |grad: Vec<f64>| -> Vec<f64> { grad.iter().map(|g| 2.0 * g).collect() };
@@ -468,9 +570,29 @@ fn forward_stats_give_the_batch_statistics_of_the_output() {
         let (xg, wg, bg) = (upload(&x, &xs), upload(&w, &ws), upload(&b, &[s.cout]));
         let bn = BatchNormShape { n: s.n, c: s.cout, l: ys[2] };
         run(|enc| {
-            conv1d::encode_forward_with_stats(gpu(), enc, kernel, &s, &xg, &wg, &bg, &y, &stats).unwrap();
-            batchnorm::encode_train_stats(gpu(), enc, &bn, &y, Some(&stats), &rm, &rv, &mean, &invstd, 1e-5, 0.1)
-                .unwrap();
+            conv1d::encode_forward_with_stats(
+                gpu(),
+                enc,
+                kernel,
+                &s,
+                conv1d::ForwardTensors { x: &xg, w: &wg, b: &bg, y: &y },
+                &stats,
+            )
+            .unwrap();
+            batchnorm::encode_train_stats(
+                gpu(),
+                enc,
+                &bn,
+                &y,
+                Some(&stats),
+                batchnorm::TrainStats {
+                    running: batchnorm::RunningStats { mean: &rm, var: &rv },
+                    saved: batchnorm::Saved { mean: &mean, invstd: &invstd },
+                    eps: 1e-5,
+                    momentum: 0.1,
+                },
+            )
+            .unwrap();
         });
         let y_ref = reference::forward(&s, &to_f64(&x), &to_f64(&w), &to_f64(&b));
         assert_close(&format!("{what} y"), &y.read(gpu()).unwrap(), &y_ref, 1e-5);
@@ -480,10 +602,8 @@ fn forward_stats_give_the_batch_statistics_of_the_output() {
             &y_ref,
             &ones,
             &ones,
-            &to_f64(&running_mean),
-            &to_f64(&running_var),
-            1e-5,
-            0.1,
+            (&to_f64(&running_mean), &to_f64(&running_var)),
+            (1e-5, 0.1),
         );
         assert_close(&format!("{what} mean"), &mean.read(gpu()).unwrap(), &bn_ref.mean, 1e-5);
         assert_close(&format!("{what} invstd"), &invstd.read(gpu()).unwrap(), &bn_ref.invstd, 1e-4);

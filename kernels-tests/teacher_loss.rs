@@ -39,8 +39,8 @@ fn gpu_loss_and_grad(kind: TeacherLoss, shape: ColumnShape, p: &[f32], z: &[f32]
     let (pg, zg) = (upload(p, &dims), upload(z, &dims));
     let (column_loss, loss, dz) = (poisoned(&[shape.columns()]), poisoned(&[1]), poisoned(&dims));
     run(|enc| {
-        teacher_loss::encode_forward(gpu(), enc, kind, &shape, &pg, &zg, &column_loss, &loss).unwrap();
-        teacher_loss::encode_backward(gpu(), enc, kind, &shape, &pg, &zg, &dz, grad_scale).unwrap();
+        teacher_loss::encode_forward(gpu(), enc, kind, &shape, (&pg, &zg), &column_loss, &loss).unwrap();
+        teacher_loss::encode_backward(gpu(), enc, kind, &shape, (&pg, &zg), &dz, grad_scale).unwrap();
     });
     (loss.read(gpu()).unwrap()[0], dz.read(gpu()).unwrap())
 }
@@ -146,14 +146,14 @@ fn rejects_mismatched_shapes() {
     let (column_loss, loss, dz) = (poisoned(&[6]), poisoned(&[1]), poisoned(&[2, 5, 3]));
     let mut enc = gpu().encoder("rejects");
     for kind in TeacherLoss::ALL {
-        let err = teacher_loss::encode_forward(gpu(), &mut enc, kind, &shape, &good, &wrong, &column_loss, &loss)
+        let err = teacher_loss::encode_forward(gpu(), &mut enc, kind, &shape, (&good, &wrong), &column_loss, &loss)
             .unwrap_err()
             .to_string();
         assert!(err.contains("student logits") && err.contains(kind.op()), "{err}");
-        let err = teacher_loss::encode_forward(gpu(), &mut enc, kind, &shape, &good, &good, &poisoned(&[5]), &loss)
+        let err = teacher_loss::encode_forward(gpu(), &mut enc, kind, &shape, (&good, &good), &poisoned(&[5]), &loss)
             .unwrap_err();
         assert!(err.to_string().contains("scratch"), "{err}");
-        let err = teacher_loss::encode_backward(gpu(), &mut enc, kind, &shape, &wrong, &good, &dz, 1.0).unwrap_err();
+        let err = teacher_loss::encode_backward(gpu(), &mut enc, kind, &shape, (&wrong, &good), &dz, 1.0).unwrap_err();
         assert!(err.to_string().contains("teacher"), "{err}");
     }
 }

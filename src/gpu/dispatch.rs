@@ -147,19 +147,40 @@ impl Recorder for Vec<Dispatch> {
     }
 }
 
+/// What a launch runs: an entry point of a shader, specialised with its overridable constants
+/// (none unless `with` sets them).
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'c> {
+    pub shader: &'static Shader,
+    pub name: &'static str,
+    pub constants: &'c Constants,
+}
+
+impl Shader {
+    /// Its entry point `name`, with no constants set.
+    pub fn entry(&'static self, name: &'static str) -> Entry<'static> {
+        Entry { shader: self, name, constants: &[] }
+    }
+}
+
+impl Entry<'_> {
+    /// The same entry point with its overridable `constants` set.
+    pub fn with(self, constants: &Constants) -> Entry<'_> {
+        Entry { shader: self.shader, name: self.name, constants }
+    }
+}
+
 impl Gpu {
-    /// Binds `shader::entry`, specialised with `constants`, to its parameters and buffers.
-    #[allow(clippy::too_many_arguments)]
+    /// Binds `entry` to its parameters and buffers, for `workgroups` doing at least `cost`.
     pub fn prepare<P: Pod>(
         &self,
-        shader: &'static Shader,
-        entry: &'static str,
-        constants: &Constants,
+        entry: Entry,
         params: &P,
         buffers: &[(Binding, &Tensor)],
         workgroups: [u32; 3],
         cost: Cost,
     ) -> Dispatch {
+        let Entry { shader, name: entry, constants } = entry;
         let label = format!("{}::{entry}", shader.name);
         for (binding, _) in buffers {
             assert!(shader.bindings.contains(binding), "{label}: {binding:?} is not in the shader's binding table");
@@ -191,35 +212,16 @@ impl Gpu {
     }
 
     /// Prepares a launch and hands it to `recorder`.
-    #[allow(clippy::too_many_arguments)]
     pub fn dispatch<P: Pod>(
         &self,
         recorder: &mut impl Recorder,
-        shader: &'static Shader,
-        entry: &'static str,
+        entry: Entry,
         params: &P,
         buffers: &[(Binding, &Tensor)],
         workgroups: [u32; 3],
         cost: Cost,
     ) {
-        self.dispatch_specialized(recorder, shader, entry, &[], params, buffers, workgroups, cost);
-    }
-
-    /// Prepares a launch of `shader::entry` with its overridable `constants` set, and hands it to
-    /// `recorder`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn dispatch_specialized<P: Pod>(
-        &self,
-        recorder: &mut impl Recorder,
-        shader: &'static Shader,
-        entry: &'static str,
-        constants: &Constants,
-        params: &P,
-        buffers: &[(Binding, &Tensor)],
-        workgroups: [u32; 3],
-        cost: Cost,
-    ) {
-        let dispatch = self.prepare(shader, entry, constants, params, buffers, workgroups, cost);
+        let dispatch = self.prepare(entry, params, buffers, workgroups, cost);
         recorder.record(self, dispatch);
     }
 }

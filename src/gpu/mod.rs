@@ -15,7 +15,7 @@ pub mod tuning;
 pub use context::{
     adapters_by_preference, choose_adapter, device_class, instance, wanted_limits, DeviceClass, Gpu, NO_ADAPTER_HELP,
 };
-pub use dispatch::{grid, groups_for, Cost, Dispatch, KernelInfo, Recorder, MAX_GROUPS_PER_DIM};
+pub use dispatch::{grid, groups_for, Cost, Dispatch, Entry, KernelInfo, Recorder, MAX_GROUPS_PER_DIM};
 pub use pipelines::Constants;
 pub use shaders::{Binding, Shader};
 pub use tensor::Tensor;

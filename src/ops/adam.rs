@@ -93,16 +93,13 @@ pub fn step_params(cfg: &AdamConfig, step: u32, n: usize) -> Result<StepParams> 
 /// zeros and must be kept between steps, one pair per parameter buffer. On a CPU adapter the update
 /// runs four elements at a time (`step_vec4`), with a second launch for the last `n mod 4`
 /// (`step_tail`); every launch takes the same `step_params`.
-#[allow(clippy::too_many_arguments)] // the four buffers of one update read best side by side
 pub fn encode_step(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     cfg: &AdamConfig,
     step: u32,
-    param: &Tensor,
-    grad: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
+    (param, grad): (&Tensor, &Tensor),
+    (m, v): (&Tensor, &Tensor),
 ) -> Result<()> {
     let n = param.numel();
     ensure!(
@@ -119,16 +116,16 @@ pub fn encode_step(
     let cost = |elements: usize| Cost::new(12 * elements, 7 * elements);
     let scalar = [(PARAM, param), (GRAD, grad), (M, m), (V, v)];
     if gpu.class == DeviceClass::Gpu {
-        gpu.dispatch(rec, &SHADER, "step", &params, &scalar, grid(groups_for(n, WG)), cost(n));
+        gpu.dispatch(rec, SHADER.entry("step"), &params, &scalar, grid(groups_for(n, WG)), cost(n));
         return Ok(());
     }
     let quads = n / 4;
     if quads > 0 {
         let buffers = [(PARAM4, param), (GRAD4, grad), (M4, m), (V4, v)];
-        gpu.dispatch(rec, &SHADER, "step_vec4", &params, &buffers, grid(groups_for(quads, WG)), cost(4 * quads));
+        gpu.dispatch(rec, SHADER.entry("step_vec4"), &params, &buffers, grid(groups_for(quads, WG)), cost(4 * quads));
     }
     if !n.is_multiple_of(4) {
-        gpu.dispatch(rec, &SHADER, "step_tail", &params, &scalar, [1, 1, 1], cost(n % 4));
+        gpu.dispatch(rec, SHADER.entry("step_tail"), &params, &scalar, [1, 1, 1], cost(n % 4));
     }
     Ok(())
 }

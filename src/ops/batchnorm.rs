@@ -186,6 +186,17 @@ pub struct Saved<'t> {
     pub invstd: &'t Tensor,
 }
 
+/// Where a training-mode forward puts the batch statistics, and how it makes them: the running
+/// statistics it updates in place (by `momentum`), the batch's saved for the backward, and the
+/// `eps` added to the variance.
+#[derive(Clone, Copy)]
+pub struct TrainStats<'t> {
+    pub running: RunningStats<'t>,
+    pub saved: Saved<'t>,
+    pub eps: f32,
+    pub momentum: f32,
+}
+
 /// What a backward writes: the input's gradient, overwritten; gamma's and beta's, overwritten, or
 /// added to when `accumulate` (micro-batches); and first `channel_sums`, this batch's two sums per
 /// channel that dx needs even when the parameter gradients accumulate (`[2, C]` for the plain
@@ -200,33 +211,28 @@ pub struct Grads<'t> {
 }
 
 /// Records the batch statistics of training mode: the per-channel mean and biased variance of
-/// `x`, written as `save_mean` and `save_invstd = 1 / sqrt(var + eps)` (`[C]`), and the update of
-/// `running_mean` / `running_var` in place (the variance unbiased, as PyTorch does). One launch;
+/// `x`, written as `stats.saved` (the mean and `1 / sqrt(var + eps)`, `[C]`), and the update of
+/// `stats.running` in place (the variance unbiased, as PyTorch does). One launch;
 /// [`encode_forward_train`] and the fused `bn_relu_pool` forward both start with it. With
 /// `tile_stats` it merges those instead of reading `x` (train_stats_merge).
 /// Refuses `M = N * L = 1`, where the unbiased variance is undefined.
-#[allow(clippy::too_many_arguments)]
 pub fn encode_train_stats(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &BatchNormShape,
     x: &Tensor,
     tile_stats: Option<&TileStats>,
-    running_mean: &Tensor,
-    running_var: &Tensor,
-    save_mean: &Tensor,
-    save_invstd: &Tensor,
-    eps: f32,
-    momentum: f32,
+    stats: TrainStats,
 ) -> Result<()> {
+    let TrainStats { running, saved, eps, momentum } = stats;
+    let (running_mean, running_var, save_mean, save_invstd) = (running.mean, running.var, saved.mean, saved.invstd);
     check_train_stats(shape, x, running_mean, running_var, save_mean, save_invstd)?;
     let outputs =
         [(RUNNING_MEAN, running_mean), (RUNNING_VAR, running_var), (SAVE_MEAN, save_mean), (SAVE_INVSTD, save_invstd)];
     match tile_stats {
         None => gpu.dispatch(
             rec,
-            &SHADER,
-            "train_stats",
+            SHADER.entry("train_stats"),
             &params(shape, false, eps, momentum),
             &[&[(X, x)], outputs.as_slice()].concat(),
             per_channel(shape),
@@ -239,8 +245,7 @@ pub fn encode_train_stats(
             p.tiles = u32::try_from(*tiles)?;
             gpu.dispatch(
                 rec,
-                &SHADER,
-                "train_stats_merge",
+                SHADER.entry("train_stats_merge"),
                 &p,
                 &[&[(TILE_STATS, stats)], outputs.as_slice()].concat(),
                 per_channel(shape),
@@ -252,18 +257,16 @@ pub fn encode_train_stats(
 }
 
 /// Records training-mode batch normalization: the batch statistics ([`encode_train_stats`], into
-/// `saved` and `running`), then `y = gamma * (x - mean) / sqrt(var + eps) + beta` with them.
-#[allow(clippy::too_many_arguments)]
+/// `stats`), then `y = gamma * (x - mean) / sqrt(var + eps) + beta` with them.
 pub fn encode_forward_train(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     shape: &BatchNormShape,
     (x, y): (&Tensor, &Tensor),
     Affine { gamma, beta }: Affine,
-    running: RunningStats,
-    saved: Saved,
-    (eps, momentum): (f32, f32),
+    stats: TrainStats,
 ) -> Result<()> {
+    let TrainStats { saved, eps, momentum, .. } = stats;
     const OP: &str = "batchnorm forward (training)";
     shape.validate()?;
     expect_shape(OP, "y", y, &shape.dims())?;
@@ -271,11 +274,10 @@ pub fn encode_forward_train(
         expect_shape(OP, name, t, &[shape.c])?;
     }
     let (save_mean, save_invstd) = (saved.mean, saved.invstd);
-    encode_train_stats(gpu, rec, shape, x, None, running.mean, running.var, save_mean, save_invstd, eps, momentum)?;
+    encode_train_stats(gpu, rec, shape, x, None, stats)?;
     gpu.dispatch(
         rec,
-        &SHADER,
-        "normalize_train",
+        SHADER.entry("normalize_train"),
         &params(shape, false, eps, momentum),
         &[(X, x), (GAMMA, gamma), (BETA, beta), (Y, y), (SAVE_MEAN, save_mean), (SAVE_INVSTD, save_invstd)],
         per_element(shape),
@@ -306,8 +308,7 @@ pub fn encode_forward_eval(
     }
     gpu.dispatch(
         rec,
-        &SHADER,
-        "normalize_eval",
+        SHADER.entry("normalize_eval"),
         &params(shape, false, eps, 0.0),
         &[(X, x), (GAMMA, gamma), (BETA, beta), (RUNNING_MEAN, running_mean), (RUNNING_VAR, running_var), (Y, y)],
         per_element(shape),
@@ -342,8 +343,7 @@ pub fn encode_backward(
     let p = params(shape, accumulate, 0.0, 0.0);
     gpu.dispatch(
         rec,
-        &SHADER,
-        "backward_sums",
+        SHADER.entry("backward_sums"),
         &p,
         &[
             (X, x),
@@ -359,8 +359,7 @@ pub fn encode_backward(
     );
     gpu.dispatch(
         rec,
-        &SHADER,
-        "backward_dx",
+        SHADER.entry("backward_dx"),
         &p,
         &[
             (X, x),
@@ -419,10 +418,10 @@ impl Tape<'_> {
         let channel_sums = self.alloc(&[2, shape.c], "bn channel sums")?;
         let saved = [mean.clone(), invstd.clone()];
         let node = BatchNormNode { shape, x, gamma, y, grads_of: [gamma, beta], saved, channel_sums };
-        let config = (DEFAULT_EPS, DEFAULT_MOMENTUM);
         self.record(label, Some(Box::new(node)), |g, rec| {
             let saved = Saved { mean: &mean, invstd: &invstd };
-            encode_forward_train(g, rec, &shape, (&xt, &yt), affine, stats, saved, config)
+            let stats = TrainStats { running: stats, saved, eps: DEFAULT_EPS, momentum: DEFAULT_MOMENTUM };
+            encode_forward_train(g, rec, &shape, (&xt, &yt), affine, stats)
         })?;
         Ok(y)
     }
@@ -474,16 +473,13 @@ pub mod reference {
         pub running_var: Vec<f64>,
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn forward_train(
         s: &BatchNormShape,
         x: &[f64],
         gamma: &[f64],
         beta: &[f64],
-        running_mean: &[f64],
-        running_var: &[f64],
-        eps: f64,
-        momentum: f64,
+        (running_mean, running_var): (&[f64], &[f64]),
+        (eps, momentum): (f64, f64),
     ) -> TrainOutput {
         let m = s.m() as f64;
         let mut out = TrainOutput {

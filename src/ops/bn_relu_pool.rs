@@ -11,7 +11,7 @@
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
-use super::batchnorm::{self, Affine, BatchNormShape, Grads, RunningStats, Saved};
+use super::batchnorm::{self, Affine, BatchNormShape, Grads, RunningStats, Saved, TrainStats};
 use super::conv1d::TileStats;
 use crate::autograd::{Backward, Tape, Var};
 use crate::gpu::{grid, groups_for, Cost, DeviceClass, Gpu, Recorder};
@@ -280,7 +280,6 @@ fn params(shape: &BnReluPoolShape, accumulate: bool) -> Params {
 /// `y = maxpool_k(relu(batchnorm(x)))` in one launch. `y` is `[N, C, floor(L / k)]`; for `k > 1`,
 /// `argmax` (same shape, u32 values in an f32-sized buffer) gets the index into L of each window's
 /// first maximum. For `k = 1`, `argmax` is `None` and `y` is `relu(batchnorm(x))`, `[N, C, L]`.
-#[allow(clippy::too_many_arguments)]
 pub fn encode_forward_train(
     gpu: &Gpu,
     rec: &mut impl Recorder,
@@ -288,11 +287,10 @@ pub fn encode_forward_train(
     (x, tile_stats): (&Tensor, Option<&TileStats>),
     (y, argmax): (&Tensor, Option<&Tensor>),
     Affine { gamma, beta }: Affine,
-    running: RunningStats,
-    saved: Saved,
-    (eps, momentum): (f32, f32),
+    stats: TrainStats,
 ) -> Result<()> {
     const OP: &str = "bn_relu_pool forward (training)";
+    let TrainStats { running, saved, eps, momentum } = stats;
     let (running_mean, running_var, save_mean, save_invstd) = (running.mean, running.var, saved.mean, saved.invstd);
     shape.validate()?;
     expect_shape(OP, "x", x, &shape.input_shape())?;
@@ -322,30 +320,18 @@ pub fn encode_forward_train(
                 let buffers = [&[(TILE_STATS, stats)], outputs.as_slice()].concat();
                 let cost = Cost::new(7 * stats.numel() / 3, stats.numel() + 6 * shape.c);
                 let groups = grid(groups_for(shape.c, CPU_MERGE_WG));
-                gpu.dispatch_specialized(rec, &CPU_SHADER, "stats_merge", &constants, &p, &buffers, groups, cost);
+                gpu.dispatch(rec, CPU_SHADER.entry("stats_merge").with(&constants), &p, &buffers, groups, cost);
             }
             None => {
                 let buffers = [&[(X, x)], outputs.as_slice()].concat();
                 // Two passes over x (sum, then squared deviations) and the per-channel outputs.
                 let cost = Cost::new(3 * shape.numel(), 2 * shape.numel() + 6 * shape.c);
                 let groups = grid(groups_for(shape.c, 1));
-                gpu.dispatch_specialized(rec, &CPU_SHADER, "stats", &constants, &p, &buffers, groups, cost);
+                gpu.dispatch(rec, CPU_SHADER.entry("stats").with(&constants), &p, &buffers, groups, cost);
             }
         }
     } else {
-        batchnorm::encode_train_stats(
-            gpu,
-            rec,
-            &bn,
-            x,
-            tile_stats,
-            running_mean,
-            running_var,
-            save_mean,
-            save_invstd,
-            eps,
-            momentum,
-        )?;
+        batchnorm::encode_train_stats(gpu, rec, &bn, x, tile_stats, stats)?;
     }
     let mut buffers =
         vec![(X, x), (GAMMA, gamma), (BETA, beta), (SAVE_MEAN, save_mean), (SAVE_INVSTD, save_invstd), (Y, y)];
@@ -363,9 +349,9 @@ pub fn encode_forward_train(
         let constants = [("POOL", cpu_pool(shape))];
         let p = cpu_params(shape, false, eps, momentum);
         let groups = cpu_run_groups(shape);
-        gpu.dispatch_specialized(rec, &CPU_SHADER, entry, &constants, &p, &buffers, groups, cost);
+        gpu.dispatch(rec, CPU_SHADER.entry(entry).with(&constants), &p, &buffers, groups, cost);
     } else {
-        gpu.dispatch(rec, &SHADER, entry, &p, &buffers, grid(groups_for(outputs, WG)), cost);
+        gpu.dispatch(rec, SHADER.entry(entry), &p, &buffers, grid(groups_for(outputs, WG)), cost);
     }
     Ok(())
 }
@@ -374,7 +360,6 @@ pub fn encode_forward_train(
 /// when `k = 1`) and saved statistics: `dx`, and `dgamma`, `dbeta` (overwritten, or added to when
 /// `accumulate`). The gradient at the batchnorm output is rebuilt from `x` in both launches, never
 /// stored. `channel_sums` is scratch of [`channel_sums_shape`].
-#[allow(clippy::too_many_arguments)]
 pub fn encode_backward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
@@ -432,9 +417,9 @@ pub fn encode_backward(
     if cpu_shaped(gpu, shape) {
         let (shader, constants) = (&CPU_SHADER, cpu_constants(shape));
         let p = cpu_params(shape, accumulate, 0.0, 0.0);
-        gpu.dispatch_specialized(rec, shader, entry_sums, &constants, &p, &sums_buffers, per_channel, sums_cost);
+        gpu.dispatch(rec, shader.entry(entry_sums).with(&constants), &p, &sums_buffers, per_channel, sums_cost);
         let runs = cpu_run_groups(shape);
-        gpu.dispatch_specialized(rec, shader, entry_dx, &constants, &p, &dx_buffers, runs, dx_cost);
+        gpu.dispatch(rec, shader.entry(entry_dx).with(&constants), &p, &dx_buffers, runs, dx_cost);
     } else {
         ensure!(c <= u16::MAX as usize, "{OP}: {c} channels, at most 65,535 on the GPU kernels");
         let (splits, _) = sum_splits(shape);
@@ -442,13 +427,13 @@ pub fn encode_backward(
         let split_cost =
             if splits > 1 { Cost::new(9 * covered, covered + upstream_reads + 4 * c + pairs) } else { sums_cost };
         let runs = [splits as u32, c as u32, 1];
-        gpu.dispatch(rec, &SHADER, entry_sums, &p, &sums_buffers, runs, split_cost);
+        gpu.dispatch(rec, SHADER.entry(entry_sums), &p, &sums_buffers, runs, split_cost);
         if splits > 1 {
             let merge_cost = Cost::new(pairs, pairs + 6 * c);
             let merge_buffers = [(DGAMMA, dgamma), (DBETA, dbeta), (CHANNEL_SUMS, channel_sums)];
-            gpu.dispatch(rec, &SHADER, "sums_merge", &p, &merge_buffers, per_channel, merge_cost);
+            gpu.dispatch(rec, SHADER.entry("sums_merge"), &p, &merge_buffers, per_channel, merge_cost);
         }
-        gpu.dispatch(rec, &SHADER, entry_dx, &p, &dx_buffers, grid(groups_for(numel, WG)), dx_cost);
+        gpu.dispatch(rec, SHADER.entry(entry_dx), &p, &dx_buffers, grid(groups_for(numel, WG)), dx_cost);
     }
     Ok(())
 }
@@ -477,12 +462,12 @@ impl Tape<'_> {
         let [xt, gt, bt, yt] = [x, gamma, beta, y].map(|v| self.value(v).clone());
         let saved = [mean.clone(), invstd.clone()];
         let node = BnReluPoolNode { shape, x, y, affine: [gamma, beta], argmax: argmax.clone(), saved, channel_sums };
-        let config = (batchnorm::DEFAULT_EPS, batchnorm::DEFAULT_MOMENTUM);
+        let (eps, momentum) = (batchnorm::DEFAULT_EPS, batchnorm::DEFAULT_MOMENTUM);
         self.record(label, Some(Box::new(node)), |g, rec| {
             let (affine, saved) = (Affine { gamma: &gt, beta: &bt }, Saved { mean: &mean, invstd: &invstd });
             let outputs = (&yt, argmax.as_ref());
-            encode_forward_train(g, rec, &shape, (&xt, conv_stats), outputs, affine, stats, saved, config)
-                .map_err(context)
+            let stats = TrainStats { running: stats, saved, eps, momentum };
+            encode_forward_train(g, rec, &shape, (&xt, conv_stats), outputs, affine, stats).map_err(context)
         })?;
         Ok(y)
     }
@@ -539,18 +524,15 @@ pub mod reference {
         pub running_var: Vec<f64>,
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub fn forward_train(
         s: &BnReluPoolShape,
         x: &[f64],
         gamma: &[f64],
         beta: &[f64],
-        running_mean: &[f64],
-        running_var: &[f64],
-        eps: f64,
-        momentum: f64,
+        running: (&[f64], &[f64]),
+        (eps, momentum): (f64, f64),
     ) -> TrainOutput {
-        let norm = bn::forward_train(&s.batchnorm(), x, gamma, beta, running_mean, running_var, eps, momentum);
+        let norm = bn::forward_train(&s.batchnorm(), x, gamma, beta, running, (eps, momentum));
         let r = relu::forward(&norm.y);
         let (y, argmax) = if s.pooled() { maxpool::forward(&pool_shape(s), &r) } else { (r, Vec::new()) };
         TrainOutput {
@@ -566,7 +548,6 @@ pub mod reference {
     /// Gradients from `dy` (`[N, C, Lout]`), the forward's `argmax` (empty when `k = 1`) and its
     /// statistics: back through the pool, the ReLU (at the recomputed batchnorm output) and the
     /// batchnorm.
-    #[allow(clippy::too_many_arguments)]
     pub fn backward(
         s: &BnReluPoolShape,
         x: &[f64],
@@ -574,8 +555,7 @@ pub mod reference {
         argmax: &[u32],
         gamma: &[f64],
         beta: &[f64],
-        mean: &[f64],
-        invstd: &[f64],
+        (mean, invstd): (&[f64], &[f64]),
     ) -> bn::Grads {
         let z: Vec<f64> = x
             .iter()

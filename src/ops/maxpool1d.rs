@@ -131,8 +131,7 @@ pub fn encode_forward(
     let outputs = y.numel();
     gpu.dispatch(
         rec,
-        &SHADER,
-        "forward",
+        SHADER.entry("forward"),
         &p,
         &[(X, x), (Y, y), (ARGMAX, argmax)],
         grid(groups_for(outputs, WG)),
@@ -156,8 +155,7 @@ pub fn encode_backward(
     let inputs = dx.numel();
     gpu.dispatch(
         rec,
-        &SHADER,
-        "backward",
+        SHADER.entry("backward"),
         &p,
         &[(SAVED_ARGMAX, argmax), (DY, dy), (DX, dx)],
         grid(groups_for(inputs, WG)),

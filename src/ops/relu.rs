@@ -39,7 +39,7 @@ pub fn encode_forward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, y: &Tensor
     ensure!(x.shape == y.shape, "relu: input {:?} and output {:?} differ in shape", x.shape, y.shape);
     let n = x.numel();
     let buffers = [(X, x), (Y, y)];
-    gpu.dispatch(rec, &SHADER, "forward", &params(n), &buffers, grid(groups_for(n, WG)), Cost::new(n, 2 * n));
+    gpu.dispatch(rec, SHADER.entry("forward"), &params(n), &buffers, grid(groups_for(n, WG)), Cost::new(n, 2 * n));
     Ok(())
 }
 
@@ -55,8 +55,7 @@ pub fn encode_backward(gpu: &Gpu, rec: &mut impl Recorder, x: &Tensor, dy: &Tens
     let n = x.numel();
     gpu.dispatch(
         rec,
-        &SHADER,
-        "backward",
+        SHADER.entry("backward"),
         &params(n),
         &[(X, x), (DY, dy), (DX, dx)],
         grid(groups_for(n, WG)),

@@ -162,14 +162,12 @@ fn params(shape: &ColumnShape, scale: f64) -> Params {
 /// kernels: one workgroup per column writes that column's loss into `column_loss` (`N * T` values,
 /// scratch the caller owns), then a single workgroup adds them up. `p` holds probabilities (for KL
 /// any non-negative values work; zeros add nothing), `z` logits; `loss` has one element.
-#[allow(clippy::too_many_arguments)] // the loss, its shape, then the four buffers of one launch
 pub fn encode_forward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     kind: TeacherLoss,
     shape: &ColumnShape,
-    p: &Tensor,
-    z: &Tensor,
+    (p, z): (&Tensor, &Tensor),
     column_loss: &Tensor,
     loss: &Tensor,
 ) -> Result<()> {
@@ -185,8 +183,7 @@ pub fn encode_forward(
     let (columns, kernels) = (shape.columns(), kind.kernels());
     gpu.dispatch(
         rec,
-        &SHADER,
-        kernels.forward,
+        SHADER.entry(kernels.forward),
         &params(shape, 1.0),
         &[(TEACHER, p), (LOGITS, z), (COLUMN_LOSS, column_loss)],
         grid(columns as u32),
@@ -194,21 +191,19 @@ pub fn encode_forward(
     );
     let mean = params(shape, 1.0 / columns as f64);
     let buffers = [(COLUMN_LOSS, column_loss), (LOSS, loss)];
-    gpu.dispatch(rec, &SHADER, "reduce_columns", &mean, &buffers, [1, 1, 1], Cost::new(columns, columns + 1));
+    gpu.dispatch(rec, SHADER.entry("reduce_columns"), &mean, &buffers, [1, 1, 1], Cost::new(columns, columns + 1));
     Ok(())
 }
 
 /// Records `dz`, the gradient of the `kind` loss with respect to `z` times the upstream gradient
 /// `grad_scale` (1.0 when the loss is the output); the formulas are in the module's header. `dz` is
 /// overwritten and may not alias `p` or `z`.
-#[allow(clippy::too_many_arguments)] // the loss, its shape, then the three buffers and the scale of one launch
 pub fn encode_backward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     kind: TeacherLoss,
     shape: &ColumnShape,
-    p: &Tensor,
-    z: &Tensor,
+    (p, z): (&Tensor, &Tensor),
     dz: &Tensor,
     grad_scale: f32,
 ) -> Result<()> {
@@ -218,8 +213,7 @@ pub fn encode_backward(
     let (columns, kernels) = (shape.columns(), kind.kernels());
     gpu.dispatch(
         rec,
-        &SHADER,
-        kernels.backward,
+        SHADER.entry(kernels.backward),
         &params(shape, f64::from(grad_scale) / columns as f64),
         &[(TEACHER, p), (LOGITS, z), (DLOGITS, dz)],
         grid(columns as u32),
@@ -245,7 +239,7 @@ impl Tape<'_> {
         let (p, z) = (self.value(teacher).clone(), self.value(logits).clone());
         let node = TeacherLossNode { kind, shape, teacher, logits };
         self.record(label, Some(Box::new(node)), |g, rec| {
-            encode_forward(g, rec, kind, &shape, &p, &z, &scratch, &loss)
+            encode_forward(g, rec, kind, &shape, (&p, &z), &scratch, &loss)
         })?;
         Ok(loss)
     }
@@ -267,7 +261,7 @@ impl Backward for TeacherLossNode {
         }
         let dz = tape.fresh_grad(self.logits, "logits")?;
         let (p, z) = (tape.value(self.teacher).clone(), tape.value(self.logits).clone());
-        encode_backward(tape.gpu(), &mut tape.backward, self.kind, &self.shape, &p, &z, &dz, grad_scale)
+        encode_backward(tape.gpu(), &mut tape.backward, self.kind, &self.shape, (&p, &z), &dz, grad_scale)
     }
 }
 

@@ -43,7 +43,7 @@ impl Adam {
             ),
         };
         let mut updates = Vec::new();
-        adam::encode_step(gpu, &mut updates, &config, 1, &params.flat, &grads.flat, &m.flat, &v.flat)?;
+        adam::encode_step(gpu, &mut updates, &config, 1, (&params.flat, &grads.flat), (&m.flat, &v.flat))?;
         for update in &mut updates {
             update.set_scope("adam (every parameter)");
         }

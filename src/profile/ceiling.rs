@@ -78,7 +78,7 @@ fn fma_gflops(gpu: &Gpu, clock: Clock) -> Result<f64> {
         let flops = FLOPS_PER_ITERATION * FMA_INVOCATIONS * iterations as usize;
         let groups = grid(groups_for(FMA_INVOCATIONS, WG));
         let d =
-            gpu.prepare(&SHADER, "fma_rate", &[], &params, &[(SINK, &sink)], groups, Cost::new(flops, FMA_INVOCATIONS));
+            gpu.prepare(SHADER.entry("fma_rate"), &params, &[(SINK, &sink)], groups, Cost::new(flops, FMA_INVOCATIONS));
         let nanos = best_nanos(gpu, clock, &d)?;
         // (lavapipe before Mesa 23 silently stops a shader after 65,535 loop iterations in all.)
         if nanos >= MIN_NANOS || iterations >= 1 << 14 {
@@ -96,6 +96,6 @@ fn copy_gbs(gpu: &Gpu, clock: Clock) -> Result<f64> {
     let params = Params { n: vec4s as u32, iterations: 0, _pad: [0; 2] };
     let groups = grid(groups_for(vec4s / COPIES_PER_INVOCATION, WG));
     let buffers = [(SRC, &src), (DST, &dst)];
-    let d = gpu.prepare(&SHADER, "copy_rate", &[], &params, &buffers, groups, Cost::new(0, 8 * vec4s));
+    let d = gpu.prepare(SHADER.entry("copy_rate"), &params, &buffers, groups, Cost::new(0, 8 * vec4s));
     Ok(2.0 * 16.0 * vec4s as f64 / best_nanos(gpu, clock, &d)?)
 }

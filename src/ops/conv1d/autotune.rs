@@ -186,14 +186,30 @@ pub fn encode_pass(
     ensure!(forced.choose(gpu, shape, pass)? == kernel, "{} cannot compute {pass:?} of {shape:?}", kernel_name(kernel));
     let bias = Tensor::zeros(gpu, &[shape.cout], "bias or its gradient")?;
     match pass {
-        Pass::Forward => super::encode_forward(gpu, rec, forced, shape, x, w, &bias, out),
-        Pass::InputGrad => super::encode_backward_input(gpu, rec, forced, shape, dy, w, out, accumulate),
+        Pass::Forward => {
+            super::encode_forward(gpu, rec, forced, shape, super::ForwardTensors { x, w, b: &bias, y: out })
+        }
+        Pass::InputGrad => super::encode_backward_input(
+            gpu,
+            rec,
+            forced,
+            shape,
+            super::InputGradTensors { dy, w, dx: out },
+            accumulate,
+        ),
         Pass::WeightGrad => {
             let partials = match super::weight_grad_partials(gpu, forced, shape)? {
                 0 => None,
                 len => Some(Tensor::zeros(gpu, &[len], "partials")?),
             };
-            super::encode_backward_params(gpu, rec, forced, shape, (x, dy), (out, &bias), accumulate, partials.as_ref())
+            super::encode_backward_params(
+                gpu,
+                rec,
+                forced,
+                shape,
+                super::ParamGradTensors { x, dy, dw: out, db: &bias, partials: partials.as_ref() },
+                accumulate,
+            )
         }
     }
 }

@@ -12,7 +12,7 @@ use anyhow::Result;
 use bytemuck::{Pod, Zeroable};
 
 use super::{tiled, Conv1dShape, Pass, B, DB, DW, DX, DY, PARTIALS, STATS, W, X, Y};
-use crate::gpu::{grid, Constants, Cost, Gpu, Recorder};
+use crate::gpu::{grid, Cost, Gpu, Recorder};
 use crate::gpu::{Binding, Shader, Tensor};
 
 /// `shaders/conv1d_cpu.wgsl` and the storage buffers it declares.
@@ -256,22 +256,6 @@ fn workgroups(blocks: usize, channels: usize, items: usize, lanes: usize) -> [u3
     grid(u32::try_from(groups).expect("more than 2^32 workgroups in one dispatch"))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dispatch(
-    gpu: &Gpu,
-    rec: &mut impl Recorder,
-    entry: &'static str,
-    shape: &Conv1dShape,
-    plan: &Plan,
-    params: &Params,
-    buffers: &[(Binding, &Tensor)],
-    workgroups: [u32; 3],
-    cost: Cost,
-) {
-    let constants: &Constants = &plan.constants(shape, lanes(gpu));
-    gpu.dispatch_specialized(rec, &SHADER, entry, constants, params, buffers, workgroups, cost);
-}
-
 /// `y = conv1d(x, w) + b`. The tensors are checked by the caller.
 pub(super) fn forward(
     gpu: &Gpu,
@@ -283,7 +267,8 @@ pub(super) fn forward(
     let plan = forward_plan(shape, lanes(gpu))?;
     let params = params(shape, false, &plan)?;
     let groups = workgroups(plan.blocks, shape.cout, plan.item_groups(shape), lanes(gpu));
-    dispatch(gpu, rec, "forward", shape, &plan, &params, buffers, groups, cost);
+    let constants = plan.constants(shape, lanes(gpu));
+    gpu.dispatch(rec, SHADER.entry("forward").with(&constants), &params, buffers, groups, cost);
     Ok(())
 }
 
@@ -316,7 +301,8 @@ pub(super) fn forward_stats(
     // Besides the forward: per output two additions and a multiply; the statistics written.
     let cost = cost + Cost::new(3 * shape.n * shape.l_out()? * shape.cout, stats.numel());
     let groups = workgroups(plan.blocks, shape.cout, shape.n, lanes);
-    dispatch(gpu, rec, "forward_stats", shape, &plan, &params, &buffers, groups, cost);
+    let constants = plan.constants(shape, lanes);
+    gpu.dispatch(rec, SHADER.entry("forward_stats").with(&constants), &params, &buffers, groups, cost);
     Ok(())
 }
 
@@ -332,13 +318,13 @@ pub(super) fn backward_input(
     let plan = input_grad_plan(shape, lanes(gpu))?;
     let params = params(shape, accumulate, &plan)?;
     let groups = workgroups(plan.blocks, shape.cin, plan.item_groups(shape), lanes(gpu));
-    dispatch(gpu, rec, "backward_input", shape, &plan, &params, buffers, groups, cost);
+    let constants = plan.constants(shape, lanes(gpu));
+    gpu.dispatch(rec, SHADER.entry("backward_input").with(&constants), &params, buffers, groups, cost);
     Ok(())
 }
 
 /// `dw` and `db` (+)= the parameter gradients; with several splits through `partials` and
 /// conv1d_tiled's reduce_splits.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn backward_params(
     gpu: &Gpu,
     rec: &mut impl Recorder,
@@ -356,11 +342,13 @@ pub(super) fn backward_params(
     let cost = tiled::params_cost(shape, (x, dy), (dw, db), accumulate, plan.blocks)?;
     if plan.blocks == 1 {
         let buffers = [(X, x), (DY, dy), (DW, dw), (DB, db)];
-        dispatch(gpu, rec, "backward_params", shape, &plan, &params, &buffers, groups, cost);
+        let constants = plan.constants(shape, lanes);
+        gpu.dispatch(rec, SHADER.entry("backward_params").with(&constants), &params, &buffers, groups, cost);
         return Ok(());
     }
     let partials = tiled::split_partials(shape, plan.blocks, partials, "CPU-shaped")?;
     let buffers = [(X, x), (DY, dy), (PARTIALS, partials)];
-    dispatch(gpu, rec, "backward_params_split", shape, &plan, &params, &buffers, groups, cost);
+    let constants = plan.constants(shape, lanes);
+    gpu.dispatch(rec, SHADER.entry("backward_params_split").with(&constants), &params, &buffers, groups, cost);
     tiled::reduce_splits(gpu, rec, shape, plan.blocks, (dw, db), accumulate, partials)
 }

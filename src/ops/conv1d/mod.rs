@@ -287,16 +287,41 @@ fn check(what: &str, tensor: &Tensor, expected: &[usize], shape: &Conv1dShape) -
     Ok(())
 }
 
+/// The tensors of `y = conv1d(x, w) + b`: `x` `[N, Cin, L]`, `w` `[Cout, Cin, K]`, `b` `[Cout]`,
+/// `y` `[N, Cout, Lout]`.
+#[derive(Clone, Copy)]
+pub struct ForwardTensors<'t> {
+    pub x: &'t Tensor,
+    pub w: &'t Tensor,
+    pub b: &'t Tensor,
+    pub y: &'t Tensor,
+}
+
+/// The tensors of the input gradient: `dx` (shaped like `x`) from `dy` (shaped like `y`) and `w`.
+#[derive(Clone, Copy)]
+pub struct InputGradTensors<'t> {
+    pub dy: &'t Tensor,
+    pub w: &'t Tensor,
+    pub dx: &'t Tensor,
+}
+
+/// The tensors of the parameter gradients: `dw` and `db` from the forward input `x` and `dy`;
+/// `partials` is the scratch the tiled and cpu kernels split long sums into (see
+/// [`weight_grad_partials`]; None when that is 0).
+#[derive(Clone, Copy)]
+pub struct ParamGradTensors<'t> {
+    pub x: &'t Tensor,
+    pub dy: &'t Tensor,
+    pub dw: &'t Tensor,
+    pub db: &'t Tensor,
+    pub partials: Option<&'t Tensor>,
+}
+
 /// The forward's checked tensors: its uniform parameters, bindings and least cost.
 type ForwardOperands<'t> = (Params, [(Binding, &'t Tensor); 4], Cost);
 
-fn forward_operands<'t>(
-    shape: &Conv1dShape,
-    x: &'t Tensor,
-    w: &'t Tensor,
-    b: &'t Tensor,
-    y: &'t Tensor,
-) -> Result<ForwardOperands<'t>> {
+fn forward_operands<'t>(shape: &Conv1dShape, t: ForwardTensors<'t>) -> Result<ForwardOperands<'t>> {
+    let ForwardTensors { x, w, b, y } = t;
     let params = shape.params(false)?;
     check("input x", x, &shape.input_dims(), shape)?;
     check("weight w", w, &shape.weight_dims(), shape)?;
@@ -307,27 +332,24 @@ fn forward_operands<'t>(
 }
 
 /// Records `y = conv1d(x, w) + b`.
-#[allow(clippy::too_many_arguments)]
 pub fn encode_forward(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     kernel: ConvKernel,
     shape: &Conv1dShape,
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    y: &Tensor,
+    t: ForwardTensors,
 ) -> Result<()> {
-    let (params, buffers, cost) = forward_operands(shape, x, w, b, y)?;
+    let (params, buffers, cost) = forward_operands(shape, t)?;
+    let y = t.y;
     match kernel.choose(gpu, shape, Pass::Forward)? {
         PassKernel::Tiled => tiled::forward(gpu, rec, shape, &buffers, cost)?,
         PassKernel::Cpu => cpu::forward(gpu, rec, shape, &buffers, cost)?,
         PassKernel::Plain if one_group_per_output(shape.cin * shape.k, y.numel()) => {
             let groups = grid(groups_for(y.numel(), 1));
-            gpu.dispatch(rec, &PLAIN_SHADER, "forward_rows", &params, &buffers, groups, cost)
+            gpu.dispatch(rec, PLAIN_SHADER.entry("forward_rows"), &params, &buffers, groups, cost)
         }
         PassKernel::Plain => {
-            gpu.dispatch(rec, &PLAIN_SHADER, "forward", &params, &buffers, grid(groups_for(y.numel(), WG)), cost)
+            gpu.dispatch(rec, PLAIN_SHADER.entry("forward"), &params, &buffers, grid(groups_for(y.numel(), WG)), cost)
         }
     }
     Ok(())
@@ -346,19 +368,15 @@ pub fn stats_tiles(gpu: &Gpu, kernel: ConvKernel, shape: &Conv1dShape) -> Result
 /// Records `y = conv1d(x, w) + b` with the tiled or cpu kernel, which also leaves the per-tile
 /// statistics of `y` that a training-mode batchnorm on `y` merges instead of reading `y` again.
 /// `stats` must be `[stats_tiles(gpu, kernel, shape), Cout, 3]`.
-#[allow(clippy::too_many_arguments)]
 pub fn encode_forward_with_stats(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     kernel: ConvKernel,
     shape: &Conv1dShape,
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    y: &Tensor,
+    t: ForwardTensors,
     stats: &TileStats,
 ) -> Result<()> {
-    let (_, buffers, cost) = forward_operands(shape, x, w, b, y)?;
+    let (_, buffers, cost) = forward_operands(shape, t)?;
     match kernel.choose(gpu, shape, Pass::Forward)? {
         PassKernel::Tiled => tiled::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost),
         PassKernel::Cpu => cpu::forward_stats(gpu, rec, shape, &buffers, &stats.stats, cost),
@@ -368,15 +386,12 @@ pub fn encode_forward_with_stats(
 
 /// Records `dx`, the gradient of the loss with respect to the input, from `dy` (shaped like `y`);
 /// adds to `dx` when `accumulate` (an input read by two ops).
-#[allow(clippy::too_many_arguments)]
 pub fn encode_backward_input(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     kernel: ConvKernel,
     shape: &Conv1dShape,
-    dy: &Tensor,
-    w: &Tensor,
-    dx: &Tensor,
+    InputGradTensors { dy, w, dx }: InputGradTensors,
     accumulate: bool,
 ) -> Result<()> {
     let params = shape.params(accumulate)?;
@@ -391,11 +406,11 @@ pub fn encode_backward_input(
         PassKernel::Cpu => cpu::backward_input(gpu, rec, shape, accumulate, &buffers, cost)?,
         PassKernel::Plain if one_group_per_output(shape.cout * shape.k.div_ceil(shape.stride), dx.numel()) => {
             let groups = grid(groups_for(dx.numel(), 1));
-            gpu.dispatch(rec, &PLAIN_SHADER, "backward_input_rows", &params, &buffers, groups, cost);
+            gpu.dispatch(rec, PLAIN_SHADER.entry("backward_input_rows"), &params, &buffers, groups, cost);
         }
         PassKernel::Plain => {
             let groups = grid(groups_for(dx.numel(), WG));
-            gpu.dispatch(rec, &PLAIN_SHADER, "backward_input", &params, &buffers, groups, cost);
+            gpu.dispatch(rec, PLAIN_SHADER.entry("backward_input"), &params, &buffers, groups, cost);
         }
     }
     Ok(())
@@ -405,16 +420,13 @@ pub fn encode_backward_input(
 /// adds to them when `accumulate`. Plain: backward_weight, then backward_bias. Tiled and cpu: one
 /// kernel for both, which splits long sums across workgroups and then needs `partials`, a scratch
 /// tensor of at least [`weight_grad_partials`] floats (none when that is 0).
-#[allow(clippy::too_many_arguments)]
 pub fn encode_backward_params(
     gpu: &Gpu,
     rec: &mut impl Recorder,
     kernel: ConvKernel,
     shape: &Conv1dShape,
-    (x, dy): (&Tensor, &Tensor),
-    (dw, db): (&Tensor, &Tensor),
+    ParamGradTensors { x, dy, dw, db, partials }: ParamGradTensors,
     accumulate: bool,
-    partials: Option<&Tensor>,
 ) -> Result<()> {
     let params = shape.params(accumulate)?;
     check("input x", x, &shape.input_dims(), shape)?;
@@ -431,7 +443,7 @@ pub fn encode_backward_params(
     let dw_moves = if accumulate { 2 } else { 1 } * dw.numel();
     let cost = Cost::new(2 * shape.macs(dy.shape[2]), x.numel() + dy.numel() + dw_moves);
     let groups = grid(groups_for(dw.numel(), weights_per_group));
-    gpu.dispatch(rec, &PLAIN_SHADER, "backward_weight", &params, &buffers, groups, cost);
+    gpu.dispatch(rec, PLAIN_SHADER.entry("backward_weight"), &params, &buffers, groups, cost);
     encode_backward_bias(gpu, rec, shape, dy, db, accumulate)
 }
 
@@ -450,8 +462,7 @@ pub fn encode_backward_bias(
     // One workgroup per bias element.
     gpu.dispatch(
         rec,
-        &PLAIN_SHADER,
-        "backward_bias",
+        PLAIN_SHADER.entry("backward_bias"),
         &params,
         &[(DY, dy), (DB, db)],
         grid(groups_for(shape.cout, 1)),
@@ -489,10 +500,11 @@ impl Tape<'_> {
             None => None,
         };
         let [xt, wt, bt, yt] = [x, w, b, y].map(|v| self.value(v).clone());
+        let tensors = ForwardTensors { x: &xt, w: &wt, b: &bt, y: &yt };
         let node = ConvNode { shape, kernel, x, w, b, y };
         self.record(label, Some(Box::new(node)), |g, rec| match &stats {
-            Some(stats) => encode_forward_with_stats(g, rec, kernel, &shape, &xt, &wt, &bt, &yt, stats),
-            None => encode_forward(g, rec, kernel, &shape, &xt, &wt, &bt, &yt),
+            Some(stats) => encode_forward_with_stats(g, rec, kernel, &shape, tensors, stats),
+            None => encode_forward(g, rec, kernel, &shape, tensors),
         })?;
         Ok((y, stats))
     }
@@ -522,12 +534,20 @@ impl Backward for ConvNode {
             let x = tape.value(self.x).clone();
             // Parameter gradients always add: micro-batches sum into them.
             let rec = &mut tape.backward;
-            encode_backward_params(g, rec, kernel, shape, (&x, &dy), (&dw, &db), true, partials.as_ref())?;
+            let tensors = ParamGradTensors { x: &x, dy: &dy, dw: &dw, db: &db, partials: partials.as_ref() };
+            encode_backward_params(g, rec, kernel, shape, tensors, true)?;
         }
         if tape.needs_grad(self.x) {
             let (dx, accumulate) = tape.grad_target(self.x, "conv input")?;
             let w = tape.value(self.w).clone();
-            encode_backward_input(g, &mut tape.backward, kernel, shape, &dy, &w, &dx, accumulate)?;
+            encode_backward_input(
+                g,
+                &mut tape.backward,
+                kernel,
+                shape,
+                InputGradTensors { dy: &dy, w: &w, dx: &dx },
+                accumulate,
+            )?;
         }
         Ok(())
     }

@@ -170,7 +170,7 @@ pub(super) fn forward(
 ) -> Result<()> {
     let plan = TilePlan::for_output(shape.cout, shape.n * shape.l_out()?);
     let params = params(shape, false, plan, 1)?;
-    gpu.dispatch(rec, &SHADER, "forward", &params, buffers, workgroups(plan, 1), cost);
+    gpu.dispatch(rec, SHADER.entry("forward"), &params, buffers, workgroups(plan, 1), cost);
     Ok(())
 }
 
@@ -200,7 +200,7 @@ pub(super) fn forward_stats(
     let buffers = [buffers, &[(STATS, stats)]].concat();
     // Besides the forward: for every output, two additions and a multiply; the statistics written.
     let cost = cost + Cost::new(3 * shape.n * shape.l_out()? * shape.cout, stats.numel());
-    gpu.dispatch(rec, &SHADER, "forward_stats", &params, &buffers, workgroups(plan, 1), cost);
+    gpu.dispatch(rec, SHADER.entry("forward_stats"), &params, &buffers, workgroups(plan, 1), cost);
     Ok(())
 }
 
@@ -222,14 +222,13 @@ pub(super) fn backward_input(
     let plan = TilePlan::for_output(shape.cin, shape.n * q_len);
     let mut params = params(shape, accumulate, plan, shape.stride)?;
     params.q_len = u32::try_from(q_len)?;
-    gpu.dispatch(rec, &SHADER, "backward_input", &params, buffers, workgroups(plan, shape.stride), cost);
+    gpu.dispatch(rec, SHADER.entry("backward_input"), &params, buffers, workgroups(plan, shape.stride), cost);
     Ok(())
 }
 
 /// `dw` and `db` (+)= the parameter gradients: rows co, columns (ci, k), the positions split
 /// across workgroups; with several splits their partial sums go to `partials` and a second launch
 /// adds them. `db` comes from the dy tiles the same kernel stages.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn backward_params(
     gpu: &Gpu,
     rec: &mut impl Recorder,
@@ -246,13 +245,13 @@ pub(super) fn backward_params(
     let cost = params_cost(shape, (x, dy), (dw, db), accumulate, split.splits)?;
     if split.splits == 1 {
         let buffers = [(X, x), (DY, dy), (DW, dw), (DB, db)];
-        gpu.dispatch(rec, &SHADER, "backward_params", &params, &buffers, workgroups(plan, 1), cost);
+        gpu.dispatch(rec, SHADER.entry("backward_params"), &params, &buffers, workgroups(plan, 1), cost);
         return Ok(());
     }
     let partials = split_partials(shape, split.splits, partials, "tiled")?;
     let buffers = [(X, x), (DY, dy), (PARTIALS, partials)];
     let groups = workgroups(plan, split.splits);
-    gpu.dispatch(rec, &SHADER, "backward_params_split", &params, &buffers, groups, cost);
+    gpu.dispatch(rec, SHADER.entry("backward_params_split"), &params, &buffers, groups, cost);
     reduce_splits(gpu, rec, shape, split.splits, (dw, db), accumulate, partials)
 }
 
@@ -309,6 +308,6 @@ pub(super) fn reduce_splits(
     let needed = splits * outputs;
     let cost = Cost::new(needed, needed + if accumulate { 2 } else { 1 } * outputs);
     let buffers = [(DW, dw), (DB, db), (PARTIALS, partials)];
-    gpu.dispatch(rec, &SHADER, "reduce_splits", &params, &buffers, grid(groups_for(outputs, WG)), cost);
+    gpu.dispatch(rec, SHADER.entry("reduce_splits"), &params, &buffers, grid(groups_for(outputs, WG)), cost);
     Ok(())
 }

@@ -21,7 +21,7 @@ pub fn checks(gpu: &Gpu) -> Result<Vec<Check>> {
     for step in 1..=3 {
         let grad = lab.randn(n);
         let grad_gpu = lab.upload(&grad, &[n])?;
-        lab.run(|g, enc| adam::encode_step(g, enc, &cfg, step, &param, &grad_gpu, &m, &v))?;
+        lab.run(|g, enc| adam::encode_step(g, enc, &cfg, step, (&param, &grad_gpu), (&m, &v)))?;
         reference::step(&cfg, step, &mut param_ref, &to_f64(&grad), &mut m_ref, &mut v_ref);
         let what = |output: &str| format!("adam (n={n}) step {step}: {output}");
         checks.extend([

@@ -61,9 +61,12 @@ fn check_train(lab: &mut Lab, s: &BatchNormShape) -> Result<Vec<Check>> {
             s,
             (x, &y),
             Affine { gamma, beta },
-            RunningStats { mean: rm, var: rv },
-            Saved { mean: &save_mean, invstd: &save_invstd },
-            (eps, momentum),
+            batchnorm::TrainStats {
+                running: RunningStats { mean: rm, var: rv },
+                saved: Saved { mean: &save_mean, invstd: &save_invstd },
+                eps,
+                momentum,
+            },
         )?;
         batchnorm::encode_backward(
             g,
@@ -78,7 +81,7 @@ fn check_train(lab: &mut Lab, s: &BatchNormShape) -> Result<Vec<Check>> {
     let (x, gamma) = (to_f64(&layer.x), to_f64(&layer.gamma));
     let (rm_in, rv_in) = (to_f64(&layer.running_mean), to_f64(&layer.running_var));
     let (eps, momentum) = (f64::from(DEFAULT_EPS), f64::from(DEFAULT_MOMENTUM));
-    let fwd = reference::forward_train(s, &x, &gamma, &to_f64(&layer.beta), &rm_in, &rv_in, eps, momentum);
+    let fwd = reference::forward_train(s, &x, &gamma, &to_f64(&layer.beta), (&rm_in, &rv_in), (eps, momentum));
     let grads = reference::backward(s, &x, &to_f64(&dy), &gamma, &fwd.mean, &fwd.invstd);
     let what = |output: &str| format!("batchnorm train (N={} C={} L={}): {output}", s.n, s.c, s.l);
     Ok(vec![

@@ -6,7 +6,7 @@ use anyhow::Result;
 use super::lab::Lab;
 use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
-use crate::ops::batchnorm::{Affine, Grads, RunningStats, Saved, DEFAULT_EPS, DEFAULT_MOMENTUM};
+use crate::ops::batchnorm::{Affine, Grads, RunningStats, Saved, TrainStats, DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::ops::bn_relu_pool::{self, reference, BnReluPoolShape};
 use crate::selftest::{to_f64, Check};
 
@@ -43,9 +43,12 @@ fn check_layer(lab: &mut Lab, s: &BnReluPoolShape) -> Result<Vec<Check>> {
             (&xg, None),
             (&y, argmax),
             Affine { gamma: &gamma_g, beta: &beta_g },
-            RunningStats { mean: &rm, var: &rv },
-            Saved { mean: &save_mean, invstd: &save_invstd },
-            (DEFAULT_EPS, DEFAULT_MOMENTUM),
+            TrainStats {
+                running: RunningStats { mean: &rm, var: &rv },
+                saved: Saved { mean: &save_mean, invstd: &save_invstd },
+                eps: DEFAULT_EPS,
+                momentum: DEFAULT_MOMENTUM,
+            },
         )?;
         bn_relu_pool::encode_backward(
             g,
@@ -60,9 +63,15 @@ fn check_layer(lab: &mut Lab, s: &BnReluPoolShape) -> Result<Vec<Check>> {
 
     let (x, gamma, beta) = (to_f64(&x), to_f64(&gamma), to_f64(&beta));
     let (eps, momentum) = (f64::from(DEFAULT_EPS), f64::from(DEFAULT_MOMENTUM));
-    let fwd =
-        reference::forward_train(s, &x, &gamma, &beta, &to_f64(&running_mean), &to_f64(&running_var), eps, momentum);
-    let grads = reference::backward(s, &x, &to_f64(&dy), &fwd.argmax, &gamma, &beta, &fwd.mean, &fwd.invstd);
+    let fwd = reference::forward_train(
+        s,
+        &x,
+        &gamma,
+        &beta,
+        (&to_f64(&running_mean), &to_f64(&running_var)),
+        (eps, momentum),
+    );
+    let grads = reference::backward(s, &x, &to_f64(&dy), &fwd.argmax, &gamma, &beta, (&fwd.mean, &fwd.invstd));
     let what = |output: &str| format!("bn_relu_pool k={} (N={} C={} L={}): {output}", s.k, s.n, s.c, s.l);
     let mut checks = vec![Check::compare(what("y"), &lab.read(&y)?, &fwd.y, FORWARD)];
     if let Some(argmax) = &argmax {

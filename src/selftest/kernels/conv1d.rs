@@ -42,9 +42,23 @@ fn check_layer(lab: &mut Lab, kernel: ConvKernel, name: &str, s: &Conv1dShape) -
         len => Some(lab.poisoned(&[len])?),
     };
     lab.run(|g, enc| {
-        conv1d::encode_forward(g, enc, kernel, s, &xg, &wg, &bg, &y)?;
-        conv1d::encode_backward_input(g, enc, kernel, s, &dyg, &wg, &dx, false)?;
-        conv1d::encode_backward_params(g, enc, kernel, s, (&xg, &dyg), (&dw, &db), false, partials.as_ref())
+        conv1d::encode_forward(g, enc, kernel, s, conv1d::ForwardTensors { x: &xg, w: &wg, b: &bg, y: &y })?;
+        conv1d::encode_backward_input(
+            g,
+            enc,
+            kernel,
+            s,
+            conv1d::InputGradTensors { dy: &dyg, w: &wg, dx: &dx },
+            false,
+        )?;
+        conv1d::encode_backward_params(
+            g,
+            enc,
+            kernel,
+            s,
+            conv1d::ParamGradTensors { x: &xg, dy: &dyg, dw: &dw, db: &db, partials: partials.as_ref() },
+            false,
+        )
     })?;
     let (x, w, b, dy) = (to_f64(&x), to_f64(&w), to_f64(&b), to_f64(&dy));
     let Conv1dShape { n, cin, cout, l, k, stride, pad } = *s;

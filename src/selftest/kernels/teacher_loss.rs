@@ -45,8 +45,8 @@ fn check_shape(lab: &mut Lab, s: &ColumnShape) -> Result<Vec<Check>> {
     for kind in TeacherLoss::ALL {
         let (column_loss, loss, dz) = (lab.poisoned(&[s.columns()])?, lab.poisoned(&[1])?, lab.poisoned(&dims)?);
         lab.run(|g, enc| {
-            teacher_loss::encode_forward(g, enc, kind, s, &pg, &zg, &column_loss, &loss)?;
-            teacher_loss::encode_backward(g, enc, kind, s, &pg, &zg, &dz, 1.0)
+            teacher_loss::encode_forward(g, enc, kind, s, (&pg, &zg), &column_loss, &loss)?;
+            teacher_loss::encode_backward(g, enc, kind, s, (&pg, &zg), &dz, 1.0)
         })?;
         let what = |output: &str| format!("{} (N={} C={} T={}): {output}", kind.op(), s.n, s.c, s.t);
         let want_loss = teacher_loss::reference::forward(kind, s, &p64, &z64);
