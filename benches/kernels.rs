@@ -7,33 +7,33 @@
 //! Time is GPU time from timestamp queries around each kernel's compute passes where the adapter
 //! has them, and wall-clock time of submit-and-wait otherwise (which then includes submission
 //! overhead); the table at the end says which, and on which adapter. Next to each time: the FLOPs
-//! and the minimum bytes the kernel must move (each input read once, each output written once),
-//! turned into GFLOP/s and GB/s.
+//! and the minimum bytes the kernels must move (each input read once, each output written once),
+//! the sum of the `Cost` each launch carries, turned into GFLOP/s and GB/s. Every op family of
+//! `sn_wgpu::ops::FAMILIES` has cases here; the bench stops before timing when one has none.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
-use sn_wgpu::gpu::MAX_TIMED_PASSES;
+use sn_wgpu::gpu::{Dispatch, MAX_TIMED_PASSES};
 use sn_wgpu::model::params::parameter_specs;
 use sn_wgpu::model::soundnet8;
 use sn_wgpu::ops::adam::{self, AdamConfig};
-use sn_wgpu::ops::batchnorm::{self, Affine, BatchNormShape, Grads, RunningStats, Saved};
+use sn_wgpu::ops::batchnorm::{self, Affine, BatchNormShape, Grads, RunningStats, Saved, TrainStats};
+use sn_wgpu::ops::bn_relu_pool::{self, BnReluPoolShape};
 use sn_wgpu::ops::conv1d::{self, Conv1dShape, ConvKernel};
 use sn_wgpu::ops::maxpool1d::{self, MaxPool1dShape};
 use sn_wgpu::ops::relu;
 use sn_wgpu::ops::teacher_loss::{self, ColumnShape, TeacherLoss};
 use sn_wgpu::{Gpu, Tensor};
 
-/// Records one repetition of a benchmarked kernel into an encoder.
-type Encode = Box<dyn Fn(&Gpu, &mut wgpu::CommandEncoder)>;
-
-/// One benchmarked kernel (or an op's group of passes) with its work and traffic.
+/// One benchmarked kernel (or an op's group of passes): its launches, prepared once, and their
+/// least work and traffic.
 struct Case {
     name: String,
     flops: f64,
     bytes: f64,
-    encode: Encode,
+    launches: Vec<Dispatch>,
 }
 
 /// What was measured for one case, accumulated over criterion's samples.
@@ -65,7 +65,9 @@ fn time_submission(gpu: &Gpu, case: &Case, iters: u64) -> Duration {
     let timed = gpu.start_timing(iters as u32 * MAX_PASSES_PER_CASE);
     let mut encoder = gpu.encoder(&case.name);
     for _ in 0..iters {
-        (case.encode)(gpu, &mut encoder);
+        for launch in &case.launches {
+            launch.encode(gpu, &mut encoder);
+        }
     }
     let start = Instant::now();
     gpu.submit(encoder);
@@ -89,8 +91,24 @@ fn tensor(gpu: &Gpu, shape: &[usize], label: &str) -> Tensor {
     Tensor::from_slice(gpu, &data, shape, label).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn case(name: String, flops: f64, bytes: f64, encode: impl Fn(&Gpu, &mut wgpu::CommandEncoder) + 'static) -> Case {
-    Case { name, flops, bytes, encode: Box::new(encode) }
+/// The case `name` of the launches `record` makes, with their costs added up.
+fn case(gpu: &Gpu, name: String, record: impl FnOnce(&Gpu, &mut Vec<Dispatch>)) -> Case {
+    let mut launches = Vec::new();
+    record(gpu, &mut launches);
+    let (flops, bytes) =
+        launches.iter().fold((0.0, 0.0), |(f, b), d| (f + d.info().cost.flops, b + d.info().cost.bytes));
+    Case { name, flops, bytes, launches }
+}
+
+/// Stops unless every op family has a case (its shader among some case's launches).
+fn check_every_family_has_a_case(cases: &[Case]) {
+    for family in sn_wgpu::ops::FAMILIES {
+        let covered = cases.iter().flat_map(|c| &c.launches).any(|d| {
+            let shader = d.interface().0;
+            family.shaders.iter().any(|s| s.name == shader.name)
+        });
+        assert!(covered, "benches/kernels.rs has no case for the {} family of sn_wgpu::ops::FAMILIES", family.name);
+    }
 }
 
 /// The kernels at every SoundNet-8 layer shape: each body layer's conv, batchnorm, ReLU and pool
@@ -107,7 +125,6 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
             Conv1dShape { n: batch, cin, cout: layer.cout, l: len, k: layer.k, stride: layer.stride, pad: layer.pad };
         convs.push((layer.name.to_string(), shape));
         let act = [batch, layer.cout, conv_len];
-        let n = (batch * layer.cout * conv_len) as f64;
         let bn = BatchNormShape { n: batch, c: layer.cout, l: conv_len };
         let (x, y, dy, dx) =
             (tensor(gpu, &act, "x"), tensor(gpu, &act, "y"), tensor(gpu, &act, "dy"), tensor(gpu, &act, "dx"));
@@ -134,31 +151,26 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                 mean.clone(),
                 invstd.clone(),
             );
-            cases.push(case(
-                format!("batchnorm train forward {} {act:?}", layer.name),
-                8.0 * n,
-                12.0 * n,
-                move |g_, e| {
-                    batchnorm::encode_forward_train(
-                        g_,
-                        e,
-                        &bn,
-                        (&x, &y),
-                        Affine { gamma: &g, beta: &b },
-                        batchnorm::TrainStats {
-                            running: RunningStats { mean: &rm, var: &rv },
-                            saved: Saved { mean: &mean, invstd: &invstd },
-                            eps: batchnorm::DEFAULT_EPS,
-                            momentum: batchnorm::DEFAULT_MOMENTUM,
-                        },
-                    )
-                    .unwrap()
-                },
-            ));
+            cases.push(case(gpu, format!("batchnorm train forward {} {act:?}", layer.name), move |g_, e| {
+                batchnorm::encode_forward_train(
+                    g_,
+                    e,
+                    &bn,
+                    (&x, &y),
+                    Affine { gamma: &g, beta: &b },
+                    TrainStats {
+                        running: RunningStats { mean: &rm, var: &rv },
+                        saved: Saved { mean: &mean, invstd: &invstd },
+                        eps: batchnorm::DEFAULT_EPS,
+                        momentum: batchnorm::DEFAULT_MOMENTUM,
+                    },
+                )
+                .unwrap()
+            }));
         }
         {
             let (x, dy, dx, g) = (x.clone(), dy.clone(), dx.clone(), gamma.clone());
-            cases.push(case(format!("batchnorm backward {} {act:?}", layer.name), 10.0 * n, 16.0 * n, move |g_, e| {
+            cases.push(case(gpu, format!("batchnorm backward {} {act:?}", layer.name), move |g_, e| {
                 batchnorm::encode_backward(
                     g_,
                     e,
@@ -173,32 +185,45 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         }
         {
             let (x, y) = (x.clone(), y.clone());
-            cases.push(case(format!("relu forward {} {act:?}", layer.name), n, 8.0 * n, move |g_, e| {
+            cases.push(case(gpu, format!("relu forward {} {act:?}", layer.name), move |g_, e| {
                 relu::encode_forward(g_, e, &x, &y).unwrap()
             }));
         }
         {
             let (x, dy, dx) = (x.clone(), dy.clone(), dx.clone());
-            cases.push(case(format!("relu backward {} {act:?}", layer.name), n, 12.0 * n, move |g_, e| {
+            cases.push(case(gpu, format!("relu backward {} {act:?}", layer.name), move |g_, e| {
                 relu::encode_backward(g_, e, &x, &dy, &dx).unwrap()
             }));
         }
         if let Some(k) = layer.pool {
             let shape = MaxPool1dShape { n: batch, c: layer.cout, l: conv_len, k, stride: k };
             let out = [batch, layer.cout, pooled];
-            let m = (batch * layer.cout * pooled) as f64;
             let (py, arg, pdy) =
                 (tensor(gpu, &out, "pool y"), tensor(gpu, &out, "argmax"), tensor(gpu, &out, "pool dy"));
             {
                 let (x, py, arg) = (x.clone(), py.clone(), arg.clone());
-                cases.push(case(
-                    format!("maxpool forward {} {act:?}", layer.name),
-                    n,
-                    4.0 * n + 8.0 * m,
-                    move |g_, e| maxpool1d::encode_forward(g_, e, &shape, &x, &py, &arg).unwrap(),
-                ));
+                cases.push(case(gpu, format!("maxpool forward {} {act:?}", layer.name), move |g_, e| {
+                    maxpool1d::encode_forward(g_, e, &shape, &x, &py, &arg).unwrap()
+                }));
             }
-            cases.push(case(format!("maxpool backward {} {act:?}", layer.name), n, 4.0 * n + 8.0 * m, move |g_, e| {
+            {
+                let (x, py, arg) = (x.clone(), py.clone(), arg.clone());
+                let (g, b, rm, rv) = (per_channel(), per_channel(), per_channel(), per_channel());
+                let (mean, invstd) = (per_channel(), per_channel());
+                let fused = BnReluPoolShape::new(batch, layer.cout, conv_len, k).unwrap();
+                cases.push(case(gpu, format!("bn_relu_pool train forward {} {act:?}", layer.name), move |g_, e| {
+                    let stats = TrainStats {
+                        running: RunningStats { mean: &rm, var: &rv },
+                        saved: Saved { mean: &mean, invstd: &invstd },
+                        eps: batchnorm::DEFAULT_EPS,
+                        momentum: batchnorm::DEFAULT_MOMENTUM,
+                    };
+                    let affine = Affine { gamma: &g, beta: &b };
+                    bn_relu_pool::encode_forward_train(g_, e, &fused, (&x, None), (&py, Some(&arg)), affine, stats)
+                        .unwrap()
+                }));
+            }
+            cases.push(case(gpu, format!("maxpool backward {} {act:?}", layer.name), move |g_, e| {
                 maxpool1d::encode_backward(g_, e, &shape, &arg, &pdy, &dx).unwrap()
             }));
         }
@@ -213,19 +238,15 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
     for (name, s) in convs {
         let l_out = s.l_out().unwrap();
         let (xs, ws, ys) = ([s.n, s.cin, s.l], [s.cout, s.cin, s.k], [s.n, s.cout, l_out]);
-        let macs = (s.n * s.cout * l_out * s.cin * s.k) as f64;
         let (x, w, b, y) =
             (tensor(gpu, &xs, "x"), tensor(gpu, &ws, "w"), tensor(gpu, &[s.cout], "b"), tensor(gpu, &ys, "y"));
         let (dx, dw, db) = (tensor(gpu, &xs, "dx"), tensor(gpu, &ws, "dw"), tensor(gpu, &[s.cout], "db"));
-        let bytes =
-            |shapes: &[&[usize]]| 4.0 * shapes.iter().map(|sh| sh.iter().product::<usize>()).sum::<usize>() as f64;
         for kernel in [ConvKernel::Plain, ConvKernel::Tiled, ConvKernel::Cpu] {
             {
                 let (x, w, b, y) = (x.clone(), w.clone(), b.clone(), y.clone());
                 cases.push(case(
+                    gpu,
                     format!("conv1d {kernel:?} forward {name} {xs:?} k{} s{}", s.k, s.stride),
-                    2.0 * macs,
-                    bytes(&[&xs, &ws, &[s.cout], &ys]),
                     move |g_, e| {
                         conv1d::encode_forward(g_, e, kernel, &s, conv1d::ForwardTensors { x: &x, w: &w, b: &b, y: &y })
                             .unwrap()
@@ -234,22 +255,17 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
             }
             if s.cin > 1 {
                 let (w, y, dx) = (w.clone(), y.clone(), dx.clone());
-                cases.push(case(
-                    format!("conv1d {kernel:?} backward_input {name} {xs:?}"),
-                    2.0 * macs,
-                    bytes(&[&ys, &ws, &xs]),
-                    move |g_, e| {
-                        conv1d::encode_backward_input(
-                            g_,
-                            e,
-                            kernel,
-                            &s,
-                            conv1d::InputGradTensors { dy: &y, w: &w, dx: &dx },
-                            false,
-                        )
-                        .unwrap()
-                    },
-                ));
+                cases.push(case(gpu, format!("conv1d {kernel:?} backward_input {name} {xs:?}"), move |g_, e| {
+                    conv1d::encode_backward_input(
+                        g_,
+                        e,
+                        kernel,
+                        &s,
+                        conv1d::InputGradTensors { dy: &y, w: &w, dx: &dx },
+                        false,
+                    )
+                    .unwrap()
+                }));
             }
             let (x, y, dw, db) = (x.clone(), y.clone(), dw.clone(), db.clone());
             let partials = match conv1d::weight_grad_partials(gpu, kernel, &s).unwrap() {
@@ -257,9 +273,8 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                 len => Some(tensor(gpu, &[len], "dw partial sums")),
             };
             cases.push(case(
+                gpu,
                 format!("conv1d {kernel:?} backward_params (dW and db) {name} {ws:?}"),
-                2.0 * macs + (s.n * s.cout * l_out) as f64,
-                bytes(&[&xs, &ys, &ws, &[s.cout]]),
                 move |g_, e| {
                     let partials = partials.as_ref();
                     conv1d::encode_backward_params(
@@ -274,36 +289,24 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
                 },
             ));
         }
-        cases.push(case(
-            format!("conv1d backward_bias {name} [{}]", s.cout),
-            (s.n * s.cout * l_out) as f64,
-            bytes(&[&ys, &[s.cout]]),
-            move |g_, e| conv1d::encode_backward_bias(g_, e, &s, &y, &db, true).unwrap(),
-        ));
+        cases.push(case(gpu, format!("conv1d backward_bias {name} [{}]", s.cout), move |g_, e| {
+            conv1d::encode_backward_bias(g_, e, &s, &y, &db, true).unwrap()
+        }));
     }
     for head in &arch.heads {
         let shape = ColumnShape { n: batch, c: head.classes, t: lengths.steps };
         let dims = [batch, head.classes, lengths.steps];
-        let n = (batch * head.classes * lengths.steps) as f64;
         let (p, z, dz) = (tensor(gpu, &dims, "p"), tensor(gpu, &dims, "z"), tensor(gpu, &dims, "dz"));
         let (scratch, loss) = (tensor(gpu, &[batch * lengths.steps], "columns"), tensor(gpu, &[1], "loss"));
         {
             let (p, z) = (p.clone(), z.clone());
-            cases.push(case(
-                format!("teacher_loss kl forward {} {dims:?}", head.name),
-                8.0 * n,
-                8.0 * n,
-                move |g_, e| {
-                    teacher_loss::encode_forward(g_, e, TeacherLoss::Kl, &shape, (&p, &z), &scratch, &loss).unwrap()
-                },
-            ));
+            cases.push(case(gpu, format!("teacher_loss kl forward {} {dims:?}", head.name), move |g_, e| {
+                teacher_loss::encode_forward(g_, e, TeacherLoss::Kl, &shape, (&p, &z), &scratch, &loss).unwrap()
+            }));
         }
-        cases.push(case(
-            format!("teacher_loss kl backward {} {dims:?}", head.name),
-            8.0 * n,
-            12.0 * n,
-            move |g_, e| teacher_loss::encode_backward(g_, e, TeacherLoss::Kl, &shape, (&p, &z), &dz, 1.0).unwrap(),
-        ));
+        cases.push(case(gpu, format!("teacher_loss kl backward {} {dims:?}", head.name), move |g_, e| {
+            teacher_loss::encode_backward(g_, e, TeacherLoss::Kl, &shape, (&p, &z), &dz, 1.0).unwrap()
+        }));
     }
     let params: usize = parameter_specs(&arch).iter().map(|s| s.shape.iter().product::<usize>()).sum();
     let (p, g, m, v) = (
@@ -312,12 +315,9 @@ fn cases(gpu: &Gpu, batch: usize, samples: usize) -> Vec<Case> {
         tensor(gpu, &[params], "m"),
         tensor(gpu, &[params], "v"),
     );
-    cases.push(case(
-        format!("adam step, all {params} parameters"),
-        12.0 * params as f64,
-        28.0 * params as f64,
-        move |g_, e| adam::encode_step(g_, e, &AdamConfig::default(), 1, (&p, &g), (&m, &v)).unwrap(),
-    ));
+    cases.push(case(gpu, format!("adam step, all {params} parameters"), move |g_, e| {
+        adam::encode_step(g_, e, &AdamConfig::default(), 1, (&p, &g), (&m, &v)).unwrap()
+    }));
     cases
 }
 
@@ -334,7 +334,9 @@ fn main() {
         .measurement_time(Duration::from_secs(2))
         .configure_from_args();
     let measured = RefCell::new(Vec::<Measured>::new());
-    for case in cases(&gpu, batch, samples) {
+    let cases = cases(&gpu, batch, samples);
+    check_every_family_has_a_case(&cases);
+    for case in cases {
         let mut total = Duration::ZERO;
         let mut count = 0;
         criterion.bench_function(&case.name, |b| {

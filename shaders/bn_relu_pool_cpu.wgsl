@@ -111,7 +111,7 @@ fn bn(ch: Channel, v: f32) -> f32 {
 // Adds up one value from each of the REDUCE_WG invocations taking part (a tree in workgroup
 // memory); every one of them gets the total. All of them must call it, as it holds barriers; the
 // last barrier keeps partial[0] until everyone has read it, before a next reduction overwrites it.
-// (Identical in every shader that reduces; kernels-tests/portability.rs keeps it so.)
+// (Identical in every shader that reduces; tests/portability.rs keeps it so.)
 fn workgroup_sum(lid: u32, v: vec2<f32>) -> vec2<f32> {
     partial[lid] = v;
     workgroupBarrier();

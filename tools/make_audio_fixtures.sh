@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Makes the tiny audio fixtures of kernels-tests/data_pipeline.rs (one per container/codec the data
+# Makes the tiny audio fixtures of tests/data_pipeline.rs (one per container/codec the data
 # pipeline decodes). Run from the repository root:
 #   apt-get install -y sox libsox-fmt-all && bash tools/make_audio_fixtures.sh
 # Each clip is a pure tone, so a test can check the decoded rate by counting zero crossings and the
 # scale by the peak; `--no-dither` keeps 16-bit output bit-exact from run to run.
 set -euo pipefail
-out=kernels-tests/fixtures/audio
+out=tests/fixtures/audio
 mkdir -p "$out"
 s="sox --no-dither -V1 -n"
 

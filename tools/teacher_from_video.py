@@ -46,7 +46,7 @@ STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
 
 
 def fnv1a64(data: bytes) -> int:
-    """The 64-bit FNV-1a hash, as src/eval/shard.rs computes it."""
+    """The 64-bit FNV-1a hash, as src/commands/eval/shard.rs computes it."""
     h = 0xCBF29CE484222325
     for b in data:
         h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF

@@ -42,7 +42,7 @@ if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get 
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
-# tools/teacher_from_video.py's test (kernels-tests/tools.rs) runs ffmpeg and small torchvision
+# tools/teacher_from_video.py's test (tests/tools.rs) runs ffmpeg and small torchvision
 # networks: ffmpeg from the distribution; torch and torchvision from PyPI when missing (its Linux
 # torch brings CUDA libraries, a few GB to download, unused here); torchvision alone (--no-deps:
 # never a second torch) beside a torch already installed. --no-cache-dir: pip's cache would be a
@@ -60,6 +60,6 @@ elif ! python3 -c "import torchvision" 2>/dev/null; then
 fi
 
 # Every op with a GPU-shaped and a CPU-shaped kernel runs its tests with both on this adapter
-# (kernels-tests/common: `per_class!`), so one pass covers both device classes. --no-fail-fast:
+# (tests/common: `per_class!`), so one pass covers both device classes. --no-fail-fast:
 # one failing test binary does not hide the results of the others.
 cargo test --no-fail-fast "$@"

@@ -4,7 +4,7 @@
 //! storage buffers follow at the binding numbers the shader declares. Callers pass exactly the
 //! buffers the entry point uses, as `(Binding, buffer)` pairs whose `Binding` comes from the
 //! shader's table (`Shader::bindings`), so a reader can match each Rust call with the shader's
-//! declarations; `kernels-tests/bindings.rs` checks every launch against the WGSL with naga.
+//! declarations; `tests/bindings.rs` checks every launch against the WGSL with naga.
 //!
 //! Nothing here submits or reads back: ops are encoded, not run. An op hands its launches to a
 //! `Recorder`: a command encoder encodes them at once (tests, one-off work), a `Vec<Dispatch>`

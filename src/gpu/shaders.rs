@@ -26,7 +26,7 @@ impl Binding {
 pub struct Shader {
     pub name: &'static str,
     pub source: &'static str,
-    /// Every storage buffer it declares, in binding order. `kernels-tests/bindings.rs` holds this
+    /// Every storage buffer it declares, in binding order. `tests/bindings.rs` holds this
     /// table to the WGSL declarations, and every launch's buffers to the entry point's.
     pub bindings: &'static [Binding],
     /// Whether it uses subgroup operations: the host runs it only where the adapter has them.

@@ -12,17 +12,40 @@ pub mod teacher_loss;
 
 use crate::gpu::Shader;
 
-/// Every shader the ops run, in the order the data flows through a training step (the profiler's
-/// `ceiling.wgsl` is `profile::CEILING_SHADER`). The tests translate and reflect each of them.
-pub const SHADERS: &[&Shader] = &[
-    &conv1d::PLAIN_SHADER,
-    &conv1d::tiled::SHADER,
-    &conv1d::cpu::SHADER,
-    &batchnorm::SHADER,
-    &relu::SHADER,
-    &maxpool1d::SHADER,
-    &bn_relu_pool::SHADER,
-    &bn_relu_pool::CPU_SHADER,
-    &teacher_loss::SHADER,
-    &adam::SHADER,
+/// One family of kernels: an op and its shaders, by the name that its tests
+/// (`tests/<name>.rs`), its self-test (`sn-wgpu selftest`), its benchmarks and its PyTorch
+/// fixtures go by.
+pub struct Family {
+    pub name: &'static str,
+    pub shaders: &'static [&'static Shader],
+    /// Its golden fixtures, `tests/fixtures/<fixture>.safetensors`, each made by
+    /// `tools/fixtures/<fixture>.py` (or the module `tools/make_fixtures.py` names for it).
+    pub fixtures: &'static [&'static str],
+}
+
+/// Every op, in the order the data flows through a training step: the one list that the binding
+/// and translation tests, the self-test, the fixture check and the kernel benchmarks go through,
+/// so none of them can leave an op out.
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "conv1d",
+        shaders: &[&conv1d::PLAIN_SHADER, &conv1d::tiled::SHADER, &conv1d::cpu::SHADER],
+        fixtures: &["conv1d"],
+    },
+    Family { name: "batchnorm", shaders: &[&batchnorm::SHADER], fixtures: &["batchnorm"] },
+    Family { name: "relu", shaders: &[&relu::SHADER], fixtures: &["relu"] },
+    Family { name: "maxpool1d", shaders: &[&maxpool1d::SHADER], fixtures: &["maxpool1d"] },
+    Family {
+        name: "bn_relu_pool",
+        shaders: &[&bn_relu_pool::SHADER, &bn_relu_pool::CPU_SHADER],
+        fixtures: &["bn_relu_pool"],
+    },
+    Family { name: "teacher_loss", shaders: &[&teacher_loss::SHADER], fixtures: &["kl_div", "l2_prob"] },
+    Family { name: "adam", shaders: &[&adam::SHADER], fixtures: &["adam"] },
 ];
+
+/// Every shader the ops run, family by family (the profiler's `ceiling.wgsl` is
+/// `profile::CEILING_SHADER`).
+pub fn shaders() -> impl Iterator<Item = &'static Shader> {
+    FAMILIES.iter().flat_map(|f| f.shaders.iter().copied())
+}

@@ -1,4 +1,4 @@
-//! PyTorch fixtures (`kernels-tests/fixtures/NAME.safetensors`, written by
+//! PyTorch fixtures (`tests/fixtures/NAME.safetensors`, written by
 //! `tools/make_fixtures.py`): named f32 tensors plus string metadata. They are safetensors files of
 //! the same kind as checkpoints, so `Checkpoint` parses them; this adds lookups that name the
 //! fixture when something is missing.

@@ -94,7 +94,7 @@ fn fuzz(cases: u32, valid: &[u8], path: &Path, named: &str, read: impl Fn(&Path)
 }
 
 fn audio_fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/fixtures/audio").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 

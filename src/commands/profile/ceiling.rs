@@ -17,7 +17,7 @@ const SINK: Binding = Binding::read_write(3, "sink");
 /// `shaders/ceiling.wgsl` and the storage buffers it declares.
 pub const SHADER: Shader = Shader {
     name: "ceiling",
-    source: include_str!("../../shaders/ceiling.wgsl"),
+    source: include_str!("../../../shaders/ceiling.wgsl"),
     bindings: &[SRC, DST, SINK],
     needs_subgroups: false,
 };

@@ -10,7 +10,7 @@ use sn_wgpu::gpu::Shader;
 
 /// Every shader: the ops' and the profiler's ceiling.
 fn shaders() -> Vec<&'static Shader> {
-    sn_wgpu::ops::SHADERS.iter().copied().chain([&sn_wgpu::profile::CEILING_SHADER]).collect()
+    sn_wgpu::ops::shaders().chain([&sn_wgpu::profile::CEILING_SHADER]).collect()
 }
 
 #[test]
@@ -20,7 +20,7 @@ fn every_file_in_shaders_is_run_by_an_op() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
-        assert!(listed.contains(&stem.as_str()), "{} is in no op's Shader (sn_wgpu::ops::SHADERS)", path.display());
+        assert!(listed.contains(&stem.as_str()), "{} is in no op's Shader (sn_wgpu::ops::FAMILIES)", path.display());
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// How a path of this repository begins.
 const PREFIXES: &[&str] =
-    &["src/", "shaders/", "kernels-tests/", "benches/", "tools/", "docs/", "assets/", ".ci/", "Cargo.toml"];
+    &["src/", "shaders/", "tests/", "benches/", "tools/", "docs/", "assets/", ".ci/", "Cargo.toml"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -174,13 +174,13 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// A PyTorch fixture from `kernels-tests/fixtures/NAME.safetensors`, written by
+/// A PyTorch fixture from `tests/fixtures/NAME.safetensors`, written by
 /// `tools/make_fixtures.py`, read by the library's reader; these lookups panic, naming the fixture.
 pub struct Fixture(sn_wgpu::selftest::Fixture);
 
 impl Fixture {
     pub fn load(name: &str) -> Fixture {
-        let path = format!("{}/kernels-tests/fixtures/{name}.safetensors", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/tests/fixtures/{name}.safetensors", env!("CARGO_MANIFEST_DIR"));
         let bytes = std::fs::read(&path)
             .unwrap_or_else(|e| panic!("{path}: {e} (regenerate with `python3 tools/make_fixtures.py`)"));
         Fixture(sn_wgpu::selftest::Fixture::from_bytes(name, &bytes).unwrap_or_else(|e| panic!("{path}: {e:#}")))

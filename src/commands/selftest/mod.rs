@@ -1,6 +1,6 @@
 //! `sn-wgpu selftest`: every kernel family on the adapter at hand against its f64 CPU reference,
 //! and two whole training steps against PyTorch, as a report a user can run on their own GPU (as
-//! ggml's test-backend-ops). The kernel tests in `kernels-tests/` check far more shapes; this is the
+//! ggml's test-backend-ops). The kernel tests in `tests/` check far more shapes; this is the
 //! part of them that answers "does this device compute what the tests computed on ours?".
 
 mod fixture;

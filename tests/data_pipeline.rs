@@ -17,7 +17,7 @@ use sn_wgpu::data::{
 };
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels-tests/fixtures/audio").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio").join(name)
 }
 
 /// Sign changes in the middle 80% (clear of resampler edges), as a frequency in Hz.

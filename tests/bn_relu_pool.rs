@@ -444,7 +444,7 @@ fn random_batch(step: &TrainStep) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
 }
 
 /// A conv bias followed by batchnorm: it cannot change the network's output, and its gradient is
-/// rounding noise (see kernels-tests/end_to_end.rs).
+/// rounding noise (see tests/end_to_end.rs).
 fn inert_under_batchnorm(name: &str) -> bool {
     name.starts_with("conv") && name.ends_with(".bias")
 }

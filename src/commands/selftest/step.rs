@@ -16,7 +16,7 @@ use crate::ops::batchnorm::DEFAULT_MOMENTUM;
 use crate::ops::conv1d::ConvKernel;
 use crate::train::{StepShape, TrainStep};
 
-const FIXTURE: &[u8] = include_bytes!("../../kernels-tests/fixtures/train_step.safetensors");
+const FIXTURE: &[u8] = include_bytes!("../../../tests/fixtures/train_step.safetensors");
 
 /// The training step with `conv_kernel`'s convolutions, every output of it as a check named
 /// `training step (KERNEL): ...`.
