@@ -11,55 +11,15 @@ mod step;
 use std::fmt::Write;
 
 use anyhow::Result;
-use serde::ser::{Serialize, SerializeStruct, Serializer};
 
 pub use fixture::Fixture;
 pub use kernels::kernel_checks;
 pub use step::training_step_checks;
 
 use crate::gpu::Gpu;
-use crate::ops::conv1d::cpu;
+pub use crate::ops::check::{rel_err, to_f64, Check};
+use crate::ops::conv1d::selftest::{forced_conv_kernels, kernel_name};
 use crate::ops::conv1d::ConvKernel;
-
-/// One output of one kernel (or of the training step) against its reference.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Check {
-    pub what: String,
-    /// Relative error (see [`rel_err`]); infinite when the output holds a NaN or infinity.
-    pub error: f64,
-    pub tolerance: f64,
-}
-
-impl Check {
-    /// `out` against `reference` by [`rel_err`].
-    pub fn compare(what: impl Into<String>, out: &[f32], reference: &[f64], tolerance: f64) -> Check {
-        Check { what: what.into(), error: rel_err(out, reference), tolerance }
-    }
-
-    /// Outputs that must match exactly (max-pool argmax indices, values a kernel must leave alone):
-    /// error 0 when they do, else infinite.
-    pub fn exact<T: PartialEq>(what: impl Into<String>, out: &[T], reference: &[T]) -> Check {
-        let error = if out == reference { 0.0 } else { f64::INFINITY };
-        Check { what: what.into(), error, tolerance: 0.0 }
-    }
-
-    /// Within tolerance; a NaN error never is.
-    pub fn passed(&self) -> bool {
-        self.error <= self.tolerance
-    }
-}
-
-/// `passed` goes into the JSON with the fields; serde_json writes an infinite or NaN error as null.
-impl Serialize for Check {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Check", 4)?;
-        s.serialize_field("what", &self.what)?;
-        s.serialize_field("error", &self.error)?;
-        s.serialize_field("tolerance", &self.tolerance)?;
-        s.serialize_field("passed", &self.passed())?;
-        s.end()
-    }
-}
 
 /// Every check of one selftest run, and the adapter it ran on.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -109,42 +69,6 @@ pub fn run(gpu: &Gpu) -> Result<Report> {
     Ok(Report { adapter: gpu.describe(), checks })
 }
 
-/// The conv kernels that can be forced on `gpu`: plain and tiled anywhere, cpu where the adapter
-/// has subgroup operations.
-fn forced_conv_kernels(gpu: &Gpu) -> Vec<ConvKernel> {
-    let mut kernels = vec![ConvKernel::Plain, ConvKernel::Tiled];
-    if cpu::available(gpu) {
-        kernels.push(ConvKernel::Cpu);
-    }
-    kernels
-}
-
-/// The name `--conv-kernel` takes for `kernel`.
-fn kernel_name(kernel: ConvKernel) -> String {
-    format!("{kernel:?}").to_lowercase()
-}
-
-/// `||out - ref|| / ||ref||`; infinite when `out` holds a NaN or infinity. When the reference is
-/// all zeros, the absolute norm of the difference. Panics when the lengths differ (a caller's
-/// mistake, not the device's).
-pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
-    assert_eq!(out.len(), reference.len(), "output has {} values, reference {}", out.len(), reference.len());
-    if out.iter().any(|v| !v.is_finite()) {
-        return f64::INFINITY;
-    }
-    let diff: f64 = out.iter().zip(reference).map(|(&o, &r)| (f64::from(o) - r).powi(2)).sum::<f64>().sqrt();
-    let norm: f64 = reference.iter().map(|r| r * r).sum::<f64>().sqrt();
-    if norm == 0.0 {
-        diff
-    } else {
-        diff / norm
-    }
-}
-
-fn to_f64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| f64::from(x)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,20 +83,6 @@ mod tests {
         assert_eq!(report.failed(), 1);
         assert!(report.verdict().contains("1 of 2 checks FAILED"), "{}", report.verdict());
         assert!(report.text().contains("| nan | NaN | 1e-5 | FAILED |"), "{}", report.text());
-    }
-
-    #[test]
-    fn non_finite_outputs_and_zero_references() {
-        assert_eq!(rel_err(&[1.0, f32::NAN], &[1.0, 1.0]), f64::INFINITY);
-        assert_eq!(rel_err(&[f32::INFINITY], &[1.0]), f64::INFINITY);
-        assert_eq!(rel_err(&[3.0, 4.0], &[0.0, 0.0]), 5.0);
-        assert!((rel_err(&[1.0, 1.0], &[1.0, 0.0]) - 1.0).abs() < 1e-12);
-    }
-
-    #[test]
-    fn argmax_must_match_exactly() {
-        assert!(Check::exact("same", &[1u32, 2], &[1, 2]).passed());
-        assert!(!Check::exact("off by one", &[1u32, 2], &[1, 3]).passed());
     }
 
     #[test]

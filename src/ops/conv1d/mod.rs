@@ -9,6 +9,7 @@
 
 pub mod autotune;
 pub mod cpu;
+pub mod selftest;
 pub mod tiled;
 
 use anyhow::{bail, ensure, Result};

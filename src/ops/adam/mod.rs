@@ -2,6 +2,8 @@
 //! `m = b1 m + (1-b1) g`, `v = b2 v + (1-b2) g^2`,
 //! `param -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)`. Shader: `shaders/adam.wgsl`.
 
+pub mod selftest;
+
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -21,7 +23,7 @@ const V4: Binding = Binding::read_write(8, "v4");
 /// `shaders/adam.wgsl` and the storage buffers it declares.
 pub const SHADER: Shader = Shader {
     name: "adam",
-    source: include_str!("../../shaders/adam.wgsl"),
+    source: include_str!("../../../shaders/adam.wgsl"),
     bindings: &[PARAM, GRAD, M, V, PARAM4, GRAD4, M4, V4],
     needs_subgroups: false,
 };

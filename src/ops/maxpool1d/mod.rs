@@ -3,6 +3,8 @@
 //! the (first) maximum kept for the backward pass, which routes each `dy` to that index.
 //! Shader: `shaders/maxpool1d.wgsl`.
 
+pub mod selftest;
+
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -21,7 +23,7 @@ const DX: Binding = Binding::read_write(6, "dx");
 /// `shaders/maxpool1d.wgsl` and the storage buffers it declares.
 pub const SHADER: Shader = Shader {
     name: "maxpool1d",
-    source: include_str!("../../shaders/maxpool1d.wgsl"),
+    source: include_str!("../../../shaders/maxpool1d.wgsl"),
     bindings: &[X, Y, ARGMAX, SAVED_ARGMAX, DY, DX],
     needs_subgroups: false,
 };

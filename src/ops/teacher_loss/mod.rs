@@ -12,6 +12,8 @@
 //! node. Shader: `shaders/teacher_loss.wgsl` (an entry point per loss and pass, the helpers and the
 //! reduction once).
 
+pub mod selftest;
+
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -30,7 +32,7 @@ const DLOGITS: Binding = Binding::read_write(5, "dlogits");
 /// `shaders/teacher_loss.wgsl` and the storage buffers it declares.
 pub const SHADER: Shader = Shader {
     name: "teacher_loss",
-    source: include_str!("../../shaders/teacher_loss.wgsl"),
+    source: include_str!("../../../shaders/teacher_loss.wgsl"),
     bindings: &[TEACHER, LOGITS, COLUMN_LOSS, LOSS, DLOGITS],
     needs_subgroups: false,
 };

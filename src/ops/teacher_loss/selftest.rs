@@ -4,11 +4,9 @@
 
 use anyhow::Result;
 
-use super::lab::Lab;
-use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
+use crate::ops::check::{to_f64, Check, Lab, BACKWARD, FORWARD};
 use crate::ops::teacher_loss::{self, ColumnShape, TeacherLoss};
-use crate::selftest::{to_f64, Check};
 
 const SHAPES: [ColumnShape; 2] = [ColumnShape { n: 2, c: 1000, t: 3 }, ColumnShape { n: 3, c: 401, t: 2 }];
 

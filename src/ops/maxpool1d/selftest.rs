@@ -3,11 +3,9 @@
 
 use anyhow::Result;
 
-use super::lab::Lab;
-use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
+use crate::ops::check::{to_f64, Check, Lab, BACKWARD, FORWARD};
 use crate::ops::maxpool1d::{self, reference, MaxPool1dShape};
-use crate::selftest::{to_f64, Check};
 
 const SHAPES: [MaxPool1dShape; 2] =
     [MaxPool1dShape { n: 2, c: 6, l: 45, k: 8, stride: 8 }, MaxPool1dShape { n: 2, c: 3, l: 50, k: 5, stride: 2 }];

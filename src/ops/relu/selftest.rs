@@ -2,11 +2,9 @@
 
 use anyhow::Result;
 
-use super::lab::Lab;
-use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
+use crate::ops::check::{to_f64, Check, Lab, BACKWARD, FORWARD};
 use crate::ops::relu::{self, reference};
-use crate::selftest::{to_f64, Check};
 
 pub fn checks(gpu: &Gpu) -> Result<Vec<Check>> {
     let lab = &mut Lab::new(gpu, 300);

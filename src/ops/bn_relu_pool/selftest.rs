@@ -3,12 +3,10 @@
 
 use anyhow::Result;
 
-use super::lab::Lab;
-use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
 use crate::ops::batchnorm::{Affine, Grads, RunningStats, Saved, TrainStats, DEFAULT_EPS, DEFAULT_MOMENTUM};
 use crate::ops::bn_relu_pool::{self, reference, BnReluPoolShape};
-use crate::selftest::{to_f64, Check};
+use crate::ops::check::{to_f64, Check, Lab, BACKWARD, FORWARD};
 
 /// (N, C, L, k); the last is long enough that the GPU kernels cut each channel's sums into runs.
 const SHAPES: [(usize, usize, usize, usize); 3] = [(2, 24, 67, 8), (3, 20, 33, 1), (2, 4, 9001, 4)];

@@ -3,13 +3,11 @@
 
 use anyhow::Result;
 
-use super::lab::Lab;
-use super::{BACKWARD, FORWARD};
 use crate::gpu::Gpu;
 use crate::gpu::Tensor;
 use crate::ops::batchnorm::{self, reference, Affine, BatchNormShape, Grads, RunningStats, Saved};
 use crate::ops::batchnorm::{DEFAULT_EPS, DEFAULT_MOMENTUM};
-use crate::selftest::{to_f64, Check};
+use crate::ops::check::{to_f64, Check, Lab, BACKWARD, FORWARD};
 
 pub fn checks(gpu: &Gpu) -> Result<Vec<Check>> {
     let mut checks = check_train(&mut Lab::new(gpu, 200), &BatchNormShape::new(2, 12, 45)?)?;

@@ -3,11 +3,9 @@
 
 use anyhow::Result;
 
-use super::lab::Lab;
-use super::FORWARD;
 use crate::gpu::Gpu;
 use crate::ops::adam::{self, reference, AdamConfig};
-use crate::selftest::{to_f64, Check};
+use crate::ops::check::{to_f64, Check, Lab, FORWARD};
 
 pub fn checks(gpu: &Gpu) -> Result<Vec<Check>> {
     let lab = &mut Lab::new(gpu, 700);

@@ -3,6 +3,8 @@
 //! batch's statistics and updates the running ones; eval mode uses the running ones.
 //! Shader: `shaders/batchnorm.wgsl`.
 
+pub mod selftest;
+
 use anyhow::{bail, ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -30,7 +32,7 @@ const TILE_STATS: Binding = Binding::read(14, "tile_stats");
 /// `shaders/batchnorm.wgsl` and the storage buffers it declares.
 pub const SHADER: Shader = Shader {
     name: "batchnorm",
-    source: include_str!("../../shaders/batchnorm.wgsl"),
+    source: include_str!("../../../shaders/batchnorm.wgsl"),
     bindings: &[
         X,
         GAMMA,

@@ -1,5 +1,7 @@
 //! ReLU: `y = max(x, 0)`; backward `dx = dy * [x > 0]`. Shader: `shaders/relu.wgsl`.
 
+pub mod selftest;
+
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -16,7 +18,7 @@ const DX: Binding = Binding::read_write(4, "dx");
 /// `shaders/relu.wgsl` and the storage buffers it declares.
 pub const SHADER: Shader = Shader {
     name: "relu",
-    source: include_str!("../../shaders/relu.wgsl"),
+    source: include_str!("../../../shaders/relu.wgsl"),
     bindings: &[X, Y, DY, DX],
     needs_subgroups: false,
 };

@@ -3,11 +3,10 @@
 
 use anyhow::Result;
 
-use super::lab::Lab;
-use super::{BACKWARD, FORWARD};
+use super::{cpu, reference, Conv1dShape, ConvKernel};
 use crate::gpu::Gpu;
-use crate::ops::conv1d::{self, reference, Conv1dShape, ConvKernel};
-use crate::selftest::{forced_conv_kernels, kernel_name, to_f64, Check};
+use crate::ops::check::{to_f64, Check, Lab, BACKWARD, FORWARD};
+use crate::ops::conv1d;
 
 /// A SoundNet body layer with a long kernel, a K = 4 layer (the cpu kernels' narrowest rows) and a
 /// head: a few outputs from many channels, no padding.
@@ -70,4 +69,19 @@ fn check_layer(lab: &mut Lab, kernel: ConvKernel, name: &str, s: &Conv1dShape) -
         Check::compare(what("dw"), &lab.read(&dw)?, &reference::backward_weight(s, &x, &dy), BACKWARD),
         Check::compare(what("db"), &lab.read(&db)?, &reference::backward_bias(s, &dy), BACKWARD),
     ])
+}
+
+/// The conv kernels that can be forced on `gpu`: plain and tiled anywhere, cpu where the adapter
+/// has subgroup operations.
+pub fn forced_conv_kernels(gpu: &Gpu) -> Vec<ConvKernel> {
+    let mut kernels = vec![ConvKernel::Plain, ConvKernel::Tiled];
+    if cpu::available(gpu) {
+        kernels.push(ConvKernel::Cpu);
+    }
+    kernels
+}
+
+/// The name `--conv-kernel` takes for `kernel`.
+pub fn kernel_name(kernel: ConvKernel) -> String {
+    format!("{kernel:?}").to_lowercase()
 }

@@ -8,6 +8,8 @@
 //! (statistics included), where an invocation walks a run of one row instead of one element;
 //! pool windows wider than [`CPU_MAX_POOL`] stay on the GPU kernels.
 
+pub mod selftest;
+
 use anyhow::{ensure, Result};
 use bytemuck::{Pod, Zeroable};
 
@@ -41,7 +43,7 @@ const TILE_STATS: Binding = Binding::read(18, "tile_stats");
 /// `shaders/bn_relu_pool.wgsl` and the storage buffers it declares.
 pub const SHADER: Shader = Shader {
     name: "bn_relu_pool",
-    source: include_str!("../../shaders/bn_relu_pool.wgsl"),
+    source: include_str!("../../../shaders/bn_relu_pool.wgsl"),
     bindings: &[X, GAMMA, BETA, SAVE_MEAN, SAVE_INVSTD, Y, ARGMAX, SAVED_ARGMAX, DY, DX, DGAMMA, DBETA, CHANNEL_SUMS],
     needs_subgroups: false,
 };
@@ -49,7 +51,7 @@ pub const SHADER: Shader = Shader {
 /// `shaders/bn_relu_pool_cpu.wgsl` and the storage buffers it declares.
 pub const CPU_SHADER: Shader = Shader {
     name: "bn_relu_pool_cpu",
-    source: include_str!("../../shaders/bn_relu_pool_cpu.wgsl"),
+    source: include_str!("../../../shaders/bn_relu_pool_cpu.wgsl"),
     bindings: &[
         X,
         GAMMA,
