@@ -122,8 +122,10 @@ fn join_channels(layer: &str, parts: &[&Features]) -> Features {
 /// Writes every clip's features of one layer to `dir/<layer>/<stem>.npy`, the layout
 /// `read_npy_dir` reads back for that layer.
 pub fn save(dir: &Path, meta: &Meta, layer: &str, features: &[Features]) -> Result<()> {
-    let mut folder = crate::out_folder::OutFolder::lock(dir, "--save-features")?;
-    let names: Vec<String> = meta.clips.iter().map(|clip| format!("{layer}/{}.npy", stem(&clip.filename))).collect();
+    // Each layer's folder is locked and listed on its own: the layers of one probe are saved from
+    // parallel threads, which one lock on `dir` would turn away from each other.
+    let mut folder = crate::out_folder::OutFolder::lock(&dir.join(layer), "--save-features")?;
+    let names: Vec<String> = meta.clips.iter().map(|clip| format!("{}.npy", stem(&clip.filename))).collect();
     let paths = folder.claim(&names)?;
     for ((clip, f), path) in meta.clips.iter().zip(features).zip(paths) {
         write_npy(&path, &[f.channels, f.steps], &f.data)
