@@ -13,13 +13,16 @@
 # sn-wgpu computes). On the CPU the two are the same computation and it runs once. Both use
 # THREADS CPU threads (default: every core): lavapipe through LP_NUM_THREADS, PyTorch through
 # torch.set_num_threads. STEPS timed steps each (default 3) after one warm-up. A batch sn-wgpu's
-# memory plan refuses on the adapter is listed as not fitting. Needs Python 3 with torch.
+# memory plan refuses on the adapter is listed as not fitting. MARKDOWN=1 prints a Markdown table
+# instead of aligned columns (what tools/record.py puts in docs/benchmarks.md). Needs Python 3 with
+# torch. SN_WGPU_BIN names a built sn-wgpu to time instead of building the release binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 threads=${THREADS:-$(nproc)}
 steps=${STEPS:-3}
 device=${DEVICE:-cpu}
+markdown=${MARKDOWN:-0}
 export LP_NUM_THREADS=$threads
 if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   export XDG_RUNTIME_DIR="/tmp/xdg-runtime-$(id -u)"
@@ -33,8 +36,12 @@ if [ $# -eq 0 ]; then
   fi
 fi
 python3 -c "import torch" 2>/dev/null || { echo "compare_pytorch.sh: needs PyTorch (pip install torch)" >&2; exit 1; }
-cargo build --release --quiet
-bin=target/release/sn-wgpu
+if [ -n "${SN_WGPU_BIN:-}" ]; then
+  bin=$SN_WGPU_BIN
+else
+  cargo build --release --quiet
+  bin=target/release/sn-wgpu
+fi
 
 pytorch_ms() { # model batch seconds precision
   python3 tools/time_pytorch.py --model "$1" --batch "$2" --seconds "$3" --steps "$steps" \
@@ -43,28 +50,38 @@ pytorch_ms() { # model batch seconds precision
 ratio() { python3 -c "print(f'{$1 / $2:.2f}x')"; }
 
 adapter=$("$bin" info | sed -n 's/^chosen: //p')
-echo "sn-wgpu on ${adapter}; PyTorch $(python3 -c 'import torch; print(torch.__version__)') on ${device}; ${threads} CPU threads; ${steps} steps each"
+torch_version=$(python3 -c 'import torch; print(torch.__version__)')
+# One row: cells separated by tabs, printed as aligned columns or as a Markdown table row.
+row() {
+  if [ "$markdown" = 1 ]; then
+    echo "| $(printf '%s' "$1" | sed 's/\t/ | /g') |"
+  else
+    printf '%s\n' "$1" | awk -F'\t' '{ printf "%-12s %6s %8s", $1, $2, $3; for (i = 4; i <= NF; i++) printf " | %19s", $i; print "" }'
+  fi
+}
+echo "sn-wgpu on ${adapter}; PyTorch ${torch_version} on ${device}; ${threads} CPU threads; ${steps} timed steps each after one warm-up"
 if [ "$device" = cpu ]; then
   echo "PyTorch's default on the CPU is strict float32: one PyTorch column"
-  printf '%-12s %6s %8s | %12s | %16s %8s\n' model batch seconds "sn-wgpu ms" "PyTorch fp32 ms" ratio
+  header=$'model\tbatch\tseconds\tsn-wgpu ms\tPyTorch fp32 ms\tratio'
 else
-  printf '%-12s %6s %8s | %12s | %19s %8s | %16s %8s\n' model batch seconds "sn-wgpu ms" \
-    "PyTorch default ms" ratio "PyTorch fp32 ms" ratio
+  header=$'model\tbatch\tseconds\tsn-wgpu ms\tPyTorch default (TF32) ms\tratio\tPyTorch fp32 ms\tratio'
 fi
+[ "$markdown" = 1 ] && echo
+row "$header"
+[ "$markdown" = 1 ] && row "$(printf '%s' "$header" | sed 's/[^\t]*/---/g')"
 for workload in "$@"; do
   IFS=: read -r model batch seconds <<<"$workload"
   "$bin" tune --model "$model" --batch-size "$batch" --seconds "$seconds" >/dev/null 2>&1 || true
   if ! out=$("$bin" profile --model "$model" --batch-size "$batch" --seconds "$seconds" --steps "$steps" --warmup 1 2>&1); then
-    printf '%-12s %6s %8s | does not fit: %s\n' "$model" "$batch" "$seconds" "$(echo "$out" | tail -1 | cut -c1-100)"
+    row "$model"$'\t'"$batch"$'\t'"$seconds"$'\t'"does not fit: $(echo "$out" | grep -v '^ *[0-9]*: \|^ *at \|^Stack backtrace' | sed -n 's/^Error: //p' | head -1 | cut -c1-160)"
     continue
   fi
   sn=$(echo "$out" | sed -n 's/^wall: *\([0-9.]*\) ms per step.*/\1/p')
   fp32=$(pytorch_ms "$model" "$batch" "$seconds" fp32)
   if [ "$device" = cpu ]; then
-    printf '%-12s %6s %8s | %12s | %16s %8s\n' "$model" "$batch" "$seconds" "$sn" "$fp32" "$(ratio "$sn" "$fp32")"
+    row "$model"$'\t'"$batch"$'\t'"$seconds"$'\t'"$sn"$'\t'"$fp32"$'\t'"$(ratio "$sn" "$fp32")"
   else
     default=$(pytorch_ms "$model" "$batch" "$seconds" tf32)
-    printf '%-12s %6s %8s | %12s | %19s %8s | %16s %8s\n' "$model" "$batch" "$seconds" "$sn" \
-      "$default" "$(ratio "$sn" "$default")" "$fp32" "$(ratio "$sn" "$fp32")"
+    row "$model"$'\t'"$batch"$'\t'"$seconds"$'\t'"$sn"$'\t'"$default"$'\t'"$(ratio "$sn" "$default")"$'\t'"$fp32"$'\t'"$(ratio "$sn" "$fp32")"
   fi
 done

@@ -22,8 +22,9 @@
 # each --conv-kernel choice (auto = measured, tiled, plain, cpu); the default kernels at every
 # workload (SoundNet-8 at batch 1, 8, 32 and 64 x 20 s, SoundNet-5 at 1 and 8); the train_step
 # bench; tools/time_pytorch.py on CUDA at the same workloads with PyTorch's defaults (TF32
-# convolutions), strict float32 and bf16 autocast; and the ratios. Each part has a time limit; the
-# whole stays under 8 minutes on an H100 or H200.
+# convolutions), strict float32 and bf16 autocast; and the ratios. Last, the gpu blocks of
+# docs/benchmarks.md rerun by tools/record.py into a copy beside the report, to put in the
+# repository. Each part has a time limit; the whole stays under 8 minutes on an H100 or H200.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bundle=${BUNDLE:-device-bundle}
@@ -160,4 +161,13 @@ for w in "${workloads[@]}"; do
   sn=${sn_ms[$w]:-} d=${pt_default[$w]:-} f=${pt_fp32[$w]:-} b=${pt_bf16[$w]:-}
   log "| $model | $batch | $seconds | ${sn:-n/a} | ${d:-n/a} | $(ratio "$sn" "$d") | ${f:-n/a} | $(ratio "$sn" "$f") | ${b:-n/a} |"
 done
+
+# The gpu blocks of docs/benchmarks.md, measured again here and written into a copy of it beside
+# the report (this machine's copy of the repository is left as it is).
+if [ "$quick" = 0 ]; then
+  cp docs/benchmarks.md "$out_dir/benchmarks.md"
+  start=$SECONDS status=0
+  SN_WGPU_BIN="$bin" timeout 200 python3 tools/record.py "$out_dir/benchmarks.md" >>"$report" 2>&1 || status=$?
+  log "" "(tools/record.py, the gpu blocks of docs/benchmarks.md into $out_dir/benchmarks.md: $((SECONDS - start)) s, exit status $status)"
+fi
 echo "device_check.sh: report in $report ($SECONDS s)" >&2
