@@ -248,6 +248,11 @@ struct ProbeArgs {
     /// its training folds only (ties: the smallest C).
     #[arg(long, default_value = "0.01")]
     c: CSetting,
+    /// The solver's iteration limit: passes over the data per class for svm (default 10000, as
+    /// tools/probe_sklearn.py runs scikit-learn), gradient steps for softmax (default 3000). A
+    /// solve that stops there before its tolerance is named in a note.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    max_iter: Option<u64>,
     /// Seconds of audio per excerpt (window) the classifier sees; clips are tiled to 10 s first.
     #[arg(long, default_value_t = 1.0)]
     window: f64,
@@ -444,6 +449,7 @@ fn main() -> Result<()> {
                 layers: a.layers,
                 windows: WindowSpec::new(a.window, a.hop.unwrap_or(a.window), a.tail)?,
                 c_grid,
+                max_iter: a.max_iter.map(|n| n as usize),
                 save_features: a.save_features,
             };
             let opts = ProbeOptions {

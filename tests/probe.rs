@@ -322,6 +322,42 @@ fn probe_on_separable_features_scores_every_clip() {
 }
 
 #[test]
+fn probe_notes_every_solve_that_stops_at_its_iteration_limit() {
+    let dir = temp_dir("probe-max-iter");
+    let features = synthetic_features(&dir);
+    let confusion = dir.join("confusion.png");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["probe", dir.to_str().unwrap(), "--features", features.to_str().unwrap()];
+        args.extend(["--confusion", confusion.to_str().unwrap(), "--c", "0.01,1"]);
+        args.extend(extra);
+        sn_wgpu(&args)
+    };
+    let out = run(&["--max-iter", "1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "note: choosing C: 6 of the 6 inner trainings at C = 0.01 stopped at the iteration limit before converging",
+        "note: choosing C: 6 of the 6 inner trainings at C = 1 stopped at the iteration limit before converging",
+        "note: the classifier of fold(s) ",
+    ] {
+        assert!(text.contains(want), "{want:?} in {text}");
+    }
+    let out = run(&["--max-iter", "1", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for fold in report["folds"].as_array().unwrap() {
+        assert_eq!(fold["converged"], false);
+        assert_eq!(fold["c_choice"]["capped"], serde_json::json!([[0.01, 2], [1.0, 2]]), "{fold}");
+    }
+    // The default limits: this separable problem converges everywhere, and nothing is noted.
+    let out = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && !text.contains("note:") && text.contains("mean accuracy 100.00%"), "{text}");
+    let out = run(&["--max-iter", "0"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--max-iter"), "{err}");
+}
+
+#[test]
 fn probe_never_draws_over_a_users_png() {
     let dir = temp_dir("probe-own-png");
     let features = synthetic_features(&dir);

@@ -12,7 +12,7 @@ use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::audio;
 use sn_wgpu::eval::{Extractor, DEFAULT_CHUNK_SAMPLES};
 use sn_wgpu::model::Model;
-use sn_wgpu::probe::crossval::{self, CSetting, AUTO_GRID};
+use sn_wgpu::probe::crossval::{self, CSetting, Solver, AUTO_GRID};
 use sn_wgpu::probe::windows::{self, Tail, WindowSpec};
 use sn_wgpu::probe::{self, ClassifierKind, Extensions, Meta, ProbeOptions};
 
@@ -134,6 +134,62 @@ fn c_is_chosen_on_the_training_folds_and_the_test_fold_never_sways_it() {
     let one_fold: Vec<usize> = (0..meta.clips.len()).filter(|&i| meta.clips[i].fold == 1).collect();
     let err = crossval::choose_c(&meta, &cut(&features), &one_fold, ClassifierKind::Svm, &[0.1, 1.0]).unwrap_err();
     assert!(err.to_string().contains("at least two training folds"), "{err}");
+}
+
+#[test]
+fn shared_inner_trainings_choose_as_each_fold_alone_would() {
+    // leave_one_fold_out trains each distinct inner training set once (held-out fold a with inner
+    // fold b trains on the clips of b with a); every fold's choice must be what choose_c, which
+    // trains its own, makes on that fold's training clips.
+    let (meta, features, _dir) = blob_features(0.5, 25);
+    let windows: Vec<_> = features.iter().map(|f| windows::cut(&f.data, f.channels, f.steps).unwrap()).collect();
+    let grid = vec![1e-3, 1e-1, 10.0];
+    for kind in [ClassifierKind::Svm, ClassifierKind::Softmax] {
+        let cv = crossval::leave_one_fold_out(&meta, &windows, kind, &CSetting::Grid { grid: grid.clone() }).unwrap();
+        for f in &cv.folds {
+            let training: Vec<usize> = (0..meta.clips.len()).filter(|&i| meta.clips[i].fold != f.fold).collect();
+            let alone = crossval::choose_c(&meta, &windows, &training, kind, &grid).unwrap();
+            assert_eq!(f.c_choice.as_ref(), Some(&alone), "{kind}, fold {}", f.fold);
+        }
+    }
+}
+
+#[test]
+fn solves_stopped_at_the_iteration_limit_are_counted_and_noted() {
+    let (meta, features, _dir) = blob_features(0.5, 27);
+    let windows: Vec<_> = features.iter().map(|f| windows::cut(&f.data, f.channels, f.steps).unwrap()).collect();
+    let grid = CSetting::Grid { grid: vec![1e-3, 0.1] };
+    let capped = Solver { kind: ClassifierKind::Svm, max_iter: Some(1) };
+    let cv = crossval::leave_one_fold_out(&meta, &windows, capped, &grid).unwrap();
+    for f in &cv.folds {
+        assert!(!f.converged && f.iterations == 1, "fold {}: one pass cannot reach the tolerance", f.fold);
+        let choice = f.c_choice.as_ref().unwrap();
+        assert_eq!(choice.capped, [(1e-3, 3), (0.1, 3)], "fold {}: every inner training at every C", f.fold);
+    }
+    let notes = crossval::solver_notes(&cv.folds);
+    let mut final_c: Vec<f64> = cv.folds.iter().map(|f| f.c).collect();
+    final_c.sort_by(f64::total_cmp);
+    final_c.dedup();
+    assert_eq!(
+        notes.len(),
+        final_c.len() + 2,
+        "one note per C of the tested classifiers, one per C while choosing: {notes:#?}"
+    );
+    for c in [0.001, 0.1] {
+        let want = format!("choosing C: 12 of the 12 inner trainings at C = {c} stopped at the iteration limit");
+        assert!(notes.iter().any(|n| n.contains(&want)), "{want:?} in {notes:#?}");
+    }
+    let mut named: Vec<u32> = notes
+        .iter()
+        .filter_map(|n| n.strip_prefix("the classifier of fold(s) "))
+        .flat_map(|n| n.split(" (C").next().unwrap().split(", ").map(|f| f.parse::<u32>().unwrap()))
+        .collect();
+    named.sort();
+    assert_eq!(named, [1, 2, 3, 4], "every fold's classifier is named once: {notes:#?}");
+    // With the default limits the same problem converges everywhere and nothing is noted.
+    let cv = crossval::leave_one_fold_out(&meta, &windows, ClassifierKind::Svm, &grid).unwrap();
+    assert!(cv.folds.iter().all(|f| f.converged && f.c_choice.as_ref().unwrap().capped.is_empty()));
+    assert_eq!(crossval::solver_notes(&cv.folds), Vec::<String>::new());
 }
 
 #[test]

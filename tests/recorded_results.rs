@@ -180,9 +180,21 @@ fn record_rewrites_only_the_blocks_asked_for_and_nothing_on_failure() {
     // Failures leave the file byte for byte as it was and say why.
     let before = std::fs::read(&doc).unwrap();
     let failing = [
-        ("<!-- record sum text any: echo \"sum $((1 + 2))\" -->", "<!-- record sum text any: echo partial; exit 3 -->", "status 3"),
-        ("<!-- record sum text any: echo \"sum $((1 + 2))\" -->", "<!-- record sum text any: false | cat -->", "status 1"),
-        ("<!-- record sum text any: echo \"sum $((1 + 2))\" -->", "<!-- record sum text any: true -->", "printed nothing"),
+        (
+            "<!-- record sum text any: echo \"sum $((1 + 2))\" -->",
+            "<!-- record sum text any: echo partial; exit 3 -->",
+            "status 3",
+        ),
+        (
+            "<!-- record sum text any: echo \"sum $((1 + 2))\" -->",
+            "<!-- record sum text any: false | cat -->",
+            "status 1",
+        ),
+        (
+            "<!-- record sum text any: echo \"sum $((1 + 2))\" -->",
+            "<!-- record sum text any: true -->",
+            "printed nothing",
+        ),
     ];
     for (from, to, why) in failing {
         let broken = String::from_utf8(before.clone()).unwrap().replace(from, to);
@@ -193,7 +205,8 @@ fn record_rewrites_only_the_blocks_asked_for_and_nothing_on_failure() {
         assert_eq!(std::fs::read_to_string(&doc).unwrap(), broken, "{to}: the file changed");
     }
     std::fs::write(&doc, &before).unwrap();
-    for (names, why) in [(&["nosuch"][..], "no block named nosuch"), (&["on-gpu"][..], "is measured on a GPU adapter")] {
+    for (names, why) in [(&["nosuch"][..], "no block named nosuch"), (&["on-gpu"][..], "is measured on a GPU adapter")]
+    {
         let out = record(&doc, names);
         assert!(!out.status.success() && stderr(&out).contains(why), "{names:?}: {}", stderr(&out));
         assert_eq!(std::fs::read(&doc).unwrap(), before, "{names:?}: the file changed");

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::crossval::CSetting;
+use super::crossval::{self, CSetting};
 use super::ProbeReport;
 use crate::plot;
 
@@ -23,6 +23,9 @@ pub struct LayerRow {
     /// The C each fold was trained with.
     pub fold_c: Vec<f64>,
     pub mean_accuracy: f64,
+    /// The solves that stopped at their iteration limit ([`crossval::solver_notes`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub solver_notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +48,7 @@ impl LayerTable {
                 fold_accuracies: r.folds.iter().map(|f| f.accuracy).collect(),
                 fold_c: r.folds.iter().map(|f| f.c).collect(),
                 mean_accuracy: r.mean_accuracy,
+                solver_notes: crossval::solver_notes(&r.folds),
             })
             .collect();
         LayerTable { classifier: reports[0].classifier.to_string(), c: reports[0].c.clone(), rows }
@@ -76,6 +80,11 @@ impl LayerTable {
                 100.0 * r.mean_accuracy,
                 folds.join(" / ")
             );
+        }
+        for r in &self.rows {
+            for note in &r.solver_notes {
+                let _ = writeln!(s, "note: {}: {note}", r.layer);
+            }
         }
         s
     }

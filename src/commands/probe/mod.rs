@@ -25,7 +25,7 @@ use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 
 pub use confusion::Confusion;
-pub use crossval::{CChoice, CSetting, ClassifierKind, FoldResult};
+pub use crossval::{CChoice, CSetting, ClassifierKind, FoldResult, Solver};
 pub use layer_table::LayerTable;
 pub use meta::Meta;
 pub use windows::{Tail, WindowSpec};
@@ -66,6 +66,8 @@ pub struct Extensions {
     /// When set, each fold's C is chosen from this grid by leave-one-fold-out on its training
     /// folds, and `ProbeOptions::c` is not used.
     pub c_grid: Option<Vec<f64>>,
+    /// The solver's iteration limit; `None`: the classifier's default.
+    pub max_iter: Option<usize>,
     /// Where the bar chart of accuracy by layer goes (several layers only).
     pub layers_png: Option<PathBuf>,
     /// Also write the extracted features to `DIR/<layer>/<stem>.npy`, for `--features DIR`.
@@ -146,11 +148,15 @@ pub fn run_with(opts: &ProbeOptions, ext: &Extensions) -> Result<ProbeRun> {
         }
     }
     let mut reports = Vec::with_capacity(layers.len());
+    let bar = layer_progress_bar(layers.len() as u64);
     for (layer, f) in layers.iter().zip(&features) {
+        bar.set_message(layer.clone());
         let confusion_png =
             if layers.len() == 1 { opts.confusion_png.clone() } else { beside(&opts.confusion_png, layer) };
         reports.push(evaluate_layer(&meta, f, opts, ext, layer, confusion_png, features_from.clone())?);
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let table = if layers.len() > 1 {
         let table = LayerTable::new(&reports);
         if let Some(png) = &ext.layers_png {
@@ -161,6 +167,23 @@ pub fn run_with(opts: &ProbeOptions, ext: &Extensions) -> Result<ProbeRun> {
         None
     };
     Ok(ProbeRun { reports, table })
+}
+
+/// A bar over the layers being cross-validated, on stderr, its clock ticking while a layer's
+/// trainings run (minutes for wide layers with `--c auto`); hidden when stderr is not a terminal.
+fn layer_progress_bar(total: u64) -> indicatif::ProgressBar {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} classifying layer {pos}/{len}: {msg} [{elapsed_precise}]")
+            .expect("a valid progress template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_secs(1));
+    bar
 }
 
 /// `dir/confusion.png` -> `dir/confusion-<layer>.png`.
@@ -203,7 +226,12 @@ fn evaluate_layer(
         Some(grid) => CSetting::Grid { grid: grid.clone() },
         None => CSetting::Fixed(opts.c),
     };
-    let cv = crossval::leave_one_fold_out(meta, &clip_windows, opts.classifier, &c)?;
+    let cv = crossval::leave_one_fold_out(
+        meta,
+        &clip_windows,
+        Solver { kind: opts.classifier, max_iter: ext.max_iter },
+        &c,
+    )?;
     let names: Vec<String> = meta.classes.iter().map(|c| c.name.clone()).collect();
     let confusion = Confusion::new(names.len(), meta.clips.iter().zip(&cv.predicted).map(|(c, &p)| (c.class, p)));
     let mean_accuracy = cv.mean_accuracy();
@@ -311,6 +339,9 @@ impl ProbeReport {
                 f.iterations,
                 if f.converged { "" } else { " (stopped at the iteration limit before converging)" }
             );
+        }
+        for note in crossval::solver_notes(&self.folds) {
+            let _ = writeln!(s, "note: {note}");
         }
         let folds: Vec<String> = self.folds.iter().map(|f| format!("{:.1}", 100.0 * f.accuracy)).collect();
         let _ = writeln!(s, "mean accuracy {:.2}% (folds {})", 100.0 * self.mean_accuracy, folds.join(" / "));

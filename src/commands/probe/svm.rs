@@ -158,21 +158,37 @@ pub struct TrainedSvm {
 
 /// Trains one binary SVM per class present in `examples`.
 pub fn train(examples: &Examples, opts: &SvmOptions) -> Result<TrainedSvm> {
-    ensure!(opts.c > 0.0 && opts.c.is_finite(), "C is {}: expected a positive finite number", opts.c);
+    Ok(train_grid(examples, opts, &[opts.c])?.remove(0))
+}
+
+/// One SVM per C of `grid` on the same examples, which are converted once for all of them; each
+/// is what [`train`] gives at that C. `opts.c` is ignored.
+pub fn train_grid(examples: &Examples, opts: &SvmOptions, grid: &[f64]) -> Result<Vec<TrainedSvm>> {
+    for &c in grid {
+        ensure!(c > 0.0 && c.is_finite(), "C is {c}: expected a positive finite number");
+    }
     let classes = examples.classes();
     ensure!(classes.len() >= 2, "the training examples hold {} class(es): an SVM needs at least two", classes.len());
     let design = Design::new(examples);
     // One binary problem per class, independent of the others (each has its own random stream),
     // so they run in parallel and give the same weights on any number of cores.
-    let solutions: Vec<Binary> = classes
+    let per_class: Vec<Vec<Binary>> = classes
         .par_iter()
         .map(|&k| {
             let signs: Vec<f64> = examples.y.iter().map(|&t| if t == k { 1.0 } else { -1.0 }).collect();
-            let mut rng = StdRng::seed_from_u64(opts.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            solve_binary(&design, &signs, opts, &mut rng)
+            grid.iter()
+                .map(|&c| {
+                    let mut rng = StdRng::seed_from_u64(opts.seed ^ (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    solve_binary(&design, &signs, &SvmOptions { c, ..*opts }, &mut rng)
+                })
+                .collect::<Vec<Binary>>()
         })
         .collect();
-    let weights = solutions.iter().flat_map(|s| s.w.iter().copied()).collect();
-    let iterations = solutions.iter().map(|s| s.iterations).collect();
-    Ok(TrainedSvm { model: LinearModel { classes, dim: examples.dim, weights }, iterations })
+    Ok((0..grid.len())
+        .map(|g| {
+            let weights = per_class.iter().flat_map(|p| p[g].w.iter().copied()).collect();
+            let iterations = per_class.iter().map(|p| p[g].iterations).collect();
+            TrainedSvm { model: LinearModel { classes: classes.clone(), dim: examples.dim, weights }, iterations }
+        })
+        .collect())
 }
