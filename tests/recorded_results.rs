@@ -1,7 +1,8 @@
 //! The measurements in docs/benchmarks.md are written by the commands that make them
 //! (`tools/record.py`), not by hand: every table and every output above the history section sits
-//! in a recorded block whose header names its command, date, adapter and driver; and record.py
-//! rewrites only the blocks asked for, and nothing when a command fails.
+//! in a recorded block whose header names its command, date, adapter and driver (as must every
+//! recorded block of docs/); and record.py rewrites only the blocks asked for, and nothing when a
+//! command fails.
 //!
 //! The second test runs tools/record.py with Python 3 and this build's sn-wgpu on the Vulkan
 //! adapter the other GPU tests use (lavapipe on a machine without a GPU).
@@ -107,6 +108,27 @@ fn benchmark_results_are_recorded_with_what_gave_them() {
         }
     }
     assert!(bad.is_empty(), "{}:\n{}", path.display(), bad.join("\n"));
+}
+
+#[test]
+fn every_recorded_block_of_the_docs_says_what_gave_it() {
+    let mut bad = Vec::new();
+    for entry in std::fs::read_dir(root().join("docs")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let (blocks, _) = parse(&std::fs::read_to_string(&path).unwrap());
+        for b in blocks {
+            let first = b.body.iter().find(|l| !l.trim().is_empty()).cloned().unwrap_or_default();
+            let header = format!("*Command:* `{}`. *Date:* ", b.command);
+            let recorded = first.starts_with(&header) && first.contains("*Adapter:* ") && first.contains("*Driver:* ");
+            if !recorded && !(b.class == "gpu" && first.starts_with("*Not recorded yet.*")) {
+                bad.push(format!("{}:{}: block {}: {first}", path.display(), b.line, b.name));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "recorded blocks without the line that says what gave them:\n{}", bad.join("\n"));
 }
 
 fn record(doc: &Path, names: &[&str]) -> Output {
