@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use rand::{Rng, SeedableRng};
-use sn_wgpu::model::{Arch, Model};
+use sn_wgpu::model::{Arch, Heads, Model};
 use sn_wgpu::ops::adam::AdamConfig;
 use sn_wgpu::train::memory;
 use sn_wgpu::train::{StepShape, TrainStep};
@@ -58,7 +58,7 @@ fn main() {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
-                    step.submit(&gpu, &waveform, &objects, &scenes).unwrap();
+                    step.submit(&gpu, &waveform, Heads { objects: &objects, scenes: &scenes, classes: &[] }).unwrap();
                     step.finish(&gpu).unwrap();
                 }
                 let t = start.elapsed();

@@ -6,6 +6,8 @@
 //   KL (SoundNet's loss, `--loss kl`):
 //     loss = 1/(N*T) * sum_{n,t} sum_c P[c] * (log P[c] - log q[c]),   with 0 log 0 = 0,
 //     which is PyTorch's F.kl_div(F.log_softmax(Z, 1), P, reduction='sum') / (N*T).
+//     With one-hot P (`train --labels`: the clip's label at every step) it is cross-entropy,
+//     -log q[label] averaged over the columns, PyTorch's F.cross_entropy(Z, labels).
 //   L2 (the paper's comparison, Table 5, `--loss l2`):
 //     loss = 1/(N*T) * sum_{n,t} sum_c (q[c] - P[c])^2,
 //     which is PyTorch's ((F.softmax(Z, 1) - P) ** 2).sum() / (N*T).

@@ -51,7 +51,8 @@ impl From<ConvKernelArg> for ConvKernel {
 enum Command {
     /// List every GPU adapter, the one sn-wgpu picks, its limits and timestamp support.
     Info,
-    /// Train SoundNet as a student of a vision teacher (with no --data: on a built-in synthetic demo).
+    /// Train SoundNet as a student of a vision teacher (with no --data: on a built-in synthetic demo),
+    /// or on the classes of a labeled folder (--labels), from scratch or fine-tuning a pretrained one.
     #[command(allow_negative_numbers = true)]
     Train(train::TrainFlags),
     /// Top-k objects and scenes of each clip, per output step (about 3 s apart) and for the whole clip.
@@ -361,10 +362,18 @@ fn main() -> Result<()> {
     sn_wgpu::gpu::tuning::use_cache_file();
     match Cli::parse().command {
         Command::Info => print!("{}", sn_wgpu::gpu::info::report()?),
+        Command::Train(args) if args.folds.is_some() => {
+            let spec = args.folds.clone().expect("checked");
+            let report = train::folds::run_folds(args, &spec)?;
+            print!("{}", report.describe());
+            if let Some(signal) = report.interrupted {
+                std::process::exit(128 + signal);
+            }
+        }
         Command::Train(args) => {
             let opts = args.resolve()?;
             let summary = train::run(&opts)?;
-            print!("{}", summary.describe(opts.settings.data.is_empty()));
+            print!("{}", summary.describe(opts.settings.is_demo()));
             if let Some(signal) = summary.interrupted {
                 // A script must see an interrupted run as interrupted: 130 for Ctrl-C, 143 for SIGTERM.
                 std::process::exit(128 + signal);

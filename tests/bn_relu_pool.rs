@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 use sn_wgpu::model::params::NamedTensors;
-use sn_wgpu::model::{soundnet8, Fusion, Model};
+use sn_wgpu::model::{soundnet8, Fusion, Heads, Model};
 use sn_wgpu::ops::adam::AdamConfig;
 use sn_wgpu::ops::batchnorm::{self, Affine, BnMode, Grads, RunningStats, Saved, DEFAULT_EPS, DEFAULT_MOMENTUM};
 use sn_wgpu::ops::bn_relu_pool::{self, reference, BnReluPoolShape};
@@ -463,10 +463,10 @@ fn fused_and_plain_training_steps_agree() {
     for step in 1..=2 {
         // A step's losses come back from `submit` when the GPU is quick, else from `finish`.
         let losses = |s: &mut TrainStep| {
-            let mut done = s.submit(g, &waveform, &objects, &scenes).unwrap();
+            let mut done = s.submit(g, &waveform, Heads { objects: &objects, scenes: &scenes, classes: &[] }).unwrap();
             done.extend(s.finish(g).unwrap());
             assert_eq!(done.len(), 1, "step {step}: one step's losses");
-            s.head_losses(&done[0]).map(Option::unwrap).to_array()
+            s.head_losses(&done[0]).present_values()
         };
         let (f, p) = (losses(&mut fused), losses(&mut plain));
         assert_close(&format!("step {step} losses"), &f, &to_f64(&p), 1e-5);

@@ -723,7 +723,7 @@ impl Dataset for Faulty {
         Crop::new(10, 1).unwrap()
     }
     fn classes(&self) -> sn_wgpu::model::Heads<Option<usize>> {
-        sn_wgpu::model::Heads { objects: Some(OBJECT_CLASSES), scenes: Some(SCENE_CLASSES) }
+        sn_wgpu::model::Heads { objects: Some(OBJECT_CLASSES), scenes: Some(SCENE_CLASSES), classes: None }
     }
     fn example(&self, i: usize) -> Result<Example> {
         if i == self.bad {
@@ -732,7 +732,12 @@ impl Dataset for Faulty {
             }
             anyhow::bail!("clip {i} is unreadable");
         }
-        Ok(Example { waveform: vec![0.0; 10], objects: vec![0.001; OBJECT_CLASSES], scenes: vec![0.0; SCENE_CLASSES] })
+        Ok(Example {
+            waveform: vec![0.0; 10],
+            objects: vec![0.001; OBJECT_CLASSES],
+            scenes: vec![0.0; SCENE_CLASSES],
+            ..Example::default()
+        })
     }
 }
 

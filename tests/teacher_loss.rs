@@ -193,3 +193,55 @@ fn matches_pytorch_fixture() {
         }
     }
 }
+
+/// `train --labels` trains with the KL kernel on one-hot rows: on PyTorch's F.cross_entropy (the
+/// fixture's labels stored as those rows), its loss and dZ must be cross-entropy's.
+#[test]
+fn one_hot_kl_is_pytorch_cross_entropy() {
+    let f = Fixture::load("cross_entropy");
+    for case in f.cases() {
+        let (p, dims) = f.tensor(&format!("{case}.p"));
+        let (z, _) = f.tensor(&format!("{case}.z"));
+        let shape = ColumnShape { n: dims[0], c: dims[1], t: dims[2] };
+        let grad_scale: f32 = f.meta(&format!("{case}.grad_scale"));
+        let (loss, dz) = gpu_loss_and_grad(TeacherLoss::Kl, shape, &p, &z, grad_scale);
+        let (want_loss, want_dz) = (f.tensor(&format!("{case}.loss")).0, f.tensor(&format!("{case}.dz")).0);
+        assert_close(&format!("cross-entropy {case} loss"), &[loss], &to_f64(&want_loss), 1e-5);
+        assert_close(&format!("cross-entropy {case} dz"), &dz, &to_f64(&want_dz), 1e-4);
+    }
+}
+
+/// The same on random shapes against cross-entropy written out in f64, `-log softmax(Z)[label]`
+/// and `softmax(Z) - onehot`, a formula of its own rather than the KL reference's.
+#[test]
+fn one_hot_kl_is_cross_entropy_on_random_shapes() {
+    let mut r = rng(11);
+    for (n, c, t) in [(1, 2, 1), (3, 10, 4), (2, 51, 3), (5, 257, 1), (1, 7, 9)] {
+        let shape = ColumnShape { n, c, t };
+        let labels: Vec<usize> = (0..n).map(|_| r.random_range(0..c)).collect();
+        let mut p = vec![0.0f32; n * c * t];
+        for (i, &label) in labels.iter().enumerate() {
+            for s in 0..t {
+                p[(i * c + label) * t + s] = 1.0;
+            }
+        }
+        let z: Vec<f32> = randn(&mut r, n * c * t).iter().map(|v| 4.0 * v).collect();
+        let (mut want_loss, mut want_dz) = (0.0, vec![0.0; z.len()]);
+        let columns = (n * t) as f64;
+        for (i, &label) in labels.iter().enumerate() {
+            for s in 0..t {
+                let at = |k: usize| (i * c + k) * t + s;
+                let max = (0..c).map(|k| f64::from(z[at(k)])).fold(f64::MIN, f64::max);
+                let sum: f64 = (0..c).map(|k| (f64::from(z[at(k)]) - max).exp()).sum();
+                want_loss += -(f64::from(z[at(label)]) - max - sum.ln()) / columns;
+                for k in 0..c {
+                    let q = (f64::from(z[at(k)]) - max).exp() / sum;
+                    want_dz[at(k)] = 0.5 * (q - if k == label { 1.0 } else { 0.0 }) / columns;
+                }
+            }
+        }
+        let (loss, dz) = gpu_loss_and_grad(TeacherLoss::Kl, shape, &p, &z, 0.5);
+        assert_close(&format!("cross-entropy {shape:?} loss"), &[loss], &[want_loss], 1e-5);
+        assert_close(&format!("cross-entropy {shape:?} dz"), &dz, &want_dz, 1e-4);
+    }
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::{assert_close, gpu, logged_losses, randn, rng, temp_dir, to_f64, write_npy, write_wav, TestDir};
 use sn_wgpu::checkpoint::Checkpoint;
 use sn_wgpu::data::{DemoDataset, OBJECT_CLASSES, SCENE_CLASSES};
-use sn_wgpu::model::{Arch, Model};
+use sn_wgpu::model::{Arch, Heads, Model};
 use sn_wgpu::ops::adam::AdamConfig;
 use sn_wgpu::train::eval_loss::EvalLoss;
 use sn_wgpu::train::{self, RunSettings, SettingFlags, StepShape, TrainOptions, TrainStep};
@@ -95,7 +95,7 @@ fn gpu_memory_stays_flat_over_50_steps() {
     let mut run_steps = |n: usize| {
         let mut returned = Vec::new();
         for _ in 0..n {
-            returned.extend(step.submit(g, &batch.waveform, &batch.objects, &batch.scenes).unwrap());
+            returned.extend(step.submit(g, &batch.waveform, batch.targets()).unwrap());
         }
         returned.extend(step.finish(g).unwrap());
         returned
@@ -192,9 +192,12 @@ fn one_step(inputs: &Inputs, micro_batches: usize) -> (ByName, ByName, [f32; 2])
     let model = fresh_model();
     let shape = StepShape { batch: inputs.clips, micro_batches, samples: inputs.samples };
     let mut step = TrainStep::new(g, &model, shape, AdamConfig::default(), None).unwrap();
-    let mut losses = step.submit(g, &inputs.waveform, &inputs.objects, &inputs.scenes).unwrap();
+    let mut losses = step
+        .submit(g, &inputs.waveform, Heads { objects: &inputs.objects, scenes: &inputs.scenes, classes: &[] })
+        .unwrap();
     losses.extend(step.finish(g).unwrap());
-    let loss = step.head_losses(&losses[0]).map(|l| l.expect("both heads")).to_array();
+    let loss = step.head_losses(&losses[0]);
+    let loss = [loss.objects.expect("an objects head"), loss.scenes.expect("a scenes head")];
     (read_all(&step.grads), read_all(&model.params), loss)
 }
 
@@ -339,10 +342,11 @@ fn the_validation_loss_of_a_clip_does_not_depend_on_its_batch() {
     let model = Model::init(g, Arch::by_name(MODEL).unwrap(), 4).unwrap();
     let loss = |batch: usize| {
         let mut eval = EvalLoss::new(g, &model, batch, crop.samples, train::TeacherLoss::Kl).unwrap();
-        eval.run(g, &dataset).unwrap().map(|l| l.expect("both heads"))
+        eval.run(g, &dataset).unwrap().present_values()
     };
     let (together, apart) = (loss(3), loss(1));
-    for ((h, together), (_, apart)) in together.into_iter().zip(apart) {
+    assert_eq!(together.len(), 2, "both heads");
+    for (h, (together, apart)) in ["objects", "scenes"].into_iter().zip(together.into_iter().zip(apart)) {
         let e = (together - apart).abs() / apart.abs();
         assert!(e < 1e-5, "{h} head: {together} in one batch of 3, {apart} in batches of 1");
     }

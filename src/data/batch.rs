@@ -25,15 +25,23 @@ pub struct Batch {
     pub objects: Vec<f32>,
     /// `[n, scene classes, steps]` (empty when the dataset has no scenes teacher)
     pub scenes: Vec<f32>,
+    /// `[n, classes, steps]`, one-hot rows of each clip's label (empty when the dataset has no labels)
+    pub classes: Vec<f32>,
 }
 
 impl Batch {
-    /// The teacher rows of head `kind`.
+    /// The target rows of head `kind`.
     pub fn teacher(&self, kind: HeadKind) -> &[f32] {
         match kind {
             HeadKind::Objects => &self.objects,
             HeadKind::Scenes => &self.scenes,
+            HeadKind::Classes => &self.classes,
         }
+    }
+
+    /// Every head's target rows, as a training step takes them.
+    pub fn targets(&self) -> crate::model::Heads<&[f32]> {
+        crate::model::Heads::from_fn(|kind| self.teacher(kind))
     }
 }
 
@@ -44,13 +52,15 @@ impl Batch {
         let mut waveform = Vec::with_capacity(n * samples);
         let mut objects = Vec::new();
         let mut scenes = Vec::new();
+        let mut classes = Vec::new();
         for e in examples {
             assert_eq!(e.waveform.len(), samples, "example waveform length");
             waveform.extend_from_slice(&e.waveform);
             transpose_into(&mut objects, &e.objects, steps, e.objects.len() / steps);
             transpose_into(&mut scenes, &e.scenes, steps, e.scenes.len() / steps);
+            transpose_into(&mut classes, &e.classes, steps, e.classes.len() / steps);
         }
-        Batch { n, samples, steps, indices, waveform, objects, scenes }
+        Batch { n, samples, steps, indices, waveform, objects, scenes, classes }
     }
 }
 
@@ -169,11 +179,12 @@ mod tests {
             waveform: vec![e as f32; 4],
             objects: rows(e, OBJECT_CLASSES),
             scenes: rows(e, SCENE_CLASSES),
+            classes: rows(e, 3),
         };
         let b = Batch::assemble(vec![5, 9], &[example(5), example(9)], 4, 2);
         assert_eq!(b.waveform, [5.0, 5.0, 5.0, 5.0, 9.0, 9.0, 9.0, 9.0]);
         for (n, e) in [(0, 5), (1, 9)] {
-            for (teacher, classes) in [(&b.objects, OBJECT_CLASSES), (&b.scenes, SCENE_CLASSES)] {
+            for (teacher, classes) in [(&b.objects, OBJECT_CLASSES), (&b.scenes, SCENE_CLASSES), (&b.classes, 3)] {
                 let expected = rows(e, classes);
                 for c in 0..classes {
                     for t in 0..2 {
@@ -202,11 +213,11 @@ mod tests {
             Crop::new(3, 1).unwrap()
         }
         fn classes(&self) -> crate::model::Heads<Option<usize>> {
-            crate::model::Heads { objects: Some(2), scenes: None }
+            crate::model::Heads { objects: Some(2), ..Default::default() }
         }
         fn example(&self, i: usize) -> Result<Example> {
             anyhow::ensure!(i != self.bad, "clip {i} is unreadable");
-            Ok(Example { waveform: vec![i as f32; 3], objects: vec![i as f32, -(i as f32)], scenes: Vec::new() })
+            Ok(Example { waveform: vec![i as f32; 3], objects: vec![i as f32, -(i as f32)], ..Example::default() })
         }
     }
 

@@ -127,7 +127,7 @@ impl Dataset for DemoDataset {
     }
 
     fn classes(&self) -> crate::model::Heads<Option<usize>> {
-        crate::model::Heads { objects: Some(OBJECT_CLASSES), scenes: Some(SCENE_CLASSES) }
+        crate::model::Heads { objects: Some(OBJECT_CLASSES), scenes: Some(SCENE_CLASSES), classes: None }
     }
 
     fn crop(&self) -> Crop {
@@ -145,7 +145,7 @@ impl Dataset for DemoDataset {
             obj.extend(noisy_distribution(OBJECT_CLASSES, objects, &mut rng));
             sce.extend(noisy_distribution(SCENE_CLASSES, scenes, &mut rng));
         }
-        Ok(Example { waveform, objects: obj, scenes: sce })
+        Ok(Example { waveform, objects: obj, scenes: sce, classes: Vec::new() })
     }
 }
 

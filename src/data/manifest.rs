@@ -33,7 +33,12 @@ pub struct DatasetOptions {
 
 impl DatasetOptions {
     pub fn new(crop: Crop) -> DatasetOptions {
-        DatasetOptions { crop, skip_bad: false, cache_bytes: 1 << 30, columns: Heads { objects: true, scenes: true } }
+        DatasetOptions {
+            crop,
+            skip_bad: false,
+            cache_bytes: 1 << 30,
+            columns: Heads { objects: true, scenes: true, classes: false },
+        }
     }
 }
 
@@ -144,11 +149,11 @@ impl Dataset for ManifestDataset {
             Some(clip) => tile(clip, self.crop.samples),
             None => tile(&audio::load(&item.audio)?, self.crop.samples),
         };
-        let Heads { objects, scenes } = Heads::from_fn(|h| match *self.classes.get(h) {
+        let Heads { objects, scenes, .. } = Heads::from_fn(|h| match *self.classes.get(h) {
             Some(classes) => tile_rows(item.targets.get(h), classes, self.crop.steps),
             None => Vec::new(),
         });
-        Ok(Example { waveform, objects, scenes })
+        Ok(Example { waveform, objects, scenes, classes: Vec::new() })
     }
 }
 
@@ -157,7 +162,7 @@ impl Dataset for ManifestDataset {
 /// and so is reading none.
 fn columns_to_read(has: &[(PathBuf, Heads<bool>)], wanted: Heads<bool>) -> Result<Heads<bool>, Problem> {
     let mut read = Heads::default();
-    for h in HeadKind::ALL {
+    for h in HeadKind::TEACHERS {
         let with: Vec<&PathBuf> = has.iter().filter(|(_, c)| *c.get(h)).map(|(p, _)| p).collect();
         if let (Some(a), Some((b, _))) = (with.first(), has.iter().find(|(_, c)| !*c.get(h))) {
             if *wanted.get(h) {
@@ -250,7 +255,14 @@ fn read_manifest(dir: &Path) -> Result<(Heads<bool>, Vec<Row>), Problem> {
                 };
                 let teacher = |h: HeadKind| teachers.get(h).map(|c| field(c, h.name())).transpose();
                 let paths = field(audio, "audio").and_then(|a| {
-                    Ok((a, Heads { objects: teacher(HeadKind::Objects)?, scenes: teacher(HeadKind::Scenes)? }))
+                    Ok((
+                        a,
+                        Heads {
+                            objects: teacher(HeadKind::Objects)?,
+                            scenes: teacher(HeadKind::Scenes)?,
+                            classes: None,
+                        },
+                    ))
                 });
                 Row { line, paths }
             }

@@ -7,7 +7,9 @@
 //! `manifest` opens a dataset folder and validates all of it up front (lines counted by
 //! `csv_lines`), noting clips the crop repeats many times (`tiling`); `demo` makes a synthetic set
 //! in memory; `batch` orders examples into batches; `loader` builds batches ahead of the consumer
-//! on a background thread. Both datasets implement [`Dataset`], so the loader serves both.
+//! on a background thread. `meta` reads a labeled folder (ESC-style `meta.csv`), which `labeled`
+//! serves as one-hot rows for `train --labels`. Every dataset implements [`Dataset`], so the loader
+//! serves them all.
 
 pub mod audio;
 pub mod audio_checks;
@@ -17,8 +19,10 @@ pub mod contain;
 pub mod crop;
 pub mod csv_lines;
 pub mod demo;
+pub mod labeled;
 pub mod loader;
 pub mod manifest;
+pub mod meta;
 pub mod npy;
 pub mod problem;
 pub mod teacher;
@@ -42,14 +46,16 @@ pub const OBJECT_CLASSES: usize = 1000;
 /// Classes of the authors' scenes head (Places), as the demo and `assets/` name them.
 pub const SCENE_CLASSES: usize = 401;
 
-/// One training example at the crop length: the waveform and the teacher rows matched to the
-/// output steps, row-major `[steps, classes]` (row k belongs to output step k); a teacher the
-/// dataset does not have is empty.
-#[derive(Debug, Clone, PartialEq)]
+/// One training example at the crop length: the waveform and the target rows matched to the
+/// output steps, row-major `[steps, classes]` (row k belongs to output step k): the teachers'
+/// distributions, or one-hot rows of a labeled clip's class; a head the dataset has no targets for
+/// is empty.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Example {
     pub waveform: Vec<f32>,
     pub objects: Vec<f32>,
     pub scenes: Vec<f32>,
+    pub classes: Vec<f32>,
 }
 
 /// A source of examples that the loader can serve: the manifest dataset and the demo set.

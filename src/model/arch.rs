@@ -31,9 +31,18 @@ pub struct Head {
 pub struct Arch {
     pub name: String,
     pub body: Vec<ConvLayer>,
-    /// One or both of `objects` and `scenes`, in that order, each as wide as its teacher.
+    /// One or both of `objects` and `scenes`, in that order, each as wide as its teacher; or
+    /// `classes`, a labeled set's.
     pub heads: Vec<Head>,
+    /// The body layer a fine-tuning classifier sits on (`train --head`, as `pool5` or `conv7`
+    /// name it): the body ends there and the head is the fine-tuning one. None: the whole body
+    /// and the layer table's heads.
+    pub head_on: Option<String>,
 }
+
+/// The classifier the original fine-tuning appends (`main_finetune.lua`): a convolution of kernel
+/// 4 and stride 1, no padding, on the layer it is given.
+pub const FINETUNE_HEAD: (usize, usize, usize) = (4, 1, 0);
 
 const fn conv(name: &'static str, cin: usize, cout: usize, k: usize, pad: usize, pool: Option<usize>) -> ConvLayer {
     ConvLayer { name, cin, cout, k, stride: 2, pad, pool }
@@ -56,6 +65,7 @@ pub fn soundnet8() -> Arch {
             Head { name: "objects", classes: 1000, k: 8, stride: 2, pad: 0 },
             Head { name: "scenes", classes: 401, k: 8, stride: 2, pad: 0 },
         ],
+        head_on: None,
     }
 }
 
@@ -73,6 +83,7 @@ pub fn soundnet5() -> Arch {
             Head { name: "objects", classes: 1000, k: 16, stride: 12, pad: 4 },
             Head { name: "scenes", classes: 401, k: 16, stride: 12, pad: 4 },
         ],
+        head_on: None,
     }
 }
 
@@ -114,8 +125,8 @@ impl Arch {
             layer.cout = (layer.cout / divisor).max(1);
             cin = layer.cout;
         }
-        Arch { name: format!("{}-narrow{divisor}", self.name), body, heads: self.heads.clone() }
-            .with_heads(Heads { objects: Some(objects), scenes: Some(scenes) })
+        Arch { name: format!("{}-narrow{divisor}", self.name), body, heads: self.heads.clone(), head_on: None }
+            .with_heads(Heads { objects: Some(objects), scenes: Some(scenes), classes: None })
     }
 
     /// The same network with heads of `classes` (objects, scenes; None leaves that head out), with
@@ -131,6 +142,41 @@ impl Arch {
     /// The classes of each head, objects then scenes; None for a head it does not have.
     pub fn head_classes(&self) -> Heads<Option<usize>> {
         Heads::from_fn(|kind| self.heads.iter().find(|h| h.name == kind.name()).map(|h| h.classes))
+    }
+
+    /// The name of each body layer's output, as `--head` and `--freeze` take them: `poolN` for a
+    /// layer that pools, else `convN`.
+    pub fn body_outputs(&self) -> Vec<String> {
+        let mut names = Vec::with_capacity(self.body.len());
+        for (i, layer) in self.body.iter().enumerate() {
+            names.push(format!("{}{}", if layer.pool.is_some() { "pool" } else { "conv" }, i + 1));
+        }
+        names
+    }
+
+    /// How many body layers end at `layer` (`pool5` is 5), which must be a name of
+    /// `body_outputs`; `flag` names the option in the error.
+    pub fn body_depth(&self, layer: &str, flag: &str) -> anyhow::Result<usize> {
+        let names = self.body_outputs();
+        match names.iter().position(|n| n == layer) {
+            Some(i) => Ok(i + 1),
+            None => anyhow::bail!(
+                "{flag} {layer:?}: {} has no such body layer; its layers are {} (a layer that pools is named \
+                 by its pool)",
+                self.name,
+                names.join(", ")
+            ),
+        }
+    }
+
+    /// The body up to and including `layer` (a name of `body_outputs`), with the fine-tuning
+    /// classifier (`FINETUNE_HEAD`) in place of the heads: their names and classes stay until
+    /// `with_heads` sizes them.
+    pub fn with_head_on(&self, layer: &str) -> anyhow::Result<Arch> {
+        let depth = self.body_depth(layer, "--head")?;
+        let (k, stride, pad) = FINETUNE_HEAD;
+        let heads = self.heads.iter().map(|h| Head { k, stride, pad, ..*h }).collect();
+        Ok(Arch { body: self.body[..depth].to_vec(), heads, head_on: Some(layer.to_string()), ..self.clone() })
     }
 
     /// Channels of the last body layer: the heads' input.
@@ -212,12 +258,30 @@ mod tests {
 
     #[test]
     fn heads_are_sized_and_left_out_by_the_data() {
-        let places = soundnet5().with_heads(Heads { objects: None, scenes: Some(365) });
+        let places = soundnet5().with_heads(Heads { scenes: Some(365), ..Heads::default() });
         assert_eq!(places.heads.len(), 1);
         assert_eq!((places.heads[0].name, places.heads[0].classes, places.heads[0].k), ("scenes", 365, 16));
-        assert_eq!(places.head_classes(), Heads { objects: None, scenes: Some(365) });
-        assert_eq!(soundnet8().head_classes(), Heads { objects: Some(1000), scenes: Some(401) });
+        assert_eq!(places.head_classes(), Heads { scenes: Some(365), ..Heads::default() });
+        assert_eq!(soundnet8().head_classes(), Heads { objects: Some(1000), scenes: Some(401), classes: None });
         assert_eq!(soundnet8().with_heads(soundnet8().head_classes()), soundnet8());
+    }
+
+    #[test]
+    fn a_finetuning_head_ends_the_body_at_its_layer() {
+        let arch =
+            soundnet8().with_head_on("pool5").unwrap().with_heads(Heads { classes: Some(10), ..Heads::default() });
+        assert_eq!(arch.body.len(), 5);
+        assert_eq!(arch.feature_channels(), 256);
+        assert_eq!(arch.heads, [Head { name: "classes", classes: 10, k: 4, stride: 1, pad: 0 }]);
+        assert_eq!(arch.head_on.as_deref(), Some("pool5"));
+        // 10 s: pool5 has (conv5 length) / 4 positions, and a kernel-4 stride-1 head 3 fewer.
+        let l = arch.lengths(220_500).unwrap();
+        assert_eq!(l.steps, l.body[4].1 - 3);
+        assert_eq!(soundnet8().body_outputs(), ["pool1", "pool2", "conv3", "conv4", "pool5", "conv6", "conv7"]);
+        for bad in ["conv5", "conv8", "objects"] {
+            let err = soundnet8().with_head_on(bad).unwrap_err().to_string();
+            assert!(err.contains("pool1, pool2, conv3, conv4, pool5, conv6, conv7"), "{bad}: {err}");
+        }
     }
 
     #[test]

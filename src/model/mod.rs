@@ -4,6 +4,7 @@ pub mod arch;
 pub mod heads;
 pub mod network;
 pub mod params;
+pub mod probabilities;
 pub mod tune;
 
 pub use arch::{soundnet5, soundnet8, Arch, ConvLayer, Head};

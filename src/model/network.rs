@@ -21,7 +21,17 @@ pub struct Model {
     pub fusion: Fusion,
     /// Which kernels every convolution runs.
     pub conv_kernel: ConvKernel,
+    /// Body layers, from the first, that training leaves as they are (`train --freeze`): their
+    /// parameters get no gradient and their batchnorm runs in eval mode, on its running statistics.
+    pub frozen: usize,
+    /// The names of the `classes` head's classes, in its order (empty for a model without one).
+    pub class_names: Vec<String>,
 }
+
+/// Checkpoint metadata: the body layer a fine-tuning classifier sits on (`Arch::head_on`).
+pub const HEAD_ON_KEY: &str = "head_on";
+/// Checkpoint metadata: the `classes` head's class names, a JSON list.
+pub const CLASS_NAMES_KEY: &str = "class_names";
 
 /// How a training-mode body layer records batchnorm -> ReLU (-> max-pool) after its conv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,13 +61,48 @@ impl Model {
         let stats = running_stat_specs(&arch);
         let stat_values = initial_values(&stats, seed);
         let running = NamedTensors::upload(gpu, stats, &stat_values, "batchnorm running statistics")?;
-        Ok(Model { arch, params, running, fusion: Fusion::default(), conv_kernel: ConvKernel::default() })
+        Ok(Model::with_tensors(arch, params, running))
     }
 
-    /// The model stored in `checkpoint`: its `model` metadata names the architecture, and the
-    /// heads it holds (`objects.weight`, `scenes.weight`) give their number and widths.
+    fn with_tensors(arch: Arch, params: NamedTensors, running: NamedTensors) -> Model {
+        let (fusion, conv_kernel) = (Fusion::default(), ConvKernel::default());
+        Model { arch, params, running, fusion, conv_kernel, frozen: 0, class_names: Vec::new() }
+    }
+
+    /// A model whose body comes from `checkpoint` (every body tensor of `arch`, shapes checked)
+    /// and whose heads start fresh, as `init` starts them: fine-tuning a pretrained SoundNet on
+    /// new classes.
+    pub fn with_pretrained_body(gpu: &Gpu, arch: Arch, checkpoint: &Checkpoint, seed: u64) -> Result<Model> {
+        let fresh = |specs: &[super::params::TensorSpec], values: Vec<Vec<f32>>| {
+            specs
+                .iter()
+                .zip(values)
+                .map(|(s, fresh)| {
+                    let is_head = arch.heads.iter().any(|h| s.name.starts_with(&format!("{}.", h.name)));
+                    match is_head {
+                        true => Ok(fresh),
+                        false => checkpoint.get(&s.name, &s.shape).map(<[f32]>::to_vec),
+                    }
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let specs = parameter_specs(&arch);
+        let values = fresh(&specs, initial_values(&specs, seed))?;
+        let params = NamedTensors::upload(gpu, specs, &values, "parameters")?;
+        let stats = running_stat_specs(&arch);
+        let stat_values = fresh(&stats, initial_values(&stats, seed))?;
+        let running = NamedTensors::upload(gpu, stats, &stat_values, "batchnorm running statistics")?;
+        Ok(Model::with_tensors(arch, params, running))
+    }
+
+    /// The model stored in `checkpoint`: its `model` metadata names the architecture (and
+    /// `head_on` the layer a fine-tuning classifier sits on), and the heads it holds
+    /// (`objects.weight`, `scenes.weight`, `classes.weight`) give their number and widths.
     pub fn from_checkpoint(gpu: &Gpu, checkpoint: &Checkpoint) -> Result<Model> {
-        let arch = Arch::by_name(checkpoint.meta("model")?)?;
+        let mut arch = Arch::by_name(checkpoint.meta("model")?)?;
+        if let Some(layer) = checkpoint.metadata.get(HEAD_ON_KEY) {
+            arch = arch.with_head_on(layer)?;
+        }
         let mut classes = Heads::default();
         for kind in HeadKind::ALL {
             let name = format!("{kind}.weight");
@@ -67,9 +112,21 @@ impl Model {
         }
         anyhow::ensure!(
             classes.present().next().is_some(),
-            "the checkpoint has no head: neither objects.weight nor scenes.weight"
+            "the checkpoint has no head: none of objects.weight, scenes.weight or classes.weight"
         );
-        Model::from_checkpoint_with_arch(gpu, arch.with_heads(classes), checkpoint)
+        let mut model = Model::from_checkpoint_with_arch(gpu, arch.with_heads(classes), checkpoint)?;
+        if let Some(json) = checkpoint.metadata.get(CLASS_NAMES_KEY) {
+            let names: Vec<String> = serde_json::from_str(json)
+                .map_err(|e| anyhow::anyhow!("the checkpoint's {CLASS_NAMES_KEY} is not a JSON list of names ({e})"))?;
+            anyhow::ensure!(
+                Some(names.len()) == classes.classes,
+                "the checkpoint names {} classes, but its classes head has {:?}",
+                names.len(),
+                classes.classes
+            );
+            model.class_names = names;
+        }
+        Ok(model)
     }
 
     pub fn from_checkpoint_with_arch(gpu: &Gpu, arch: Arch, checkpoint: &Checkpoint) -> Result<Model> {
@@ -81,7 +138,7 @@ impl Model {
             "",
             "batchnorm running statistics",
         )?;
-        Ok(Model { arch, params, running, fusion: Fusion::default(), conv_kernel: ConvKernel::default() })
+        Ok(Model::with_tensors(arch, params, running))
     }
 
     /// How this model records a conv; `batchnorm_follows` when a training-mode batchnorm comes
@@ -96,6 +153,13 @@ impl Model {
         self.params.write_to(gpu, checkpoint, "")?;
         self.running.write_to(gpu, checkpoint, "")?;
         checkpoint.metadata.insert("model".into(), self.arch.name.clone());
+        if let Some(layer) = &self.arch.head_on {
+            checkpoint.metadata.insert(HEAD_ON_KEY.into(), layer.clone());
+        }
+        if !self.class_names.is_empty() {
+            let json = serde_json::to_string(&self.class_names).expect("names serialise");
+            checkpoint.metadata.insert(CLASS_NAMES_KEY.into(), json);
+        }
         Ok(())
     }
 
@@ -150,17 +214,23 @@ impl Model {
             );
         }
         let done = |layers: &Vec<(String, Var)>| last.is_some_and(|l| layers.last().is_some_and(|(n, _)| n == l));
-        let param = |tape: &mut Tape, name: &str| {
+        let param = |tape: &mut Tape, name: &str, trained: bool| {
             let value = self.params.get(name);
-            match grads {
+            match grads.filter(|_| trained) {
                 Some(g) => tape.parameter(value, g.get(name)),
                 None => tape.input(value),
             }
         };
+        let outer_mode = mode;
         let mut x = waveform;
         let mut layers = Vec::new();
         for (i, layer) in self.arch.body.iter().enumerate() {
             let n = i + 1;
+            // A frozen layer is recorded as inference: no gradient reaches it, so the backward pass
+            // stops above it.
+            let trained = i >= self.frozen;
+            let mode = if trained { outer_mode } else { BnMode::Eval };
+            let param = |tape: &mut Tape, name: &str| param(tape, name, trained);
             let (w, b) = (param(tape, &format!("conv{n}.weight")), param(tape, &format!("conv{n}.bias")));
             let (gamma, beta) = (param(tape, &format!("bn{n}.weight")), param(tape, &format!("bn{n}.bias")));
             let name = format!("conv{n}");
@@ -202,7 +272,10 @@ impl Model {
             }
         }
         for spec in &self.arch.heads {
-            let (w, b) = (param(tape, &format!("{}.weight", spec.name)), param(tape, &format!("{}.bias", spec.name)));
+            let (w, b) = (
+                param(tape, &format!("{}.weight", spec.name), true),
+                param(tape, &format!("{}.bias", spec.name), true),
+            );
             let (logits, _) = tape
                 .conv1d(x, w, b, self.conv_spec(spec.stride, spec.pad, false), spec.name)
                 .with_context(|| format!("{} head of {}", spec.name, self.arch.name))?;

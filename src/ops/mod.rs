@@ -62,7 +62,7 @@ pub const FAMILIES: &[Family] = &[
     Family {
         name: "teacher_loss",
         shaders: &[&teacher_loss::SHADER],
-        fixtures: &["kl_div", "l2_prob"],
+        fixtures: &["kl_div", "l2_prob", "cross_entropy"],
         selftest: teacher_loss::selftest::checks,
     },
     Family { name: "adam", shaders: &[&adam::SHADER], fixtures: &["adam"], selftest: adam::selftest::checks },

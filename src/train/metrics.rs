@@ -20,6 +20,9 @@ pub struct TrainRecord {
     pub loss_objects: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub loss_scenes: Option<f32>,
+    /// A labeled run's cross-entropy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss_classes: Option<f32>,
     pub steps_per_s: f64,
     pub samples_per_s: f64,
     pub lr: f32,
@@ -48,7 +51,14 @@ impl History {
         if let Some(val_loss) = number("val_loss") {
             self.val.push((step, val_loss));
         } else if record.get("loss").is_some() {
-            self.train.push((step, Heads { objects: number("loss_objects"), scenes: number("loss_scenes") }));
+            self.train.push((
+                step,
+                Heads {
+                    objects: number("loss_objects"),
+                    scenes: number("loss_scenes"),
+                    classes: number("loss_classes"),
+                },
+            ));
         }
     }
 }
@@ -119,6 +129,7 @@ mod tests {
             loss: o + s.unwrap_or(0.0),
             loss_objects: Some(o),
             loss_scenes: s,
+            loss_classes: None,
             steps_per_s: 1.0,
             samples_per_s: 4.0,
             lr: 1e-3,
@@ -130,7 +141,7 @@ mod tests {
         log.write(&train(3, 0.5, None)).unwrap();
         drop(log);
         let history = MetricsLog::cut_after(&path, 2).unwrap();
-        let heads = |objects, scenes| Heads { objects, scenes };
+        let heads = |objects, scenes| Heads { objects, scenes, classes: None };
         assert_eq!(history.train, [(1, heads(Some(2.5), Some(1.5))), (2, heads(Some(0.75), None))]);
         assert_eq!(history.val, [(1, 3.0)]);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3, "step 3 is cut");

@@ -1,6 +1,8 @@
 //! Training: the step plan, loss readback, and the loop behind `sn-wgpu train`.
 
 pub mod eval_loss;
+pub mod folds;
+pub mod held_out;
 pub mod loss_readback;
 pub mod memory;
 pub mod metrics;

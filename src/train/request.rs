@@ -10,6 +10,8 @@ use anyhow::{bail, ensure, Result};
 
 use super::run_dir;
 use super::settings::{absolute, RunSettings, SettingFlags};
+use crate::checkpoint::Checkpoint;
+use crate::model::Arch;
 
 /// Every `sn-wgpu train` flag as given.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -31,9 +33,15 @@ pub struct TrainFlags {
     /// --save-every, --keep-last and --val-every may change.
     #[arg(long)]
     pub resume: Option<PathBuf>,
-    /// Start a new run from the model weights in a checkpoint, with a fresh optimizer.
+    /// Start a new run from the model weights in a checkpoint, with a fresh optimizer. With
+    /// --labels: fine-tune it, its body up to --head under a new classifier.
     #[arg(long, conflicts_with = "resume")]
     pub init: Option<PathBuf>,
+    /// With --labels: leave-one-fold-out. Each fold given (`all`, or a list such as 1,3) is held
+    /// out of a run of its own in OUT/fold-N, whose clips are classified at its end; OUT/folds.json
+    /// holds the table.
+    #[arg(long, requires = "labels")]
+    pub folds: Option<String>,
 }
 
 /// A run to start or continue: its settings, and where and how this invocation writes it.
@@ -76,8 +84,25 @@ impl TrainFlags {
             !self.overwrite || self.out.is_some(),
             "--overwrite needs --out: the default --out is always a new folder"
         );
+        let mut settings = self.settings.new_run();
+        if let Some(init) = &self.init {
+            // The run records the model it trains, which is the checkpoint's, and the layer its
+            // classifier sits on, so that --resume rebuilds the same network.
+            let model = Checkpoint::load(init)?.meta("model")?.to_string();
+            if self.settings.model.as_ref().is_some_and(|m| *m != model) {
+                println!(
+                    "note: --init {} holds {model}, which is trained instead of --model {}",
+                    init.display(),
+                    settings.model
+                );
+            }
+            settings.model = model;
+            if settings.labels.is_some() && settings.head.is_none() {
+                settings.head = Arch::by_name(&settings.model)?.body_outputs().last().cloned();
+            }
+        }
         Ok(TrainOptions {
-            settings: self.settings.new_run(),
+            settings,
             out: match self.out {
                 Some(out) => out,
                 None => run_dir::fresh(Path::new("runs"))?,

@@ -13,6 +13,7 @@ use anyhow::{bail, ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::eval_loss::EvalLoss;
+use super::held_out::HeldOutReport;
 use super::loss_readback::StepLosses;
 use super::metrics::{MetricsLog, TrainRecord, ValRecord};
 use super::request::TrainOptions;
@@ -20,6 +21,8 @@ use super::settings::{RunSettings, TeacherChoice, RUN_KEY};
 use super::step::{StepShape, TrainStep};
 use super::{run_dir, signals};
 use crate::checkpoint::Checkpoint;
+use crate::data::labeled::LabeledDataset;
+use crate::data::meta::Meta;
 use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDataset, Order};
 use crate::gpu::Gpu;
 use crate::model::{Arch, HeadKind, Heads, Model};
@@ -38,9 +41,16 @@ pub struct TrainSummary {
     pub checkpoint: PathBuf,
     /// The loss trained with, for the summary.
     pub loss: TeacherLoss,
+    /// Trained on labels (`--labels`): the loss is cross-entropy, KL against one-hot rows.
+    pub labeled: bool,
     /// The signal that stopped the run early, if one did (the process should exit 128 + it).
     pub interrupted: Option<i32>,
+    /// The held-out fold's clips classified, for a labeled run that held one out.
+    pub held_out: Option<HeldOutReport>,
 }
+
+/// Where a labeled run writes its held-out fold's results.
+pub const HELD_OUT_FILE: &str = "held_out.json";
 
 fn open_dataset(
     paths: &[PathBuf],
@@ -67,7 +77,7 @@ fn open_dataset(
 fn student_heads(dataset: &dyn Dataset, teacher: Option<TeacherChoice>) -> Result<Heads<Option<usize>>> {
     let classes = dataset.classes();
     let wanted = teacher.unwrap_or(TeacherChoice::Both).columns();
-    for h in HeadKind::ALL {
+    for h in HeadKind::TEACHERS {
         ensure!(
             teacher.is_none() || !wanted.get(h) || classes.get(h).is_some(),
             "--teacher {} needs the {h} teacher, which the data does not have (it has a column for: {})",
@@ -75,19 +85,59 @@ fn student_heads(dataset: &dyn Dataset, teacher: Option<TeacherChoice>) -> Resul
             classes.present().map(|(h, _)| h.name()).collect::<Vec<_>>().join(", ")
         );
     }
-    let heads = Heads::from_fn(|h| classes.get(h).filter(|_| *wanted.get(h)));
+    // A labeled set's classes are always trained; --teacher chooses among the teachers' heads.
+    let heads = Heads::from_fn(|h| classes.get(h).filter(|_| h == HeadKind::Classes || *wanted.get(h)));
     ensure!(heads.present().next().is_some(), "the data has no teacher for the heads asked for");
     Ok(heads)
 }
 
-/// The architecture the run trains, by name, before its heads are sized: `--init`'s checkpoint
-/// says which (its model is trained whatever `--model` says), else `--model` (for `--resume`, the
-/// run's).
-fn model_name(opts: &TrainOptions) -> Result<String> {
-    match &opts.init {
-        Some(path) => Ok(Checkpoint::load(path)?.meta("model")?.to_string()),
-        None => Ok(opts.settings.model.clone()),
+/// The architecture the run trains, before its heads are sized: the run's model (with --init, the
+/// checkpoint's), ending at --head's layer with the fine-tuning classifier when one is named.
+fn shape_arch(settings: &RunSettings) -> Result<Arch> {
+    let arch = Arch::by_name(&settings.model)?;
+    match &settings.head {
+        Some(layer) => arch.with_head_on(layer),
+        None => Ok(arch),
     }
+}
+
+/// A labeled folder's training clips and, when a fold is held out, its clips to classify.
+fn open_labeled(
+    dir: &Path,
+    held_out: Option<u32>,
+    crop: Crop,
+    skip_bad: bool,
+) -> Result<(Arc<LabeledDataset>, Option<LabeledDataset>)> {
+    let meta = Meta::read(dir).with_context(|| format!("--labels {}", dir.display()))?;
+    if let Some(fold) = held_out {
+        ensure!(
+            meta.folds.contains(&fold),
+            "--labels {}: there is no fold {fold}; its folds are {}",
+            dir.display(),
+            meta.folds.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let report = |skipped: &[crate::data::Problem], what: &str| {
+        if !skipped.is_empty() {
+            eprintln!("skipped {} bad clip(s) of {} ({what}, --skip-bad):", skipped.len(), dir.display());
+            for s in skipped {
+                eprintln!("  {s}");
+            }
+        }
+    };
+    let context = || format!("--labels {}", dir.display());
+    let (train, skipped) =
+        LabeledDataset::open(&meta, |f| Some(f) != held_out, crop, skip_bad).with_context(context)?;
+    report(&skipped, "training folds");
+    let test = match held_out {
+        Some(fold) => {
+            let (test, skipped) = LabeledDataset::open(&meta, |f| f == fold, crop, skip_bad).with_context(context)?;
+            report(&skipped, "held-out fold");
+            Some(test)
+        }
+        None => None,
+    };
+    Ok((Arc::new(train), test))
 }
 
 /// Where the run starts: a model with `heads` (objects, scenes classes), Adam's state (for
@@ -118,22 +168,26 @@ fn starting_point(
         println!("resuming {} from step {step} ({})", model.arch.name, path.display());
         return Ok((model, Some(ckpt), step, Some(path)));
     }
+    let arch = shape_arch(&opts.settings)?.with_heads(heads);
     if let Some(path) = &opts.init {
         let ckpt = Checkpoint::load(path)?;
+        if opts.settings.labels.is_some() {
+            // Fine-tuning: the pretrained body, a new classifier for the labeled set's classes.
+            let model = Model::with_pretrained_body(gpu, arch, &ckpt, opts.settings.seed)
+                .with_context(|| format!("--init {}", path.display()))?;
+            println!(
+                "starting from the body in {} up to {}, with a new classifier (fresh optimizer)",
+                path.display(),
+                model.arch.head_on.as_deref().unwrap_or("its last layer")
+            );
+            return Ok((model, None, 0, None));
+        }
         let model = Model::from_checkpoint(gpu, &ckpt).with_context(|| format!("--init {}", path.display()))?;
         check(&model, path)?;
-        if model.arch.name != opts.settings.model {
-            println!(
-                "note: --init {} holds {}, which is trained instead of --model {}",
-                path.display(),
-                model.arch.name,
-                opts.settings.model
-            );
-        }
         println!("starting from the weights in {} (fresh optimizer)", path.display());
         return Ok((model, None, 0, None));
     }
-    Ok((Model::init(gpu, Arch::by_name(&opts.settings.model)?.with_heads(heads), opts.settings.seed)?, None, 0, None))
+    Ok((Model::init(gpu, arch, opts.settings.seed)?, None, 0, None))
 }
 
 /// Writes the model and Adam state under each of `names` in `folder`, unless a value has become
@@ -172,10 +226,23 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     opts.validate()?;
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.describe());
-    let crop = Crop::for_arch(&Arch::by_name(&model_name(opts)?)?, opts.settings.seconds)?;
+    let crop = Crop::for_arch(&shape_arch(&opts.settings)?, opts.settings.seconds)?;
     let columns = opts.settings.teacher.unwrap_or(TeacherChoice::Both).columns();
-    let dataset: Arc<dyn Dataset> = match opts.settings.data.as_slice() {
-        [] => {
+    let mut held_out = None;
+    let mut class_names = Vec::new();
+    let dataset: Arc<dyn Dataset> = match (&opts.settings.labels, opts.settings.data.as_slice()) {
+        (Some(dir), _) => {
+            let (train, test) = open_labeled(dir, opts.settings.held_out, crop, opts.settings.skip_bad)?;
+            let fold = match (opts.settings.held_out, &test) {
+                (Some(f), Some(t)) => format!(", fold {f} ({} clips) held out", t.len()),
+                _ => String::new(),
+            };
+            println!("labels: {} clips of {} classes from {}{fold}", train.len(), train.names().len(), dir.display());
+            class_names = train.names().to_vec();
+            held_out = opts.settings.held_out.zip(test);
+            train
+        }
+        (None, []) => {
             let demo = DemoDataset::new(crop, opts.settings.demo_clips_per_class, opts.settings.seed);
             println!(
                 "no --data: training on the built-in synthetic demo ({} clips of {} s):",
@@ -196,7 +263,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             }
             Arc::new(demo)
         }
-        paths => {
+        (None, paths) => {
             let data = open_dataset(paths, crop, opts.settings.skip_bad, columns, "--data")?;
             let folders: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             println!("data: {} clips from {}", data.len(), folders.join(", "));
@@ -220,7 +287,17 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         }
         None => None,
     };
-    let (model, resume_ckpt, start, resumed_from) = starting_point(&gpu, opts, heads)?;
+    let (mut model, resume_ckpt, start, resumed_from) = starting_point(&gpu, opts, heads)?;
+    if !class_names.is_empty() {
+        model.class_names = class_names;
+    }
+    if let Some(layer) = &opts.settings.freeze {
+        model.frozen = model.arch.body_depth(layer, "--freeze")?;
+        println!(
+            "frozen: {} (its batchnorm on its running statistics)",
+            model.arch.body_outputs()[..model.frozen].join(", ")
+        );
+    }
     let out = opts.out.clone();
     // One run per folder: a second train or resume on it is refused here, before either writes
     // anything (everything above only reads), and the lock lasts until this function returns.
@@ -229,8 +306,21 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     run_dir::remove_partial_saves(&out)?;
     let record = &opts.settings;
     println!("run folder: {}", out.display());
-    let widths: Vec<String> = model.arch.heads.iter().map(|h| format!("{} {}", h.name, h.classes)).collect();
-    println!("student: {} with heads of {} classes", model.arch.name, widths.join(" and "));
+    if model.class_names.is_empty() {
+        let widths: Vec<String> = model.arch.heads.iter().map(|h| format!("{} {}", h.name, h.classes)).collect();
+        println!("student: {} with heads of {} classes", model.arch.name, widths.join(" and "));
+    } else {
+        let on = model.arch.body_outputs().last().cloned().unwrap_or_default();
+        let head = &model.arch.heads[0];
+        println!(
+            "classifier: {} up to {on}, then a convolution of kernel {} and stride {} to {} classes ({})",
+            model.arch.name,
+            head.k,
+            head.stride,
+            head.classes,
+            model.class_names.join(", ")
+        );
+    }
 
     let shape =
         StepShape { batch: opts.settings.batch_size, micro_batches: opts.settings.accumulate, samples: crop.samples };
@@ -278,7 +368,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
             break;
         }
         let batch = loader.next_batch()?;
-        let done = step.submit(&gpu, &batch.waveform, &batch.objects, &batch.scenes)?;
+        let done = step.submit(&gpu, &batch.waveform, batch.targets())?;
         progress.report(done, &gpu, &model, &step, &last_good)?;
         let checkpoint_now = opts.settings.save_every > 0 && k % opts.settings.save_every == 0;
         let validate_now = val_eval.is_some() && opts.settings.val_every > 0 && k % opts.settings.val_every == 0;
@@ -307,20 +397,35 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     progress.report(done, &gpu, &model, &step, &last_good)?;
     progress.bar.finish_and_clear();
     let checkpoint = save(&gpu, &model, &step, record, &mut folder, &["last.safetensors".into()], &last_good)?;
+    let steps_done = step.adam.step;
+    // The step's buffers go before the held-out pass allocates its own.
+    drop(step);
+    let held_out = match &held_out {
+        Some((fold, test)) if signals::received().is_none() || steps_done >= opts.settings.steps => {
+            let report = super::held_out::classify(&gpu, &model, test, shape.micro_batch(), *fold)?;
+            let path = folder.claim(&[HELD_OUT_FILE])?.remove(0);
+            let json = serde_json::to_string_pretty(&report).expect("a report serialises");
+            std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+            Some(report)
+        }
+        _ => None,
+    };
     let history = progress.history;
     draw_curve(&out, &model.arch.name, &history, &val_history)?;
     let totals: Vec<f32> = history.iter().map(|h| total(h.1)).collect();
     let window = smoothing_window(totals.len());
     let mean = |losses: &[f32]| (!losses.is_empty()).then(|| losses.iter().sum::<f32>() / losses.len() as f32);
     Ok(TrainSummary {
-        steps_done: step.adam.step,
+        steps_done,
         first_loss: mean(&totals[..window.min(totals.len())]),
         last_loss: mean(&totals[totals.len().saturating_sub(window)..]),
         loss_window: window,
         checkpoint,
         loss: opts.settings.loss,
         // A signal during the last step stopped nothing.
-        interrupted: signals::received().filter(|_| step.adam.step < opts.settings.steps),
+        interrupted: signals::received().filter(|_| steps_done < opts.settings.steps),
+        labeled: opts.settings.labels.is_some(),
+        held_out,
     })
 }
 
@@ -390,6 +495,7 @@ impl Progress {
                 loss: total(heads),
                 loss_objects: heads.objects,
                 loss_scenes: heads.scenes,
+                loss_classes: heads.classes,
                 steps_per_s,
                 samples_per_s,
                 lr: self.lr,
@@ -470,12 +576,24 @@ impl TrainSummary {
                 1 => "first and last step".to_string(),
                 w => format!("mean of the first and of the last {w} steps"),
             };
-            s.push_str(&format!(
-                "loss {first:.4} -> {last:.4} over the run (the heads' {} losses summed, {over})\n",
-                self.loss
-            ));
+            let what = match (self.labeled, self.loss) {
+                (true, TeacherLoss::Kl) => "the classifier's cross-entropy".to_string(),
+                (true, loss) => format!("the classifier's {loss} loss on one-hot rows"),
+                (false, loss) => format!("the heads' {loss} losses summed"),
+            };
+            s.push_str(&format!("loss {first:.4} -> {last:.4} over the run ({what}, {over})\n"));
         }
         let dir = self.checkpoint.parent().unwrap_or(std::path::Path::new("."));
+        if let Some(r) = &self.held_out {
+            s.push_str(&format!(
+                "held-out fold {}: {}/{} clips right ({:.2}%); each clip's prediction is in {}\n",
+                r.fold,
+                r.correct,
+                r.clips,
+                100.0 * r.accuracy,
+                dir.join(HELD_OUT_FILE).display()
+            ));
+        }
         s.push_str(&format!("checkpoint: {} (step {})\n", self.checkpoint.display(), self.steps_done));
         s.push_str(&format!(
             "metrics:    {}, loss curve: {}\n",

@@ -47,7 +47,7 @@ macro_rules! run_settings {
         impl SettingFlags {
             /// A new run's settings: each flag as given, else its default.
             pub fn new_run(&self) -> RunSettings {
-                let demo = self.data.as_ref().is_none_or(|d| d.is_empty());
+                let demo = self.data.as_ref().is_none_or(|d| d.is_empty()) && self.labels.is_none();
                 RunSettings {
                     $($name: match &self.$name {
                         Some(given) => given.clone().absolute(),
@@ -91,6 +91,28 @@ run_settings! {
     #[arg(num_args = 1..)]
     #[serde(deserialize_with = "one_or_many")]
     fixed data: Vec<PathBuf> = |_demo| Vec::new();
+    /// A labeled folder laid out as ESC-50 ships (meta.csv with columns filename, fold, target and
+    /// optionally category; the clips under audio/): the network learns its classes from the
+    /// labels, with cross-entropy, through one head as wide as the folder has classes.
+    #[arg(num_args = 1, conflicts_with_all = ["data", "teacher", "val_data"])]
+    #[serde(default)]
+    fixed labels: Option<PathBuf> = |_demo| None;
+    /// With --labels: the fold left out of training, whose clips are classified at the end.
+    #[arg(hide = true, num_args = 1)]
+    #[serde(default)]
+    fixed held_out: Option<u32> = |_demo| None;
+    /// With --labels: the body layer the classifier sits on (pool1, pool2, conv3, conv4, pool5,
+    /// conv6, conv7 for soundnet8), a convolution of kernel 4 and stride 1 as the original
+    /// fine-tuning appends; layers above it are left out [default: the layer table's head on the
+    /// last body layer from scratch, conv7 (the last layer) with --init].
+    #[arg(num_args = 1, requires = "labels")]
+    #[serde(default)]
+    fixed head: Option<String> = |_demo| None;
+    /// With --labels: train none of the body layers up to and including this one (named as for
+    /// --head); their batchnorm keeps its running statistics.
+    #[arg(num_args = 1, requires = "labels")]
+    #[serde(default)]
+    fixed freeze: Option<String> = |_demo| None;
     /// Which teachers the student learns from, one head each (objects, scenes or both) [default:
     /// every teacher the data has].
     #[arg(num_args = 1)]
@@ -144,6 +166,11 @@ run_settings! {
 }
 
 impl RunSettings {
+    /// A run on the built-in synthetic demo: neither --data nor --labels.
+    pub fn is_demo(&self) -> bool {
+        self.data.is_empty() && self.labels.is_none()
+    }
+
     pub fn adam(&self) -> AdamConfig {
         AdamConfig { lr: self.lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps }
     }
@@ -172,6 +199,10 @@ impl RunSettings {
             ensure!((0.0..1.0).contains(&beta), "{flag} {beta} must lie in [0, 1): Adam divides by 1 - beta^step");
         }
         ensure!(eps.is_finite() && eps > 0.0, "--eps {eps} must be a positive number: Adam divides by sqrt(v) + eps");
+        ensure!(
+            self.held_out.is_none() || self.labels.is_some(),
+            "a held-out fold needs --labels: only a labeled folder has folds"
+        );
         ensure!(
             self.val_data.is_none() || self.val_every >= 1,
             "--val-every must be at least 1 when --val-data is given"
@@ -217,7 +248,7 @@ impl TeacherChoice {
             TeacherChoice::Scenes => (false, true),
             TeacherChoice::Both => (true, true),
         };
-        Heads { objects, scenes }
+        Heads { objects, scenes, classes: false }
     }
 }
 
@@ -256,6 +287,18 @@ macro_rules! shown_by_display {
     })*};
 }
 shown_by_display!(usize, u64, f64, String, TeacherLoss);
+
+impl Setting for Option<u32> {
+    fn show(&self) -> String {
+        self.map_or("none".to_string(), |v| v.to_string())
+    }
+}
+
+impl Setting for Option<String> {
+    fn show(&self) -> String {
+        self.clone().unwrap_or_else(|| "none".to_string())
+    }
+}
 
 impl Setting for bool {
     fn show(&self) -> String {

@@ -161,11 +161,10 @@ impl TrainStep {
         })
     }
 
-    /// Records and submits one step on `waveform` `[batch, 1, samples]` and the batch's objects
-    /// and scenes teachers `[batch, classes, steps]` (only those of the model's heads are read; a
-    /// dataset without one gives an empty slice). Returns the losses of earlier steps that have
-    /// come back.
-    pub fn submit(&mut self, gpu: &Gpu, waveform: &[f32], objects: &[f32], scenes: &[f32]) -> Result<Vec<StepLosses>> {
+    /// Records and submits one step on `waveform` `[batch, 1, samples]` and the batch's target rows
+    /// per head `[batch, classes, steps]` (only those of the model's heads are read; a dataset
+    /// without one gives an empty slice). Returns the losses of earlier steps that have come back.
+    pub fn submit(&mut self, gpu: &Gpu, waveform: &[f32], targets: Heads<&[f32]>) -> Result<Vec<StepLosses>> {
         let s = self.shape;
         ensure!(
             waveform.len() == s.batch * s.samples,
@@ -175,10 +174,7 @@ impl TrainStep {
             s.samples
         );
         for ((name, classes), buffer) in self.heads.iter().zip(&self.staging.teachers) {
-            let values = match HeadKind::from_name(name) {
-                Some(HeadKind::Objects) => objects,
-                _ => scenes,
-            };
+            let values = *targets.get(HeadKind::from_name(name).expect("the model's heads are known kinds"));
             ensure!(
                 values.len() == s.batch * classes * self.steps,
                 "{name} teacher has {} values, expected [{}, {classes}, {}]",

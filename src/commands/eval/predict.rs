@@ -1,5 +1,5 @@
-//! `sn-wgpu predict`: the top objects and scenes of each clip, per output step and for the whole
-//! clip, as text or JSON.
+//! `sn-wgpu predict`: the top objects and scenes of each clip (or the classes of a classifier
+//! `train --labels` trained), per output step and for the whole clip, as text or JSON.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -13,8 +13,9 @@ use super::load_model;
 use crate::data::audio::{self, AudioError};
 use crate::data::{categories, SAMPLE_RATE};
 use crate::gpu::Gpu;
+use crate::model::probabilities::softmax_columns;
 use crate::model::Arch;
-use crate::model::HeadKind;
+use crate::model::{HeadKind, Heads};
 
 /// Short clips are tiled to SoundNet's training length, 20 s, which gives four output steps whose
 /// windows stay clear of the right edge (see `clean_steps`). The original tiled to 10 s, where its
@@ -44,34 +45,42 @@ pub struct Top {
     pub objects: Option<Vec<Scored>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scenes: Option<Vec<Scored>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<Scored>>,
 }
 
 impl Top {
     /// From one probability vector per head of `heads` (names and class names).
     fn of(heads: &[(&str, Vec<String>)], probs: &[&[f32]], k: usize) -> Top {
-        let mut top = Top { objects: None, scenes: None };
+        let mut top = Heads::default();
         for ((name, names), p) in heads.iter().zip(probs) {
-            let slot = match HeadKind::from_name(name) {
-                Some(HeadKind::Objects) => &mut top.objects,
-                _ => &mut top.scenes,
-            };
-            *slot = Some(top_k(p, names, k));
+            *top.get_mut(HeadKind::from_name(name).expect("the model's heads are known kinds")) =
+                Some(top_k(p, names, k));
         }
-        top
+        Top { objects: top.objects, scenes: top.scenes, classes: top.classes }
     }
 }
 
-/// The class names of a head: the shipped list of its kind where the head is that long (the
-/// authors' 1000 ImageNet objects and 401 Places scenes), else `class 0`, `class 1`, ...
+/// The class names of a teacher's head: the shipped list of its kind where the head is that long
+/// (the authors' 1000 ImageNet objects and 401 Places scenes), else `class 0`, `class 1`, ...
 pub fn class_names(head: &str, classes: usize) -> Vec<String> {
     let list = match HeadKind::from_name(head) {
         Some(HeadKind::Objects) => categories::objects(),
-        _ => categories::scenes(),
+        Some(HeadKind::Scenes) => categories::scenes(),
+        _ => &[],
     };
     if list.len() == classes {
         list.iter().map(|n| n.to_string()).collect()
     } else {
         (0..classes).map(|i| format!("class {i}")).collect()
+    }
+}
+
+/// A head's class names: a classifier's from its checkpoint, a teacher's head's from `class_names`.
+fn head_class_names(model: &crate::model::Model, head: &str, classes: usize) -> Vec<String> {
+    match HeadKind::from_name(head) {
+        Some(HeadKind::Classes) if model.class_names.len() == classes => model.class_names.clone(),
+        _ => class_names(head, classes),
     }
 }
 
@@ -112,7 +121,7 @@ pub fn predict(gpu: &Gpu, opts: &PredictOptions) -> Result<Predictions> {
     let files = audio_files(&opts.paths)?;
     let model = load_model(gpu, opts.weights.as_deref(), "predict")?;
     let heads: Vec<(&str, Vec<String>)> =
-        model.arch.heads.iter().map(|h| (h.name, class_names(h.name, h.classes))).collect();
+        model.arch.heads.iter().map(|h| (h.name, head_class_names(&model, h.name, h.classes))).collect();
     let head_names: Vec<&str> = heads.iter().map(|(n, _)| *n).collect();
     let mut extractor = Extractor::new(&model, &head_names, opts.chunk_samples)?
         .tile_short_clips_to(TILE_SECONDS * SAMPLE_RATE as usize);
@@ -192,20 +201,6 @@ fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
     }
 }
 
-/// Softmax over channels of each column of row-major `[channels, steps]` logits: one
-/// probability vector per step. Computed in f64 after subtracting the column's maximum.
-pub fn softmax_columns(logits: &[f32], channels: usize, steps: usize) -> Vec<Vec<f32>> {
-    (0..steps)
-        .map(|t| {
-            let column: Vec<f64> = (0..channels).map(|c| f64::from(logits[c * steps + t])).collect();
-            let max = column.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let exp: Vec<f64> = column.iter().map(|z| (z - max).exp()).collect();
-            let sum: f64 = exp.iter().sum();
-            exp.iter().map(|e| (e / sum) as f32).collect()
-        })
-        .collect()
-}
-
 /// The `k` most probable classes, most probable first (ties by class index).
 fn top_k(probs: &[f32], names: &[String], k: usize) -> Vec<Scored> {
     let mut order: Vec<usize> = (0..probs.len()).collect();
@@ -240,7 +235,8 @@ impl Predictions {
             }
             let heads = |s: &mut String, first: &str, top: &Top| {
                 let mut lead = first.to_string();
-                for (label, head) in [("objects:", &top.objects), ("scenes: ", &top.scenes)] {
+                for (label, head) in [("objects:", &top.objects), ("scenes: ", &top.scenes), ("classes:", &top.classes)]
+                {
                     if let Some(head) = head {
                         let _ = writeln!(s, "  {lead:<8} {label} {}", list(head));
                         lead.clear();
@@ -260,15 +256,6 @@ impl Predictions {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn softmax_columns_normalise_each_step() {
-        // [3 classes, 2 steps]: column 0 is (0, 0, ln 2), column 1 is huge and equal.
-        let logits = [0.0, 1000.0, 0.0, 1000.0, 2f32.ln(), 1000.0];
-        let p = softmax_columns(&logits, 3, 2);
-        assert!((p[0][2] - 0.5).abs() < 1e-6 && (p[0][0] - 0.25).abs() < 1e-6);
-        assert!(p[1].iter().all(|&v| (v - 1.0 / 3.0).abs() < 1e-6));
-    }
 
     #[test]
     fn steps_over_the_right_edge_are_dropped() {

@@ -20,11 +20,12 @@ use super::extractor::Extractor;
 use super::geometry::Geometry;
 use super::inputs::audio_files;
 use super::load_model;
-use super::predict::{clean_steps, softmax_columns, TILE_SECONDS};
+use super::predict::{clean_steps, TILE_SECONDS};
 use super::shard::Shard;
 use crate::data::audio::{self, AudioError};
 use crate::data::SAMPLE_RATE;
 use crate::gpu::Gpu;
+use crate::model::probabilities::softmax_columns;
 use crate::out_folder::OutFolder;
 
 /// Samples of one teacher row: the 5 s the trainer pairs with an output step.
@@ -122,6 +123,14 @@ pub fn teach(gpu: &Gpu, opts: &TeachOptions) -> Result<TeachSummary> {
         names.push(stem);
     }
     let model = load_model(gpu, opts.weights.as_deref(), "teach")?;
+    ensure!(
+        model.arch.head_classes().classes.is_none(),
+        "teach writes objects and scenes distributions for `train --data`, and {} holds a classifier of {} classes \
+         trained with --labels; name its classes with `sn-wgpu predict --weights {}`",
+        opts.weights.as_deref().unwrap_or(std::path::Path::new("?")).display(),
+        model.class_names.len(),
+        opts.weights.as_deref().unwrap_or(std::path::Path::new("?")).display()
+    );
     let heads: Vec<(String, usize)> = model.arch.heads.iter().map(|h| (h.name.to_string(), h.classes)).collect();
     let head_names: Vec<&str> = heads.iter().map(|(n, _)| n.as_str()).collect();
     let mut extractor = Extractor::new(&model, &head_names, opts.chunk_samples)?

@@ -12,10 +12,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::linear::{Examples, LinearModel};
-use super::meta::Meta;
 use super::softmax::{self, SoftmaxOptions};
 use super::svm::{self, SvmOptions};
 use super::windows::Windows;
+use crate::data::meta::Meta;
 
 /// Which linear classifier the probe trains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

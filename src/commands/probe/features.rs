@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use npyz::Order;
 
-use super::meta::Meta;
 use super::windows::CLIP_SAMPLES;
+use crate::data::meta::Meta;
 use crate::data::{audio, crop, npy, Problem, ValidationError};
 use crate::eval::extract::write_npy;
 use crate::eval::{load_model, Extractor, Features};

@@ -12,7 +12,6 @@ pub mod crossval;
 pub mod features;
 pub mod layer_table;
 pub mod linear;
-pub mod meta;
 pub mod softmax;
 pub mod svm;
 pub mod tsne;
@@ -24,10 +23,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{ensure, Context, Result};
 use serde::Serialize;
 
+pub use crate::data::meta::Meta;
 pub use confusion::Confusion;
 pub use crossval::{CChoice, CSetting, ClassifierKind, FoldResult, Solver};
 pub use layer_table::LayerTable;
-pub use meta::Meta;
 pub use windows::{Tail, WindowSpec};
 
 use crate::gpu::Gpu;

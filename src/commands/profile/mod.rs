@@ -26,7 +26,7 @@ use crate::data::SAMPLE_RATE;
 use crate::gpu::Tensor;
 use crate::gpu::{Gpu, KernelTime};
 use crate::model::tune::{self, TunedPass};
-use crate::model::{Arch, Fusion, Heads, Model};
+use crate::model::{Arch, Fusion, Model};
 use crate::ops::adam::AdamConfig;
 use crate::ops::batchnorm::BnMode;
 use crate::ops::conv1d::ConvKernel;
@@ -144,9 +144,9 @@ fn time_training(
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let waveform: Vec<f32> = (0..opts.batch * samples).map(|_| rng.random_range(-256.0..256.0)).collect();
     let teacher = |classes: usize| vec![1.0 / classes.max(1) as f32; opts.batch * classes * step.steps];
-    let Heads { objects, scenes } = model.arch.head_classes().map(|c| teacher(c.unwrap_or(0)));
+    let targets = model.arch.head_classes().map(|c| teacher(c.unwrap_or(0)));
     for _ in 0..opts.warmup {
-        step.submit(gpu, &waveform, &objects, &scenes)?;
+        step.submit(gpu, &waveform, targets.as_slices())?;
         step.finish(gpu)?;
     }
     let (mut steps, mut walls) = (Vec::new(), Vec::new());
@@ -155,7 +155,7 @@ fn time_training(
         let times = match clock {
             Clock::GpuTimestamps => {
                 gpu.start_timing(step.launches().len() as u32);
-                step.submit(gpu, &waveform, &objects, &scenes)?;
+                step.submit(gpu, &waveform, targets.as_slices())?;
                 step.finish(gpu)?;
                 gpu.finish_timing()?
             }

@@ -3,7 +3,8 @@
 //! `N * T` columns. `q = softmax(Z)` over the `C` classes of a column.
 //!
 //! - `TeacherLoss::Kl`, the paper's: `loss = 1/(N*T) * sum_{n,t} sum_c P (log P - log q)`, with
-//!   `0 log 0 = 0`. Backward `dZ = grad_scale/(N*T) * (q * sum_c P - P)`.
+//!   `0 log 0 = 0`. Backward `dZ = grad_scale/(N*T) * (q * sum_c P - P)`. On one-hot rows
+//!   (`train --labels`) this is cross-entropy, `-log q[label]`, with `dZ ∝ q - onehot`.
 //! - `TeacherLoss::L2`, the paper's comparison (Table 5, "L2"): `loss = 1/(N*T) * sum_{n,t} sum_c
 //!   (q - P)^2`. Backward `dZ = grad_scale/(N*T) * 2 q (r - sum_c q r)`, `r = q - P`.
 //!

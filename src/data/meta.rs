@@ -1,8 +1,8 @@
-//! The probe's dataset folder, laid out as ESC-50/ESC-10 ship: `meta.csv` with columns
-//! `filename,fold,target` (and optionally `category`, the class name; other columns are ignored)
-//! and the clips under `audio/`. The whole file is checked before any audio is decoded or any
-//! feature file read, and every problem is reported with its line, so a broken folder is fixed in
-//! one pass.
+//! A labeled dataset folder, what `probe` and `train --labels` read, laid out as ESC-50/ESC-10
+//! ship: `meta.csv` with columns `filename,fold,target` (and optionally `category`, the class name;
+//! other columns are ignored) and the clips under `audio/`. The whole file is checked before any
+//! audio is decoded or any feature file read, and every problem is reported with its line, so a
+//! broken folder is fixed in one pass.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
