@@ -127,9 +127,23 @@ fn labels_train_a_classifier_fold_by_fold_and_predict_names_its_classes() {
     names.sort();
     assert_eq!(names, ["hum", "whistle"], "{predicted}");
 
-    // A second sweep into the same folder is refused, not mixed into the first.
-    let again = fails(&args);
-    assert!(again.contains("already holds a sweep") && again.contains("--overwrite"), "{again}");
+    // The same command again continues the sweep: both folds are done, and kept as they are.
+    let again = ok(&args);
+    assert!(again.contains("fold 1: done before") && again.contains("fold 2: done before"), "{again}");
+    assert_eq!(json(&out.join("folds.json"))["folds"], table["folds"]);
+    // With more steps each fold's run is resumed from its checkpoint, not started over.
+    let mut more = args.to_vec();
+    let steps = more.iter().position(|a| *a == "--steps").unwrap() + 1;
+    more[steps] = "44";
+    let longer = ok(&more);
+    assert_eq!(longer.matches("resuming soundnet5-narrow8 from step 40").count(), 2, "{longer}");
+    assert!(json(&out.join("folds.json"))["folds"].as_array().unwrap().iter().all(|f| f["steps"] == 44));
+    // Other settings are a clash, named, not a sweep mixing two networks.
+    let mut other = args.to_vec();
+    let model = other.iter().position(|a| *a == "soundnet5-narrow8").unwrap();
+    other[model] = "soundnet5-narrow4";
+    let err = fails(&other);
+    assert!(err.contains("fold 1 of the sweep") && err.contains("--overwrite"), "{err}");
 }
 
 #[test]

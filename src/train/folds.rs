@@ -2,7 +2,9 @@
 //! protocol. Each fold in turn is held out of a run of its own in `OUT/fold-N` (a run like any
 //! other: checkpoints, metrics, loss curve, resumable with `--resume OUT/fold-N`) whose last step
 //! classifies the held-out clips; `OUT/folds.json` gathers the folds' accuracies, rewritten after
-//! each fold, so a stopped sweep keeps what it finished.
+//! each fold, so a stopped sweep keeps what it finished. The same command again continues the
+//! sweep: a fold already in the table at the steps asked for is kept, a fold with a checkpoint
+//! is resumed from it, and the rest start (`--overwrite` starts the sweep over).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -20,7 +22,7 @@ use crate::out_folder::OutFolder;
 pub const FOLDS_FILE: &str = "folds.json";
 
 /// One fold's run, as the table shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct FoldRow {
     pub fold: u32,
     pub clips: usize,
@@ -95,13 +97,11 @@ pub fn run_folds(flags: TrainFlags, spec: &str) -> Result<FoldsReport> {
     };
     // One sweep per folder: its runs are its subfolders, each locked by its own run in turn.
     let mut folder = OutFolder::lock(&out, "--out")?;
-    if out.join(FOLDS_FILE).exists() && !flags.overwrite {
-        bail!(
-            "--out {} already holds a sweep ({FOLDS_FILE}); choose another --out, or pass --overwrite to replace it",
-            out.display()
-        );
-    }
     let table = folder.claim(&[FOLDS_FILE])?.remove(0);
+    let finished = match flags.overwrite {
+        true => Vec::new(),
+        false => finished_rows(&table)?,
+    };
     println!("leave-one-fold-out on {}: folds {} in turn, in {}", labels.display(), join(&folds), out.display());
     let mut report = FoldsReport {
         labels,
@@ -116,13 +116,32 @@ pub fn run_folds(flags: TrainFlags, spec: &str) -> Result<FoldsReport> {
         out: out.clone(),
     };
     for &fold in &folds {
+        let dir = out.join(format!("fold-{fold}"));
+        println!("\n== fold {fold} held out ==");
         let mut one = flags.clone();
         one.settings.held_out = Some(Some(fold));
-        one.out = Some(out.join(format!("fold-{fold}")));
-        let opts = one.resolve()?;
+        one.out = Some(dir.clone());
+        if !flags.overwrite && run_dir::resume_point(&dir).is_ok() {
+            // The run's record holds what --init gave it; its other flags must agree with it.
+            (one.resume, one.init) = (Some(dir.clone()), None);
+        }
+        let resuming = one.resume.is_some();
+        let opts = one.resolve().with_context(|| match resuming {
+            true => format!(
+                "fold {fold} of the sweep in {}: its run holds other settings; pass --overwrite to start the sweep \
+                 over, or choose another --out",
+                out.display()
+            ),
+            false => format!("fold {fold}"),
+        })?;
+        let done = finished.iter().find(|r| r.fold == fold && r.steps == opts.settings.steps);
+        if let Some(row) = done.filter(|_| opts.resume.is_some()) {
+            println!("fold {fold}: done before ({:.2}% at step {}), kept", 100.0 * row.accuracy, row.steps);
+            report.folds.push(row.clone());
+            continue;
+        }
         (report.model, report.head, report.freeze) =
             (opts.settings.model.clone(), opts.settings.head.clone(), opts.settings.freeze.clone());
-        println!("\n== fold {fold} held out ==");
         let started = Instant::now();
         let summary: TrainSummary = run(&opts)?;
         print!("{}", summary.describe(false));
@@ -148,6 +167,25 @@ pub fn run_folds(flags: TrainFlags, spec: &str) -> Result<FoldsReport> {
         }
     }
     Ok(report)
+}
+
+/// The folds an earlier sweep in this folder finished, from its table (none when there is none).
+fn finished_rows(table: &Path) -> Result<Vec<FoldRow>> {
+    #[derive(serde::Deserialize)]
+    struct Table {
+        folds: Vec<FoldRow>,
+    }
+    match std::fs::read_to_string(table) {
+        Ok(text) => match serde_json::from_str::<Table>(&text) {
+            Ok(t) => Ok(t.folds),
+            Err(e) => bail!(
+                "{}: not a sweep's table ({e}); pass --overwrite to start the sweep over, or choose another --out",
+                table.display()
+            ),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", table.display())),
+    }
 }
 
 fn join(folds: &[u32]) -> String {
