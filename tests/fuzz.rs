@@ -199,6 +199,27 @@ fn manifests_never_panic() {
 }
 
 #[test]
+fn labeled_folders_never_panic() {
+    let dir = temp_dir("fuzz-meta");
+    std::fs::create_dir_all(dir.join("audio")).unwrap();
+    for name in ["a.wav", "b.wav"] {
+        write_wav(&dir.join("audio").join(name), 22_050, &[100; 2205]);
+    }
+    let valid = b"filename,fold,target,category\na.wav,1,0,dog\n\"b.wav\",2,3,rain\r\nb.wav,1,3,rain\n";
+    let path = dir.join("meta.csv");
+    let folder: PathBuf = dir.to_path_buf();
+    let named = dir.display().to_string();
+    fuzz(1000, valid, &path, &named, |_| {
+        let meta = match sn_wgpu::data::meta::Meta::read(&folder) {
+            Ok(meta) => meta,
+            Err(e) => return Some(format!("{e:#}")),
+        };
+        let crop = Crop::new(1000, 1).unwrap();
+        sn_wgpu::data::labeled::LabeledDataset::open(&meta, |f| f != 2, crop, false).err().map(|e| format!("{e:#}"))
+    });
+}
+
+#[test]
 fn run_records_never_panic() {
     let dir = temp_dir("fuzz-run-record");
     let path = dir.join("last.safetensors");
