@@ -8,8 +8,9 @@
 //! f64 reference) -> `model` (SoundNet's layer tables and weights) -> `data` (audio, datasets,
 //! batches), `optim` (Adam) -> `train` (the step and the loop of `sn-wgpu train`).
 //! `checkpoint`, `out_folder` and `plot` stand alone. On top of the core, `commands/` holds the
-//! other commands: `eval` (predict, extract, teach), `probe`, `filters`, `units`, `profile` and
-//! `selftest`, re-exported here by name.
+//! other commands: `eval` (predict, extract, teach), `probe`, `filters`, `units`, `profile`,
+//! `selftest` and `import_soundnet` (the authors' released training set as dataset folders),
+//! re-exported here by name.
 
 pub mod autograd;
 pub mod checkpoint;
@@ -23,5 +24,5 @@ pub mod out_folder;
 pub mod plot;
 pub mod train;
 
-pub use commands::{eval, filters, probe, profile, selftest, units};
+pub use commands::{eval, filters, import_soundnet, probe, profile, selftest, units};
 pub use gpu::{Gpu, Tensor};

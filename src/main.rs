@@ -65,6 +65,9 @@ enum Command {
     /// `train --data` (manifest.csv and per-5 s class probabilities of each head).
     #[command(allow_negative_numbers = true)]
     Teach(TeachArgs),
+    /// The authors' released SoundNet training set (lists, the teachers' prob files, the MP3s) as
+    /// dataset folders for `train --data`, one per list.
+    ImportSoundnet(ImportArgs),
     /// Per-kernel GPU time of a training step (or --inference pass) against the device's limits.
     #[command(allow_negative_numbers = true)]
     Profile(ProfileArgs),
@@ -356,6 +359,29 @@ struct TeachArgs {
     skip_bad: bool,
 }
 
+#[derive(Args)]
+struct ImportArgs {
+    /// The folder of the release's lists ({split}_frames4_NNNN.txt, from lists_public.tar.gz).
+    #[arg(long)]
+    lists: PathBuf,
+    /// The folder holding VGG16_IMNET_{SPLIT}_BNNNN/prob and VGG16_PLACES2_{SPLIT}_BNNNN/prob
+    /// (from image_features_public.tar.gz; only the prob files are read).
+    #[arg(long)]
+    features: PathBuf,
+    /// The MP3 root (from mp3_public.tar.gz): the video key K is K.mp3 under it.
+    #[arg(long)]
+    audio: PathBuf,
+    /// Which lists: train or val.
+    #[arg(long, value_enum, default_value = "train")]
+    split: sn_wgpu::import_soundnet::release::Split,
+    /// Where the dataset folders go: OUT/{split}-NNNN per list (a finished one is kept).
+    #[arg(long)]
+    out: PathBuf,
+    /// Take only lists K, K+N, K+2N, ... (0-based, in list order), for one of N machines.
+    #[arg(long)]
+    shard: Option<Shard>,
+}
+
 fn main() -> Result<()> {
     // Every command picks conv kernels by what was measured on this adapter (and measures what
     // train, profile and tune need); the library alone keeps its built-in first guesses.
@@ -423,6 +449,20 @@ fn main() -> Result<()> {
                 eprint!("{}", eval::bad_files::all_skipped("teach", &summary.errors));
             } else if let Some(skipped) = eval::bad_files::settle("teach", done, &summary.errors, a.skip_bad)? {
                 eprint!("{skipped}");
+            }
+        }
+        Command::ImportSoundnet(a) => {
+            let opts = sn_wgpu::import_soundnet::ImportOptions {
+                lists: a.lists,
+                features: a.features,
+                audio: a.audio,
+                split: a.split,
+                out: a.out,
+                shard: a.shard,
+            };
+            let summary = sn_wgpu::import_soundnet::import(&opts)?;
+            if let Some(refused) = summary.refused() {
+                anyhow::bail!("{refused}");
             }
         }
         Command::Profile(a) => {

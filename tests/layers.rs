@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("units", 6),
     ("profile", 6),
     ("selftest", 6),
+    ("import_soundnet", 6),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -4,6 +4,7 @@
 
 pub mod eval;
 pub mod filters;
+pub mod import_soundnet;
 pub mod probe;
 pub mod profile;
 pub mod selftest;
