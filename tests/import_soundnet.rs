@@ -152,7 +152,8 @@ fn the_released_layout_becomes_dataset_folders_list_by_list() {
 
     // What it wrote trains: every clip and row passes the dataset checks.
     let (dataset, _) =
-        ManifestDataset::open(&[list1.clone()], &DatasetOptions::new(Crop::new(22_050, 1).unwrap())).unwrap();
+        ManifestDataset::open(std::slice::from_ref(&list1), &DatasetOptions::new(Crop::new(22_050, 1).unwrap()))
+            .unwrap();
     assert_eq!(sn_wgpu::data::Dataset::len(&dataset), 4);
 
     // Shard 1 of 2 is list 2, refused whole, naming its file and the sizes.
