@@ -540,8 +540,12 @@ fn draw_curve(out: &Path, model: &str, history: &[(u64, Heads<Option<f32>>)], va
     };
     let mut series = vec![line("total", &|l| total(*l))];
     let present = |h: HeadKind| history.first().is_some_and(|(_, l)| l.get(h).is_some());
-    for h in HeadKind::ALL.into_iter().filter(|&h| present(h)) {
-        series.push(line(h.name(), &move |l: &Heads<Option<f32>>| l.get(h).unwrap_or(0.0)));
+    let heads: Vec<HeadKind> = HeadKind::ALL.into_iter().filter(|&h| present(h)).collect();
+    // One head's line would be the total's, drawn over it.
+    if heads.len() > 1 {
+        for h in heads {
+            series.push(line(h.name(), &move |l: &Heads<Option<f32>>| l.get(h).unwrap_or(0.0)));
+        }
     }
     let window = smoothing_window(history.len());
     if window > 1 {
