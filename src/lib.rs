@@ -24,5 +24,5 @@ pub mod out_folder;
 pub mod plot;
 pub mod train;
 
-pub use commands::{eval, filters, import_soundnet, probe, profile, selftest, units};
+pub use commands::{eval, filters, import_soundnet, pack, probe, profile, selftest, units};
 pub use gpu::{Gpu, Tensor};

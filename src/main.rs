@@ -68,6 +68,9 @@ enum Command {
     /// The authors' released SoundNet training set (lists, the teachers' prob files, the MP3s) as
     /// dataset folders for `train --data`, one per list.
     ImportSoundnet(ImportArgs),
+    /// Decode dataset folders once into packed shards (int16 clips, teacher rows and an index,
+    /// memory-mapped), which train --data reads without decoding at every step.
+    Pack(PackArgs),
     /// Per-kernel GPU time of a training step (or --inference pass) against the device's limits.
     #[command(allow_negative_numbers = true)]
     Profile(ProfileArgs),
@@ -382,6 +385,25 @@ struct ImportArgs {
     shard: Option<Shard>,
 }
 
+#[derive(Args)]
+struct PackArgs {
+    /// Dataset folders to pack (manifest.csv with audio and objects/scenes columns), in order.
+    #[arg(long, num_args = 1.., required = true)]
+    data: Vec<PathBuf>,
+    /// The pack's folder: pack.json, shard-NNNNN.pack and skipped.txt.
+    #[arg(long)]
+    out: PathBuf,
+    /// A shard closes once it holds this many megabytes (10^6 bytes).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    shard_mb: u64,
+    /// Leave bad items out (listed in skipped.txt) instead of stopping at the first.
+    #[arg(long)]
+    skip_bad: bool,
+    /// Pack again into a folder that holds a finished pack (only files sn-wgpu wrote are replaced).
+    #[arg(long)]
+    overwrite: bool,
+}
+
 fn main() -> Result<()> {
     // Every command picks conv kernels by what was measured on this adapter (and measures what
     // train, profile and tune need); the library alone keeps its built-in first guesses.
@@ -464,6 +486,16 @@ fn main() -> Result<()> {
             if let Some(refused) = summary.refused() {
                 anyhow::bail!("{refused}");
             }
+        }
+        Command::Pack(a) => {
+            let opts = sn_wgpu::pack::PackOptions {
+                data: a.data,
+                out: a.out,
+                shard_bytes: a.shard_mb * 1_000_000,
+                skip_bad: a.skip_bad,
+                overwrite: a.overwrite,
+            };
+            println!("{}", sn_wgpu::pack::pack(&opts)?);
         }
         Command::Profile(a) => {
             let opts = ProfileOptions {

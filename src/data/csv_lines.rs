@@ -4,19 +4,40 @@
 
 use csv::{Position, StringRecord};
 
-/// The 1-based line of `text` that byte `offset` is on: one more than the line breaks before it
-/// (`\n`, `\r\n` or a lone `\r`).
-pub fn line_at(text: &[u8], offset: u64) -> u64 {
-    let before = &text[..(offset as usize).min(text.len())];
-    let breaks =
-        before.iter().enumerate().filter(|&(i, &b)| b == b'\n' || (b == b'\r' && text.get(i + 1) != Some(&b'\n')));
-    1 + breaks.count() as u64
+/// The lines of a CSV file's text, counted on from the last offset asked: records are asked for
+/// in order, so a file of a million lines is counted once, not once per record.
+pub struct Lines<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(text: &'a [u8]) -> Lines<'a> {
+        Lines { text, offset: 0, line: 1 }
+    }
+
+    /// The 1-based line that byte `offset` is on: one more than the line breaks before it
+    /// (`\n`, `\r\n` or a lone `\r`).
+    pub fn line_at(&mut self, offset: u64) -> u64 {
+        let offset = (offset as usize).min(self.text.len());
+        if offset < self.offset {
+            (self.offset, self.line) = (0, 1);
+        }
+        let text = self.text;
+        let breaks = (self.offset..offset)
+            .filter(|&i| text[i] == b'\n' || (text[i] == b'\r' && text.get(i + 1) != Some(&b'\n')))
+            .count();
+        (self.offset, self.line) = (offset, self.line + breaks as u64);
+        self.line
+    }
 }
 
 /// The line `record` starts on; `fallback` (where the reader stood before reading it) when the
 /// record carries no position.
-pub fn record_line(text: &[u8], record: &StringRecord, fallback: &Position) -> u64 {
-    line_at(text, record_start(text, record.position().unwrap_or(fallback)))
+pub fn record_line(lines: &mut Lines, record: &StringRecord, fallback: &Position) -> u64 {
+    let start = record_start(lines.text, record.position().unwrap_or(fallback));
+    lines.line_at(start)
 }
 
 /// Where the record at `position` starts: csv puts it before the blank lines it skipped, and no
@@ -29,8 +50,9 @@ fn record_start(text: &[u8], position: &Position) -> u64 {
 
 /// A read error as `line N: reason`, N the record's start when the error knows it, else
 /// `fallback`'s line. The csv crate's own message is not used: it repeats its miscounted line.
-pub fn read_error(text: &[u8], error: &csv::Error, fallback: &Position) -> String {
-    let line = line_at(text, record_start(text, error.position().unwrap_or(fallback)));
+pub fn read_error(lines: &mut Lines, error: &csv::Error, fallback: &Position) -> String {
+    let start = record_start(lines.text, error.position().unwrap_or(fallback));
+    let line = lines.line_at(start);
     let reason = match error.kind() {
         csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
             format!("{len} field(s), but the header has {expected_len}")
@@ -52,12 +74,13 @@ mod tests {
         reader.headers().unwrap();
         let mut record = StringRecord::new();
         let mut out = Vec::new();
+        let mut counted = Lines::new(bytes);
         loop {
             let before = reader.position().clone();
             match reader.read_record(&mut record) {
                 Ok(false) => return out,
-                Ok(true) => out.push(Ok(record_line(bytes, &record, &before))),
-                Err(e) => out.push(Err(read_error(bytes, &e, &before))),
+                Ok(true) => out.push(Ok(record_line(&mut counted, &record, &before))),
+                Err(e) => out.push(Err(read_error(&mut counted, &e, &before))),
             }
         }
     }
@@ -72,5 +95,13 @@ mod tests {
             lines("h,i\r\na,1\r\nb\r\nc,3\r\n"),
             [Ok(2), Err("line 3: 1 field(s), but the header has 2".into()), Ok(4)]
         );
+    }
+
+    #[test]
+    fn asking_again_from_an_earlier_offset_counts_from_the_start() {
+        let mut lines = Lines::new(b"a\nb\r\nc\rd\n");
+        assert_eq!(lines.line_at(9), 4);
+        assert_eq!(lines.line_at(2), 2);
+        assert_eq!(lines.line_at(5), 3);
     }
 }

@@ -214,7 +214,7 @@ fn agree_on_widths(items: &mut Vec<Item>, problems: &mut Vec<Problem>, read: Hea
 
 /// One manifest line: its line number in the file (the header is line 1), its audio path and
 /// its teacher paths (objects, scenes; None for a column the manifest lacks).
-struct Row {
+pub struct Row {
     line: u64,
     paths: Result<(PathBuf, Heads<Option<PathBuf>>), Problem>,
 }
@@ -241,12 +241,13 @@ fn read_manifest(dir: &Path) -> Result<(Heads<bool>, Vec<Row>), Problem> {
     let has = teachers.map(|c| c.is_some());
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
+    let mut lines = csv_lines::Lines::new(&text);
     loop {
         let before = reader.position().clone();
         let row = match reader.read_record(&mut record) {
             Ok(false) => return Ok((has, rows)),
             Ok(true) => {
-                let line = csv_lines::record_line(&text, &record, &before);
+                let line = csv_lines::record_line(&mut lines, &record, &before);
                 let field = |column: usize, name: &str| -> Result<PathBuf, Problem> {
                     match record.get(column) {
                         Some(v) if !v.is_empty() => Ok(dir.join(v)),
@@ -267,11 +268,48 @@ fn read_manifest(dir: &Path) -> Result<(Heads<bool>, Vec<Row>), Problem> {
                 Row { line, paths }
             }
             Err(e) => {
-                let line = csv_lines::line_at(&text, before.byte());
-                Row { line, paths: Err(Problem::new(&path, csv_lines::read_error(&text, &e, &before))) }
+                let line = lines.line_at(before.byte());
+                Row { line, paths: Err(Problem::new(&path, csv_lines::read_error(&mut lines, &e, &before))) }
             }
         };
         rows.push(row);
+    }
+}
+
+/// The rows of `dirs`' manifests, in order, and the teacher columns to read of those `wanted`, for
+/// a reader that takes the items one by one instead of all up front (`sn-wgpu pack`).
+pub fn read_rows(dirs: &[PathBuf], wanted: Heads<bool>) -> Result<(Vec<Row>, Heads<bool>), Problem> {
+    let mut rows = Vec::new();
+    let mut has = Vec::new();
+    for dir in dirs {
+        let (columns, mut more) = read_manifest(dir)?;
+        has.push((dir.join(MANIFEST), columns));
+        rows.append(&mut more);
+    }
+    let read = columns_to_read(&has, wanted)?;
+    Ok((rows, read))
+}
+
+/// A whole item: its audio file, its clip, and each teacher's rows with their width.
+pub type WholeItem = (PathBuf, Vec<f32>, Heads<(Vec<f32>, usize)>);
+
+/// One item whole: its audio file, every sample of its clip, and all rows of each teacher read
+/// (with its width; empty and 0 for one not read). Problems carry the manifest line.
+pub fn load_whole(row: &Row, read: Heads<bool>) -> Result<WholeItem, Vec<Problem>> {
+    let (audio_path, teacher_paths) = row.paths.clone().map_err(|p| vec![p])?;
+    let mut problems = Vec::new();
+    let clip = audio::load(&audio_path).map_err(|e| problems.push(Problem::new(e.file, e.reason))).ok();
+    let mut tables: Heads<(Vec<f32>, usize)> = Heads::default();
+    for h in HeadKind::TEACHERS.into_iter().filter(|&h| *read.get(h)) {
+        let path = teacher_paths.get(h).clone().expect("a column read is in every manifest");
+        match teacher::read(&path, None) {
+            Ok(t) => *tables.get_mut(h) = (t.data, t.classes),
+            Err(p) => problems.extend(p),
+        }
+    }
+    match clip {
+        Some(clip) if problems.is_empty() => Ok((audio_path, clip, tables)),
+        _ => Err(problems.into_iter().map(|p| with_line(p, row.line)).collect()),
     }
 }
 

@@ -84,17 +84,18 @@ impl Meta {
         // The first line where each target's category was seen, to name it in a conflict.
         let mut categories: BTreeMap<u32, (String, u64)> = BTreeMap::new();
         let mut record = csv::StringRecord::new();
+        let mut lines = csv_lines::Lines::new(&text);
         loop {
             let before = reader.position().clone();
             match reader.read_record(&mut record) {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(e) => {
-                    problems.push(Problem::new(&path, csv_lines::read_error(&text, &e, &before)));
+                    problems.push(Problem::new(&path, csv_lines::read_error(&mut lines, &e, &before)));
                     continue;
                 }
             }
-            let line = csv_lines::record_line(&text, &record, &before);
+            let line = csv_lines::record_line(&mut lines, &record, &before);
             let mut problem = |reason: String| problems.push(Problem::new(&path, format!("line {line}: {reason}")));
             let field = |c: usize| record.get(c).unwrap_or("");
             let [filename_c, fold_c, target_c] = columns;

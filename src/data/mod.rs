@@ -8,7 +8,8 @@
 //! `csv_lines`), noting clips the crop repeats many times (`tiling`); `demo` makes a synthetic set
 //! in memory; `batch` orders examples into batches; `loader` builds batches ahead of the consumer
 //! on a background thread. `meta` reads a labeled folder (ESC-style `meta.csv`), which `labeled`
-//! serves as one-hot rows for `train --labels`. Every dataset implements [`Dataset`], so the loader
+//! serves as one-hot rows for `train --labels`. `pack` writes and serves packed shards: clips
+//! decoded once, memory-mapped. Every dataset implements [`Dataset`], so the loader
 //! serves them all.
 
 pub mod audio;
@@ -24,6 +25,7 @@ pub mod loader;
 pub mod manifest;
 pub mod meta;
 pub mod npy;
+pub mod pack;
 pub mod problem;
 pub mod teacher;
 pub mod tiling;
@@ -71,4 +73,13 @@ pub trait Dataset: Send + Sync {
     fn classes(&self) -> crate::model::Heads<Option<usize>>;
     /// Example `i`, `i < len()`.
     fn example(&self, i: usize) -> anyhow::Result<Example>;
+    /// The items of each shard, in order, for a dataset read as a stream of shards (packed
+    /// shards): its epochs shuffle shards and then items within a window (see [`Order`]).
+    fn shard_sizes(&self) -> Option<Vec<usize>> {
+        None
+    }
+    /// Damaged items met so far and left out (`--skip-bad`).
+    fn damaged(&self) -> usize {
+        0
+    }
 }

@@ -23,6 +23,7 @@ use super::{run_dir, signals};
 use crate::checkpoint::Checkpoint;
 use crate::data::labeled::LabeledDataset;
 use crate::data::meta::Meta;
+use crate::data::pack::{self, PackedDataset};
 use crate::data::{Crop, Dataset, DatasetOptions, DemoDataset, Loader, ManifestDataset, Order};
 use crate::gpu::Gpu;
 use crate::model::{Arch, HeadKind, Heads, Model};
@@ -47,6 +48,21 @@ pub struct TrainSummary {
     pub interrupted: Option<i32>,
     /// The held-out fold's clips classified, for a labeled run that held one out.
     pub held_out: Option<HeldOutReport>,
+    pub data: DataReport,
+}
+
+/// How the run went through its data, and whether the GPU waited for it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DataReport {
+    pub clips: usize,
+    pub steps_per_epoch: usize,
+    /// Epochs done at the end of the run, counted from step 0.
+    pub epochs: f64,
+    /// Damaged items met and left out (`--skip-bad` on packed shards).
+    pub damaged: usize,
+    /// Seconds the loop waited for the loader, and the loop's wall time, in this process.
+    pub wait_s: f64,
+    pub wall_s: f64,
 }
 
 /// Where a labeled run writes its held-out fold's results.
@@ -59,9 +75,31 @@ fn open_dataset(
     columns: Heads<bool>,
     what: &str,
 ) -> Result<Arc<dyn Dataset>> {
-    let options = DatasetOptions { skip_bad, columns, ..DatasetOptions::new(crop) };
     let names = paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
-    let (dataset, skipped) = ManifestDataset::open(paths, &options).with_context(|| format!("{what} {names}"))?;
+    let packs = paths.iter().filter(|p| pack::is_pack(p)).count();
+    ensure!(
+        packs == 0 || packs == paths.len(),
+        "{what} {names}: packs (folders with {}) and dataset folders cannot be mixed; pack the folders too",
+        pack::INDEX
+    );
+    let (dataset, skipped): (Arc<dyn Dataset>, _) = if packs > 0 {
+        let (dataset, skipped) =
+            PackedDataset::open(paths, crop, columns, skip_bad).with_context(|| format!("{what} {names}"))?;
+        println!(
+            "{what}: {} packed clips in {} shard(s){}",
+            dataset.len(),
+            dataset.shard_count(),
+            match dataset.skipped_when_packed() {
+                0 => String::new(),
+                n => format!(" ({n} item(s) were left out when packing: see {} in the pack)", pack::SKIPPED),
+            }
+        );
+        (Arc::new(dataset), skipped)
+    } else {
+        let options = DatasetOptions { skip_bad, columns, ..DatasetOptions::new(crop) };
+        let (dataset, skipped) = ManifestDataset::open(paths, &options).with_context(|| format!("{what} {names}"))?;
+        (Arc::new(dataset), skipped)
+    };
     if !skipped.is_empty() {
         eprintln!("skipped {} bad item(s) of {names} (--skip-bad):", skipped.len());
         for s in &skipped {
@@ -69,7 +107,7 @@ fn open_dataset(
         }
     }
     ensure!(!dataset.is_empty(), "{what} {names} has no usable clips");
-    Ok(Arc::new(dataset))
+    Ok(dataset)
 }
 
 /// The heads the student gets: those of the teachers chosen, as wide as the data's arrays. A
@@ -342,7 +380,13 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         );
     }
 
-    let order = Order::new(dataset.len(), opts.settings.batch_size, opts.settings.seed, !opts.settings.no_shuffle);
+    let order = Order::for_dataset(&*dataset, opts.settings.batch_size, opts.settings.seed, !opts.settings.no_shuffle);
+    let steps_per_epoch = order.batches_per_epoch();
+    println!(
+        "an epoch is {steps_per_epoch} step(s) of {} clips{}",
+        opts.settings.batch_size,
+        if dataset.shard_sizes().is_some() { " (shards shuffled, then items within windows)" } else { "" }
+    );
     let mut loader = Loader::spawn(dataset.clone(), order, start as usize, 3)?;
     signals::arm()?;
 
@@ -363,11 +407,15 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         lr: opts.settings.lr as f32,
     };
     let mut last_good = LastGood(resumed_from);
+    let loop_started = Instant::now();
+    let mut waited = std::time::Duration::ZERO;
     for k in start + 1..=opts.settings.steps {
         if signals::received().is_some() {
             break;
         }
+        let asked = Instant::now();
         let batch = loader.next_batch()?;
+        waited += asked.elapsed();
         let done = step.submit(&gpu, &batch.waveform, batch.targets())?;
         progress.report(done, &gpu, &model, &step, &last_good)?;
         let checkpoint_now = opts.settings.save_every > 0 && k % opts.settings.save_every == 0;
@@ -396,6 +444,7 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
     let done = step.finish(&gpu)?;
     progress.report(done, &gpu, &model, &step, &last_good)?;
     progress.bar.finish_and_clear();
+    let wall_s = loop_started.elapsed().as_secs_f64();
     let checkpoint = save(&gpu, &model, &step, record, &mut folder, &["last.safetensors".into()], &last_good)?;
     let steps_done = step.adam.step;
     // The step's buffers go before the held-out pass allocates its own.
@@ -424,6 +473,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         loss: opts.settings.loss,
         // A signal during the last step stopped nothing.
         interrupted: signals::received().filter(|_| steps_done < opts.settings.steps),
+        data: DataReport {
+            clips: dataset.len(),
+            steps_per_epoch,
+            epochs: steps_done as f64 / steps_per_epoch as f64,
+            damaged: dataset.damaged(),
+            wait_s: waited.as_secs_f64(),
+            wall_s,
+        },
         labeled: opts.settings.labels.is_some(),
         held_out,
     })
@@ -598,6 +655,19 @@ impl TrainSummary {
                 dir.join(HELD_OUT_FILE).display()
             ));
         }
+        let d = &self.data;
+        s.push_str(&format!(
+            "data: {:.2} epoch(s) of {} clips; the steps waited {:.1} s for data in {:.1} s of training ({:.0}%){}\n",
+            d.epochs,
+            d.clips,
+            d.wait_s,
+            d.wall_s,
+            100.0 * d.wait_s / d.wall_s.max(1e-9),
+            match d.damaged {
+                0 => String::new(),
+                n => format!("; {n} damaged item(s) left out (--skip-bad)"),
+            }
+        ));
         s.push_str(&format!("checkpoint: {} (step {})\n", self.checkpoint.display(), self.steps_done));
         s.push_str(&format!(
             "metrics:    {}, loss curve: {}\n",

@@ -71,10 +71,11 @@ fn read_labels(meta: &Path, files: &[PathBuf]) -> Result<Labels> {
     let mut classes: Vec<String> = Vec::new();
     let mut by_file: HashMap<String, usize> = HashMap::new();
     let mut position = csv::Position::new();
+    let mut lines = csv_lines::Lines::new(&text);
     for record in reader.records() {
         let record = record
-            .map_err(|e| anyhow::anyhow!("{}: {}", meta.display(), csv_lines::read_error(&text, &e, &position)))?;
-        let line = csv_lines::record_line(&text, &record, &position);
+            .map_err(|e| anyhow::anyhow!("{}: {}", meta.display(), csv_lines::read_error(&mut lines, &e, &position)))?;
+        let line = csv_lines::record_line(&mut lines, &record, &position);
         if let Some(p) = record.position() {
             position = p.clone();
         }

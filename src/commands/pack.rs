@@ -1,0 +1,165 @@
+//! `sn-wgpu pack`: dataset folders (from `teach`, `import-soundnet` or a hand-made manifest)
+//! decoded once into packed shards (`data::pack`), so that training reads clips out of a memory
+//! map instead of decoding them at every step.
+//!
+//! The manifests are read first; then the items are decoded a few batches at a time over every
+//! core and written in manifest order, so memory holds a few clips whatever the dataset's size.
+//! The teachers' widths are those of the first good item; an item of other widths is bad. A bad
+//! item stops the pack, naming the file and its manifest line, unless `--skip-bad`: then it is
+//! left out and listed in `skipped.txt`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::data::manifest::{self, MANIFEST};
+use crate::data::pack::{self, writer::shard_name, PackIndex, PackItem, PackWriter};
+use crate::data::{Problem, ValidationError, SAMPLE_RATE};
+use crate::model::{HeadKind, Heads};
+use crate::out_folder::OutFolder;
+
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    pub data: Vec<PathBuf>,
+    pub out: PathBuf,
+    /// A shard closes once it holds this many bytes.
+    pub shard_bytes: u64,
+    pub skip_bad: bool,
+    /// Replace a finished pack in `out` (only files sn-wgpu wrote there).
+    pub overwrite: bool,
+}
+
+#[derive(Debug)]
+pub struct PackSummary {
+    pub index: PackIndex,
+    pub samples: u64,
+    pub seconds: f64,
+    pub skipped: Vec<Problem>,
+}
+
+impl std::fmt::Display for PackSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let i = &self.index;
+        let bytes: u64 = i.shards.iter().map(|s| s.bytes).sum();
+        write!(
+            f,
+            "packed {} clips ({:.1} h of audio, {:.2} GB) into {} shard(s) in {:.1} s ({:.0} clips/s); teachers: {}",
+            i.items,
+            self.samples as f64 / SAMPLE_RATE as f64 / 3600.0,
+            bytes as f64 / 1e9,
+            i.shards.len(),
+            self.seconds,
+            i.items as f64 / self.seconds.max(1e-9),
+            i.classes().describe(|c| format!("{c} classes")),
+        )?;
+        if !self.skipped.is_empty() {
+            write!(f, "\nleft out {} bad item(s) (--skip-bad), listed in {}", self.skipped.len(), pack::SKIPPED)?;
+        }
+        Ok(())
+    }
+}
+
+/// Items decoded together, per core: enough to keep every core busy, few enough to bound memory.
+const ITEMS_PER_CORE: usize = 4;
+
+pub fn pack(opts: &PackOptions) -> Result<PackSummary> {
+    ensure!(!opts.data.is_empty(), "give at least one dataset folder to pack");
+    let inputs: Vec<PathBuf> = opts.data.iter().map(|d| d.join(MANIFEST)).collect();
+    let mut folder = OutFolder::lock(&opts.out, "--out")?.reading(&inputs);
+    if pack::is_pack(&opts.out) && !opts.overwrite {
+        bail!(
+            "{} is already a finished pack ({} is there); --overwrite packs it again, or choose another --out",
+            opts.out.display(),
+            pack::INDEX
+        );
+    }
+    let started = Instant::now();
+    let all = Heads { objects: true, scenes: true, classes: false };
+    let names = opts.data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+    let (rows, read) = manifest::read_rows(&opts.data, all)
+        .map_err(|p| ValidationError { dataset: PathBuf::from(&names), problems: vec![p] })?;
+    // What an earlier pack into this folder left (finished or not) goes first, so no old shard
+    // outlives the new index; only files on the folder's list are touched.
+    let old: Vec<String> =
+        folder.written().filter(|n| n.starts_with("shard-") || *n == pack::INDEX).map(str::to_string).collect();
+    for name in old {
+        folder.remove(&name)?;
+    }
+
+    let bar = progress_bar(rows.len() as u64);
+    let chunk = ITEMS_PER_CORE * rayon::current_num_threads();
+    let mut writer: Option<PackWriter> = None;
+    let mut classes: Option<(Heads<Option<usize>>, PathBuf)> = None;
+    let mut skipped = Vec::new();
+    let mut samples = 0u64;
+    let bad = |problems: Vec<Problem>, skipped: &mut Vec<Problem>| -> Result<()> {
+        if !opts.skip_bad {
+            let error = ValidationError { dataset: PathBuf::from(&names), problems };
+            bail!("{error}\n--skip-bad leaves bad items out (listed in the pack's {})", pack::SKIPPED);
+        }
+        skipped.extend(problems);
+        Ok(())
+    };
+    // The writer borrows the folder; it is made at the first good item, once the widths are known.
+    let mut folder_slot = Some(&mut folder);
+    for part in rows.chunks(chunk) {
+        let loaded: Vec<_> = part.par_iter().map(|row| manifest::load_whole(row, read)).collect();
+        for result in loaded {
+            bar.inc(1);
+            let (audio, clip, tables) = match result {
+                Ok(item) => item,
+                Err(problems) => {
+                    bad(problems, &mut skipped)?;
+                    continue;
+                }
+            };
+            let widths = Heads::from_fn(|h| (h != HeadKind::Classes && *read.get(h)).then_some(tables.get(h).1));
+            let (expected, first) = classes.get_or_insert_with(|| (widths, audio.clone()));
+            if widths != *expected {
+                let problem = Problem::new(
+                    &audio,
+                    format!(
+                        "teachers of {}, but {} (the first item) has {}: one teacher gives every clip the same classes",
+                        widths.describe(usize::to_string),
+                        first.display(),
+                        expected.describe(usize::to_string)
+                    ),
+                );
+                bad(vec![problem], &mut skipped)?;
+                continue;
+            }
+            let w = match &mut writer {
+                Some(w) => w,
+                None => writer.insert(PackWriter::new(folder_slot.take().expect("once"), *expected, opts.shard_bytes)),
+            };
+            samples += clip.len() as u64;
+            let Heads { objects, scenes, .. } = tables;
+            let item = PackItem { name: audio.display().to_string(), clip, objects: objects.0, scenes: scenes.0 };
+            w.add(&item)?;
+        }
+    }
+    bar.finish_and_clear();
+    let Some(writer) = writer else {
+        let mut problems = skipped;
+        problems.push(Problem::new(&opts.data[0], "no item could be packed"));
+        bail!(ValidationError { dataset: PathBuf::from(&names), problems });
+    };
+    let index = writer.finish(&skipped, opts.data.iter().map(|d| d.display().to_string()).collect())?;
+    debug_assert!(index.shards.iter().enumerate().all(|(k, s)| s.file == shard_name(k)));
+    Ok(PackSummary { index, samples, seconds: started.elapsed().as_secs_f64(), skipped })
+}
+
+fn progress_bar(items: u64) -> ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(items);
+    bar.set_style(
+        ProgressStyle::with_template("packing {bar:40} {pos}/{len} clips, {per_sec}, {eta} left")
+            .expect("a valid template"),
+    );
+    bar
+}
