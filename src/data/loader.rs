@@ -3,18 +3,20 @@
 //! loading reaches the consumer as an `Err`, after which the loader stays stopped.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Context, Result};
 
-use super::batch::{load_batch, Batch, Order};
+use super::batch::{load_batch_into, Batch, Order};
 use super::contain::panic_message;
 use super::Dataset;
 
 pub struct Loader {
     rx: Option<Receiver<Result<Batch>>>,
+    /// Batches the consumer is done with, whose buffers the next batches reuse.
+    recycle: SyncSender<Batch>,
     thread: Option<JoinHandle<()>>,
     next: usize,
     failed: bool,
@@ -25,11 +27,13 @@ impl Loader {
     /// `ahead` (at least 1) finished batches queued.
     pub fn spawn(dataset: Arc<dyn Dataset>, order: Order, first: usize, ahead: usize) -> Result<Loader> {
         let (tx, rx) = sync_channel(ahead.max(1));
+        let (recycle, recycled) = sync_channel::<Batch>(ahead.max(1) + 1);
         let thread = std::thread::Builder::new()
             .name("sn-data-loader".into())
             .spawn(move || {
                 for b in first.. {
-                    let loaded = catch_unwind(AssertUnwindSafe(|| load_batch(&*dataset, &order.batch(b))))
+                    let reuse = recycled.try_recv().ok();
+                    let loaded = catch_unwind(AssertUnwindSafe(|| load_batch_into(&*dataset, &order.batch(b), reuse)))
                         .unwrap_or_else(|panic| Err(anyhow!("the loader panicked: {}", panic_message(&*panic))))
                         .with_context(|| format!("loading batch {b}"));
                     let failed = loaded.is_err();
@@ -40,7 +44,7 @@ impl Loader {
                 }
             })
             .context("cannot start the data loader thread")?;
-        Ok(Loader { rx: Some(rx), thread: Some(thread), next: first, failed: false })
+        Ok(Loader { rx: Some(rx), recycle, thread: Some(thread), next: first, failed: false })
     }
 
     /// The next batch in order, waiting for it if the thread has not finished it yet.
@@ -55,6 +59,14 @@ impl Loader {
             Err(_) => self.failed = true,
         }
         batch
+    }
+}
+
+impl Loader {
+    /// Gives back a batch the consumer is done with, so a later batch reuses its memory.
+    pub fn recycle(&self, batch: Batch) {
+        // A full queue or a stopped thread only means the buffers are freed instead.
+        let _ = self.recycle.try_send(batch);
     }
 }
 

@@ -31,7 +31,7 @@ pub mod teacher;
 pub mod tiling;
 pub mod wav_header;
 
-pub use batch::{load_batch, Batch, Order};
+pub use batch::{load_batch, load_batch_into, Batch, Order};
 pub use crop::Crop;
 pub use demo::{DemoClass, DemoDataset};
 pub use loader::Loader;
@@ -73,6 +73,14 @@ pub trait Dataset: Send + Sync {
     fn classes(&self) -> crate::model::Heads<Option<usize>>;
     /// Example `i`, `i < len()`.
     fn example(&self, i: usize) -> anyhow::Result<Example>;
+    /// Example `i` with its waveform written into `waveform` (`crop().samples` long) rather
+    /// than returned: the loader fills a batch's buffer in place.
+    fn example_into(&self, i: usize, waveform: &mut [f32]) -> anyhow::Result<Example> {
+        let mut e = self.example(i)?;
+        waveform.copy_from_slice(&e.waveform);
+        e.waveform = Vec::new();
+        Ok(e)
+    }
     /// The items of each shard, in order, for a dataset read as a stream of shards (packed
     /// shards): its epochs shuffle shards and then items within a window (see [`Order`]).
     fn shard_sizes(&self) -> Option<Vec<usize>> {

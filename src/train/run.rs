@@ -417,6 +417,8 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         let batch = loader.next_batch()?;
         waited += asked.elapsed();
         let done = step.submit(&gpu, &batch.waveform, batch.targets())?;
+        // The step has copied the batch out: its buffers go back for the next batch.
+        loader.recycle(batch);
         progress.report(done, &gpu, &model, &step, &last_good)?;
         let checkpoint_now = opts.settings.save_every > 0 && k % opts.settings.save_every == 0;
         let validate_now = val_eval.is_some() && opts.settings.val_every > 0 && k % opts.settings.val_every == 0;

@@ -186,7 +186,8 @@ impl PackedDataset {
         (s, i - self.starts[s])
     }
 
-    fn read(&self, i: usize) -> Result<Example, Problem> {
+    /// Item `i`'s teachers, its clip written into `waveform`.
+    fn read(&self, i: usize, waveform: &mut [f32]) -> Result<Example, Problem> {
         let (s, j) = self.locate(i);
         let shard = &self.shards[s];
         let fail = |reason: String| {
@@ -217,8 +218,8 @@ impl PackedDataset {
                 *tables.get_mut(h) = tile_rows(&table, width, self.crop.steps);
             }
         }
-        let waveform = format::decode_clip_tiled(view.clip, self.crop.samples);
-        Ok(Example { waveform, objects: tables.objects, scenes: tables.scenes, classes: Vec::new() })
+        format::decode_clip_tiled_into(view.clip, waveform);
+        Ok(Example { waveform: Vec::new(), objects: tables.objects, scenes: tables.scenes, classes: Vec::new() })
     }
 }
 
@@ -236,9 +237,15 @@ impl Dataset for PackedDataset {
     }
 
     fn example(&self, i: usize) -> Result<Example> {
+        let mut waveform = vec![0.0; self.crop.samples];
+        let e = self.example_into(i, &mut waveform)?;
+        Ok(Example { waveform, ..e })
+    }
+
+    fn example_into(&self, i: usize, waveform: &mut [f32]) -> Result<Example> {
         let mut k = i;
         loop {
-            match self.read(k) {
+            match self.read(k, waveform) {
                 Ok(e) => return Ok(e),
                 Err(problem) if !self.skip_bad => {
                     bail!("{problem}; --skip-bad serves the next good item in its place")

@@ -187,16 +187,25 @@ pub fn encode_clip(clip: &[f32], out: &mut Vec<u8>) {
 /// The first `len` samples of a stored clip, repeating it from its start when it is shorter (the
 /// crop of `data::crop::tile`). `clip` holds at least one sample.
 pub fn decode_clip_tiled(clip: &[u8], len: usize) -> Vec<f32> {
+    let mut out = vec![0.0; len];
+    decode_clip_tiled_into(clip, &mut out);
+    out
+}
+
+/// [`decode_clip_tiled`] into `out`, every element of which is written.
+pub fn decode_clip_tiled_into(clip: &[u8], out: &mut [f32]) {
     let n = clip.len() / 2;
     assert!(n > 0, "tiling an empty clip");
-    let mut out = Vec::with_capacity(len);
-    let first = &clip[..2 * n.min(len)];
-    out.extend(first.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 * (1.0 / STEPS_PER_UNIT)));
-    while out.len() < len {
-        let more = (len - out.len()).min(n);
-        out.extend_from_within(..more);
+    let first = n.min(out.len());
+    for (o, b) in out[..first].iter_mut().zip(clip.chunks_exact(2)) {
+        *o = i16::from_le_bytes([b[0], b[1]]) as f32 * (1.0 / STEPS_PER_UNIT);
     }
-    out
+    let mut done = first;
+    while done < out.len() {
+        let more = (out.len() - done).min(done);
+        out.copy_within(..more, done);
+        done += more;
+    }
 }
 
 /// float32 little-endian bytes as values.
