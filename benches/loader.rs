@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench loader
 //!     SN_BENCH_CLIPS=128 SN_BENCH_SECONDS=20 SN_BENCH_BATCH=32 cargo bench --bench loader
+//!     SN_BENCH_KEEP=/tmp/loader-data cargo bench --bench loader   # keep the folders and the pack
 //!
 //! The clips are synthetic (tones in noise, 16-bit at 22,050 Hz, each with 4 teacher rows of 1000
 //! and 401 classes) written to a temporary folder; FLAC and MP3 (128 kbit/s) copies are made with
@@ -95,7 +96,11 @@ fn main() {
     let seconds: f64 = env_or("SN_BENCH_SECONDS", "20").parse().expect("SN_BENCH_SECONDS: a number");
     let batch: usize = env_or("SN_BENCH_BATCH", "32").parse().expect("SN_BENCH_BATCH: a count");
     let all_cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let root = std::env::temp_dir().join(format!("sn-wgpu-loader-bench-{}", std::process::id()));
+    let keep = std::env::var_os("SN_BENCH_KEEP").map(std::path::PathBuf::from);
+    let root = keep
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("sn-wgpu-loader-bench-{}", std::process::id())));
+    assert!(!root.join("wav").exists(), "{} already holds the bench's folders: choose an empty folder", root.display());
     let wav = root.join("wav");
     write_wav_folder(&wav, clips, seconds);
     let crop = Crop::new((seconds * 22_050.0) as usize, 4).unwrap();
@@ -158,7 +163,10 @@ fn main() {
         }
     }
     group.finish();
-    let _ = std::fs::remove_dir_all(&root);
+    match keep {
+        Some(_) => println!("the folders and the pack are kept in {}", root.display()),
+        None => drop(std::fs::remove_dir_all(&root)),
+    }
     println!("\n{clips} clips of {seconds} s, batch {batch}; {all_cores} core(s) on this machine");
     println!(
         "{:<8} {:>6} {:>12} {:>10} {:>14} {:>22}",

@@ -4,7 +4,8 @@
 //! error that names the file. Audio (WAV, MP3, FLAC, Ogg Vorbis) through the decode path,
 //! safetensors checkpoints (and a model built from one), teacher `.npy` arrays, the manifest CSV,
 //! the run record a checkpoint holds, `metrics.jsonl` as a resume reads it back, the
-//! kernel-choice file and the list of the files sn-wgpu wrote in a folder. A case that
+//! kernel-choice file, the list of the files sn-wgpu wrote in a folder, packed shards and their
+//! `pack.json`, and the released SoundNet lists and `prob` files the importer reads. A case that
 //! panics fails with the mutation that made it, shrunk to the smallest proptest finds.
 
 mod common;
@@ -297,6 +298,110 @@ fn lists_of_written_files_never_panic_or_permit_a_path_outside() {
         };
         let outside: Vec<&str> = folder.written().filter(|n| !plain(n)).collect();
         assert!(outside.is_empty(), "the list let {outside:?} through");
+        None
+    });
+}
+
+/// A pack of three clips in two shards, from a folder written here.
+fn small_pack(dir: &Path) -> PathBuf {
+    let source = dir.join("source");
+    std::fs::create_dir_all(&source).unwrap();
+    let mut manifest = String::from("audio,objects,scenes\n");
+    for (i, samples) in [300usize, 120, 200].into_iter().enumerate() {
+        write_wav(&source.join(format!("c{i}.wav")), 22_050, &vec![1000 * i as i16 - 900; samples]);
+        write_npy(&source.join(format!("c{i}.o.npy")), &[2, 3], &[0.5, 0.25, 0.25, 0.1, 0.8, 0.1], false);
+        write_npy(&source.join(format!("c{i}.s.npy")), &[1, 2], &[0.5, 0.5], false);
+        manifest += &format!("c{i}.wav,c{i}.o.npy,c{i}.s.npy\n");
+    }
+    std::fs::write(source.join("manifest.csv"), manifest).unwrap();
+    let out = dir.join("pack");
+    let options = sn_wgpu::pack::PackOptions {
+        data: vec![source],
+        out: out.clone(),
+        shard_bytes: 700,
+        skip_bad: false,
+        overwrite: false,
+    };
+    assert_eq!(sn_wgpu::pack::pack(&options).unwrap().index.shards.len(), 2);
+    out
+}
+
+/// Opens the pack (strictly, then under --skip-bad) and serves every item; the first refusal.
+fn serve_pack(pack: &Path) -> Option<String> {
+    use sn_wgpu::data::pack::PackedDataset;
+    use sn_wgpu::data::Dataset;
+    let heads = sn_wgpu::model::Heads { objects: true, scenes: true, classes: false };
+    let mut first = None;
+    for skip_bad in [false, true] {
+        match PackedDataset::open(&[pack.to_path_buf()], Crop::new(250, 3).unwrap(), heads, skip_bad) {
+            Ok((d, _)) => {
+                for i in 0..d.len() {
+                    if let Err(e) = d.example(i) {
+                        first.get_or_insert(format!("{e:#}"));
+                    }
+                }
+            }
+            Err(e) => {
+                first.get_or_insert(format!("{e:#}"));
+            }
+        }
+    }
+    first
+}
+
+#[test]
+fn packed_shards_never_panic() {
+    let dir = temp_dir("fuzz-pack-shard");
+    let pack = small_pack(&dir);
+    let shard = pack.join("shard-00000.pack");
+    let valid = std::fs::read(&shard).unwrap();
+    assert_eq!(serve_pack(&pack), None, "the valid pack serves");
+    // A refusal names the shard (or the pack holding it).
+    let named = pack.display().to_string();
+    fuzz(1500, &valid, &shard, &named, |_| serve_pack(&pack));
+}
+
+#[test]
+fn pack_indexes_never_panic() {
+    let dir = temp_dir("fuzz-pack-index");
+    let pack = small_pack(&dir);
+    let index = pack.join("pack.json");
+    let valid = std::fs::read(&index).unwrap();
+    let named = pack.display().to_string();
+    fuzz(1500, &valid, &index, &named, |_| serve_pack(&pack));
+}
+
+#[test]
+fn soundnet_release_lists_and_prob_files_never_panic() {
+    use sn_wgpu::import_soundnet::release::{read_list, Prob};
+    let dir = temp_dir("fuzz-release");
+    let root = "r".repeat(62);
+    let list: String = ["1/2/a.mp4/00000001.jpg", "1/2/a.mp4/00000002.jpg", "3/b.mp4/00000001.jpg"]
+        .iter()
+        .map(|f| format!("{root}{f} 0\n"))
+        .collect();
+    let list_path = dir.join("train_frames4_0001.txt");
+    let named = list_path.display().to_string();
+    fuzz(1500, list.as_bytes(), &list_path, &named, |p| read_list(p).err().map(|e| e.to_string()));
+
+    let classes = 4;
+    let rows: Vec<u8> = [0.25f32, 0.25, 0.25, 0.25, 1.0, 0.0, 0.0, 0.0, 0.1, 0.2, 0.3, 0.4]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let prob_path = dir.join("prob");
+    let named = prob_path.display().to_string();
+    fuzz(1500, &rows, &prob_path, &named, |p| {
+        let mut prob = match Prob::open(p, classes, 3) {
+            Ok(prob) => prob,
+            Err(e) => return Some(e.to_string()),
+        };
+        for n in [2, 1] {
+            match prob.rows(n) {
+                Ok(Ok(values)) => assert_eq!(values.len(), n * classes),
+                Ok(Err(e)) | Err(e) => return Some(e.to_string()),
+            }
+        }
         None
     });
 }

@@ -182,7 +182,7 @@ fn pack_names_a_bad_item_and_skip_bad_lists_it() {
     let said = text(&trained);
     assert!(trained.status.success(), "{said}");
     assert!(
-        said.contains("3 packed clips in 1 shard(s)") && said.contains("1 item(s) were left out when packing"),
+        said.contains("data: 3 packed clips in 1 shard(s)") && said.contains("1 item(s) were left out when packing"),
         "{said}"
     );
     assert!(said.contains("epoch"), "the run says how far through the data it got: {said}");

@@ -86,7 +86,8 @@ fn open_dataset(
         let (dataset, skipped) =
             PackedDataset::open(paths, crop, columns, skip_bad).with_context(|| format!("{what} {names}"))?;
         println!(
-            "{what}: {} packed clips in {} shard(s){}",
+            "{}: {} packed clips in {} shard(s) of {names}{}",
+            if what == "--data" { "data" } else { what },
             dataset.len(),
             dataset.shard_count(),
             match dataset.skipped_when_packed() {
@@ -303,8 +304,10 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         }
         (None, paths) => {
             let data = open_dataset(paths, crop, opts.settings.skip_bad, columns, "--data")?;
-            let folders: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-            println!("data: {} clips from {}", data.len(), folders.join(", "));
+            if data.shard_sizes().is_none() {
+                let folders: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                println!("data: {} clips from {}", data.len(), folders.join(", "));
+            }
             data
         }
     };
