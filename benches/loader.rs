@@ -152,7 +152,7 @@ fn main() {
                     for _ in 0..iters {
                         let indices = order.batch(b);
                         b += 1;
-                        last = Some(pool.install(|| load_batch_into(&**dataset, &indices, last.take()).unwrap()));
+                        last = Some(pool.install(|| load_batch_into(&**dataset, &indices, last.take(), None).unwrap()));
                     }
                     let t = start.elapsed();
                     (total, count) = (total + t, count + iters);

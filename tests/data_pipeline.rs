@@ -701,7 +701,7 @@ fn the_loader_delivers_what_direct_loading_gives() {
     let demo: Arc<dyn Dataset> = Arc::new(DemoDataset::new(crop, 2, 9));
     for d in [manifest, demo] {
         let order = Order::new(d.len(), 2, 42, true);
-        let mut loader = Loader::spawn(d.clone(), order.clone(), 3, 2).unwrap();
+        let mut loader = Loader::spawn(d.clone(), order.clone(), 3, 2, None).unwrap();
         for b in 3..9 {
             // Compared without assert_eq!, whose message would print whole batches.
             assert!(loader.next_batch().unwrap() == load_batch(&*d, &order.batch(b)).unwrap(), "batch {b} differs");
@@ -744,7 +744,8 @@ impl Dataset for Faulty {
 #[test]
 fn loader_errors_reach_the_consumer() {
     for panics in [false, true] {
-        let mut loader = Loader::spawn(Arc::new(Faulty { bad: 3, panics }), Order::new(8, 2, 0, false), 0, 3).unwrap();
+        let mut loader =
+            Loader::spawn(Arc::new(Faulty { bad: 3, panics }), Order::new(8, 2, 0, false), 0, 3, None).unwrap();
         assert!(loader.next_batch().is_ok());
         let err = format!("{:#}", loader.next_batch().unwrap_err());
         assert!(err.contains("loading batch 1"), "{err}");
@@ -753,7 +754,8 @@ fn loader_errors_reach_the_consumer() {
         assert!(loader.next_batch().is_err(), "stays stopped");
     }
     // Dropping a loader whose queue is full does not hang.
-    let loader = Loader::spawn(Arc::new(Faulty { bad: 99, panics: false }), Order::new(8, 2, 0, false), 0, 1).unwrap();
+    let loader =
+        Loader::spawn(Arc::new(Faulty { bad: 99, panics: false }), Order::new(8, 2, 0, false), 0, 1, None).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     drop(loader);
 }

@@ -126,6 +126,65 @@ fn training_on_a_pack_equals_training_on_its_folder_and_resumes_exactly() {
     assert_eq!(logged_losses(&straight), logged_losses(&split));
 }
 
+#[test]
+fn random_crops_start_at_whole_rows_and_the_run_resumes_exactly() {
+    let data = temp_dir("pack-crops-source");
+    // 15 s and a bit, 3 rows: a 5 s crop of 1 row may start at row 0, 1 or 2.
+    let row = 110_250;
+    dataset(&data, &[(3 * row + 1000, 3), (2 * row, 3), (3 * row, 2)], 6);
+    let out = temp_dir("pack-crops-pack");
+    pack(&options(&data, &out, 1 << 30)).unwrap();
+    let crop = Crop::new(row, 1).unwrap();
+    let (packed, _) = PackedDataset::open(&[out.to_path_buf()], crop, BOTH, false).unwrap();
+    assert!(packed.shifts_crops());
+    let wav: Vec<f32> = hound::WavReader::open(data.join("c0.wav"))
+        .unwrap()
+        .samples::<i16>()
+        .map(|s| s.unwrap() as f32 / 128.0)
+        .collect();
+    let rows = sn_wgpu::data::teacher::read(&data.join("c0.o.npy"), None).unwrap().data;
+    for shift in 0..7u64 {
+        let r = (shift % 3) as usize;
+        let mut waveform = vec![f32::NAN; row];
+        let e = packed.example_shifted(0, &mut waveform, shift).unwrap();
+        assert_eq!(waveform, wav[r * row..(r + 1) * row], "shift {shift}: the crop starts at row {r}");
+        assert_eq!(e.objects, rows[r * OBJECTS..(r + 1) * OBJECTS], "shift {shift}: and its teacher row with it");
+    }
+    // 10 s leaves a 5 s crop two places, and 2 rows of 15 s leave two: neither goes past its end.
+    let mut waveform = vec![0.0; row];
+    for (item, places) in [(1, 2u64), (2, 2)] {
+        let mut at = |shift| {
+            packed.example_shifted(item, &mut waveform, shift).unwrap();
+            waveform.clone()
+        };
+        assert_eq!(at(places), at(0), "item {item} has {places} places");
+        assert_ne!(at(1), at(0));
+    }
+
+    let run = |dir: &Path, steps: u64, resume: bool| {
+        let mut o = run_options(&out, dir, steps, true);
+        o.settings.random_crop = true;
+        if resume {
+            o.resume = Some(dir.to_path_buf());
+        }
+        train::run(&o).unwrap();
+    };
+    let (straight, split) = (temp_dir("pack-crops-straight"), temp_dir("pack-crops-split"));
+    run(&straight, 4, false);
+    run(&split, 2, false);
+    run(&split, 4, true);
+    assert_eq!(logged_losses(&straight), logged_losses(&split));
+    let plain = temp_dir("pack-crops-plain");
+    train::run(&run_options(&out, &plain, 4, true)).unwrap();
+    assert_ne!(logged_losses(&plain), logged_losses(&straight), "the crops moved");
+
+    let folder = temp_dir("pack-crops-folder-run");
+    let mut o = run_options(&data, &folder, 1, true);
+    o.settings.random_crop = true;
+    let err = format!("{:#}", train::run(&o).unwrap_err());
+    assert!(err.contains("--random-crop needs packed shards"), "{err}");
+}
+
 fn shard(pack: &Path, k: usize) -> PathBuf {
     pack.join(format!("shard-{k:05}.pack"))
 }

@@ -74,13 +74,38 @@ fn transpose_into(out: &mut Vec<f32>, rows: &[f32], steps: usize, classes: usize
 
 /// Loads and assembles the examples `indices` of `dataset`; errors say which example failed.
 pub fn load_batch(dataset: &dyn Dataset, indices: &[usize]) -> Result<Batch> {
-    load_batch_into(dataset, indices, None)
+    load_batch_into(dataset, indices, None, None)
+}
+
+/// Where each clip's crop starts under `train --random-crop`: drawn from the seed, the batch and
+/// the place in it alone, so batch b is the same whichever run makes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomCrops {
+    pub seed: u64,
+    pub batch: usize,
+}
+
+impl RandomCrops {
+    /// SplitMix64 of the three: any shift, evenly.
+    fn shift(&self, position: usize) -> u64 {
+        let mut z = self.seed
+            ^ (self.batch as u64).wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            ^ (position as u64).wrapping_add(1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
 }
 
 /// [`load_batch`], reusing the buffers of a batch already consumed. Each clip is written straight
 /// into the batch's waveform, so a batch costs no fresh memory: at 32 x 20 s the waveform is
 /// 56 MB, and faulting in fresh pages for it cost more than decoding a packed clip.
-pub fn load_batch_into(dataset: &dyn Dataset, indices: &[usize], reuse: Option<Batch>) -> Result<Batch> {
+pub fn load_batch_into(
+    dataset: &dyn Dataset,
+    indices: &[usize],
+    reuse: Option<Batch>,
+    crops: Option<RandomCrops>,
+) -> Result<Batch> {
     let crop = dataset.crop();
     let mut waveform = reuse.map(|b| b.waveform).unwrap_or_default();
     if waveform.len() != indices.len() * crop.samples {
@@ -93,7 +118,14 @@ pub fn load_batch_into(dataset: &dyn Dataset, indices: &[usize], reuse: Option<B
     let examples = waveform
         .par_chunks_mut(crop.samples)
         .zip(indices.par_iter())
-        .map(|(out, &i)| dataset.example_into(i, out).with_context(|| format!("example {i}")))
+        .enumerate()
+        .map(|(p, (out, &i))| {
+            match crops {
+                Some(c) => dataset.example_shifted(i, out, c.shift(p)),
+                None => dataset.example_into(i, out),
+            }
+            .with_context(|| format!("example {i}"))
+        })
         .collect::<Result<Vec<_>>>()?;
     // The examples carry only their teachers now: assemble those, then put the waveform in.
     let mut batch = Batch::assemble(indices.to_vec(), &examples, 0, crop.steps);

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Context, Result};
 
-use super::batch::{load_batch_into, Batch, Order};
+use super::batch::{load_batch_into, Batch, Order, RandomCrops};
 use super::contain::panic_message;
 use super::Dataset;
 
@@ -25,7 +25,14 @@ pub struct Loader {
 impl Loader {
     /// Starts loading batches `first`, `first + 1`, ... of `order` from `dataset`, keeping up to
     /// `ahead` (at least 1) finished batches queued.
-    pub fn spawn(dataset: Arc<dyn Dataset>, order: Order, first: usize, ahead: usize) -> Result<Loader> {
+    /// With `crop_seed`, each clip's crop starts where [`RandomCrops`] says.
+    pub fn spawn(
+        dataset: Arc<dyn Dataset>,
+        order: Order,
+        first: usize,
+        ahead: usize,
+        crop_seed: Option<u64>,
+    ) -> Result<Loader> {
         let (tx, rx) = sync_channel(ahead.max(1));
         let (recycle, recycled) = sync_channel::<Batch>(ahead.max(1) + 1);
         let thread = std::thread::Builder::new()
@@ -33,7 +40,9 @@ impl Loader {
             .spawn(move || {
                 for b in first.. {
                     let reuse = recycled.try_recv().ok();
-                    let loaded = catch_unwind(AssertUnwindSafe(|| load_batch_into(&*dataset, &order.batch(b), reuse)))
+                    let crops = crop_seed.map(|seed| RandomCrops { seed, batch: b });
+                    let load = || load_batch_into(&*dataset, &order.batch(b), reuse, crops);
+                    let loaded = catch_unwind(AssertUnwindSafe(load))
                         .unwrap_or_else(|panic| Err(anyhow!("the loader panicked: {}", panic_message(&*panic))))
                         .with_context(|| format!("loading batch {b}"));
                     let failed = loaded.is_err();

@@ -31,7 +31,7 @@ pub mod teacher;
 pub mod tiling;
 pub mod wav_header;
 
-pub use batch::{load_batch, load_batch_into, Batch, Order};
+pub use batch::{load_batch, load_batch_into, Batch, Order, RandomCrops};
 pub use crop::Crop;
 pub use demo::{DemoClass, DemoDataset};
 pub use loader::Loader;
@@ -80,6 +80,16 @@ pub trait Dataset: Send + Sync {
         waveform.copy_from_slice(&e.waveform);
         e.waveform = Vec::new();
         Ok(e)
+    }
+    /// [`Dataset::example_into`] with the crop started `shift`-th of the places it may start,
+    /// counted cyclically (`train --random-crop`); a dataset that keeps only the crop ignores it.
+    fn example_shifted(&self, i: usize, waveform: &mut [f32], shift: u64) -> anyhow::Result<Example> {
+        let _ = shift;
+        self.example_into(i, waveform)
+    }
+    /// Whether [`Dataset::example_shifted`] moves the crop.
+    fn shifts_crops(&self) -> bool {
+        false
     }
     /// The items of each shard, in order, for a dataset read as a stream of shards (packed
     /// shards): its epochs shuffle shards and then items within a window (see [`Order`]).

@@ -390,7 +390,14 @@ pub fn run(opts: &TrainOptions) -> Result<TrainSummary> {
         opts.settings.batch_size,
         if dataset.shard_sizes().is_some() { " (shards shuffled, then items within windows)" } else { "" }
     );
-    let mut loader = Loader::spawn(dataset.clone(), order, start as usize, 3)?;
+    ensure!(
+        !opts.settings.random_crop || dataset.shifts_crops(),
+        "--random-crop needs packed shards (`sn-wgpu pack`), which keep whole clips; a dataset folder keeps only \
+         each clip's first --seconds"
+    );
+    // The crops' own seed, so that --random-crop leaves the shuffle as it was.
+    let crop_seed = opts.settings.random_crop.then_some(opts.settings.seed ^ 0x6372_6f70_7321_0000);
+    let mut loader = Loader::spawn(dataset.clone(), order, start as usize, 3, crop_seed)?;
     signals::arm()?;
 
     let metrics_path = out.join("metrics.jsonl");

@@ -149,6 +149,11 @@ run_settings! {
     #[arg(num_args = 0, default_missing_value = "true")]
     #[serde(rename = "shuffle", with = "inverted")]
     fixed no_shuffle: bool = |_demo| false;
+    /// With packed shards: start each clip's crop at a random whole teacher row (5 s) of it
+    /// instead of at its start, drawn anew at every step (the same on a resume).
+    #[arg(num_args = 0, default_missing_value = "true")]
+    #[serde(default)]
+    fixed random_crop: bool = |_demo| false;
     /// Write step-NNNNNN.safetensors (and last.safetensors) every N steps; 0 = only at the end
     /// [default: 100 with --data, 50 on the demo].
     may_change save_every: u64 = |demo| if demo { 50 } else { 100 };

@@ -18,7 +18,8 @@ use memmap2::Mmap;
 use super::format::{self, ItemView};
 use super::PackIndex;
 use crate::data::crop::tile_rows;
-use crate::data::{Crop, Dataset, Example, Problem};
+use crate::data::teacher::SECONDS_PER_ROW;
+use crate::data::{Crop, Dataset, Example, Problem, SAMPLE_RATE};
 use crate::model::{HeadKind, Heads};
 
 pub struct PackedDataset {
@@ -186,8 +187,10 @@ impl PackedDataset {
         (s, i - self.starts[s])
     }
 
-    /// Item `i`'s teachers, its clip written into `waveform`.
-    fn read(&self, i: usize, waveform: &mut [f32]) -> Result<Example, Problem> {
+    /// Item `i`'s teachers, its clip written into `waveform`. With `shift`, the crop starts at
+    /// teacher row `shift mod (places it may start)`, every place leaving a whole crop of audio
+    /// and of rows; without, at the clip's start.
+    fn read(&self, i: usize, waveform: &mut [f32], shift: Option<u64>) -> Result<Example, Problem> {
         let (s, j) = self.locate(i);
         let shard = &self.shards[s];
         let fail = |reason: String| {
@@ -198,6 +201,22 @@ impl PackedDataset {
         if header.samples == 0 {
             return Err(fail("an empty clip".into()));
         }
+        let first_row = match shift {
+            None => 0,
+            Some(shift) => {
+                let row_samples = SECONDS_PER_ROW * SAMPLE_RATE as usize;
+                let rows = [header.objects, header.scenes]
+                    .iter()
+                    .zip(HeadKind::TEACHERS)
+                    .filter(|(_, h)| self.classes.get(*h).is_some())
+                    .map(|(t, _)| t.rows as usize)
+                    .min()
+                    .unwrap_or(0);
+                let by_rows = rows.saturating_sub(self.crop.steps);
+                let by_samples = (header.samples as usize).saturating_sub(self.crop.samples) / row_samples;
+                (shift % (by_rows.min(by_samples) as u64 + 1)) as usize
+            }
+        };
         let mut tables: Heads<Vec<f32>> = Heads::default();
         for h in HeadKind::TEACHERS {
             let (shape, bytes) = match h {
@@ -213,12 +232,13 @@ impl PackedDataset {
             }
             if let Some(width) = *self.classes.get(h) {
                 // Rows past the crop's steps are never used: only those are read.
-                let rows = (shape.rows as usize).min(self.crop.steps);
-                let table = format::decode_table(&bytes[..rows * width * 4]);
+                let rows = (shape.rows as usize - first_row).min(self.crop.steps);
+                let table = format::decode_table(&bytes[first_row * width * 4..(first_row + rows) * width * 4]);
                 *tables.get_mut(h) = tile_rows(&table, width, self.crop.steps);
             }
         }
-        format::decode_clip_tiled_into(view.clip, waveform);
+        let start = 2 * first_row * SECONDS_PER_ROW * SAMPLE_RATE as usize;
+        format::decode_clip_tiled_into(&view.clip[start..], waveform);
         Ok(Example { waveform: Vec::new(), objects: tables.objects, scenes: tables.scenes, classes: Vec::new() })
     }
 }
@@ -243,9 +263,32 @@ impl Dataset for PackedDataset {
     }
 
     fn example_into(&self, i: usize, waveform: &mut [f32]) -> Result<Example> {
+        self.serve(i, waveform, None)
+    }
+
+    fn example_shifted(&self, i: usize, waveform: &mut [f32], shift: u64) -> Result<Example> {
+        self.serve(i, waveform, Some(shift))
+    }
+
+    fn shifts_crops(&self) -> bool {
+        true
+    }
+
+    fn shard_sizes(&self) -> Option<Vec<usize>> {
+        Some(self.starts.windows(2).map(|w| w[1] - w[0]).collect())
+    }
+
+    fn damaged(&self) -> usize {
+        self.damaged.lock().expect("not poisoned").len()
+    }
+}
+
+impl PackedDataset {
+    /// Item `i`, or under `--skip-bad` the next good one after it.
+    fn serve(&self, i: usize, waveform: &mut [f32], shift: Option<u64>) -> Result<Example> {
         let mut k = i;
         loop {
-            match self.read(k, waveform) {
+            match self.read(k, waveform, shift) {
                 Ok(e) => return Ok(e),
                 Err(problem) if !self.skip_bad => {
                     bail!("{problem}; --skip-bad serves the next good item in its place")
@@ -260,14 +303,6 @@ impl Dataset for PackedDataset {
                 }
             }
         }
-    }
-
-    fn shard_sizes(&self) -> Option<Vec<usize>> {
-        Some(self.starts.windows(2).map(|w| w[1] - w[0]).collect())
-    }
-
-    fn damaged(&self) -> usize {
-        self.damaged.lock().expect("not poisoned").len()
     }
 }
 
