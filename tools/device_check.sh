@@ -21,7 +21,9 @@
 # kernel-choices.json); `sn-wgpu profile` of a SoundNet-8 training step at batch 32 x 20 s with
 # each --conv-kernel choice (auto = measured, tiled, plain, cpu); the default kernels at every
 # workload (SoundNet-8 at batch 1, 8, 32 and 64 x 20 s, SoundNet-5 at 1 and 8); the train_step
-# bench; tools/time_pytorch.py on CUDA at the same workloads with PyTorch's defaults (TF32
+# bench; the loader bench (packed shards, WAV, and FLAC and MP3 where sox is installed) and a
+# training run on its pack at the big workload, which says how long the steps waited for data;
+# tools/time_pytorch.py on CUDA at the same workloads with PyTorch's defaults (TF32
 # convolutions), strict float32 and bf16 autocast; and the ratios. Last, the gpu blocks of
 # docs/benchmarks.md rerun by tools/record.py into a copy beside the report, to put in the
 # repository. Each part has a time limit; the whole stays under 8 minutes on an H100 or H200.
@@ -33,20 +35,22 @@ if [ "${1:-}" = "--build" ]; then
   set -e
   rm -rf "$bundle" && mkdir -p "$bundle"
   cargo build --release --quiet
-  bench=$(cargo bench --bench train_step --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
+  bench_binary() { # NAME -> the path of that bench's executable
+    cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null | python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "train_step" and m.get("executable"):
-        print(m["executable"])' | tail -n 1)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1" | tail -n 1
+  }
   cp target/release/sn-wgpu "$bundle/"
-  cp "$bench" "$bundle/train_step"
+  cp "$(bench_binary train_step)" "$bundle/train_step"
+  cp "$(bench_binary loader)" "$bundle/loader"
   cp tools/time_pytorch.py "$bundle/"
   # The Vulkan loader, and the GL dispatch libraries NVIDIA's Vulkan driver library links against.
   (cd "$bundle" && apt-get download -o APT::Architecture=amd64 \
     libvulkan1 libglvnd0 libegl1 libgl1 libglx0 libgles2 libopengl0 >/dev/null 2>&1) \
     || echo "device_check.sh: could not download the Vulkan loader packages (apt-get download)" >&2
-  strip "$bundle/sn-wgpu" "$bundle/train_step" 2>/dev/null || true
+  strip "$bundle/sn-wgpu" "$bundle/train_step" "$bundle/loader" 2>/dev/null || true
   du -sh "$bundle"
   ls -l "$bundle"
   echo "copy the repository with '$bundle' to the GPU machine and run there: bash tools/device_check.sh"
@@ -134,6 +138,17 @@ IFS=: read -r model batch seconds <<<"$big"
 bench_batches=$(printf '%s\n' 1 8 "$batch" | sort -nu | paste -sd, -)
 section "train_step bench, $model batches $bench_batches" 90 \
   env SN_BENCH_MODEL="$model" SN_BENCH_SECONDS="$seconds" SN_BENCH_BATCHES="$bench_batches" "$bundle/train_step" --bench
+
+# The data path beside the step: what the loader serves per format and core count, then a run
+# whose steps read packed shards, with its wait for data against its wall time.
+loader_data=$(mktemp -d)
+section "loader bench, $seconds s x $batch" 120 \
+  env SN_BENCH_CLIPS=128 SN_BENCH_SECONDS="$seconds" SN_BENCH_BATCH="$batch" SN_BENCH_KEEP="$loader_data/data" \
+  "$bundle/loader" --bench
+section "train on packed shards, $model batch $batch x $seconds s" 120 \
+  "$bin" train --data "$loader_data/data/pack" --out "$loader_data/run" --model "$model" --batch-size "$batch" \
+  --seconds "$seconds" --steps $((steps * 8)) --save-every 0
+rm -rf "$loader_data"
 
 device=cpu
 python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null && device=cuda
