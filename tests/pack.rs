@@ -370,3 +370,16 @@ fn an_order_over_packed_shards_is_the_same_for_any_start() {
     sorted.sort();
     assert_eq!(sorted, (0..6).collect::<Vec<_>>());
 }
+
+#[test]
+fn folders_of_another_teacher_are_refused_by_name() {
+    let (a, b) = (temp_dir("pack-two-a"), temp_dir("pack-two-b"));
+    dataset(&a, &[(300, 1)], 7);
+    dataset(&b, &[(300, 1)], 8);
+    std::fs::write(b.join("manifest.csv"), "audio,objects\nc0.wav,c0.o.npy\n").unwrap();
+    let out = temp_dir("pack-two-out");
+    let opts = PackOptions { data: vec![a.to_path_buf(), b.to_path_buf()], ..options(&a, &out, 1 << 20) };
+    let err = format!("{:#}", pack(&opts).unwrap_err());
+    assert!(err.contains(&b.join("manifest.csv").display().to_string()) && err.contains("one teacher"), "{err}");
+    assert!(!out.join("pack.json").exists());
+}

@@ -79,8 +79,6 @@ pub fn pack(opts: &PackOptions) -> Result<PackSummary> {
     let started = Instant::now();
     let all = Heads { objects: true, scenes: true, classes: false };
     let names = opts.data.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
-    let (rows, read) = manifest::read_rows(&opts.data, all)
-        .map_err(|p| ValidationError { dataset: PathBuf::from(&names), problems: vec![p] })?;
     // What an earlier pack into this folder left (finished or not) goes first, so no old shard
     // outlives the new index; only files on the folder's list are touched.
     let old: Vec<String> =
@@ -89,7 +87,7 @@ pub fn pack(opts: &PackOptions) -> Result<PackSummary> {
         folder.remove(&name)?;
     }
 
-    let bar = progress_bar(rows.len() as u64);
+    let bar = progress_bar(0);
     let chunk = ITEMS_PER_CORE * rayon::current_num_threads();
     let mut writer: Option<PackWriter> = None;
     let mut classes: Option<(Heads<Option<usize>>, PathBuf)> = None;
@@ -105,40 +103,58 @@ pub fn pack(opts: &PackOptions) -> Result<PackSummary> {
     };
     // The writer borrows the folder; it is made at the first good item, once the widths are known.
     let mut folder_slot = Some(&mut folder);
-    for part in rows.chunks(chunk) {
-        let loaded: Vec<_> = part.par_iter().map(|row| manifest::load_whole(row, read)).collect();
-        for result in loaded {
-            bar.inc(1);
-            let (audio, clip, tables) = match result {
-                Ok(item) => item,
-                Err(problems) => {
-                    bad(problems, &mut skipped)?;
-                    continue;
-                }
-            };
-            let widths = Heads::from_fn(|h| (h != HeadKind::Classes && *read.get(h)).then_some(tables.get(h).1));
-            let (expected, first) = classes.get_or_insert_with(|| (widths, audio.clone()));
-            if widths != *expected {
-                let problem = Problem::new(
-                    &audio,
-                    format!(
+    let mut first_columns: Option<(PathBuf, Heads<bool>)> = None;
+    // One folder's rows at a time: the whole release's manifests would hold millions of paths.
+    for dir in &opts.data {
+        let (rows, read) = manifest::read_rows(std::slice::from_ref(dir), all)
+            .map_err(|p| ValidationError { dataset: PathBuf::from(&names), problems: vec![p] })?;
+        let (first, columns) = first_columns.get_or_insert_with(|| (dir.clone(), read));
+        ensure!(
+            *columns == read,
+            "{}: teacher columns {}, but {} has {}: the folders of one pack must come from one teacher",
+            dir.join(MANIFEST).display(),
+            column_names(read),
+            first.join(MANIFEST).display(),
+            column_names(*columns)
+        );
+        bar.inc_length(rows.len() as u64);
+        for part in rows.chunks(chunk) {
+            let loaded: Vec<_> = part.par_iter().map(|row| manifest::load_whole(row, read)).collect();
+            for result in loaded {
+                bar.inc(1);
+                let (audio, clip, tables) = match result {
+                    Ok(item) => item,
+                    Err(problems) => {
+                        bad(problems, &mut skipped)?;
+                        continue;
+                    }
+                };
+                let widths = Heads::from_fn(|h| (h != HeadKind::Classes && *read.get(h)).then_some(tables.get(h).1));
+                let (expected, first) = classes.get_or_insert_with(|| (widths, audio.clone()));
+                if widths != *expected {
+                    let problem = Problem::new(
+                        &audio,
+                        format!(
                         "teachers of {}, but {} (the first item) has {}: one teacher gives every clip the same classes",
                         widths.describe(usize::to_string),
                         first.display(),
                         expected.describe(usize::to_string)
                     ),
-                );
-                bad(vec![problem], &mut skipped)?;
-                continue;
+                    );
+                    bad(vec![problem], &mut skipped)?;
+                    continue;
+                }
+                let w = match &mut writer {
+                    Some(w) => w,
+                    None => {
+                        writer.insert(PackWriter::new(folder_slot.take().expect("once"), *expected, opts.shard_bytes))
+                    }
+                };
+                samples += clip.len() as u64;
+                let Heads { objects, scenes, .. } = tables;
+                let item = PackItem { name: audio.display().to_string(), clip, objects: objects.0, scenes: scenes.0 };
+                w.add(&item)?;
             }
-            let w = match &mut writer {
-                Some(w) => w,
-                None => writer.insert(PackWriter::new(folder_slot.take().expect("once"), *expected, opts.shard_bytes)),
-            };
-            samples += clip.len() as u64;
-            let Heads { objects, scenes, .. } = tables;
-            let item = PackItem { name: audio.display().to_string(), clip, objects: objects.0, scenes: scenes.0 };
-            w.add(&item)?;
         }
     }
     bar.finish_and_clear();
@@ -150,6 +166,10 @@ pub fn pack(opts: &PackOptions) -> Result<PackSummary> {
     let index = writer.finish(&skipped, opts.data.iter().map(|d| d.display().to_string()).collect())?;
     debug_assert!(index.shards.iter().enumerate().all(|(k, s)| s.file == shard_name(k)));
     Ok(PackSummary { index, samples, seconds: started.elapsed().as_secs_f64(), skipped })
+}
+
+fn column_names(columns: Heads<bool>) -> String {
+    columns.iter().filter(|(_, &on)| on).map(|(h, _)| h.name()).collect::<Vec<_>>().join(" and ")
 }
 
 fn progress_bar(items: u64) -> ProgressBar {
