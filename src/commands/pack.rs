@@ -62,6 +62,9 @@ impl std::fmt::Display for PackSummary {
     }
 }
 
+/// How often a pack without a terminal says how far it got.
+const SAY_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Items decoded together, per core: enough to keep every core busy, few enough to bound memory.
 const ITEMS_PER_CORE: usize = 4;
 
@@ -104,6 +107,7 @@ pub fn pack(opts: &PackOptions) -> Result<PackSummary> {
     // The writer borrows the folder; it is made at the first good item, once the widths are known.
     let mut folder_slot = Some(&mut folder);
     let mut first_columns: Option<(PathBuf, Heads<bool>)> = None;
+    let mut last_said = Instant::now();
     // One folder's rows at a time: the whole release's manifests would hold millions of paths.
     for dir in &opts.data {
         let (rows, read) = manifest::read_rows(std::slice::from_ref(dir), all)
@@ -122,6 +126,13 @@ pub fn pack(opts: &PackOptions) -> Result<PackSummary> {
             let loaded: Vec<_> = part.par_iter().map(|row| manifest::load_whole(row, read)).collect();
             for result in loaded {
                 bar.inc(1);
+                if bar.is_hidden() && last_said.elapsed() >= SAY_EVERY {
+                    // No terminal (a batch job's log): a line a minute instead of the bar.
+                    last_said = Instant::now();
+                    let done = bar.position();
+                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                    println!("packed {done} clips so far ({rate:.0} clips/s), {} left out", skipped.len());
+                }
                 let (audio, clip, tables) = match result {
                     Ok(item) => item,
                     Err(problems) => {
