@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("profile", 6),
     ("selftest", 6),
     ("import_soundnet", 6),
+    ("pack", 6),
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -32,8 +32,9 @@ pub struct TableShape {
 }
 
 impl TableShape {
-    fn bytes(self) -> u64 {
-        self.rows as u64 * self.width as u64 * 4
+    /// The table's bytes; None past u64 (a damaged header: 2^32 x 2^32 x 4 overflows).
+    fn bytes(self) -> Option<u64> {
+        (self.rows as u64).checked_mul(self.width as u64)?.checked_mul(4)
     }
 }
 
@@ -42,9 +43,11 @@ pub fn pad4(n: u64) -> u64 {
 }
 
 impl ItemHeader {
-    /// The bytes after the header: name, clip and tables, each padded to 4.
-    pub fn body_len(&self) -> u64 {
-        pad4(self.name_len as u64) + pad4(self.samples as u64 * 2) + self.objects.bytes() + self.scenes.bytes()
+    /// The bytes after the header: name, clip and tables, each padded to 4 (None when a damaged
+    /// header's lengths add up past u64).
+    pub fn body_len(&self) -> Option<u64> {
+        let fixed = pad4(self.name_len as u64) + pad4(self.samples as u64 * 2);
+        fixed.checked_add(self.objects.bytes()?)?.checked_add(self.scenes.bytes()?)
     }
 
     pub fn encode(&self) -> [u8; ITEM_HEADER] {
@@ -144,11 +147,12 @@ pub fn item_at(bytes: &[u8], offset: u64, limit: u64, check_crc: bool) -> Result
     let start = usize::try_from(offset).ok().filter(|&o| (o as u64) < limit).ok_or("the offset is past the items")?;
     let header = ItemHeader::decode(&bytes[start..limit as usize])?;
     let body_start = offset + ITEM_HEADER as u64;
-    let end = body_start.checked_add(header.body_len()).filter(|&e| e <= limit).ok_or_else(|| {
+    let body_len = header.body_len();
+    let end = body_len.and_then(|b| body_start.checked_add(b)).filter(|&e| e <= limit).ok_or_else(|| {
         format!(
             "the item header says {} bytes follow, but the shard has {} before its index",
-            header.body_len(),
-            limit - body_start
+            body_len.map_or("more than 2^64".to_string(), |b| b.to_string()),
+            limit.saturating_sub(body_start)
         )
     })?;
     let body = &bytes[body_start as usize..end as usize];
@@ -169,8 +173,9 @@ pub fn item_at(bytes: &[u8], offset: u64, limit: u64, check_crc: bool) -> Result
     };
     let name = take(header.name_len as u64, pad4(header.name_len as u64));
     let clip = take(header.samples as u64 * 2, pad4(header.samples as u64 * 2));
-    let objects = take(header.objects.bytes(), header.objects.bytes());
-    let scenes = take(header.scenes.bytes(), header.scenes.bytes());
+    let (objects_len, scenes_len) = (header.objects.bytes().expect("fits"), header.scenes.bytes().expect("fits"));
+    let objects = take(objects_len, objects_len);
+    let scenes = take(scenes_len, scenes_len);
     Ok(ItemView { header, name, clip, objects, scenes, end })
 }
 
@@ -239,7 +244,9 @@ mod tests {
             crc: 0xdead_beef,
         };
         assert_eq!(ItemHeader::decode(&h.encode()).unwrap(), h);
-        assert_eq!(h.body_len(), 4 + 16 + 40);
+        assert_eq!(h.body_len(), Some(4 + 16 + 40));
+        let huge = TableShape { rows: u32::MAX, width: u32::MAX };
+        assert_eq!(ItemHeader { objects: huge, scenes: huge, ..h }.body_len(), None);
         let mut bad = h.encode();
         bad[0] = b'X';
         assert!(ItemHeader::decode(&bad).unwrap_err().contains("no item starts here"));

@@ -86,7 +86,7 @@ impl<'a> PackWriter<'a> {
             self.body.extend_from_slice(&v.to_le_bytes());
         }
         let header = ItemHeader { samples, name_len, objects, scenes, crc: crc32fast::hash(&self.body) };
-        debug_assert_eq!(header.body_len(), self.body.len() as u64);
+        debug_assert_eq!(header.body_len(), Some(self.body.len() as u64));
         if self.current.is_none() {
             self.open_shard()?;
         }
