@@ -237,6 +237,10 @@ fn pack_names_a_bad_item_and_skip_bad_lists_it() {
         "2",
         "--steps",
         "2",
+        "--val-data",
+        o,
+        "--val-every",
+        "1",
     ]);
     let said = text(&trained);
     assert!(trained.status.success(), "{said}");
@@ -245,6 +249,8 @@ fn pack_names_a_bad_item_and_skip_bad_lists_it() {
         "{said}"
     );
     assert!(said.contains("epoch"), "the run says how far through the data it got: {said}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("val_loss")).count(), 2, "a pack validates too: {metrics}");
 }
 
 /// A pack of 6 clips in 3 shards, and its folder.
@@ -382,4 +388,7 @@ fn folders_of_another_teacher_are_refused_by_name() {
     let err = format!("{:#}", pack(&opts).unwrap_err());
     assert!(err.contains(&b.join("manifest.csv").display().to_string()) && err.contains("one teacher"), "{err}");
     assert!(!out.join("pack.json").exists());
+    let into_itself = format!("{:#}", pack(&options(&a, &a, 1 << 20)).unwrap_err());
+    assert!(into_itself.contains("is also a --data folder"), "{into_itself}");
+    assert!(!a.join("pack.json").exists());
 }

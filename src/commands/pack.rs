@@ -70,6 +70,15 @@ const ITEMS_PER_CORE: usize = 4;
 
 pub fn pack(opts: &PackOptions) -> Result<PackSummary> {
     ensure!(!opts.data.is_empty(), "give at least one dataset folder to pack");
+    let same = |d: &PathBuf| d.canonicalize().ok().is_some_and(|d| Some(d) == opts.out.canonicalize().ok());
+    if let Some(d) = opts.data.iter().find(|d| same(d)) {
+        bail!(
+            "--out {} is also a --data folder: a folder holding {} is read as a pack, so the pack needs a folder of \
+             its own",
+            d.display(),
+            pack::INDEX
+        );
+    }
     let inputs: Vec<PathBuf> = opts.data.iter().map(|d| d.join(MANIFEST)).collect();
     let mut folder = OutFolder::lock(&opts.out, "--out")?.reading(&inputs);
     if pack::is_pack(&opts.out) && !opts.overwrite {
