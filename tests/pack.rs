@@ -392,3 +392,46 @@ fn folders_of_another_teacher_are_refused_by_name() {
     assert!(into_itself.contains("is also a --data folder"), "{into_itself}");
     assert!(!a.join("pack.json").exists());
 }
+
+#[test]
+fn a_stopped_pack_continues_after_its_last_closed_shard() {
+    // Enough rows that the pack is still running when its third shard appears.
+    let data = temp_dir("pack-stop-source");
+    dataset(&data, &[(2000, 1), (1500, 2), (2500, 1)], 9);
+    let rows: Vec<String> = (0..3).map(|i| format!("c{i}.wav,c{i}.o.npy,c{i}.s.npy\n")).collect();
+    let manifest: String =
+        std::iter::once("audio,objects,scenes\n".to_string()).chain((0..20_000).map(|k| rows[k % 3].clone())).collect();
+    std::fs::write(data.join("manifest.csv"), manifest).unwrap();
+    let (stopped, straight) = (temp_dir("pack-stop-stopped"), temp_dir("pack-stop-straight"));
+    let args = |out: &Path| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sn-wgpu"));
+        c.args(["pack", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap(), "--shard-mb", "1"]);
+        c
+    };
+    let mut child = args(&stopped).stdout(std::process::Stdio::null()).spawn().unwrap();
+    while !shard(&stopped, 2).exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the pack ended before it could be stopped");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!stopped.join("pack.json").exists(), "stopped before it finished");
+    assert!(stopped.join("pack-progress.json").exists());
+
+    let continued = args(&stopped).output().unwrap();
+    assert!(continued.status.success(), "{}", text(&continued));
+    assert!(text(&continued).contains("continuing the stopped pack"), "{}", text(&continued));
+    let whole = args(&straight).output().unwrap();
+    assert!(whole.status.success(), "{}", text(&whole));
+    // The same shards, byte for byte, and the same index: nothing lost, nothing twice.
+    let index = |dir: &Path| std::fs::read_to_string(dir.join("pack.json")).unwrap();
+    assert_eq!(index(&stopped), index(&straight));
+    let shards =
+        serde_json::from_str::<serde_json::Value>(&index(&straight)).unwrap()["shards"].as_array().unwrap().len();
+    assert!(shards > 3, "{shards} shards");
+    for k in 0..shards {
+        assert!(std::fs::read(shard(&stopped, k)).unwrap() == std::fs::read(shard(&straight, k)).unwrap(), "shard {k}");
+    }
+    assert!(!stopped.join("pack-progress.json").exists(), "a finished pack keeps no progress file");
+    assert!(!shard(&stopped, shards).exists());
+}

@@ -19,6 +19,8 @@
 //!   - a 16-byte footer: the index's offset (u64) and the magic `SNWGPEND`. A shard cut short
 //!     has no footer; under `--skip-bad` its whole items are found again by walking the headers.
 //! - `skipped.txt`: the items left out when packing (`--skip-bad`), one per line with the reason.
+//! - `pack-progress.json`, while packing: how far it got, saved as each shard closes, so that the
+//!   same command after a stop continues after the last closed shard.
 
 pub mod dataset;
 pub mod format;
@@ -32,10 +34,12 @@ use serde::{Deserialize, Serialize};
 use crate::model::Heads;
 
 pub use dataset::PackedDataset;
-pub use writer::{PackItem, PackWriter};
+pub use writer::{PackItem, PackProgress, PackWriter};
 
 /// The file whose presence makes a folder a finished pack.
 pub const INDEX: &str = "pack.json";
+/// How far an unfinished pack got, so that it continues from there.
+pub const PROGRESS: &str = "pack-progress.json";
 /// Where the items left out when packing are listed.
 pub const SKIPPED: &str = "skipped.txt";
 /// What `pack.json`'s `format` field says, so another JSON file is not taken for one.

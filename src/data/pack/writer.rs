@@ -1,6 +1,8 @@
 //! Writing a pack: items appended to the current shard until it reaches its size, then the
 //! shard's index and footer, then `pack.json` last (atomically), so that only a finished pack
-//! opens. Every file is claimed in the pack's [`OutFolder`] before it is written.
+//! opens. Every file is claimed in the pack's [`OutFolder`] before it is written. After each shard
+//! closes, the caller saves a [`PackProgress`] (`pack-progress.json`, atomically): a stopped pack
+//! continues from there, keeping its closed shards.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -9,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::{ensure, Context, Result};
 
 use super::format::{self, ItemHeader, TableShape};
-use super::{PackIndex, ShardEntry, FORMAT_NAME, INDEX, SKIPPED};
+use super::{PackIndex, ShardEntry, FORMAT_NAME, INDEX, PROGRESS, SKIPPED};
 use crate::data::{Problem, SAMPLE_RATE};
 use crate::model::Heads;
 use crate::out_folder::OutFolder;
@@ -22,6 +24,23 @@ pub struct PackItem {
     pub clip: Vec<f32>,
     pub objects: Vec<f32>,
     pub scenes: Vec<f32>,
+}
+
+/// How far a pack got: saved after each shard closes, removed when `pack.json` is written.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PackProgress {
+    /// The folders being packed and the shard size, as given: a pack continues only with these.
+    pub sources: Vec<String>,
+    pub shard_bytes: u64,
+    pub objects: Option<usize>,
+    pub scenes: Option<usize>,
+    /// The first item's source, which the teachers' widths came from.
+    pub first_item: String,
+    /// Manifest rows (counted over all the folders, in order) written or left out so far.
+    pub rows_done: u64,
+    pub samples: u64,
+    pub shards: Vec<ShardEntry>,
+    pub skipped: Vec<Problem>,
 }
 
 pub struct PackWriter<'a> {
@@ -49,17 +68,36 @@ impl<'a> PackWriter<'a> {
     /// A writer of shards of about `shard_bytes` each (a shard closes after the item that takes it
     /// past that), whose items carry rows of the teachers in `classes`.
     pub fn new(folder: &'a mut OutFolder, classes: Heads<Option<usize>>, shard_bytes: u64) -> PackWriter<'a> {
-        PackWriter {
-            folder,
-            classes,
-            shard_bytes: shard_bytes.max(1),
-            current: None,
-            shards: Vec::new(),
-            body: Vec::new(),
-        }
+        Self::after(folder, classes, shard_bytes, Vec::new())
     }
 
-    pub fn add(&mut self, item: &PackItem) -> Result<()> {
+    /// A writer that goes on after the closed shards `shards` of a stopped pack.
+    pub fn after(
+        folder: &'a mut OutFolder,
+        classes: Heads<Option<usize>>,
+        shard_bytes: u64,
+        shards: Vec<ShardEntry>,
+    ) -> PackWriter<'a> {
+        PackWriter { folder, classes, shard_bytes: shard_bytes.max(1), current: None, shards, body: Vec::new() }
+    }
+
+    /// The shards closed so far.
+    pub fn shards(&self) -> &[ShardEntry] {
+        &self.shards
+    }
+
+    /// Saves how far the pack got (after a shard closed).
+    pub fn save_progress(&mut self, progress: &PackProgress) -> Result<()> {
+        let tmp = format!("{PROGRESS}.tmp");
+        let paths = self.folder.claim(&[tmp.as_str(), PROGRESS])?;
+        let json = serde_json::to_string_pretty(progress).expect("progress serialises");
+        std::fs::write(&paths[0], json)
+            .and_then(|()| std::fs::rename(&paths[0], &paths[1]))
+            .with_context(|| format!("writing {}", paths[1].display()))
+    }
+
+    /// Appends `item`; true when it closed a shard.
+    pub fn add(&mut self, item: &PackItem) -> Result<bool> {
         ensure!(!item.clip.is_empty(), "{}: an empty clip cannot be packed", item.name);
         let shape = |rows: &[f32], width: Option<usize>, what: &str| -> Result<TableShape> {
             let width = width.unwrap_or(0);
@@ -100,8 +138,9 @@ impl<'a> PackWriter<'a> {
         shard.at += (format::ITEM_HEADER + self.body.len()) as u64;
         if shard.at >= self.shard_bytes {
             self.close_shard()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     fn open_shard(&mut self) -> Result<()> {
@@ -152,6 +191,7 @@ impl<'a> PackWriter<'a> {
         std::fs::write(&paths[1], json)
             .and_then(|()| std::fs::rename(&paths[1], &paths[2]))
             .with_context(|| format!("writing {}", paths[2].display()))?;
+        self.folder.remove(PROGRESS)?;
         Ok(index)
     }
 }
