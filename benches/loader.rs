@@ -29,21 +29,15 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
+/// `[rows, classes]` random distributions as a teacher array.
 fn write_npy(path: &Path, rows: usize, classes: usize, rng: &mut impl Rng) {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {classes}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
+    let mut data = Vec::with_capacity(rows * classes);
     for _ in 0..rows {
         let raw: Vec<f32> = (0..classes).map(|_| rng.random_range(0.01..1.0)).collect();
         let total: f32 = raw.iter().sum();
-        bytes.extend(raw.iter().flat_map(|v| (v / total).to_le_bytes()));
+        data.extend(raw.iter().map(|v| v / total));
     }
-    std::fs::write(path, bytes).unwrap();
+    sn_wgpu::eval::extract::write_npy(path, &[rows, classes], &data).unwrap();
 }
 
 /// `clips` WAVs of `seconds` with teachers in `dir/wav`, and the manifest naming them.

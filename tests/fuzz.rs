@@ -405,3 +405,52 @@ fn soundnet_release_lists_and_prob_files_never_panic() {
         None
     });
 }
+
+#[test]
+fn pack_progress_files_never_panic() {
+    // A stopped pack's progress file, damaged: `pack` continues from it or starts over, never
+    // panics, and the pack it finishes serves.
+    let dir = temp_dir("fuzz-pack-progress");
+    let pack = small_pack(&dir);
+    let source = dir.join("source");
+    let options = sn_wgpu::pack::PackOptions {
+        data: vec![source.clone()],
+        out: pack.clone(),
+        shard_bytes: 700,
+        skip_bad: false,
+        overwrite: false,
+    };
+    // As the pack's own first shard closed: its items are rows 0.. of the manifest.
+    let first_shard = sn_wgpu::data::pack::PackIndex::read(&pack).unwrap().shards[..1].to_vec();
+    assert_eq!(first_shard[0].items, 1, "a 700-byte shard holds one clip");
+    let progress = sn_wgpu::data::pack::PackProgress {
+        sources: vec![source.display().to_string()],
+        shard_bytes: 700,
+        objects: Some(3),
+        scenes: Some(2),
+        first_item: source.join("c0.wav").display().to_string(),
+        rows_done: first_shard[0].items,
+        samples: 300,
+        shards: first_shard,
+        skipped: Vec::new(),
+    };
+    let valid = progress.to_file_text().into_bytes();
+    assert!(sn_wgpu::data::pack::PackProgress::parse(&progress.to_file_text()).is_some());
+    let path = pack.join("pack-progress.json");
+    let named = pack.display().to_string();
+    fuzz(300, &valid, &path, &named, |p| {
+        // The state a stop leaves: no index, the progress file on the folder's list.
+        let _ = std::fs::remove_file(pack.join("pack.json"));
+        let mutated = std::fs::read(p).unwrap();
+        std::fs::remove_file(p).unwrap();
+        OutFolder::lock(&pack, "--out").unwrap().claim(&["pack-progress.json"]).unwrap();
+        std::fs::write(p, mutated).unwrap();
+        match sn_wgpu::pack::pack(&options) {
+            Ok(summary) => {
+                assert_eq!(summary.index.items, 3, "every clip packed once");
+                serve_pack(&pack)
+            }
+            Err(e) => Some(format!("{e:#}")),
+        }
+    });
+}

@@ -239,12 +239,9 @@ fn stopped_pack(folder: &OutFolder, sources: &[String], shard_bytes: u64) -> Opt
         return None;
     }
     let path = folder.dir().join(pack::PROGRESS);
-    let progress: PackProgress = match std::fs::read_to_string(&path).map(|t| serde_json::from_str(&t)) {
-        Ok(Ok(p)) => p,
-        _ => {
-            println!("{} cannot be read: packing from the start", path.display());
-            return None;
-        }
+    let Some(progress) = std::fs::read_to_string(&path).ok().and_then(|t| PackProgress::parse(&t)) else {
+        println!("{} cannot be read or was changed: packing from the start", path.display());
+        return None;
     };
     let why_not = if progress.sources != sources || progress.shard_bytes != shard_bytes {
         Some("it packed other folders or another --shard-mb".to_string())

@@ -344,46 +344,22 @@ fn validate_all(
 }
 
 fn validate(row: &Row, read: Heads<bool>, crop: Crop, cache_left: &AtomicUsize) -> Result<Item, Vec<Problem>> {
-    let (audio_path, teacher_paths) = row.paths.clone().map_err(|p| vec![p])?;
-    let mut problems = Vec::new();
-    let mut samples = 0;
-    let clip = match audio::load(&audio_path) {
-        Ok(mut clip) => {
-            samples = clip.len();
-            clip.truncate(crop.samples);
-            Some(clip)
-        }
-        Err(e) => {
-            problems.push(Problem::new(e.file, e.reason));
-            None
-        }
-    };
-    let mut targets: Heads<Vec<f32>> = Heads::default();
-    let mut widths: Heads<usize> = Heads::default();
-    let mut paths: Heads<PathBuf> = Heads::default();
-    for h in HeadKind::ALL.into_iter().filter(|&h| *read.get(h)) {
-        let path = teacher_paths.get(h).clone().expect("a column read is in every manifest");
-        match teacher::read(&path, None) {
-            Ok(t) => {
-                let mut data = t.data;
-                data.truncate(t.rows.min(crop.steps) * t.classes);
-                data.shrink_to_fit();
-                (*targets.get_mut(h), *widths.get_mut(h)) = (data, t.classes);
-            }
-            Err(p) => problems.extend(p),
-        }
-        *paths.get_mut(h) = path;
-    }
-    if !problems.is_empty() {
-        return Err(problems.into_iter().map(|p| with_line(p, row.line)).collect());
-    }
-    let clip = clip.and_then(|mut c| {
-        c.shrink_to_fit();
-        let bytes = c.len() * std::mem::size_of::<f32>();
-        let room = cache_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes));
-        room.is_ok().then_some(c)
+    let (audio, mut clip, tables) = load_whole(row, read)?;
+    let teacher_paths = row.paths.as_ref().map(|(_, t)| t.clone()).expect("a row that loaded has its paths");
+    let paths = Heads::from_fn(|h| teacher_paths.get(h).clone().unwrap_or_default());
+    // Rows past the crop's steps are never used: only those are kept.
+    let targets = Heads::from_fn(|h| {
+        let (data, classes) = tables.get(h);
+        data[..data.len().min(crop.steps * classes)].to_vec()
     });
-    Ok(Item { audio: audio_path, targets, widths, paths, line: row.line, clip, samples })
+    let widths = tables.map(|t| t.1);
+    let samples = clip.len();
+    clip.truncate(crop.samples);
+    clip.shrink_to_fit();
+    let bytes = clip.len() * std::mem::size_of::<f32>();
+    let room = cache_left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| left.checked_sub(bytes));
+    let clip = room.is_ok().then_some(clip);
+    Ok(Item { audio, targets, widths, paths, line: row.line, clip, samples })
 }
 
 /// Adds the manifest line to a problem's reason, so it can be found in a long manifest.

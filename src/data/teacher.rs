@@ -9,8 +9,9 @@ use npyz::Order;
 use super::npy;
 use super::problem::Problem;
 
-/// The seconds of audio each teacher row covers (a video frame every 5 s, as the paper sampled).
-pub const SECONDS_PER_ROW: usize = 5;
+/// Samples of one teacher row: the 5 s (a video frame every 5 s, as the paper sampled) the
+/// trainer pairs with an output step.
+pub const ROW_SAMPLES: usize = 5 * super::SAMPLE_RATE as usize;
 
 /// How far a row's sum may be from 1 (teachers are stored as float32 softmax outputs).
 pub const SUM_TOLERANCE: f32 = 1e-3;

@@ -28,8 +28,7 @@ use crate::gpu::Gpu;
 use crate::model::probabilities::softmax_columns;
 use crate::out_folder::OutFolder;
 
-/// Samples of one teacher row: the 5 s the trainer pairs with an output step.
-pub const ROW_SAMPLES: usize = 5 * SAMPLE_RATE as usize;
+pub use crate::data::teacher::ROW_SAMPLES;
 
 pub struct TeachOptions {
     /// Audio files, or folders whose audio files (wav, mp3, flac, ogg) are all taken, sorted.

@@ -18,8 +18,8 @@ use memmap2::Mmap;
 use super::format::{self, ItemView};
 use super::PackIndex;
 use crate::data::crop::tile_rows;
-use crate::data::teacher::SECONDS_PER_ROW;
-use crate::data::{Crop, Dataset, Example, Problem, SAMPLE_RATE};
+use crate::data::teacher::ROW_SAMPLES;
+use crate::data::{Crop, Dataset, Example, Problem};
 use crate::model::{HeadKind, Heads};
 
 pub struct PackedDataset {
@@ -169,10 +169,6 @@ impl PackedDataset {
         Ok((dataset, problems))
     }
 
-    pub fn dirs(&self) -> &[PathBuf] {
-        &self.dirs
-    }
-
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
@@ -204,7 +200,6 @@ impl PackedDataset {
         let first_row = match shift {
             None => 0,
             Some(shift) => {
-                let row_samples = SECONDS_PER_ROW * SAMPLE_RATE as usize;
                 let rows = [header.objects, header.scenes]
                     .iter()
                     .zip(HeadKind::TEACHERS)
@@ -213,7 +208,7 @@ impl PackedDataset {
                     .min()
                     .unwrap_or(0);
                 let by_rows = rows.saturating_sub(self.crop.steps);
-                let by_samples = (header.samples as usize).saturating_sub(self.crop.samples) / row_samples;
+                let by_samples = (header.samples as usize).saturating_sub(self.crop.samples) / ROW_SAMPLES;
                 (shift % (by_rows.min(by_samples) as u64 + 1)) as usize
             }
         };
@@ -237,7 +232,7 @@ impl PackedDataset {
                 *tables.get_mut(h) = tile_rows(&table, width, self.crop.steps);
             }
         }
-        let start = 2 * first_row * SECONDS_PER_ROW * SAMPLE_RATE as usize;
+        let start = 2 * first_row * ROW_SAMPLES;
         format::decode_clip_tiled_into(&view.clip[start..], waveform);
         Ok(Example { waveform: Vec::new(), objects: tables.objects, scenes: tables.scenes, classes: Vec::new() })
     }

@@ -189,15 +189,9 @@ pub fn encode_clip(clip: &[f32], out: &mut Vec<u8>) {
     }
 }
 
-/// The first `len` samples of a stored clip, repeating it from its start when it is shorter (the
-/// crop of `data::crop::tile`). `clip` holds at least one sample.
-pub fn decode_clip_tiled(clip: &[u8], len: usize) -> Vec<f32> {
-    let mut out = vec![0.0; len];
-    decode_clip_tiled_into(clip, &mut out);
-    out
-}
-
-/// [`decode_clip_tiled`] into `out`, every element of which is written.
+/// The first `out.len()` samples of a stored clip, repeating it from its start when it is shorter
+/// (the crop of `data::crop::tile`); every element of `out` is written. `clip` holds at least one
+/// sample.
 pub fn decode_clip_tiled_into(clip: &[u8], out: &mut [f32]) {
     let n = clip.len() / 2;
     assert!(n > 0, "tiling an empty clip");
@@ -227,7 +221,8 @@ mod tests {
         let clip = [0.0, 1.0 / 128.0, -256.0, 255.5, 256.0, -300.0, 0.3];
         let mut bytes = Vec::new();
         encode_clip(&clip, &mut bytes);
-        let back = decode_clip_tiled(&bytes, 9);
+        let mut back = vec![f32::NAN; 9];
+        decode_clip_tiled_into(&bytes, &mut back);
         assert_eq!(&back[..5], &[0.0, 1.0 / 128.0, -256.0, 255.5, 32767.0 / 128.0]);
         assert_eq!(back[5], -256.0);
         assert_eq!(back[6], (0.3f32 * 128.0).round() / 128.0);

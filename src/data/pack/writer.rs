@@ -43,6 +43,33 @@ pub struct PackProgress {
     pub skipped: Vec<Problem>,
 }
 
+impl PackProgress {
+    /// The CRC-32 of the progress as compact JSON: a progress file that still parses after a
+    /// change (a row count one off would lose or repeat rows) is caught by it.
+    fn crc32(&self) -> u32 {
+        crc32fast::hash(serde_json::to_string(self).expect("progress serialises").as_bytes())
+    }
+
+    /// The progress in a file's text, when it parses and its CRC-32 matches.
+    pub fn parse(text: &str) -> Option<PackProgress> {
+        let saved: SavedProgress = serde_json::from_str(text).ok()?;
+        (saved.progress.crc32() == saved.crc32).then_some(saved.progress)
+    }
+
+    /// The file's text, as [`PackWriter::save_progress`] writes it.
+    pub fn to_file_text(&self) -> String {
+        let saved = SavedProgress { crc32: self.crc32(), progress: self.clone() };
+        serde_json::to_string_pretty(&saved).expect("progress serialises")
+    }
+}
+
+/// `pack-progress.json`: the progress and its CRC-32.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedProgress {
+    crc32: u32,
+    progress: PackProgress,
+}
+
 pub struct PackWriter<'a> {
     folder: &'a mut OutFolder,
     classes: Heads<Option<usize>>,
@@ -90,7 +117,7 @@ impl<'a> PackWriter<'a> {
     pub fn save_progress(&mut self, progress: &PackProgress) -> Result<()> {
         let tmp = format!("{PROGRESS}.tmp");
         let paths = self.folder.claim(&[tmp.as_str(), PROGRESS])?;
-        let json = serde_json::to_string_pretty(progress).expect("progress serialises");
+        let json = progress.to_file_text();
         std::fs::write(&paths[0], json)
             .and_then(|()| std::fs::rename(&paths[0], &paths[1]))
             .with_context(|| format!("writing {}", paths[1].display()))
